@@ -1,0 +1,83 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One settings list for every target: the Swift 6 language mode with strict concurrency.
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "peon",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "peon-api", targets: ["peon-api"]),
+        .executable(name: "peon", targets: ["peon"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.0"..<"5.0.0"),
+    ],
+    targets: [
+        // C libraries: a module map and a header of static inline wrappers, nothing else.
+        .systemLibrary(name: "CFCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Order-preserving JSON value, parser and writer (plans keep their key order on the wire).
+        .target(name: "PeonJSON", swiftSettings: settings),
+        // The domain: plans, names, settings, configuration. No C, no I/O.
+        .target(name: "PeonCore", dependencies: ["PeonJSON"], swiftSettings: settings),
+        // Processes, signals, the pre-fork supervisor, stderr logging.
+        .target(
+            name: "PeonSystem",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+        // SQLite: connections, transactions, migrations, records.
+        .target(
+            name: "PeonStore",
+            dependencies: ["PeonCore", "PeonJSON", "CSQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+        // libcurl: bounded HTTP(S) transfers (plan downloads now, the Docker socket next).
+        .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
+        // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.
+        .target(name: "PeonHTTP", dependencies: ["PeonJSON"], swiftSettings: settings),
+        // The /api/v1 endpoints: auth, audit, plans, orchestrator; never Docker.
+        .target(
+            name: "PeonAPI",
+            dependencies: [
+                "PeonHTTP", "PeonCore", "PeonStore", "PeonCurl", "PeonJSON", "PeonSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings),
+        // libfcgi transport: serves any responder over a FastCGI socket.
+        .target(
+            name: "PeonFastCGI",
+            dependencies: ["CFCGI", "PeonHTTP", "PeonSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: settings),
+
+        // Executables: configuration, logging and wiring only.
+        .executableTarget(
+            name: "peon-api",
+            dependencies: ["PeonAPI", "PeonFastCGI", "PeonSystem", "PeonStore", "PeonCore"],
+            swiftSettings: settings),
+        .executableTarget(
+            name: "peon",
+            dependencies: [
+                "PeonAPI", "PeonStore", "PeonCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: settings),
+
+        .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
+        .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore"], swiftSettings: settings),
+        .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
+        .testTarget(
+            name: "PeonAPITests",
+            dependencies: ["PeonAPI", "PeonHTTP", "PeonStore", "PeonCore", "PeonJSON"],
+            swiftSettings: settings),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,65 @@
+import Crypto
+public import PeonCore
+public import PeonStore
+
+/// Making, hashing and storing API keys. A key is stored only as its SHA-256; the first 16 hex
+/// digits of the hash are an indexed lookup column, the full hash is compared in constant time.
+public enum APIKeys {
+    static let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
+
+    /// A new random key: `peon_` and 40 base-62 characters (about 238 bits) from the system CSPRNG.
+    public static func generate() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return "peon_" + String(decoding: (0..<40).map { _ in alphabet[Int(rng.next(upperBound: UInt(alphabet.count)))] }, as: UTF8.self)
+    }
+
+    public static func digest(_ key: String) -> [UInt8] { Array(SHA256.hash(data: Array(key.utf8))) }
+
+    public static func lookup(_ digest: [UInt8]) -> String { hex(digest.prefix(8)) }
+
+    /// The few leading characters that name a key in listings, never enough to use it.
+    public static func displayPrefix(_ key: String) -> String {
+        String(key.prefix(key.hasPrefix("peon_") ? 9 : 3))
+    }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 0xF)]] }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Compares two digests without an early exit, so timing says nothing about where they differ.
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<a.count { diff |= a[i] ^ b[i] }
+        return diff == 0
+    }
+
+    /// Stores `key` (or a new one) with `scope`; returns its id and the key text.
+    public static func create(
+        in tx: Transaction, scope: Scope, label: String, key: String? = nil, now: Int64
+    ) throws -> (id: String, key: String) {
+        let text = key ?? generate()
+        let digest = digest(text)
+        var rng = SystemRandomNumberGenerator()
+        let id = "key_" + hex((0..<6).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        try tx.insertKey(
+            id: id, prefix: displayPrefix(text), lookup: lookup(digest), hash: digest, scope: scope, label: label, now: now)
+        return (id, text)
+    }
+
+    /// Ensures the operator's configured key exists as an admin key; generates one on a first run
+    /// with none configured. Returns a generated key (to print once), else nil.
+    public static func bootstrap(in tx: Transaction, configured: String?, now: Int64) throws -> String? {
+        if let configured {
+            if try !tx.keyExists(lookup: lookup(digest(configured))) {
+                _ = try create(in: tx, scope: .admin, label: "PEON_API_KEY", key: configured, now: now)
+            }
+            return nil
+        }
+        guard try tx.listKeys().isEmpty else { return nil }
+        return try create(in: tx, scope: .admin, label: "generated at first start", now: now).key
+    }
+}

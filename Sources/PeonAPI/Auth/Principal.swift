@@ -1,0 +1,22 @@
+public import PeonCore
+import PeonHTTP
+import PeonStore
+
+/// The authenticated caller: which key, with which scope.
+public struct Principal: Sendable, Equatable {
+    public let keyID: String
+    public let scope: Scope
+
+    /// Checks `X-Api-Key` against the stored hashes.
+    static func authenticate(_ request: Request, store: Store) throws -> Principal {
+        guard let key = request.header("x-api-key"), !key.isEmpty else { throw AuthError.missingKey }
+        guard key.utf8.count <= 256 else { throw AuthError.invalidKey }
+        let digest = APIKeys.digest(key)
+        let candidates = try store.read { tx in try tx.keyCandidates(lookup: APIKeys.lookup(digest)) }
+        guard let match = candidates.first(where: { APIKeys.constantTimeEqual($0.hash, digest) }) else {
+            throw AuthError.invalidKey
+        }
+        guard !match.revoked else { throw AuthError.revokedKey }
+        return Principal(keyID: match.id, scope: match.scope)
+    }
+}

@@ -1,0 +1,75 @@
+public import PeonHTTP
+import PeonCore
+import PeonJSON
+import PeonStore
+import PeonSystem
+
+/// The `/api/v1` application: routes, authentication, audit. Built once (before `fork()`), then
+/// answers requests with a per-process `APIContext`. It never talks to Docker: actions become
+/// jobs in SQLite for the scheduler.
+public struct PeonAPI: Sendable {
+    let responder: RouterResponder<APIContext>
+
+    public init() {
+        var router = Router<APIContext>()
+        OrchestratorRoutes.register(on: &router)
+        PlanRoutes.register(on: &router)
+        responder = router.responder(mapError: ErrorMapping.map)
+    }
+
+    public func respond(to request: Request, context: APIContext) -> Response {
+        responder.respond(to: request, context: context)
+    }
+}
+
+/// A route body once the caller is authenticated.
+typealias AuthenticatedHandler = @Sendable (Request, APIContext, Parameters, Principal) throws -> Response
+
+extension Router where Context == APIContext {
+    /// Adds a route that needs an `X-Api-Key` of at least `scope`. Requests that may change
+    /// something (every method but GET) leave an audit row, whatever their outcome.
+    mutating func on(_ method: String, _ path: String, scope: Scope, _ body: @escaping AuthenticatedHandler) {
+        on(method, path) { request, context, parameters in
+            var principal: Principal?
+            var failure: (any Error)?
+            var response: Response
+            do {
+                let caller = try Principal.authenticate(request, store: context.store)
+                principal = caller
+                guard caller.scope.allows(scope) else { throw AuthError.scope(needed: scope.rawValue) }
+                response = try body(request, context, parameters, caller)
+            } catch {
+                failure = error
+                response = ErrorMapping.map(error).response
+            }
+            if response.status >= 500 {
+                context.logger.error(
+                    "request failed",
+                    metadata: [
+                        "request.id": "\(request.requestID)", "http.method": "\(method)", "http.path": "\(path)",
+                        "http.status": "\(response.status)", "error": "\(failure.map { "\($0)" } ?? "")",
+                    ])
+            }
+            if method != "GET" {
+                Audit.record(request: request, principal: principal, status: response.status, failure: failure, context: context)
+            }
+            return response
+        }
+    }
+}
+
+/// The audit trail of requests that may change something.
+enum Audit {
+    static func record(request: Request, principal: Principal?, status: Int, failure: (any Error)?, context: APIContext) {
+        let result = failure.map { ErrorMapping.map($0).code } ?? "ok"
+        let entry = AuditEntry(
+            at: WallClock.iso8601(WallClock.now()), keyID: principal?.keyID, clientIP: request.remoteAddress,
+            requestID: request.requestID, method: request.method, path: String(request.rawPath.prefix(512)), status: status,
+            result: result)
+        do {
+            try context.store.write { tx in try tx.appendAudit(entry) }
+        } catch {
+            context.logger.warning("audit row not written", metadata: ["request.id": "\(request.requestID)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import PeonCore
+import PeonCurl
+import PeonHTTP
+import PeonJSON
+import PeonStore
+
+/// `GET /api/v1/orchestrator`: PEON's `{"version"}` plus what helps an operator.
+enum OrchestratorRoutes {
+    static func register(on router: inout Router<APIContext>) {
+        router.on("GET", "/api/v1/orchestrator", scope: .read) { _, context, _, principal in
+            let (plans, migrations, heartbeat) = try context.store.read { tx in
+                (try tx.planCount(), try tx.query("SELECT count(*) FROM schema_migrations").first?.first?.integer ?? 0,
+                 try tx.meta("scheduler.heartbeat"))
+            }
+            let body: JSON = .object([
+                ("version", .string(context.configuration.version)),
+                ("name", "peon"),
+                ("api", "v1"),
+                ("plans", .int(plans)),
+                ("workers", .int(context.configuration.workers)),
+                ("scheduler", .object([("heartbeat", heartbeat.map(JSON.string) ?? .null)])),
+                ("database", .object([("sqlite", .string(Connection.libraryVersion)), ("migrations", .int(Int(migrations)))])),
+                ("key", .object([("id", .string(principal.keyID)), ("scope", .string(principal.scope.rawValue))])),
+            ])
+            return .json(body)
+        }
+    }
+}

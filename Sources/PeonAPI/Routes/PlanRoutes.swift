@@ -1,0 +1,48 @@
+import PeonCore
+import PeonHTTP
+import PeonJSON
+import PeonStore
+import PeonSystem
+
+/// The plan catalog: `GET /plans`, `PUT /plans` (refresh), `GET /plan/<game_uid>`.
+enum PlanRoutes {
+    static func register(on router: inout Router<APIContext>) {
+        router.on("GET", "/api/v1/plans", scope: .read) { _, context, _, _ in
+            let entries = try context.store.read { tx in try tx.listedPlans() }
+            return .json(.array(entries.map(\.json)))
+        }
+
+        router.on("GET", "/api/v1/plan/:game_uid", scope: .read) { _, context, parameters, _ in
+            let uid = try GameUID(validating: parameters["game_uid"])
+            guard let text = try context.store.read({ tx in try tx.planDocument(uid) }) else {
+                throw HTTPError(status: 404, code: "plan.not_found", message: "Could not get the settings for [\(uid)]")
+            }
+            let plan = try Plan(document: JSON.parse(text), expectedGameUID: uid)
+            return .json(plan.settingsJSON)
+        }
+
+        router.on("PUT", "/api/v1/plans", scope: .admin) { _, context, _, _ in
+            do {
+                let report = try PlanCatalog.refresh(
+                    store: context.store, plansDir: context.configuration.plansDir, plansURL: context.configuration.plansURL,
+                    curl: { context.curl }, now: WallClock.now())
+                context.logger.info(
+                    "plans refreshed",
+                    metadata: [
+                        "plans.added": "\(report.added.count)", "plans.updated": "\(report.updated.count)",
+                        "plans.removed": "\(report.removed.count)", "plans.failed": "\(report.failures.count)",
+                    ])
+                return .json(report.json)
+            } catch PlanCatalog.RefreshError.indexUnavailable(let url, let error) {
+                throw HTTPError(
+                    status: 502, code: "plans.index_unavailable",
+                    message: "Could not download the plans index from \(url): \(error). The catalog is unchanged.",
+                    extra: [("failed", .array([PlanCatalog.failureJSON((url, nil, "\(error)"))]))])
+            } catch PlanCatalog.RefreshError.nothingValid(let failures) {
+                throw HTTPError(
+                    status: 422, code: "plans.none_valid", message: "No valid plan was found. The catalog is unchanged.",
+                    extra: [("failed", .array(failures.map(PlanCatalog.failureJSON)))])
+            }
+        }
+    }
+}

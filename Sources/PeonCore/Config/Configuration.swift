@@ -1,0 +1,64 @@
+/// Settings of the Swift processes, parsed once from an environment dictionary so tests pass literals.
+///
+/// The nginx-side settings (ports, TLS, CORS, rate limits) are rendered by `scripts/` into the
+/// nginx config; they are documented in the README next to these.
+public struct Configuration: Sendable, Equatable {
+    public var dataDir: String
+    /// The first admin key, from `PEON_API_KEY` or PEON's `API_KEY`. Never logged.
+    public var bootstrapAPIKey: String?
+    public var workers: Int
+    public var socketPath: String
+    /// Group that may connect to the socket (nginx's workers), e.g. `www-data`.
+    public var socketGroup: String?
+    public var plansURL: String?
+    /// Plans shipped with Peon, copied into `dataDir/plans` when that folder is empty.
+    public var bundledPlansDir: String
+    public var version: String
+    public var logLevel: String
+
+    public var databasePath: String { dataDir + "/peon.db" }
+    public var plansDir: String { dataDir + "/plans" }
+
+    public static let defaultVersion = "0.1.0"
+
+    public init(environment env: [String: String], defaultWorkers: Int) throws(DomainError) {
+        func value(_ key: String) -> String? {
+            guard let v = env[key], !v.isEmpty else { return nil }
+            return v
+        }
+        dataDir = value("PEON_DATA_DIR") ?? "./var"
+        while dataDir.count > 1, dataDir.hasSuffix("/") { dataDir.removeLast() }
+        bootstrapAPIKey = value("PEON_API_KEY") ?? value("API_KEY")
+        if let key = bootstrapAPIKey, key.utf8.count < 8 || key.utf8.count > 256 || key.contains(where: { $0.isWhitespace }) {
+            throw .invalid(field: "PEON_API_KEY", reason: "an API key must be 8-256 characters without spaces")
+        }
+        if let w = value("PEON_WORKERS") {
+            guard let n = Int(w), (1...64).contains(n) else {
+                throw .invalid(field: "PEON_WORKERS", reason: "PEON_WORKERS must be a number from 1 to 64")
+            }
+            workers = n
+        } else {
+            workers = max(1, min(defaultWorkers, 64))
+        }
+        socketPath = value("PEON_SOCKET") ?? dataDir + "/run/api.sock"
+        guard socketPath.utf8.count < 100 else {
+            throw .invalid(field: "PEON_SOCKET", reason: "a unix socket path must be shorter than 100 bytes: set PEON_SOCKET")
+        }
+        socketGroup = value("PEON_SOCKET_GROUP")
+        plansURL = value("PEON_PLANS_URL")
+        if let url = plansURL, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw .invalid(field: "PEON_PLANS_URL", reason: "PEON_PLANS_URL must be an http:// or https:// URL")
+        }
+        bundledPlansDir = value("PEON_BUNDLED_PLANS") ?? "./plans"
+        version = value("PEON_VERSION") ?? value("VERSION") ?? Configuration.defaultVersion
+        logLevel = value("PEON_LOG_LEVEL") ?? (env["DEV_MODE"] == "enabled" ? "debug" : "info")
+    }
+}
+
+extension Configuration {
+    /// Every environment variable the Swift processes read.
+    public static let environmentKeys = [
+        "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_SOCKET", "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
+        "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE",
+    ]
+}

@@ -1,0 +1,186 @@
+public import PeonJSON
+
+extension Plan {
+    /// Validates a `plan.json` document against the warplans schema (contract §3.2).
+    ///
+    /// Accepts both plain (`null`/string) and rich (object) `environment` values. Refuses volume
+    /// sources outside the server directory: a plan must never be able to mount a host path.
+    public init(document: JSON, expectedGameUID: GameUID) throws(PlanError) {
+        var problems: [String] = []
+        guard case .object = document else { throw PlanError(["plan.json must be a JSON object"]) }
+
+        let metadata = document["metadata"]
+        if metadata?.objectValue == nil { problems.append("metadata must be an object") }
+        let uidText = metadata?["game_uid"]?.stringValue
+        if uidText != expectedGameUID.rawValue {
+            problems.append("metadata.game_uid must be '\(expectedGameUID)' (got '\(Identifier.quoted(uidText ?? "missing"))')")
+        }
+        for key in ["warcamp", "server_name", "version", "description", "mode", "hostname"] {
+            if let v = metadata?[key], v.stringValue == nil, !v.isNull { problems.append("metadata.\(key) must be a string") }
+        }
+        let image = metadata?["image"]?.stringValue ?? ""
+        if !Plan.isImageReference(image) { problems.append("metadata.image must be a Docker image reference") }
+
+        let portGroups = Plan.parsePorts(document["ports"], problems: &problems)
+        let settings = Plan.parseEnvironment(document["environment"], problems: &problems)
+        let volumes = Plan.parseMounts(document["volumes"], field: "volumes", required: true, problems: &problems)
+        let files = Plan.parseMounts(document["files"], field: "files", required: false, problems: &problems)
+
+        guard problems.isEmpty else { throw PlanError(problems) }
+        self.gameUID = expectedGameUID
+        self.description = metadata?["description"]?.stringValue ?? ""
+        self.image = image
+        self.portGroups = portGroups
+        self.settings = settings
+        self.volumes = volumes
+        self.files = files
+        self.document = document
+    }
+
+    static func isImageReference(_ s: String) -> Bool {
+        guard !s.isEmpty, s.utf8.count <= 255, let first = s.utf8.first, first != UInt8(ascii: "-") else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+                || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || ".-_/:@".utf8.contains(b)
+        }
+    }
+
+    static func isEnvironmentName(_ s: String) -> Bool {
+        guard let first = s.utf8.first, s.utf8.count <= 64, !(first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) else {
+            return false
+        }
+        return s.utf8.allSatisfy { b in
+            (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z"))
+                || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || b == UInt8(ascii: "_")
+        }
+    }
+
+    static func parsePorts(_ value: JSON?, problems: inout [String]) -> [[PortSpec]] {
+        guard let value, !value.isNull else { return [] }
+        guard let groups = value.arrayValue else {
+            problems.append("ports must be a list of port groups")
+            return []
+        }
+        var result: [[PortSpec]] = []
+        for (g, group) in groups.enumerated() {
+            guard let entries = group.arrayValue, !entries.isEmpty else {
+                problems.append("ports[\(g)] must be a non-empty list")
+                continue
+            }
+            var specs: [PortSpec] = []
+            for entry in entries {
+                guard let members = entry.objectValue, !members.isEmpty else {
+                    problems.append("ports[\(g)] entries must be objects like {\"PORT\": [\"2456\", \"udp\"]}")
+                    continue
+                }
+                for (name, spec) in members {
+                    guard isEnvironmentName(name) else {
+                        problems.append("ports[\(g)]: invalid port name '\(Identifier.quoted(name))'")
+                        continue
+                    }
+                    let parts = spec.arrayValue ?? []
+                    let portText: String? =
+                        switch parts.first {
+                        case .string(let s): s
+                        case .number(let n): JSON.format(n)
+                        default: nil
+                        }
+                    guard let portText, let port = Int(portText), (1...65535).contains(port) else {
+                        problems.append("ports[\(g)].\(name): port must be 1-65535")
+                        continue
+                    }
+                    let protoText = parts.count > 1 ? (parts[1].stringValue ?? "") : ""
+                    let proto: PortSpec.Proto =
+                        switch protoText.lowercased() {
+                        case "tcp": .tcp
+                        case "udp": .udp
+                        default: .both  // "tcp/udp", "all" and anything else mean both, as in PEON
+                        }
+                    specs.append(PortSpec(name: name, port: port, proto: proto))
+                }
+            }
+            result.append(specs)
+        }
+        return result
+    }
+
+    static func parseEnvironment(_ value: JSON?, problems: inout [String]) -> [Setting] {
+        guard let value, !value.isNull else { return [] }
+        guard let members = value.objectValue else {
+            problems.append("environment must be an object")
+            return []
+        }
+        var settings: [Setting] = []
+        var seen = Set<String>()
+        for (key, v) in members {
+            guard isEnvironmentName(key) else {
+                problems.append("environment: invalid key '\(Identifier.quoted(key))'")
+                continue
+            }
+            guard seen.insert(key).inserted else {
+                problems.append("environment: duplicate key \(key)")
+                continue
+            }
+            switch v {
+            case .null: settings.append(Setting(key: key, defaultValue: nil, required: true))
+            case .string(let s): settings.append(Setting(key: key, defaultValue: s, required: s.isEmpty))
+            case .number, .bool: settings.append(Setting(key: key, defaultValue: scalarText(v), required: false))
+            case .object:
+                let d = v["default"]
+                let defaultText = d.flatMap(scalarText)
+                if let d, !d.isNull, defaultText == nil {
+                    problems.append("environment.\(key).default must be a string, number or boolean")
+                    continue
+                }
+                if let r = v["required"], r.boolValue == nil {
+                    problems.append("environment.\(key).required must be a boolean")
+                    continue
+                }
+                let required = v["required"]?.boolValue ?? (defaultText ?? "").isEmpty
+                settings.append(Setting(key: key, defaultValue: defaultText, required: required))
+            case .array:
+                problems.append("environment.\(key) must be null, a string, a number, a boolean or an object")
+            }
+        }
+        return settings
+    }
+
+    /// The text form of a scalar setting value, as it will reach a container's environment.
+    public static func scalarText(_ v: JSON) -> String? {
+        switch v {
+        case .string(let s): s
+        case .number(let n): JSON.format(n)
+        case .bool(let b): b ? "true" : "false"
+        default: nil
+        }
+    }
+
+    static func parseMounts(_ value: JSON?, field: String, required: Bool, problems: inout [String]) -> [(source: String, target: String)] {
+        guard let value, !value.isNull else {
+            if required { problems.append("\(field) must be an object") }
+            return []
+        }
+        guard let members = value.objectValue else {
+            problems.append("\(field) must be an object")
+            return []
+        }
+        var mounts: [(source: String, target: String)] = []
+        for (source, t) in members {
+            guard let target = t.stringValue, isSafePath(target, absolute: true) else {
+                problems.append("\(field): target of '\(Identifier.quoted(source))' must be an absolute path without '..'")
+                continue
+            }
+            guard source == "~!" || (source.hasPrefix("~!/") && isSafePath(String(source.dropFirst(3)), absolute: false)) else {
+                problems.append("\(field): source '\(Identifier.quoted(source))' must be inside the server directory (~!/...)")
+                continue
+            }
+            mounts.append((source, target))
+        }
+        return mounts
+    }
+
+    static func isSafePath(_ path: String, absolute: Bool) -> Bool {
+        guard !path.isEmpty, path.utf8.count <= 1024, path.hasPrefix("/") == absolute, !path.utf8.contains(0) else { return false }
+        return !path.split(separator: "/").contains { $0 == ".." || $0 == "." }
+    }
+}

@@ -1,0 +1,141 @@
+/// One schema step. Never edited once shipped: a change is a new migration.
+public struct Migration: Sendable {
+    public let id: String
+    public let sql: String
+}
+
+/// Applies `Migration.all` in order, each in its own `BEGIN IMMEDIATE` transaction that first
+/// checks `schema_migrations`, so processes starting at once apply each step exactly once.
+public enum Migrator {
+    public static func migrate(_ db: Connection) throws(StoreError) {
+        try db.execute(
+            "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL); COMMIT"
+        )
+        for migration in Migration.all {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                let done = try db.query("SELECT 1 FROM schema_migrations WHERE id = ?", [.text(migration.id)])
+                if done.isEmpty {
+                    try db.execute(migration.sql)
+                    try db.query(
+                        "INSERT INTO schema_migrations (id, applied_at) VALUES (?, unixepoch())", [.text(migration.id)])
+                }
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Ids of the applied migrations, oldest first.
+    public static func applied(_ db: Connection) throws(StoreError) -> [String] {
+        try db.query("SELECT id FROM schema_migrations ORDER BY id").compactMap { $0.first?.text }
+    }
+}
+
+extension Migration {
+    public static let all: [Migration] = [core, lifecycle]
+
+    /// Plans, API keys, audit and process metadata: what the API stack needs.
+    static let core = Migration(
+        id: "0001_core",
+        sql: """
+            CREATE TABLE plans (
+                game_uid   TEXT PRIMARY KEY,
+                title      TEXT NOT NULL,
+                plan_url   TEXT NOT NULL,
+                listed     INTEGER NOT NULL DEFAULT 1,   -- 1 when the plans.json index names it
+                document   TEXT NOT NULL,                -- the validated plan.json
+                source     TEXT NOT NULL,                -- 'local' or the URL it came from
+                updated_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE api_keys (
+                id           TEXT PRIMARY KEY,
+                prefix       TEXT NOT NULL,               -- first characters of the key, to name it
+                lookup       TEXT NOT NULL,               -- first 16 hex digits of the hash, indexed
+                hash         BLOB NOT NULL,               -- SHA-256 of the key; the key itself is never stored
+                scope        TEXT NOT NULL CHECK (scope IN ('read', 'operate', 'admin')),
+                label        TEXT NOT NULL DEFAULT '',
+                created_at   INTEGER NOT NULL,
+                revoked_at   INTEGER,
+                last_used_at INTEGER
+            ) STRICT;
+            CREATE INDEX api_keys_lookup ON api_keys (lookup);
+            CREATE TABLE audit (
+                id         INTEGER PRIMARY KEY,
+                at         TEXT NOT NULL,                -- ISO-8601 UTC
+                key_id     TEXT,
+                client_ip  TEXT NOT NULL,
+                request_id TEXT NOT NULL DEFAULT '',
+                method     TEXT NOT NULL,
+                path       TEXT NOT NULL,
+                status     INTEGER NOT NULL,
+                result     TEXT NOT NULL
+            ) STRICT;
+            CREATE INDEX audit_at ON audit (at);
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+            """)
+
+    /// Game servers, their jobs, timed actions, backups and samples: the scheduler's tables.
+    static let lifecycle = Migration(
+        id: "0002_lifecycle",
+        sql: """
+            CREATE TABLE servers (
+                uid            TEXT PRIMARY KEY,         -- game_uid.servername
+                game_uid       TEXT NOT NULL,
+                servername     TEXT NOT NULL,
+                description    TEXT NOT NULL DEFAULT '',
+                settings       TEXT NOT NULL DEFAULT '{}',
+                limits         TEXT NOT NULL DEFAULT '{}',
+                ports          TEXT NOT NULL DEFAULT '[]',
+                desired_state  TEXT NOT NULL DEFAULT 'stopped',
+                observed_state TEXT NOT NULL DEFAULT 'unknown',
+                container_id   TEXT,
+                created_at     INTEGER NOT NULL,
+                updated_at     INTEGER NOT NULL,
+                UNIQUE (game_uid, servername)
+            ) STRICT;
+            CREATE TABLE jobs (
+                id          INTEGER PRIMARY KEY,
+                server_uid  TEXT NOT NULL,
+                kind        TEXT NOT NULL,
+                arguments   TEXT NOT NULL DEFAULT '{}',
+                state       TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+                attempts    INTEGER NOT NULL DEFAULT 0,
+                error       TEXT,
+                created_at  INTEGER NOT NULL,
+                not_before  INTEGER NOT NULL DEFAULT 0,
+                started_at  INTEGER,
+                finished_at INTEGER
+            ) STRICT;
+            CREATE INDEX jobs_pending ON jobs (state, not_before);
+            CREATE INDEX jobs_server ON jobs (server_uid, state);
+            CREATE TABLE schedules (
+                id         INTEGER PRIMARY KEY,
+                server_uid TEXT NOT NULL REFERENCES servers (uid) ON DELETE CASCADE,
+                action     TEXT NOT NULL,
+                due_at     INTEGER NOT NULL,
+                wire_time  TEXT NOT NULL,                -- as the client gave it: PEON echoes int or string
+                created_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX schedules_due ON schedules (due_at);
+            CREATE TABLE backups (
+                id         INTEGER PRIMARY KEY,
+                server_uid TEXT NOT NULL,
+                path       TEXT NOT NULL,
+                bytes      INTEGER NOT NULL,
+                created_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE stats (
+                server_uid  TEXT NOT NULL,
+                at          INTEGER NOT NULL,
+                cpu_percent REAL NOT NULL,
+                memory      INTEGER NOT NULL,
+                memory_limit INTEGER NOT NULL,
+                net_rx      INTEGER NOT NULL,
+                net_tx      INTEGER NOT NULL,
+                PRIMARY KEY (server_uid, at)
+            ) STRICT, WITHOUT ROWID;
+            """)
+}

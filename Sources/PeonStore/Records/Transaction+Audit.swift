@@ -1,0 +1,54 @@
+/// One audited request: who changed what, from where, with which result.
+public struct AuditEntry: Sendable, Equatable {
+    public let at: String
+    public let keyID: String?
+    public let clientIP: String
+    public let requestID: String
+    public let method: String
+    public let path: String
+    public let status: Int
+    public let result: String
+
+    public init(at: String, keyID: String?, clientIP: String, requestID: String, method: String, path: String, status: Int, result: String) {
+        self.at = at
+        self.keyID = keyID
+        self.clientIP = clientIP
+        self.requestID = requestID
+        self.method = method
+        self.path = path
+        self.status = status
+        self.result = result
+    }
+}
+
+extension Transaction {
+    public func appendAudit(_ e: AuditEntry) throws(StoreError) {
+        try query(
+            "INSERT INTO audit (at, key_id, client_ip, request_id, method, path, status, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(e.at), e.keyID.map(SQLValue.text) ?? .null, .text(e.clientIP), .text(e.requestID), .text(e.method),
+                .text(e.path), .integer(Int64(e.status)), .text(e.result),
+            ])
+    }
+
+    public func recentAudit(limit: Int) throws(StoreError) -> [AuditEntry] {
+        try query(
+            "SELECT at, key_id, client_ip, request_id, method, path, status, result FROM audit ORDER BY id DESC LIMIT ?",
+            [.integer(Int64(limit))]
+        ).map { r in
+            AuditEntry(
+                at: r[0].text ?? "", keyID: r[1].text, clientIP: r[2].text ?? "", requestID: r[3].text ?? "",
+                method: r[4].text ?? "", path: r[5].text ?? "", status: Int(r[6].integer ?? 0), result: r[7].text ?? "")
+        }
+    }
+
+    public func meta(_ key: String) throws(StoreError) -> String? {
+        try query("SELECT value FROM meta WHERE key = ?", [.text(key)]).first?.first?.text
+    }
+
+    public func setMeta(_ key: String, _ value: String) throws(StoreError) {
+        try query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [.text(key), .text(value)])
+    }
+}

@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Why a file operation failed, with the path and errno.
+public struct FileError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+
+    static func errno(_ path: String) -> FileError { FileError(path: path, reason: String(cString: strerror(Glibc.errno))) }
+}
+
+/// Bounded, symlink-aware file access for data Peon reads from disk (plans, certificates).
+public enum Files {
+    /// Reads a regular file, refusing anything larger than `limit` bytes.
+    public static func read(_ path: String, limit: Int) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw .errno(path) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .errno(path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "not a regular file") }
+        guard st.st_size <= limit else { throw FileError(path: path, reason: "larger than \(limit) bytes") }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = Glibc.read(fd, &buffer, buffer.count)
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .errno(path)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[..<n])
+            if out.count > limit { throw FileError(path: path, reason: "larger than \(limit) bytes") }
+        }
+        return out
+    }
+
+    public static func write(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(FileError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { throw .errno(path) }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .errno(path)
+            }
+            offset += n
+        }
+    }
+
+    /// Names in a directory (no `.`/`..`), sorted; empty when it does not exist.
+    public static func list(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != ".", name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public enum Kind { case missing, file, directory, other }
+
+    public static func kind(_ path: String) -> Kind {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return .missing }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .file
+        case S_IFDIR: return .directory
+        default: return .other
+        }
+    }
+
+    /// The directory part of a path (`.` for a bare name).
+    public static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// `mkdir -p`.
+    public static func makeDirectories(_ path: String, mode: UInt32 = 0o755) throws(FileError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, mode) != 0, Glibc.errno != EEXIST { throw .errno(current) }
+        }
+    }
+
+    /// Copies a tree of regular files and directories; symlinks and special files are skipped.
+    public static func copyTree(from source: String, to target: String) throws(FileError) {
+        try makeDirectories(target)
+        for name in list(source) {
+            let s = source + "/" + name
+            let t = target + "/" + name
+            switch kind(s) {
+            case .directory: try copyTree(from: s, to: t)
+            case .file: try write(t, read(s, limit: 64 << 20))
+            default: continue
+            }
+        }
+    }
+}

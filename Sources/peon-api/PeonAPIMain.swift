@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Logging
+import PeonAPI
+import PeonCore
+import PeonCurl
+import PeonFastCGI
+import PeonHTTP
+import PeonStore
+import PeonSystem
+
+/// `peon-api`: the FastCGI worker pool behind nginx. Prepares the data directory, database, plans
+/// and first admin key, opens the socket once, then pre-forks the workers and supervises them.
+@main
+enum PeonAPIMain {
+    static func main() {
+        let environment = ProcessEnvironment.read(Configuration.environmentKeys)
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "peon.api")
+        logger.logLevel = Logger.Level(rawValue: environment["PEON_LOG_LEVEL"] ?? "") ?? (environment["DEV_MODE"] == "enabled" ? .debug : .info)
+
+        let configuration: Configuration
+        do {
+            configuration = try Configuration(environment: environment, defaultWorkers: ProcessEnvironment.onlineCores)
+        } catch {
+            logger.critical("invalid configuration", metadata: ["error": "\(error)"])
+            exit(2)
+        }
+        CurlGlobal.initialize()
+        do {
+            try prepare(configuration, logger: logger)
+        } catch {
+            logger.critical("cannot prepare the data directory", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+
+        let socket: Int32
+        do {
+            socket = try FastCGISocket.open(path: configuration.socketPath, group: configuration.socketGroup)
+        } catch {
+            logger.critical("cannot open the FastCGI socket", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+        logger.info(
+            "worker pool starting",
+            metadata: ["socket": "\(configuration.socketPath)", "workers": "\(configuration.workers)", "version": "\(configuration.version)"])
+
+        let api = PeonAPI()
+        let startedAt = WallClock.now()
+        let status = Supervisor(workers: configuration.workers, logger: logger).run { slot in
+            var workerLogger = logger
+            workerLogger[metadataKey: "worker.pid"] = "\(getpid())"
+            let store: Store
+            do {
+                store = try Store(path: configuration.databasePath)
+            } catch {
+                workerLogger.critical("cannot open the database", metadata: ["error": "\(error)"])
+                return 1
+            }
+            let context = APIContext(store: store, configuration: configuration, logger: workerLogger, startedAt: startedAt)
+            return FastCGIWorker.serve(socket: socket, logger: workerLogger) { request in
+                api.respond(to: request, context: context)
+            }
+        }
+        unlink(configuration.socketPath)
+        logger.info("worker pool stopped")
+        exit(status)
+    }
+
+    /// Runs once in the supervisor, before any fork; every handle it opens is closed on return.
+    static func prepare(_ configuration: Configuration, logger: Logger) throws {
+        try Files.makeDirectories(configuration.dataDir, mode: 0o750)
+        try Files.makeDirectories(Files.directory(of: configuration.socketPath), mode: 0o755)
+        let store = try Store(path: configuration.databasePath)
+        try PlanCatalog.seed(plansDir: configuration.plansDir, bundled: configuration.bundledPlansDir)
+        if try store.read({ tx in try tx.planUIDs() }).isEmpty {
+            let report = try PlanCatalog.refresh(
+                store: store, plansDir: configuration.plansDir, plansURL: nil, curl: { CurlEasy() }, now: WallClock.now())
+            logger.info("plans loaded", metadata: ["plans.added": "\(report.added.count)", "plans.failed": "\(report.failures.count)"])
+        }
+        let generated = try store.write { tx in
+            try APIKeys.bootstrap(in: tx, configured: configuration.bootstrapAPIKey, now: WallClock.now())
+        }
+        if let generated {
+            ProcessEnvironment.printLine("Peon admin API key (shown once, only its hash is stored): \(generated)")
+        }
+    }
+}

@@ -1,0 +1,102 @@
+public import ArgumentParser
+import PeonAPI
+public import PeonCore
+import PeonStore
+import PeonSystem
+
+/// `peon`: the administration CLI. Works on the same SQLite file as the running stack.
+@main
+struct Peon: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Administer a Peon installation.",
+        subcommands: [Key.self, Migrate.self])
+}
+
+/// Where the database is; shared by every subcommand.
+struct DataOptions: ParsableArguments {
+    @Option(name: .long, help: "The data directory (default: $PEON_DATA_DIR or ./var).")
+    var dataDir: String?
+
+    func openStore() throws -> Store {
+        let dir = dataDir ?? ProcessEnvironment.read(["PEON_DATA_DIR"])["PEON_DATA_DIR"] ?? "./var"
+        try Files.makeDirectories(dir, mode: 0o750)
+        return try Store(path: dir + "/peon.db")
+    }
+}
+
+extension Scope: ExpressibleByArgument {}
+
+extension Peon {
+    struct Key: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self])
+    }
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Apply pending database migrations.")
+        @OptionGroup var data: DataOptions
+
+        func run() throws {
+            let store = try data.openStore()
+            print("schema: \(try Migrator.applied(store.connection).joined(separator: ", "))")
+        }
+    }
+}
+
+extension Peon.Key {
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key; it is printed once and stored only as a hash.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "read, operate or admin.") var scope: Scope
+        @Option(help: "A note to recognise the key by.") var label: String = ""
+
+        func validate() throws {
+            guard label.utf8.count <= 100, !label.contains(where: { $0.isNewline }) else {
+                throw ValidationError("--label must be one line of at most 100 bytes")
+            }
+        }
+
+        func run() throws {
+            let store = try data.openStore()
+            let (id, key) = try store.write { tx in try APIKeys.create(in: tx, scope: scope, label: label, now: WallClock.now()) }
+            print("id:    \(id)\nscope: \(scope.rawValue)\nkey:   \(key)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (never their secret).")
+        @OptionGroup var data: DataOptions
+
+        func run() throws {
+            let store = try data.openStore()
+            let keys = try store.read { tx in try tx.listKeys() }
+            print("ID                PREFIX     SCOPE    STATE    CREATED               LABEL")
+            for k in keys {
+                let state = k.revokedAt == nil ? "active" : "revoked"
+                print(
+                    [
+                        k.id.padded(17), k.prefix.padded(10), k.scope.rawValue.padded(8), state.padded(8),
+                        WallClock.iso8601(k.createdAt).padded(21), k.label,
+                    ].joined(separator: " "))
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key by id; it stops working at once.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "The key id, as `peon key list` shows it.") var id: String
+
+        func run() throws {
+            let store = try data.openStore()
+            guard try store.write({ tx in try tx.revokeKey(id: id, now: WallClock.now()) }) else {
+                throw ValidationError("no active key with id \(id)")
+            }
+            print("revoked \(id)")
+        }
+    }
+}
+
+extension String {
+    fileprivate func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
