@@ -93,6 +93,14 @@ public enum Files {
         }
     }
 
+    /// Sets permission bits exactly (mkdir's mode is filtered by the umask).
+    public static func setMode(_ path: String, _ mode: UInt32) throws(FileError) {
+        guard chmod(path, mode) == 0 else { throw .errno(path) }
+    }
+
+    /// Restricts files this process creates: no access for others, none to write for the group.
+    public static func restrictUmask() { umask(0o027) }
+
     /// Copies a tree of regular files and directories; symlinks and special files are skipped.
     public static func copyTree(from source: String, to target: String) throws(FileError) {
         try makeDirectories(target)

@@ -70,8 +70,14 @@ enum PeonAPIMain {
 
     /// Runs once in the supervisor, before any fork; every handle it opens is closed on return.
     static func prepare(_ configuration: Configuration, logger: Logger) throws {
-        try Files.makeDirectories(configuration.dataDir, mode: 0o750)
-        try Files.makeDirectories(Files.directory(of: configuration.socketPath), mode: 0o755)
+        // The data dir is traversable (0711) so nginx's workers reach the socket by its path;
+        // the database and everything else in it are closed to others by the umask.
+        Files.restrictUmask()
+        try Files.makeDirectories(configuration.dataDir)
+        try Files.setMode(configuration.dataDir, 0o711)
+        let socketDir = Files.directory(of: configuration.socketPath)
+        try Files.makeDirectories(socketDir)
+        try Files.setMode(socketDir, 0o711)
         let store = try Store(path: configuration.databasePath)
         try PlanCatalog.seed(plansDir: configuration.plansDir, bundled: configuration.bundledPlansDir)
         if try store.read({ tx in try tx.planUIDs() }).isEmpty {

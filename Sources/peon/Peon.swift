@@ -19,7 +19,8 @@ struct DataOptions: ParsableArguments {
 
     func openStore() throws -> Store {
         let dir = dataDir ?? ProcessEnvironment.read(["PEON_DATA_DIR"])["PEON_DATA_DIR"] ?? "./var"
-        try Files.makeDirectories(dir, mode: 0o750)
+        Files.restrictUmask()
+        try Files.makeDirectories(dir)
         return try Store(path: dir + "/peon.db")
     }
 }

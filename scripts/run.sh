@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, build, and run the stack in the foreground.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/deps.sh" run
+(cd "$root" && swift build -c release --product peon-api && swift build -c release --product peon)
+exec "$root/scripts/stack.sh"
