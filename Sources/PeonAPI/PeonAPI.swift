@@ -47,7 +47,7 @@ extension Router where Context == APIContext {
                     "request failed",
                     metadata: [
                         "request.id": "\(request.requestID)", "http.method": "\(method)", "http.path": "\(path)",
-                        "http.status": "\(response.status)", "error": "\(failure.map { "\($0)" } ?? "")",
+                        "http.status": "\(response.status)", "error": "\(failure.map(Audit.describe) ?? "")",
                     ])
             }
             if method != "GET" {
@@ -60,6 +60,12 @@ extension Router where Context == APIContext {
 
 /// The audit trail of requests that may change something.
 enum Audit {
+    /// A one-line description of a failure for logs (HTTP errors by code and message).
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? HTTPError { return "\(e.code): \(e.message)" }
+        return "\(error)"
+    }
+
     static func record(request: Request, principal: Principal?, status: Int, failure: (any Error)?, context: APIContext) {
         let result = failure.map { ErrorMapping.map($0).code } ?? "ok"
         let entry = AuditEntry(

@@ -25,6 +25,7 @@ public final class Store {
         }
     }
 
+    @discardableResult
     public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
         try connection.execute("BEGIN IMMEDIATE")
         do {

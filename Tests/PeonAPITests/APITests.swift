@@ -1,0 +1,214 @@
+import Logging
+import PeonAPI
+import PeonCore
+import PeonHTTP
+import PeonJSON
+import PeonStore
+import PeonSystem
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The API in-process on a temporary data dir with the bundled plans: no FastCGI, no nginx.
+final class Harness {
+    let api = PeonAPI()
+    let context: APIContext
+    let dataDir: String
+    let adminKey = "admin-key-0123456789"
+    var readKey = ""
+    var readKeyID = ""
+
+    init(plans: [String: String]? = nil) throws {
+        var template = Array("/tmp/peon-api-test-XXXXXX".utf8CString)
+        dataDir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        let configuration = try Configuration(environment: ["PEON_DATA_DIR": dataDir], defaultWorkers: 1)
+        if let plans {
+            for (path, text) in plans {
+                try Files.makeDirectories(Files.directory(of: "\(configuration.plansDir)/\(path)"))
+                try Files.write("\(configuration.plansDir)/\(path)", Array(text.utf8))
+            }
+        } else {
+            let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+            try PlanCatalog.seed(plansDir: configuration.plansDir, bundled: root + "/plans")
+        }
+        let store = try Store(path: configuration.databasePath)
+        _ = try PlanCatalog.refresh(store: store, plansDir: configuration.plansDir, plansURL: nil, curl: { fatalError() }, now: 0)
+        let adminKey = self.adminKey
+        try store.write { tx in _ = try APIKeys.bootstrap(in: tx, configured: adminKey, now: 0) }
+        (readKeyID, readKey) = try store.write { tx in try APIKeys.create(in: tx, scope: .read, label: "ro", now: 0) }
+        context = APIContext(store: store, configuration: configuration, logger: Logger(label: "test"), startedAt: 0)
+    }
+
+    func send(_ method: String, _ target: String, key: String? = nil, body: String = "") -> Response {
+        var headers: [String: String] = [:]
+        if let key { headers["X-Api-Key"] = key }
+        return api.respond(
+            to: Request(method: method, target: target, headers: headers, body: Array(body.utf8), remoteAddress: "203.0.113.5"),
+            context: context)
+    }
+}
+
+let routes: [(String, String)] = [
+    ("GET", "/api/v1/orchestrator"), ("GET", "/api/v1/plans"), ("PUT", "/api/v1/plans"), ("GET", "/api/v1/plan/valheim"),
+]
+
+@Suite struct APITests {
+    let h = try! Harness()
+
+    @Test(arguments: routes)
+    func everyRouteNeedsAKey(_ route: (String, String)) throws {
+        for key in [nil, "", "wrong-key-123", "peon_" + String(repeating: "x", count: 40), String(repeating: "k", count: 5000)] {
+            let r = h.send(route.0, route.1, key: key)
+            #expect(r.status == 401, "\(route) with \(String(describing: key?.prefix(10)))")
+            #expect(r.json?["status"] == "error")
+            #expect(r.json?["info"]?.stringValue?.hasPrefix("Not authorized") == true)
+            #expect(!r.body.isEmpty && !String(decoding: r.body, as: UTF8.self).contains("wrong-key"))
+        }
+    }
+
+    @Test func revokedKeysStopWorking() throws {
+        #expect(h.send("GET", "/api/v1/plans", key: h.readKey).status == 200)
+        let id = h.readKeyID
+        #expect(try h.context.store.write { tx in try tx.revokeKey(id: id, now: 1) })
+        let r = h.send("GET", "/api/v1/plans", key: h.readKey)
+        #expect(r.status == 401)
+        #expect(r.json?["code"] == "auth.revoked_key")
+    }
+
+    @Test func readScopeCannotRefreshPlans() throws {
+        let r = h.send("PUT", "/api/v1/plans", key: h.readKey)
+        #expect(r.status == 403)
+        #expect(r.json?["code"] == "auth.scope")
+    }
+
+    @Test func orchestratorReportsVersion() throws {
+        let r = h.send("GET", "/api/v1/orchestrator", key: h.adminKey)
+        #expect(r.status == 200)
+        #expect(r.json?["version"] == .string(Configuration.defaultVersion))
+        #expect(r.json?["plans"] == .int(16))
+    }
+
+    @Test func plansAreSortedByTitleWithThreeKeys() throws {
+        let r = h.send("GET", "/api/v1/plans", key: h.readKey)
+        let list = try #require(r.json?.arrayValue)
+        #expect(list.count >= 11)
+        let titles = list.compactMap { $0["title"]?.stringValue }
+        #expect(titles == titles.sorted())
+        for entry in list { #expect(entry.objectValue?.map(\.0) == ["title", "game_uid", "plan_url"]) }
+    }
+
+    @Test func planSettingsMatchPEON() throws {
+        let r = h.send("GET", "/api/v1/plan/valheim", key: h.readKey)
+        #expect(
+            String(decoding: r.body, as: UTF8.self)
+                == #"{"SERVER_NAME":"","WORLD_NAME":"","PASSWORD":"","PUBLIC":"1","description":"A Valheim game server for PEON."}"#)
+        let missing = h.send("GET", "/api/v1/plan/nosuchgame", key: h.readKey)
+        #expect(missing.status == 404)
+        #expect(missing.json?["info"] == "Could not get the settings for [nosuchgame]")
+    }
+
+    @Test(arguments: [
+        "..", ".", "%2e%2e", "a;b", "%24(id)", "a%20b", "%C3%A9", "%F0%9F%98%80", "Valheim", "a.b", "%00",
+        String(repeating: "a", count: 10_000),
+    ])
+    func hostileGameUIDsAre400(_ segment: String) throws {
+        let r = h.send("GET", "/api/v1/plan/\(segment)", key: h.readKey)
+        #expect(r.status == 400)
+        #expect(r.json?["code"] == "request.invalid")
+        #expect(r.body.count < 600)
+    }
+
+    @Test func changesAreAudited() throws {
+        _ = h.send("PUT", "/api/v1/plans", key: h.adminKey)
+        _ = h.send("PUT", "/api/v1/plans", key: h.readKey)
+        _ = h.send("PUT", "/api/v1/plans", key: "nope-nope-nope")
+        _ = h.send("GET", "/api/v1/plans", key: h.adminKey)
+        let rows = try h.context.store.read { tx in try tx.recentAudit(limit: 10) }
+        #expect(rows.map(\.status) == [401, 403, 200])
+        #expect(rows.allSatisfy { $0.method == "PUT" && $0.path == "/api/v1/plans" && $0.clientIP == "203.0.113.5" })
+        #expect(rows[1].keyID == h.readKeyID)
+        #expect(rows[0].keyID == nil)
+        #expect(rows[0].result == "auth.invalid_key")
+    }
+}
+
+@Suite struct PlanRefreshTests {
+    static let good = #"{"metadata": {"game_uid": "good", "image": "x/y"}, "volumes": {"~!/data": "/data"}, "environment": {"A": null}}"#
+
+    @Test func refreshReportsNewBadAndRemoved() throws {
+        let h = try Harness(plans: [
+            "plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}, {"title": "Bad", "game_uid": "bad", "plan_url": "u"}]"#,
+            "good/plan.json": Self.good,
+            "bad/plan.json": #"{"metadata": {"game_uid": "bad", "image": "x"}, "volumes": {"/etc": "/etc"}}"#,
+        ])
+        #expect(h.send("GET", "/api/v1/plans", key: h.readKey).json?.arrayValue?.count == 1)
+        // A new plan appears; the broken one is still reported, and nothing else changes.
+        try Files.makeDirectories(h.context.configuration.plansDir + "/extra")
+        try Files.write(h.context.configuration.plansDir + "/extra/plan.json", Array(Self.good.replacing("\"good\"", with: "\"extra\"").utf8))
+        try Files.write(
+            h.context.configuration.plansDir + "/plans.json",
+            Array(#"[{"title": "Good", "game_uid": "good", "plan_url": "u"}, {"title": "Extra", "game_uid": "extra", "plan_url": "e"}, {"title": "Bad", "game_uid": "bad", "plan_url": "u"}]"#.utf8))
+        let r = h.send("PUT", "/api/v1/plans", key: h.adminKey)
+        #expect(r.status == 200)
+        #expect(r.json?["new_recipies"] == ["extra": ["title": "Extra", "game_uid": "extra", "plan_url": "e"]])
+        #expect(r.json?["failed"]?.arrayValue?.first?["game_uid"] == "bad")
+        #expect(h.send("GET", "/api/v1/plan/extra", key: h.readKey).json == ["A": "", "description": "A PEON game server for extra."])
+    }
+
+    @Test func aBrokenPlanKeepsItsPreviousVersion() throws {
+        let h = try Harness(plans: ["plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}]"#, "good/plan.json": Self.good])
+        try Files.write(h.context.configuration.plansDir + "/good/plan.json", Array("{ not json".utf8))
+        let r = h.send("PUT", "/api/v1/plans", key: h.adminKey)
+        // Nothing valid left at all: refused, catalog intact.
+        #expect(r.status == 422)
+        #expect(h.send("GET", "/api/v1/plan/good", key: h.readKey).status == 200)
+    }
+
+    @Test func unreachableMirrorLeavesCatalogIntact() throws {
+        let h = try Harness(plans: ["plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}]"#, "good/plan.json": Self.good])
+        var configuration = h.context.configuration
+        configuration.plansURL = "http://127.0.0.1:9/plans"
+        let context = APIContext(store: h.context.store, configuration: configuration, logger: Logger(label: "t"), startedAt: 0)
+        let r = h.api.respond(to: Request(method: "PUT", target: "/api/v1/plans", headers: ["X-Api-Key": h.adminKey]), context: context)
+        #expect(r.status == 502)
+        #expect(r.json?["code"] == "plans.index_unavailable")
+        #expect(h.send("GET", "/api/v1/plans", key: h.readKey).json?.arrayValue?.count == 1)
+    }
+}
+
+@Suite struct APIKeyTests {
+    @Test func generatedKeysAreLongAndDistinct() {
+        let keys = (0..<100).map { _ in APIKeys.generate() }
+        #expect(Set(keys).count == 100)
+        #expect(keys.allSatisfy { $0.hasPrefix("peon_") && $0.count == 45 })
+    }
+
+    @Test func digestAndLookup() {
+        let d = APIKeys.digest("Zu88Zu88")
+        #expect(d.count == 32)
+        #expect(APIKeys.lookup(d).count == 16)
+        #expect(APIKeys.constantTimeEqual(d, APIKeys.digest("Zu88Zu88")))
+        #expect(!APIKeys.constantTimeEqual(d, APIKeys.digest("Zu88Zu89")))
+        #expect(!APIKeys.constantTimeEqual(d, Array(d.prefix(31))))
+        #expect(APIKeys.displayPrefix("peon_abcdefghijk") == "peon_abcd")
+    }
+
+    @Test func storesOnlyTheHash() throws {
+        let h = try Harness(plans: [:])
+        let rows = try h.context.store.read { tx in try tx.query("SELECT * FROM api_keys") }
+        for row in rows {
+            for value in row { #expect(value.text?.contains(h.adminKey) != true) }
+        }
+    }
+
+    @Test func bootstrapGeneratesOnlyOnAFirstRun() throws {
+        var template = Array("/tmp/peon-key-test-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        let store = try Store(path: dir + "/peon.db")
+        let first = try store.write { tx in try APIKeys.bootstrap(in: tx, configured: nil, now: 0) }
+        #expect(first?.hasPrefix("peon_") == true)
+        #expect(try store.write { tx in try APIKeys.bootstrap(in: tx, configured: nil, now: 0) } == nil)
+    }
+}

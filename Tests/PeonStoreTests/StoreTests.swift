@@ -1,0 +1,87 @@
+import PeonCore
+import PeonStore
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A fresh directory under /tmp for one test.
+func temporaryDirectory() -> String {
+    var template = Array("/tmp/peon-test-XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+}
+
+@Suite struct StoreTests {
+    @Test func migratesOnceAndRecordsEachStep() throws {
+        let path = temporaryDirectory() + "/peon.db"
+        let a = try Store(path: path)
+        let b = try Store(path: path)  // a second process starting at once: nothing applied twice
+        #expect(try Migrator.applied(a.connection) == Migration.all.map(\.id))
+        #expect(try Migrator.applied(b.connection) == Migration.all.map(\.id))
+        let mode = try a.connection.query("PRAGMA journal_mode").first?.first?.text
+        #expect(mode == "wal")
+        #expect(try a.connection.query("PRAGMA foreign_keys").first?.first?.integer == 1)
+    }
+
+    @Test func migratesConcurrentlyFromManyConnections() async throws {
+        // Separate connections racing on a fresh file, as worker processes do at start.
+        let path = temporaryDirectory() + "/peon.db"
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<6 { group.addTask { (try? Store(path: path)) != nil } }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results == Array(repeating: true, count: 6))
+        let store = try Store(path: path)
+        #expect(try Migrator.applied(store.connection) == Migration.all.map(\.id))
+    }
+
+    @Test func readTransactionsCannotWrite() throws {
+        let store = try Store(path: temporaryDirectory() + "/peon.db")
+        #expect(throws: StoreError.self) {
+            try store.read { tx in try tx.setMeta("x", "y") }
+        }
+        try store.write { tx in try tx.setMeta("x", "y") }
+        #expect(try store.read { tx in try tx.meta("x") } == "y")
+    }
+
+    @Test func immediateWritersWaitInsteadOfFailing() throws {
+        let path = temporaryDirectory() + "/peon.db"
+        let a = try Store(path: path)
+        let b = try Store(path: path)
+        // b waits on busy_timeout while a holds the write lock briefly; both commit.
+        try a.write { tx in
+            try tx.setMeta("n", "1")
+        }
+        try b.write { tx in
+            let n = Int(try tx.meta("n") ?? "0")!
+            try tx.setMeta("n", "\(n + 1)")
+        }
+        #expect(try a.read { tx in try tx.meta("n") } == "2")
+    }
+
+    @Test func failedWriteRollsBack() throws {
+        let store = try Store(path: temporaryDirectory() + "/peon.db")
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try store.write { tx in
+                try tx.setMeta("k", "v")
+                throw Boom()
+            }
+        }
+        #expect(try store.read { tx in try tx.meta("k") } == nil)
+    }
+
+    @Test func errorsDoNotCarryBoundValues() throws {
+        let store = try Store(path: temporaryDirectory() + "/peon.db")
+        do {
+            try store.write { tx in
+                try tx.query("INSERT INTO api_keys (id, prefix, lookup, hash, scope, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [.text("k"), .text("p"), .text("l"), .blob([1]), .text("root-secret-scope"), .integer(0)])
+            }
+            Issue.record("the CHECK constraint did not fire")
+        } catch {
+            #expect(!"\(error)".contains("root-secret-scope"))
+        }
+    }
+}
