@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make test`: install what the tests need, build, run the Swift unit tests, then the integration
+# tests against the real stack (nginx over TLS + peon-api + SQLite files).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/deps.sh test
+
+venv=$root/.build-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv --system-site-packages "$venv"
+fi
+if ! "$venv/bin/python" -c 'import pytest, requests, openapi_spec_validator, schemathesis' 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check pytest requests openapi-spec-validator schemathesis
+fi
+
+swift build --build-tests
+swift test --skip-build
+PEON_BIN=$root/.build/debug "$venv/bin/python" -m pytest -p no:cacheprovider -q Tests/integration "$@"
