@@ -6,7 +6,7 @@ source "$(dirname "$0")/env.sh"
 export PEON_NGINX_DIR=$PEON_DATA_DIR/nginx
 export PEON_DOCS_DIR=${PEON_DOCS_DIR:-$peon_root/docs}
 export PEON_NGINX_WORKERS=${PEON_NGINX_WORKERS:-auto}
-mkdir -p "$PEON_NGINX_DIR/tmp" "$PEON_LOG_DIR"
+mkdir -p "$PEON_NGINX_DIR/tmp" "$PEON_NGINX_DIR/extra" "$PEON_LOG_DIR"
 
 if [ -z "$PEON_TLS_CERT" ] || [ -z "$PEON_TLS_KEY" ]; then
   tls=$PEON_DATA_DIR/tls
