@@ -1,5 +1,5 @@
-public import PeonHTTP
 import PeonCore
+public import PeonHTTP
 import PeonJSON
 import PeonStore
 import PeonSystem

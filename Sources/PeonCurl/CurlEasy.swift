@@ -47,16 +47,18 @@ public final class CurlEasy {
             peon_setopt_long(handle, CURLOPT_TIMEOUT_MS, limits.totalTimeoutMilliseconds),
             peon_setopt_long(handle, CURLOPT_MAXFILESIZE, limits.maximumBytes),
             peon_setopt_str(handle, CURLOPT_USERAGENT, "peon"),
-            peon_setopt_writefn(handle, { data, size, count, userdata in
-                let sink = Unmanaged<Sink>.fromOpaque(userdata!).takeUnretainedValue()
-                let n = size * count
-                guard sink.bytes.count + n <= sink.limit else {
-                    sink.overflowed = true
-                    return 0  // aborts the transfer with CURLE_WRITE_ERROR
-                }
-                data.map { sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: $0, count: n)) }
-                return n
-            }),
+            peon_setopt_writefn(
+                handle,
+                { data, size, count, userdata in
+                    let sink = Unmanaged<Sink>.fromOpaque(userdata!).takeUnretainedValue()
+                    let n = size * count
+                    guard sink.bytes.count + n <= sink.limit else {
+                        sink.overflowed = true
+                        return 0  // aborts the transfer with CURLE_WRITE_ERROR
+                    }
+                    data.map { sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: $0, count: n)) }
+                    return n
+                }),
             peon_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()),
         ]
         if let bad = rcs.first(where: { $0 != CURLE_OK }) {

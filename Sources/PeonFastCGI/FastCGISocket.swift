@@ -1,7 +1,8 @@
+internal import CFCGI
+
 #if canImport(Glibc)
     import Glibc
 #endif
-internal import CFCGI
 
 /// Why the listening socket could not be set up.
 public struct FastCGISocketError: Error, CustomStringConvertible {

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 internal import CFCGI
 public import Logging
 public import PeonHTTP
 import PeonSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One FastCGI request slot. libfcgi keeps pointers into it, so it is heap-allocated and never moves.
 final class FCGXRequest {

@@ -49,9 +49,15 @@ private struct Parser {
         case UInt8(ascii: "{"): return try object()
         case UInt8(ascii: "["): return try array()
         case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
         default: throw fail("unexpected character")
         }
@@ -76,7 +82,8 @@ private struct Parser {
         var members: [(String, JSON)] = []
         skipSpace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1; depth -= 1
+            index += 1
+            depth -= 1
             return .object(members)
         }
         while true {
@@ -90,8 +97,14 @@ private struct Parser {
             members.append((key, try value()))
             skipSpace()
             guard index < bytes.count else { throw fail("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; break }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                break
+            }
             throw fail("expected ',' or '}'")
         }
         depth -= 1
@@ -104,7 +117,8 @@ private struct Parser {
         var elements: [JSON] = []
         skipSpace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-            index += 1; depth -= 1
+            index += 1
+            depth -= 1
             return .array(elements)
         }
         while true {
@@ -112,8 +126,14 @@ private struct Parser {
             elements.append(try value())
             skipSpace()
             guard index < bytes.count else { throw fail("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; break }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                break
+            }
             throw fail("expected ',' or ']'")
         }
         depth -= 1
@@ -144,9 +164,16 @@ private struct Parser {
         while true {
             guard index < bytes.count else { throw fail("unterminated string") }
             let c = bytes[index]
-            if c == UInt8(ascii: "\"") { index += 1; break }
+            if c == UInt8(ascii: "\"") {
+                index += 1
+                break
+            }
             if c < 0x20 { throw fail("control character in string") }
-            if c != UInt8(ascii: "\\") { out.append(c); index += 1; continue }
+            if c != UInt8(ascii: "\\") {
+                out.append(c)
+                index += 1
+                continue
+            }
             index += 1
             guard index < bytes.count else { throw fail("unterminated escape") }
             let e = bytes[index]

@@ -1,7 +1,8 @@
+public import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import Synchronization
 
 /// Process signal handling. Handlers only set flags: everything else happens in the loops that read them.
 public enum Signals {

@@ -1,7 +1,8 @@
+public import Logging
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import Logging
 
 /// A pre-fork supervisor: forks N workers, respawns one that dies (with back-off when it dies
 /// young), and on SIGTERM/SIGINT forwards SIGTERM, waits for the workers to drain, then kills

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Logging
 import PeonAPI
 import PeonCore
@@ -10,6 +7,10 @@ import PeonHTTP
 import PeonStore
 import PeonSystem
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `peon-api`: the FastCGI worker pool behind nginx. Prepares the data directory, database, plans
 /// and first admin key, opens the socket once, then pre-forks the workers and supervises them.
 @main
@@ -18,7 +19,8 @@ enum PeonAPIMain {
         let environment = ProcessEnvironment.read(Configuration.environmentKeys)
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "peon.api")
-        logger.logLevel = Logger.Level(rawValue: environment["PEON_LOG_LEVEL"] ?? "") ?? (environment["DEV_MODE"] == "enabled" ? .debug : .info)
+        logger.logLevel =
+            Logger.Level(rawValue: environment["PEON_LOG_LEVEL"] ?? "") ?? (environment["DEV_MODE"] == "enabled" ? .debug : .info)
 
         let configuration: Configuration
         do {
@@ -44,7 +46,9 @@ enum PeonAPIMain {
         }
         logger.info(
             "worker pool starting",
-            metadata: ["socket": "\(configuration.socketPath)", "workers": "\(configuration.workers)", "version": "\(configuration.version)"])
+            metadata: [
+                "socket": "\(configuration.socketPath)", "workers": "\(configuration.workers)", "version": "\(configuration.version)",
+            ])
 
         let api = PeonAPI()
         let startedAt = WallClock.now()

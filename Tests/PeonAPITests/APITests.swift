@@ -139,17 +139,21 @@ let routes: [(String, String)] = [
 
     @Test func refreshReportsNewBadAndRemoved() throws {
         let h = try Harness(plans: [
-            "plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}, {"title": "Bad", "game_uid": "bad", "plan_url": "u"}]"#,
+            "plans.json":
+                #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}, {"title": "Bad", "game_uid": "bad", "plan_url": "u"}]"#,
             "good/plan.json": Self.good,
             "bad/plan.json": #"{"metadata": {"game_uid": "bad", "image": "x"}, "volumes": {"/etc": "/etc"}}"#,
         ])
         #expect(h.send("GET", "/api/v1/plans", key: h.readKey).json?.arrayValue?.count == 1)
         // A new plan appears; the broken one is still reported, and nothing else changes.
         try Files.makeDirectories(h.context.configuration.plansDir + "/extra")
-        try Files.write(h.context.configuration.plansDir + "/extra/plan.json", Array(Self.good.replacing("\"good\"", with: "\"extra\"").utf8))
+        try Files.write(
+            h.context.configuration.plansDir + "/extra/plan.json", Array(Self.good.replacing("\"good\"", with: "\"extra\"").utf8))
         try Files.write(
             h.context.configuration.plansDir + "/plans.json",
-            Array(#"[{"title": "Good", "game_uid": "good", "plan_url": "u"}, {"title": "Extra", "game_uid": "extra", "plan_url": "e"}, {"title": "Bad", "game_uid": "bad", "plan_url": "u"}]"#.utf8))
+            Array(
+                #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}, {"title": "Extra", "game_uid": "extra", "plan_url": "e"}, {"title": "Bad", "game_uid": "bad", "plan_url": "u"}]"#
+                    .utf8))
         let r = h.send("PUT", "/api/v1/plans", key: h.adminKey)
         #expect(r.status == 200)
         #expect(r.json?["new_recipies"] == ["extra": ["title": "Extra", "game_uid": "extra", "plan_url": "e"]])
@@ -158,7 +162,9 @@ let routes: [(String, String)] = [
     }
 
     @Test func aBrokenPlanKeepsItsPreviousVersion() throws {
-        let h = try Harness(plans: ["plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}]"#, "good/plan.json": Self.good])
+        let h = try Harness(plans: [
+            "plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}]"#, "good/plan.json": Self.good,
+        ])
         try Files.write(h.context.configuration.plansDir + "/good/plan.json", Array("{ not json".utf8))
         let r = h.send("PUT", "/api/v1/plans", key: h.adminKey)
         // Nothing valid left at all: refused, catalog intact.
@@ -167,7 +173,9 @@ let routes: [(String, String)] = [
     }
 
     @Test func unreachableMirrorLeavesCatalogIntact() throws {
-        let h = try Harness(plans: ["plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}]"#, "good/plan.json": Self.good])
+        let h = try Harness(plans: [
+            "plans.json": #"[{"title": "Good", "game_uid": "good", "plan_url": "u"}]"#, "good/plan.json": Self.good,
+        ])
         var configuration = h.context.configuration
         configuration.plansURL = "http://127.0.0.1:9/plans"
         let context = APIContext(store: h.context.store, configuration: configuration, logger: Logger(label: "t"), startedAt: 0)

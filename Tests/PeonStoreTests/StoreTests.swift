@@ -76,7 +76,8 @@ func temporaryDirectory() -> String {
         let store = try Store(path: temporaryDirectory() + "/peon.db")
         do {
             try store.write { tx in
-                try tx.query("INSERT INTO api_keys (id, prefix, lookup, hash, scope, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                try tx.query(
+                    "INSERT INTO api_keys (id, prefix, lookup, hash, scope, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     [.text("k"), .text("p"), .text("l"), .blob([1]), .text("root-secret-scope"), .integer(0)])
             }
             Issue.record("the CHECK constraint did not fire")

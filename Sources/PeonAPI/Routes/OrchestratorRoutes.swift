@@ -9,8 +9,10 @@ enum OrchestratorRoutes {
     static func register(on router: inout Router<APIContext>) {
         router.on("GET", "/api/v1/orchestrator", scope: .read) { _, context, _, principal in
             let (plans, migrations, heartbeat) = try context.store.read { tx in
-                (try tx.planCount(), try tx.query("SELECT count(*) FROM schema_migrations").first?.first?.integer ?? 0,
-                 try tx.meta("scheduler.heartbeat"))
+                (
+                    try tx.planCount(), try tx.query("SELECT count(*) FROM schema_migrations").first?.first?.integer ?? 0,
+                    try tx.meta("scheduler.heartbeat")
+                )
             }
             let body: JSON = .object([
                 ("version", .string(context.configuration.version)),

@@ -9,7 +9,8 @@ public struct AuditEntry: Sendable, Equatable {
     public let status: Int
     public let result: String
 
-    public init(at: String, keyID: String?, clientIP: String, requestID: String, method: String, path: String, status: Int, result: String) {
+    public init(at: String, keyID: String?, clientIP: String, requestID: String, method: String, path: String, status: Int, result: String)
+    {
         self.at = at
         self.keyID = keyID
         self.clientIP = clientIP
