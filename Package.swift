@@ -72,7 +72,8 @@ let package = Package(
             swiftSettings: settings),
 
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
-        .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore"], swiftSettings: settings),
+        .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
+        .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
         .testTarget(
             name: "PeonAPITests",

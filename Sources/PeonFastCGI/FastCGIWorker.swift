@@ -13,7 +13,8 @@ final class FCGXRequest {
 
     init(socket: Int32) {
         raw = .allocate(capacity: 1)
-        FCGX_InitRequest(raw, socket, 0)
+        // FAIL_ACCEPT_ON_INTR: a signal ends a blocked accept at once instead of being retried inside libfcgi.
+        FCGX_InitRequest(raw, socket, FCGI_FAIL_ACCEPT_ON_INTR)
     }
 
     deinit {

@@ -101,6 +101,18 @@ public enum Files {
     /// Restricts files this process creates: no access for others, none to write for the group.
     public static func restrictUmask() { umask(0o027) }
 
+    /// Deletes a tree without following symlinks (a link is removed, never its target).
+    public static func removeTree(_ path: String) throws(FileError) {
+        switch kind(path) {
+        case .missing: return
+        case .directory:
+            for name in list(path) { try removeTree(path + "/" + name) }
+            guard rmdir(path) == 0 else { throw .errno(path) }
+        default:
+            guard unlink(path) == 0 else { throw .errno(path) }
+        }
+    }
+
     /// Copies a tree of regular files and directories; symlinks and special files are skipped.
     public static func copyTree(from source: String, to target: String) throws(FileError) {
         try makeDirectories(target)

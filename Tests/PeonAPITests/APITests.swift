@@ -41,6 +41,8 @@ final class Harness {
         context = APIContext(store: store, configuration: configuration, logger: Logger(label: "test"), startedAt: 0)
     }
 
+    deinit { try? Files.removeTree(dataDir) }
+
     func send(_ method: String, _ target: String, key: String? = nil, body: String = "") -> Response {
         var headers: [String: String] = [:]
         if let key { headers["X-Api-Key"] = key }

@@ -1,18 +1,26 @@
 import PeonCore
 import PeonStore
+import PeonSystem
 import Testing
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// A fresh directory under /tmp for one test.
-func temporaryDirectory() -> String {
-    var template = Array("/tmp/peon-test-XXXXXX".utf8CString)
-    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+/// A fresh directory under /tmp for one test, removed when the test's suite value goes away.
+final class TemporaryDirectory {
+    let path: String
+    init() {
+        var template = Array("/tmp/peon-test-XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+    deinit { try? Files.removeTree(path) }
 }
 
 @Suite struct StoreTests {
+    let temporary = TemporaryDirectory()
+    func temporaryDirectory() -> String { temporary.path }
+
     @Test func migratesOnceAndRecordsEachStep() throws {
         let path = temporaryDirectory() + "/peon.db"
         let a = try Store(path: path)

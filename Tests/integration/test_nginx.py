@@ -86,3 +86,16 @@ def test_rate_limit_answers_429_json(make_stack):
 def test_openapi_served(stack):
     r = requests.get(stack.url("/openapi.json"), verify=False)
     assert r.status_code == 200 and r.json()["openapi"].startswith("3.1")
+
+
+def test_requests_nginx_refuses_are_json_too(stack):
+    long = stack.url("/api/v1/plan/" + "a" * 40_000)
+    code, body = stack.curl("--http1.1", "-H", f"X-Api-Key: {stack.api_key}", long)
+    assert code == 414 and b'"code":"request.uri_too_long"' in body
+    # HTTP/2 resets a stream whose headers exceed the limit: no answer at all, and never a 500.
+    code, body = stack.curl("--http2", "-H", f"X-Api-Key: {stack.api_key}", long)
+    assert code in (0, 400, 414) and b"<html" not in body
+    code, body = stack.curl("-X", "TRACE", stack.url("/api/v1/plans"))
+    assert code == 405 and b'"status":"error"' in body
+    code, body = stack.curl(stack.url("/api/v1/plan/%00"))
+    assert code == 400 and b'"code":"request.invalid"' in body
