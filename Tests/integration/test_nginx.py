@@ -89,12 +89,13 @@ def test_openapi_served(stack):
 
 
 def test_requests_nginx_refuses_are_json_too(stack):
-    long = stack.url("/api/v1/plan/" + "a" * 40_000)
-    code, body = stack.curl("--http1.1", "-H", f"X-Api-Key: {stack.api_key}", long)
+    code, body = stack.curl("--http1.1", "-H", f"X-Api-Key: {stack.api_key}", stack.url("/api/v1/plan/" + "a" * 20_000))
     assert code == 414 and b'"code":"request.uri_too_long"' in body
-    # HTTP/2 resets a stream whose headers exceed the limit: no answer at all, and never a 500.
-    code, body = stack.curl("--http2", "-H", f"X-Api-Key: {stack.api_key}", long)
-    assert code in (0, 400, 414) and b"<html" not in body
+    # Far past the limit nginx may close before the client has sent everything (HTTP/1.1), or
+    # reset the stream (HTTP/2): no answer at all then, but never a 500 or an HTML page.
+    for version in ("--http1.1", "--http2"):
+        code, body = stack.curl(version, "-H", f"X-Api-Key: {stack.api_key}", stack.url("/api/v1/plan/" + "a" * 100_000))
+        assert code in (0, 400, 414) and b"<html" not in body
     code, body = stack.curl("-X", "TRACE", stack.url("/api/v1/plans"))
     assert code == 405 and b'"status":"error"' in body
     code, body = stack.curl(stack.url("/api/v1/plan/%00"))
