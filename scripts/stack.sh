@@ -9,7 +9,7 @@ conf=$("$peon_root/scripts/render-nginx.sh")
 
 nginx -t -q -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr
 
-api_pid="" nginx_pid=""
+api_pid="" nginx_pid="" asked=0
 stop() {
   trap - TERM INT
   [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null || true
@@ -17,7 +17,8 @@ stop() {
   wait 2>/dev/null || true
   echo "peon stopped" >&2
 }
-trap 'stop; exit 0' TERM INT
+# SIGTERM, or Ctrl-C (SIGINT reaches the whole process group: nginx and the workers stop too).
+trap 'asked=1' TERM INT
 
 "$bin/peon-api" &
 api_pid=$!
@@ -27,12 +28,15 @@ for _ in $(seq 1 300); do
   sleep 0.05
 done
 [ -S "$PEON_SOCKET" ] || { echo "peon-api did not open $PEON_SOCKET" >&2; stop; exit 1; }
+[ "$asked" -eq 1 ] && { stop; exit 0; }
 
 nginx -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr -g 'daemon off;' &
 nginx_pid=$!
 echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator (HTTP :$PEON_HTTP_PORT redirects; data in $PEON_DATA_DIR)"
 
-# Whichever exits first takes the other down.
+# Until a signal, or until either process exits, which takes the other down.
 wait -n "$api_pid" "$nginx_pid" || true
 stop
+[ "$asked" -eq 1 ] && exit 0
+echo "a Peon process exited unexpectedly" >&2
 exit 1

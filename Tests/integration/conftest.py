@@ -50,7 +50,9 @@ class Stack:
         self.stdout = open(os.path.join(self.dir, "stack.out"), "w+")
         self.stderr = open(os.path.join(self.dir, "stack.err"), "w+")
         self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "stack.sh")], env=full, stdout=self.stdout,
-                                     stderr=self.stderr, stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=self.stderr, stdin=subprocess.DEVNULL, start_new_session=True,
+                                     # As from a terminal: SIGINT not ignored, whatever this runner inherited.
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.session = requests.Session()
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -80,3 +80,15 @@ def test_first_run_without_key_generates_one_printed_once(make_stack):
     import glob
     for path in glob.glob(s.data + "/log/*"):
         assert key not in open(path, errors="replace").read()
+
+
+def test_cli_migrate_and_help(stack):
+    out = stack.peon("migrate")
+    assert out.returncode == 0 and "0001_core" in out.stdout and "0002_lifecycle" in out.stdout
+    import os
+    from conftest import BIN
+    import subprocess
+    helptext = subprocess.run([os.path.join(BIN, "peon"), "key", "create", "--help"], capture_output=True, text=True).stdout
+    assert "--scope" in helptext and "--label" in helptext
+    bad = stack.peon("key", "create", "--scope", "root")
+    assert bad.returncode != 0 and "root" in bad.stderr

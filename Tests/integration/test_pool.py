@@ -40,3 +40,15 @@ def test_sigterm_drains_in_flight_request(make_stack, plan_server):
     assert took < 8
     assert not os.path.exists(os.path.join(s.data, "run", "api.sock"))
     assert "worker pool stopped" in s.output()
+
+
+def test_ctrl_c_stops_everything(make_stack):
+    s = make_stack()
+    pids = [s.api_pid(), *s.worker_pids()]
+    os.killpg(s.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    assert s.proc.wait(10) == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert not os.path.exists(os.path.join(s.data, "run", "api.sock"))
+    assert not os.path.exists(os.path.join(s.data, "nginx", "nginx.pid"))
+    assert "peon stopped" in s.output()

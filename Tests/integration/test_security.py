@@ -2,6 +2,7 @@
 import glob
 import os
 import re
+import shutil
 import subprocess
 
 from conftest import ROOT
@@ -57,3 +58,19 @@ def test_fail2ban_matches_refused_requests(make_stack):
     assert m, out.stdout + out.stderr
     assert int(m.group(3)) == len(refused), out.stdout
     assert "127.0.0.1" in out.stdout
+
+
+def test_fail2ban_jail_loads(stack, tmp_path):
+    """The shipped jail, pointed at this stack's access log, passes fail2ban's own configuration test."""
+    conf = tmp_path / "fail2ban"
+    shutil.copytree("/etc/fail2ban", conf)
+    for extra in (conf / "jail.d").iterdir():
+        extra.unlink()  # only Peon's jail
+    shutil.copy(os.path.join(ROOT, "nginx/fail2ban/filter.d/peon.conf"), conf / "filter.d" / "peon.conf")
+    jail = open(os.path.join(ROOT, "nginx/fail2ban/jail.d/peon.conf")).read()
+    jail = re.sub(r"(?m)^logpath\s*=.*$", "logpath = " + os.path.join(stack.data, "log", "access.log"), jail)
+    (conf / "jail.d" / "peon.conf").write_text(jail)
+    test = subprocess.run(["fail2ban-client", "-c", str(conf), "-t"], capture_output=True, text=True, timeout=60)
+    assert "configuration test is successful" in test.stdout + test.stderr, test.stdout + test.stderr
+    dump = subprocess.run(["fail2ban-client", "-c", str(conf), "-d"], capture_output=True, text=True, timeout=60).stdout
+    assert "['set', 'peon', 'maxretry', 10]" in dump and "(?:401|403|429)" in dump
