@@ -7,33 +7,34 @@ public final class Store {
     public let connection: Connection
 
     /// Opens (creating if needed) the database and applies pending migrations.
-    public init(path: String) throws(StoreError) {
+    public init(path: String) throws {
         connection = try Connection(path: path)
         try Migrator.migrate(connection)
     }
 
     public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
-        try connection.execute("PRAGMA query_only=1; BEGIN")
+        try connection.execute("PRAGMA query_only=1")
         defer { try? connection.execute("PRAGMA query_only=0") }
-        do {
-            let result = try body(Transaction(connection: connection))
-            try connection.execute("COMMIT")
-            return result
-        } catch {
-            try? connection.execute("ROLLBACK")
-            throw error
-        }
+        return try connection.transaction("BEGIN", body)
     }
 
     @discardableResult
     public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
-        try connection.execute("BEGIN IMMEDIATE")
+        try connection.transaction("BEGIN IMMEDIATE", body)
+    }
+}
+
+extension Connection {
+    /// Runs `body` between `begin` and COMMIT, rolling back when it throws.
+    @discardableResult
+    func transaction<T>(_ begin: String, _ body: (Transaction) throws -> T) throws -> T {
+        try execute(begin)
         do {
-            let result = try body(Transaction(connection: connection))
-            try connection.execute("COMMIT")
+            let result = try body(Transaction(connection: self))
+            try execute("COMMIT")
             return result
         } catch {
-            try? connection.execute("ROLLBACK")
+            try? execute("ROLLBACK")
             throw error
         }
     }

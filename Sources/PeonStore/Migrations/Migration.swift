@@ -7,23 +7,15 @@ public struct Migration: Sendable {
 /// Applies `Migration.all` in order, each in its own `BEGIN IMMEDIATE` transaction that first
 /// checks `schema_migrations`, so processes starting at once apply each step exactly once.
 public enum Migrator {
-    public static func migrate(_ db: Connection) throws(StoreError) {
-        try db.execute(
-            "BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL); COMMIT"
-        )
+    public static func migrate(_ db: Connection) throws {
+        try db.transaction("BEGIN IMMEDIATE") { tx in
+            try tx.query("CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        }
         for migration in Migration.all {
-            try db.execute("BEGIN IMMEDIATE")
-            do {
-                let done = try db.query("SELECT 1 FROM schema_migrations WHERE id = ?", [.text(migration.id)])
-                if done.isEmpty {
-                    try db.execute(migration.sql)
-                    try db.query(
-                        "INSERT INTO schema_migrations (id, applied_at) VALUES (?, unixepoch())", [.text(migration.id)])
-                }
-                try db.execute("COMMIT")
-            } catch {
-                try? db.execute("ROLLBACK")
-                throw error
+            try db.transaction("BEGIN IMMEDIATE") { tx in
+                guard try tx.query("SELECT 1 FROM schema_migrations WHERE id = ?", [.text(migration.id)]).isEmpty else { return }
+                try db.execute(migration.sql)
+                try tx.query("INSERT INTO schema_migrations (id, applied_at) VALUES (?, unixepoch())", [.text(migration.id)])
             }
         }
     }
