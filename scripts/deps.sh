@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
 # Installs what Peon needs on Debian 12, only what is missing. Usage: deps.sh run|test|bench
 set -euo pipefail
-want=(nginx-light libfcgi-dev libcurl4-openssl-dev libsqlite3-dev pkg-config openssl gettext-base ca-certificates)
+# Commands, each with the package that provides it; then libraries by package.
+commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg-config curl:curl)
+libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev ca-certificates)
 case "${1:-run}" in
-  test) want+=(fail2ban curl python3-venv) ;;
-  bench) want+=(wrk curl) ;;
+  test) commands+=(fail2ban-regex:fail2ban) ;;
+  bench) commands+=(wrk:wrk) ;;
 esac
 missing=()
-for p in "${want[@]}"; do
+for pair in "${commands[@]}"; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+for p in "${libraries[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+if [ "${1:-run}" = test ] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing+=(python3-venv); fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts the packaged nginx on port 80; Peon runs its own instance.
-  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
-    { $sudo systemctl disable --now nginx || $sudo service nginx stop || $sudo nginx -s quit; } >/dev/null 2>&1 || true
-  fi
-  if [[ " ${missing[*]} " == *" fail2ban "* ]]; then
-    { $sudo systemctl disable --now fail2ban || $sudo service fail2ban stop; } >/dev/null 2>&1 || true
-  fi
+  # Debian starts packaged services; Peon runs its own nginx and only uses fail2ban's tools in tests.
+  for service in nginx fail2ban; do
+    if [[ " ${missing[*]} " == *" $service"* ]]; then
+      { $sudo systemctl disable --now "$service" || $sudo service "$service" stop; } >/dev/null 2>&1 || true
+    fi
+  done
 fi
 command -v swift >/dev/null || { echo "swift is not on PATH: install a Swift 6 toolchain" >&2; exit 1; }
