@@ -73,8 +73,6 @@ public final class CurlEasy {
         guard (200..<300).contains(status) else { throw .status(status) }
         return sink.bytes
     }
-
-    public static var libraryVersion: String { String(cString: curl_version()) }
 }
 
 @available(*, unavailable)

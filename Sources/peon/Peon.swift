@@ -17,9 +17,14 @@ struct DataOptions: ParsableArguments {
     @Option(name: .long, help: "The data directory (default: $PEON_DATA_DIR or ./var).")
     var dataDir: String?
 
-    func openStore() throws -> Store {
+    /// Opens the installation's database; only `migrate` may create one, so a mistyped
+    /// `--data-dir` is an error instead of a new empty installation.
+    func openStore(create: Bool = false) throws -> Store {
         let dir = dataDir ?? ProcessEnvironment.read(["PEON_DATA_DIR"])["PEON_DATA_DIR"] ?? "./var"
         Files.restrictUmask()
+        if !create, Files.kind(dir + "/peon.db") != .file {
+            throw ValidationError("no Peon database at \(dir)/peon.db (set --data-dir or PEON_DATA_DIR, or run `peon migrate`)")
+        }
         try Files.makeDirectories(dir)
         return try Store(path: dir + "/peon.db")
     }
@@ -38,7 +43,7 @@ extension Peon {
         @OptionGroup var data: DataOptions
 
         func run() throws {
-            let store = try data.openStore()
+            let store = try data.openStore(create: true)
             print("schema: \(try Migrator.applied(store.connection).joined(separator: ", "))")
         }
     }

@@ -92,3 +92,6 @@ def test_cli_migrate_and_help(stack):
     assert "--scope" in helptext and "--label" in helptext
     bad = stack.peon("key", "create", "--scope", "root")
     assert bad.returncode != 0 and "root" in bad.stderr
+    missing = subprocess.run([os.path.join(BIN, "peon"), "key", "list", "--data-dir", stack.dir + "/nope"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "no Peon database" in missing.stderr
+    assert not os.path.exists(stack.dir + "/nope")

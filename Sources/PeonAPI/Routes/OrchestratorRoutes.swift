@@ -3,6 +3,7 @@ import PeonCurl
 import PeonHTTP
 import PeonJSON
 import PeonStore
+import PeonSystem
 
 /// `GET /api/v1/orchestrator`: PEON's `{"version"}` plus what helps an operator.
 enum OrchestratorRoutes {
@@ -20,6 +21,7 @@ enum OrchestratorRoutes {
                 ("api", "v1"),
                 ("plans", .int(plans)),
                 ("workers", .int(context.configuration.workers)),
+                ("uptime", .int(Int(WallClock.now() - context.startedAt))),
                 ("scheduler", .object([("heartbeat", heartbeat.map(JSON.string) ?? .null)])),
                 ("database", .object([("sqlite", .string(Connection.libraryVersion)), ("migrations", .int(Int(migrations)))])),
                 ("key", .object([("id", .string(principal.keyID)), ("scope", .string(principal.scope.rawValue))])),
