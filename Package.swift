@@ -74,6 +74,7 @@ let package = Package(
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
+        .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
         .testTarget(
             name: "PeonAPITests",
