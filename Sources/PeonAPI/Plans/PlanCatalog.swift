@@ -4,6 +4,17 @@ public import PeonJSON
 public import PeonStore
 import PeonSystem
 
+/// A plan file or index entry that was refused, and why.
+public struct PlanFailure: Sendable {
+    public let source: String
+    public let gameUID: GameUID?
+    public let error: String
+
+    public var json: JSON {
+        ["source": .string(source), "game_uid": gameUID.map { .string($0.rawValue) } ?? .null, "error": .string(error)]
+    }
+}
+
 /// Keeps the plan catalog in SQLite in step with the plan sources.
 public enum PlanCatalog {
     /// The outcome of a refresh, as `PUT /plans` reports it.
@@ -11,7 +22,7 @@ public enum PlanCatalog {
         public var added: [PlanIndexEntry] = []
         public var updated: [GameUID] = []
         public var removed: [GameUID] = []
-        public var failures: [(source: String, gameUID: GameUID?, error: String)] = []
+        public var failures: [PlanFailure] = []
 
         /// `{"new_recipies": {...}}` (PEON's spelling) plus what else happened.
         public var json: JSON {
@@ -19,7 +30,7 @@ public enum PlanCatalog {
                 ("new_recipies", .object(added.map { ($0.gameUID.rawValue, $0.json) })),
                 ("updated", .array(updated.map { .string($0.rawValue) })),
                 ("removed", .array(removed.map { .string($0.rawValue) })),
-                ("failed", .array(failures.map(PlanCatalog.failureJSON))),
+                ("failed", .array(failures.map(\.json))),
             ])
         }
     }
@@ -27,11 +38,7 @@ public enum PlanCatalog {
     /// Why a refresh changed nothing.
     public enum RefreshError: Error {
         case indexUnavailable(url: String, error: CurlError)
-        case nothingValid(failures: [(source: String, gameUID: GameUID?, error: String)])
-    }
-
-    static func failureJSON(_ f: (source: String, gameUID: GameUID?, error: String)) -> JSON {
-        .object([("source", .string(f.source)), ("game_uid", f.gameUID.map { .string($0.rawValue) } ?? .null), ("error", .string(f.error))])
+        case nothingValid(failures: [PlanFailure])
     }
 
     /// Copies the bundled plans into an empty or missing plans folder.

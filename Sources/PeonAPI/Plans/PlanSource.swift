@@ -12,7 +12,7 @@ enum PlanSource {
     /// What one source yielded: valid plans, and every file that was refused and why.
     struct Scan {
         var plans: [GameUID: PlanCandidate] = [:]
-        var failures: [(source: String, gameUID: GameUID?, error: String)] = []
+        var failures: [PlanFailure] = []
     }
 
     struct PlanCandidate {
@@ -31,9 +31,9 @@ enum PlanSource {
             do {
                 let (parsed, problems) = try PlanIndexEntry.parseIndex(JSON.parse(Files.read(indexPath, limit: indexLimit)))
                 entries = parsed
-                scan.failures += problems.map { (indexPath, nil, $0) }
+                scan.failures += problems.map { PlanFailure(source: indexPath, gameUID: nil, error: $0) }
             } catch {
-                scan.failures.append((indexPath, nil, "\(error)"))
+                scan.failures.append(PlanFailure(source: indexPath, gameUID: nil, error: "\(error)"))
             }
         }
         let listed = Set(entries.map(\.gameUID))
@@ -48,7 +48,7 @@ enum PlanSource {
                 let plan = try Plan(document: JSON.parse(Files.read(path, limit: planLimit)), expectedGameUID: entry.gameUID)
                 scan.plans[entry.gameUID] = PlanCandidate(plan: plan, entry: entry, listed: listed.contains(entry.gameUID), source: "local")
             } catch {
-                scan.failures.append((path, entry.gameUID, "\(error)"))
+                scan.failures.append(PlanFailure(source: path, gameUID: entry.gameUID, error: "\(error)"))
             }
         }
         return scan
@@ -65,7 +65,7 @@ enum PlanSource {
         do {
             let (parsed, problems) = try PlanIndexEntry.parseIndex(JSON.parse(indexBytes))
             entries = parsed
-            scan.failures += problems.map { (indexURL, nil, $0) }
+            scan.failures += problems.map { PlanFailure(source: indexURL, gameUID: nil, error: $0) }
         } catch {
             throw .transport(code: 0, message: "\(indexURL): \(error)")
         }
@@ -76,7 +76,7 @@ enum PlanSource {
                 let plan = try Plan(document: JSON.parse(bytes), expectedGameUID: entry.gameUID)
                 scan.plans[entry.gameUID] = PlanCandidate(plan: plan, entry: entry, listed: true, source: url)
             } catch {
-                scan.failures.append((url, entry.gameUID, "\(error)"))
+                scan.failures.append(PlanFailure(source: url, gameUID: entry.gameUID, error: "\(error)"))
             }
         }
         return scan

@@ -37,11 +37,11 @@ enum PlanRoutes {
                 throw HTTPError(
                     status: 502, code: "plans.index_unavailable",
                     message: "Could not download the plans index from \(url): \(error). The catalog is unchanged.",
-                    extra: [("failed", .array([PlanCatalog.failureJSON((url, nil, "\(error)"))]))])
+                    extra: [("failed", [PlanFailure(source: url, gameUID: nil, error: "\(error)").json])])
             } catch PlanCatalog.RefreshError.nothingValid(let failures) {
                 throw HTTPError(
                     status: 422, code: "plans.none_valid", message: "No valid plan was found. The catalog is unchanged.",
-                    extra: [("failed", .array(failures.map(PlanCatalog.failureJSON)))])
+                    extra: [("failed", .array(failures.map(\.json)))])
             }
         }
     }
