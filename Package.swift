@@ -41,6 +41,8 @@ let package = Package(
             swiftSettings: settings),
         // libcurl: bounded HTTP(S) transfers (plan downloads now, the Docker socket next).
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
+        // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
+        .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
         // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.
         .target(name: "PeonHTTP", dependencies: ["PeonJSON"], swiftSettings: settings),
         // The /api/v1 endpoints: auth, audit, plans, orchestrator; never Docker.
@@ -74,6 +76,7 @@ let package = Package(
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
+        .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
         .testTarget(

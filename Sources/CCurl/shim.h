@@ -7,3 +7,5 @@ static inline CURLcode peon_setopt_slist(CURL *h, CURLoption o, struct curl_slis
 typedef size_t (*peon_write_cb)(char *, size_t, size_t, void *);
 static inline CURLcode peon_setopt_writefn(CURL *h, peon_write_cb f) { return curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, f); }
 static inline CURLcode peon_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+typedef int (*peon_xferinfo_cb)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+static inline CURLcode peon_setopt_xferinfofn(CURL *h, peon_xferinfo_cb f) { return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f); }

@@ -1,0 +1,69 @@
+public import PeonJSON
+
+extension DockerClient {
+    /// Creates a container from an Engine API `ContainerConfig` (with `HostConfig`); returns its id.
+    public func createContainer(name: String, config: JSON) throws(DockerError) -> String {
+        let answer = try json("POST", "/containers/create", query: [("name", name)], body: config)
+        guard let id = answer["Id"]?.stringValue else { throw .badResponse("create returned no Id") }
+        return id
+    }
+
+    /// Starts a container; one already running is not an error (304).
+    public func startContainer(_ id: String) throws(DockerError) {
+        try call("POST", "/containers/\(DockerClient.escape(id))/start")
+    }
+
+    /// Stops with SIGTERM, then SIGKILL after `timeoutSeconds`; one already stopped is not an error.
+    public func stopContainer(_ id: String, timeoutSeconds: Int) throws(DockerError) {
+        try call("POST", "/containers/\(DockerClient.escape(id))/stop", query: [("t", "\(timeoutSeconds)")],
+                 timeoutMilliseconds: (timeoutSeconds + 30) * 1000)
+    }
+
+    public func restartContainer(_ id: String, timeoutSeconds: Int) throws(DockerError) {
+        try call("POST", "/containers/\(DockerClient.escape(id))/restart", query: [("t", "\(timeoutSeconds)")],
+                 timeoutMilliseconds: (timeoutSeconds + 60) * 1000)
+    }
+
+    public func killContainer(_ id: String, signal: String = "SIGKILL") throws(DockerError) {
+        try call("POST", "/containers/\(DockerClient.escape(id))/kill", query: [("signal", signal)])
+    }
+
+    /// Removes a container (and its anonymous volumes); `force` kills a running one first.
+    public func removeContainer(_ id: String, force: Bool = false) throws(DockerError) {
+        try call("DELETE", "/containers/\(DockerClient.escape(id))", query: [("force", force ? "1" : "0"), ("v", "1")])
+    }
+
+    /// `GET /containers/{id}/json`: `State.Status`, `State.ExitCode`, `State.OOMKilled`, ...
+    public func inspectContainer(_ id: String) throws(DockerError) -> JSON {
+        try json("GET", "/containers/\(DockerClient.escape(id))/json")
+    }
+
+    /// Containers carrying every given label (`key=value` or `key`), running or not.
+    public func listContainers(labels: [String], all: Bool = true) throws(DockerError) -> [JSON] {
+        let answer = try json("GET", "/containers/json", query: [("all", all ? "1" : "0"), ("filters", DockerClient.labelFilter(labels))])
+        guard let list = answer.arrayValue else { throw .badResponse("container list is not a list") }
+        return list
+    }
+
+    /// One stats sample without streaming (`one-shot` skips the second sample, API 1.41+).
+    public func containerStats(_ id: String) throws(DockerError) -> JSON {
+        try json("GET", "/containers/\(DockerClient.escape(id))/stats", query: [("stream", "0"), ("one-shot", "1")])
+    }
+
+    /// Blocks until the container is not running (or `condition`), returning its exit code.
+    public func waitContainer(_ id: String, condition: String = "not-running", timeoutSeconds: Int = 60) throws(DockerError) -> Int {
+        let answer = try json("POST", "/containers/\(DockerClient.escape(id))/wait", query: [("condition", condition)],
+                              timeoutMilliseconds: timeoutSeconds * 1000)
+        guard case .number(let code) = answer["StatusCode"] else { throw .badResponse("wait returned no StatusCode") }
+        return Int(code)
+    }
+
+    /// The last `tail` lines of stdout and stderr (demultiplexed; the container must not use a TTY).
+    public func containerLogs(_ id: String, tail: Int = 200) throws(DockerError) -> [LogFrame] {
+        let response = try call(
+            "GET", "/containers/\(DockerClient.escape(id))/logs",
+            query: [("stdout", "1"), ("stderr", "1"), ("tail", "\(tail)")], maximumBytes: 8 << 20)
+        var decoder = LogFrameDecoder()
+        return decoder.feed(response.body)
+    }
+}

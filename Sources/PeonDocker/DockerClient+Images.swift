@@ -1,0 +1,62 @@
+public import PeonJSON
+
+extension DockerClient {
+    /// The image's metadata, or nil when the engine does not have it.
+    public func inspectImage(_ reference: String) throws(DockerError) -> JSON? {
+        do {
+            return try json("GET", "/images/\(DockerClient.escapePath(reference))/json")
+        } catch .notFound {
+            return nil
+        }
+    }
+
+    /// Pulls `image:tag`, reporting each progress object; a failure inside the stream throws.
+    public func pullImage(_ image: String, tag: String = "latest", progress: (JSON) -> Void = { _ in }) throws(DockerError) {
+        var lines = LineBuffer()
+        var failure: String?
+        try stream("POST", "/images/create", query: [("fromImage", image), ("tag", tag)], keepGoing: { true }) { chunk in
+            for line in lines.feed(chunk) {
+                guard let event = try? JSON.parse(line) else { continue }
+                if let error = event["error"]?.stringValue { failure = error }
+                progress(event)
+            }
+            return true
+        }
+        if let failure { throw .engine(status: 500, message: failure) }
+    }
+
+    /// A path component that may contain `/` and `:` (image references), encoded otherwise.
+    static func escapePath(_ text: String) -> String {
+        text.split(separator: "/", omittingEmptySubsequences: false).map { escape(String($0)).replacingColons() }.joined(separator: "/")
+    }
+}
+
+extension String {
+    fileprivate func replacingColons() -> String {
+        var out = ""
+        var rest = self[...]
+        while let r = rest.firstRange(of: "%3A") {
+            out += rest[..<r.lowerBound] + ":"
+            rest = rest[r.upperBound...]
+        }
+        return out + rest
+    }
+}
+
+/// Splits a byte stream into newline-terminated lines (Docker's progress and event streams are
+/// newline-delimited JSON whose chunks can end mid-object).
+struct LineBuffer {
+    private var pending: [UInt8] = []
+
+    mutating func feed(_ chunk: UnsafeRawBufferPointer) -> [[UInt8]] {
+        pending.append(contentsOf: chunk)
+        var lines: [[UInt8]] = []
+        var start = 0
+        for i in pending.indices where pending[i] == 0x0A {
+            if i > start { lines.append(Array(pending[start..<i])) }
+            start = i + 1
+        }
+        pending.removeFirst(start)
+        return lines
+    }
+}

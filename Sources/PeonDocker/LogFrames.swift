@@ -1,0 +1,39 @@
+/// One chunk of container output from a non-TTY stream.
+public struct LogFrame: Sendable, Equatable {
+    public enum Stream: UInt8, Sendable { case stdin = 0, stdout = 1, stderr = 2 }
+    public let stream: Stream
+    public let payload: [UInt8]
+
+    public init(stream: Stream, payload: [UInt8]) {
+        self.stream = stream
+        self.payload = payload
+    }
+
+    public var text: String { String(decoding: payload, as: UTF8.self) }
+}
+
+/// Demultiplexes Docker's log/attach stream: an 8-byte header `[stream, 0, 0, 0, size (u32 BE)]`
+/// then the payload. Chunks may split anywhere, so bytes are buffered until a frame is whole.
+public struct LogFrameDecoder: Sendable {
+    private var buffer: [UInt8] = []
+
+    public init() {}
+
+    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [LogFrame] {
+        buffer.append(contentsOf: bytes)
+        var frames: [LogFrame] = []
+        var offset = 0
+        while buffer.count - offset >= 8 {
+            let size = buffer[offset + 4...offset + 7].reduce(0) { $0 << 8 | Int($1) }
+            guard buffer.count - offset - 8 >= size else { break }
+            let stream = LogFrame.Stream(rawValue: buffer[offset]) ?? .stdout
+            frames.append(LogFrame(stream: stream, payload: Array(buffer[offset + 8..<offset + 8 + size])))
+            offset += 8 + size
+        }
+        buffer.removeFirst(offset)
+        return frames
+    }
+
+    /// Bytes of an incomplete frame still waiting for the rest.
+    public var pending: Int { buffer.count }
+}
