@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: install what the tests need, build, run the Swift unit tests, then the integration
-# tests against the real stack (nginx over TLS + peon-api + SQLite files).
+# `make test`: install what the tests need, build, run the Swift tests (unit, and the Docker client
+# against the real engine), then the integration tests against the real stack (nginx over TLS +
+# peon-api + SQLite files).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +14,9 @@ fi
 if ! "$venv/bin/python" -c 'import pytest, requests, openapi_spec_validator, schemathesis' 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check pytest requests openapi-spec-validator schemathesis
 fi
+
+# A real Docker engine (started here when it is not running) and the busybox test game image.
+scripts/docker.sh image
 
 swift build --build-tests
 swift test --skip-build

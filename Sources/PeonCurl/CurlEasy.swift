@@ -134,7 +134,10 @@ public final class CurlEasy {
         if let body = request.body ?? (request.method == "POST" || request.method == "PUT" ? [] : nil) {
             rcs.append(peon_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.count))
             // COPYPOSTFIELDS copies POSTFIELDSIZE bytes now, so the buffer need not outlive the call.
-            rcs.append((body.isEmpty ? [0] : body).withUnsafeBytes { peon_setopt_ptr(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress)) })
+            rcs.append(
+                (body.isEmpty ? [0] : body).withUnsafeBytes {
+                    peon_setopt_ptr(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0.baseAddress))
+                })
             // COPYPOSTFIELDS implies POST; keep the caller's verb.
             rcs.append(peon_setopt_str(handle, CURLOPT_CUSTOMREQUEST, request.method))
         }

@@ -15,13 +15,15 @@ extension DockerClient {
 
     /// Stops with SIGTERM, then SIGKILL after `timeoutSeconds`; one already stopped is not an error.
     public func stopContainer(_ id: String, timeoutSeconds: Int) throws(DockerError) {
-        try call("POST", "/containers/\(DockerClient.escape(id))/stop", query: [("t", "\(timeoutSeconds)")],
-                 timeoutMilliseconds: (timeoutSeconds + 30) * 1000)
+        try call(
+            "POST", "/containers/\(DockerClient.escape(id))/stop", query: [("t", "\(timeoutSeconds)")],
+            timeoutMilliseconds: (timeoutSeconds + 30) * 1000)
     }
 
     public func restartContainer(_ id: String, timeoutSeconds: Int) throws(DockerError) {
-        try call("POST", "/containers/\(DockerClient.escape(id))/restart", query: [("t", "\(timeoutSeconds)")],
-                 timeoutMilliseconds: (timeoutSeconds + 60) * 1000)
+        try call(
+            "POST", "/containers/\(DockerClient.escape(id))/restart", query: [("t", "\(timeoutSeconds)")],
+            timeoutMilliseconds: (timeoutSeconds + 60) * 1000)
     }
 
     public func killContainer(_ id: String, signal: String = "SIGKILL") throws(DockerError) {
@@ -52,8 +54,9 @@ extension DockerClient {
 
     /// Blocks until the container is not running (or `condition`), returning its exit code.
     public func waitContainer(_ id: String, condition: String = "not-running", timeoutSeconds: Int = 60) throws(DockerError) -> Int {
-        let answer = try json("POST", "/containers/\(DockerClient.escape(id))/wait", query: [("condition", condition)],
-                              timeoutMilliseconds: timeoutSeconds * 1000)
+        let answer = try json(
+            "POST", "/containers/\(DockerClient.escape(id))/wait", query: [("condition", condition)],
+            timeoutMilliseconds: timeoutSeconds * 1000)
         guard case .number(let code) = answer["StatusCode"] else { throw .badResponse("wait returned no StatusCode") }
         return Int(code)
     }

@@ -43,7 +43,9 @@ public final class DockerClient {
         let response: CurlResponse
         do {
             response = try curl.perform(
-                request(method, path, query: query, body: body, limits: TransferLimits(totalTimeoutMilliseconds: timeoutMilliseconds, maximumBytes: maximumBytes)))
+                request(
+                    method, path, query: query, body: body,
+                    limits: TransferLimits(totalTimeoutMilliseconds: timeoutMilliseconds, maximumBytes: maximumBytes)))
         } catch {
             throw .transport(error)
         }
@@ -73,7 +75,8 @@ public final class DockerClient {
         do {
             var limits = TransferLimits(totalTimeoutMilliseconds: 0, maximumBytes: Int.max)
             limits.connectTimeoutMilliseconds = 5_000
-            response = try curl.stream(request(method, path, query: query, body: body, limits: limits), keepGoing: keepGoing, onChunk: onChunk)
+            response = try curl.stream(
+                request(method, path, query: query, body: body, limits: limits), keepGoing: keepGoing, onChunk: onChunk)
         } catch {
             throw .transport(error)
         }
@@ -90,7 +93,8 @@ public final class DockerClient {
 
     func check(_ response: CurlResponse) throws(DockerError) {
         guard response.status >= 400 else { return }
-        let message = (try? JSON.parse(response.body))?["message"]?.stringValue ?? String(decoding: response.body.prefix(500), as: UTF8.self)
+        let message =
+            (try? JSON.parse(response.body))?["message"]?.stringValue ?? String(decoding: response.body.prefix(500), as: UTF8.self)
         switch response.status {
         case 404: throw .notFound(message)
         case 409: throw .conflict(message)

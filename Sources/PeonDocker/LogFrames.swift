@@ -1,6 +1,10 @@
 /// One chunk of container output from a non-TTY stream.
 public struct LogFrame: Sendable, Equatable {
-    public enum Stream: UInt8, Sendable { case stdin = 0, stdout = 1, stderr = 2 }
+    public enum Stream: UInt8, Sendable {
+        case stdin = 0
+        case stdout = 1
+        case stderr = 2
+    }
     public let stream: Stream
     public let payload: [UInt8]
 
