@@ -32,6 +32,13 @@ enum ErrorMapping {
         case .invalid(_, let reason): HTTPError(status: 400, code: "request.invalid", message: reason)
         case .notFound(let kind, let id):
             HTTPError(status: 404, code: "\(kind).not_found", message: "No \(kind) named '\(Identifier.quoted(id))'.")
+        case .missingSettings(let keys):
+            HTTPError(
+                status: 400, code: "settings.missing",
+                message: "Missing required settings: \(keys.joined(separator: ", ")).",
+                extra: [("missing", .array(keys.map(JSON.string)))])
+        case .conflict(let message): HTTPError(status: 409, code: "conflict", message: message)
+        case .noFreePorts(let message): HTTPError(status: 409, code: "ports.exhausted", message: message)
         }
     }
 

@@ -53,13 +53,14 @@ public enum JSON: Sendable, Equatable {
     public static func int(_ value: Int) -> JSON { .number(Double(value)) }
 }
 
+// Deliberately not ExpressibleByNilLiteral: `nil` in a closure returning `JSON?` would silently
+// become `.null` instead of `Optional.none`.
 extension JSON: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
     public init(arrayLiteral elements: JSON...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, JSON)...) { self = .object(elements) }
-    public init(nilLiteral: ()) { self = .null }
 }

@@ -23,6 +23,12 @@ public struct PortSpec: Sendable, Equatable {
     public let name: String
     public let port: Int
     public let proto: Proto
+
+    public init(name: String, port: Int, proto: Proto) {
+        self.name = name
+        self.port = port
+        self.proto = proto
+    }
 }
 
 /// One plan environment key: plain (`null` = required, a string = default) or the web UI's rich

@@ -1,0 +1,38 @@
+public import PeonJSON
+
+/// Resolves a request's settings against a plan: the values a server's container gets.
+public enum ServerSettings {
+    /// Request keys that are not settings (PEON clients send them in the same object).
+    public static let reservedKeys: Set<String> = [
+        "description", "start_later", "noclean", "game_uid", "servername", "warcamp", "interval", "epoch_time", "mode",
+        "eradicate", "limits",
+    ]
+    public static let maximumValueBytes = 4096
+
+    /// The user's values for the plan's settings, in plan order. Values may be JSON strings,
+    /// numbers or booleans; `null` and `""` mean "not given". `STEAM_ID` is never user-set.
+    /// Every required setting must be given: the error names all that are missing.
+    public static func resolve(plan: Plan, request: JSON, previous: [(String, String)] = []) throws(DomainError) -> [(String, String)] {
+        var given: [String: String] = [:]
+        for (key, value) in previous { given[key] = value }
+        for (key, value) in request.objectValue ?? [] where !reservedKeys.contains(key) && key != "STEAM_ID" {
+            guard plan.settings.contains(where: { $0.key == key }) else { continue }  // the web UI sends every key
+            switch value {
+            case .null: continue
+            case .string, .number, .bool:
+                let text = Plan.scalarText(value)!
+                guard text.utf8.count <= maximumValueBytes, !text.utf8.contains(0) else {
+                    throw .invalid(field: key, reason: "\(key) must be at most \(maximumValueBytes) bytes without NUL characters")
+                }
+                if text.isEmpty { given.removeValue(forKey: key) } else { given[key] = text }
+            default:
+                throw .invalid(field: key, reason: "\(key) must be a string, a number or a boolean")
+            }
+        }
+        let missing = plan.settings.filter { $0.required && $0.key != "STEAM_ID" && given[$0.key] == nil }.map(\.key)
+        guard missing.isEmpty else { throw .missingSettings(missing) }
+        return plan.settings.filter { $0.key != "STEAM_ID" }.compactMap { setting in
+            given[setting.key].map { (setting.key, $0) }
+        }
+    }
+}

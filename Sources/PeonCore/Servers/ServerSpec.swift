@@ -1,0 +1,92 @@
+/// Resource limits of a server's container: plan defaults, overridable per server.
+public struct ResourceLimits: Sendable, Equatable {
+    public var memoryBytes: Int64?
+    public var nanoCPUs: Int64?
+    public var pids: Int64
+
+    public init(memoryBytes: Int64? = nil, nanoCPUs: Int64? = nil, pids: Int64 = 4096) {
+        self.memoryBytes = memoryBytes
+        self.nanoCPUs = nanoCPUs
+        self.pids = pids
+    }
+}
+
+/// A bind mount from the server's directory into the container.
+public struct Mount: Sendable, Equatable {
+    public let source: String
+    public let target: String
+
+    public init(source: String, target: String) {
+        self.source = source
+        self.target = target
+    }
+}
+
+/// Everything a platform needs to run one server: built from its plan, its settings and its
+/// allocated ports (contract §3.5, with PEON's bugs fixed). Platform-neutral: Docker and Swarm
+/// each turn it into their own API calls.
+public struct ServerSpec: Sendable, Equatable {
+    public static let managedLabel = "peon.managed"
+    public static let serverLabel = "peon.server"
+    public static let gameLabel = "peon.game"
+    /// Game servers never run as root.
+    public static let user = "1000:1000"
+
+    public let uid: ServerUID
+    public let name: String
+    public let hostname: String
+    public let image: String
+    /// `KEY=value`: port names first, then the plan's settings in plan order.
+    public let environment: [String]
+    public let ports: [PortSpec]
+    public let mounts: [Mount]
+    public let labels: [(String, String)]
+    public let limits: ResourceLimits
+
+    public static func == (a: ServerSpec, b: ServerSpec) -> Bool {
+        a.uid == b.uid && a.image == b.image && a.environment == b.environment && a.ports == b.ports && a.mounts == b.mounts
+            && a.limits == b.limits && a.labels.map { "\($0)=\($1)" } == b.labels.map { "\($0)=\($1)" }
+    }
+
+    /// - Parameters:
+    ///   - settings: the resolved user values (`ServerSettings.resolve`).
+    ///   - directory: the server's directory as the engine's host sees it.
+    ///   - existingFiles: which of the plan's single-file mounts exist in the directory (`~!/x` keys).
+    public init(
+        uid: ServerUID, plan: Plan, settings: [(String, String)], ports: [PortSpec], directory: String, existingFiles: Set<String> = [],
+        limits: ResourceLimits = ResourceLimits(), extraLabels: [(String, String)] = []
+    ) {
+        self.uid = uid
+        name = uid.containerName
+        // Linux host names stop at 64 bytes; PEON's long names would make the container fail to start.
+        var host = String(uid.containerName.prefix(63))
+        while host.hasSuffix(".") || host.hasSuffix("-") { host.removeLast() }
+        hostname = host
+        image = plan.image
+        self.ports = ports
+
+        var env: [(String, String)] = []
+        for port in ports {
+            if let i = env.firstIndex(where: { $0.0 == port.name }) {
+                env[i].1 = "\(port.port)"
+            } else {
+                env.append((port.name, "\(port.port)"))
+            }
+        }
+        let portNames = Set(ports.map(\.name))
+        let given = Dictionary(settings, uniquingKeysWith: { _, last in last })
+        for setting in plan.settings where !portNames.contains(setting.key) {
+            let value = setting.key == "STEAM_ID" ? setting.defaultValue : given[setting.key] ?? setting.defaultValue
+            env.append((setting.key, value ?? ""))
+        }
+        environment = env.map { "\($0.0)=\($0.1)" }
+
+        func hostPath(_ source: String) -> String { source == "~!" ? directory : directory + source.dropFirst(2) }
+        mounts =
+            plan.volumes.map { Mount(source: hostPath($0.source), target: $0.target) }
+            + plan.files.filter { existingFiles.contains($0.source) }.map { Mount(source: hostPath($0.source), target: $0.target) }
+        labels =
+            [(Self.managedLabel, "true"), (Self.serverLabel, uid.description), (Self.gameLabel, uid.game.rawValue)] + extraLabels
+        self.limits = limits
+    }
+}
