@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
         // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
+        // Server specs as Docker containers (one network per server, owned by labels).
+        .target(name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON"], swiftSettings: settings),
         // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.
         .target(name: "PeonHTTP", dependencies: ["PeonJSON"], swiftSettings: settings),
         // The /api/v1 endpoints: auth, audit, plans, orchestrator; never Docker.
@@ -77,6 +79,9 @@ let package = Package(
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON"], swiftSettings: settings),
+        .testTarget(
+            name: "PeonPlatformDockerTests", dependencies: ["PeonPlatformDocker", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
+            swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
         .testTarget(

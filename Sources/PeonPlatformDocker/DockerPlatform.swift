@@ -1,0 +1,152 @@
+public import PeonCore
+public import PeonDocker
+public import PeonJSON
+
+/// A container as the engine reports it, mapped back to the Peon server it belongs to.
+public struct ObservedContainer: Sendable, Equatable {
+    public let id: String
+    public let uid: ServerUID?
+    /// Docker's words: `created`, `running`, `exited`, `restarting`, `paused`, `dead`.
+    public let state: String
+    public let exitCode: Int
+    public let oomKilled: Bool
+    public let labels: [String: String]
+}
+
+/// Runs `ServerSpec`s as Docker containers, one bridge network per server, identified by labels.
+///
+/// One instance per thread (it owns a `DockerClient`). Every call is idempotent where it can be:
+/// `ensure` adopts the container a crashed earlier attempt left behind instead of making a second.
+public final class DockerPlatform {
+    public let docker: DockerClient
+    /// The host address game ports are published on.
+    public let bindAddress: String
+
+    /// Capabilities no game server needs; Docker's defaults keep the rest (file ownership, setuid for
+    /// images that drop privileges themselves, binding low ports).
+    public static let droppedCapabilities = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP", "SETPCAP"]
+
+    public init(client: DockerClient, bindAddress: String = "0.0.0.0") {
+        docker = client
+        self.bindAddress = bindAddress
+    }
+
+    /// The Engine API create body for a spec.
+    public static func createBody(_ spec: ServerSpec, bindAddress: String) -> JSON {
+        var exposed: [(String, JSON)] = []
+        var bindings: [(String, JSON)] = []
+        for key in spec.ports.flatMap(\.keys) where !exposed.contains(where: { $0.0 == key.description }) {
+            exposed.append((key.description, .object([])))
+            bindings.append((key.description, [["HostIp": .string(bindAddress), "HostPort": .string("\(key.port)")]]))
+        }
+        var host: [(String, JSON)] = [
+            ("NetworkMode", .string(spec.name)),
+            ("PortBindings", .object(bindings)),
+            (
+                "Mounts",
+                .array(spec.mounts.map { ["Type": "bind", "Source": .string($0.source), "Target": .string($0.target), "ReadOnly": false] })
+            ),
+            ("Init", true),
+            ("SecurityOpt", ["no-new-privileges:true"]),
+            ("CapDrop", .array(droppedCapabilities.map(JSON.string))),
+            ("PidsLimit", .number(Double(spec.limits.pids))),
+            ("LogConfig", ["Type": "json-file", "Config": ["max-size": "10m", "max-file": "3"]]),
+            // Peon's crash policy restarts servers, with back-off and a record of each crash.
+            ("RestartPolicy", ["Name": "no"]),
+        ]
+        if let memory = spec.limits.memoryBytes {
+            host.append(("Memory", .number(Double(memory))))
+            host.append(("MemorySwap", .number(Double(memory))))
+        }
+        if let cpus = spec.limits.nanoCPUs { host.append(("NanoCpus", .number(Double(cpus)))) }
+        return .object([
+            ("Image", .string(spec.image)),
+            ("Hostname", .string(spec.hostname)),
+            ("User", .string(ServerSpec.user)),
+            ("Env", .array(spec.environment.map(JSON.string))),
+            ("Labels", .object(spec.labels.map { ($0.0, JSON.string($0.1)) })),
+            ("ExposedPorts", .object(exposed)),
+            ("HostConfig", .object(host)),
+        ])
+    }
+
+    /// Makes sure the server's network and container exist; returns the container id.
+    public func ensure(_ spec: ServerSpec) throws(DockerError) -> String {
+        if let existing = try containers(of: spec.uid).first { return existing.id }
+        if try docker.listNetworks(labels: ["\(ServerSpec.serverLabel)=\(spec.uid)"]).isEmpty {
+            do {
+                _ = try docker.createNetwork(name: spec.name, labels: spec.labels)
+            } catch .conflict {
+                // Created meanwhile by an earlier attempt: fine.
+            }
+        }
+        do {
+            return try docker.createContainer(name: spec.name, config: Self.createBody(spec, bindAddress: bindAddress))
+        } catch .conflict(let message) {
+            // The name exists: adopt it only if it is this server's; never touch a foreign container.
+            guard let mine = try containers(of: spec.uid).first else { throw .conflict(message) }
+            return mine.id
+        }
+    }
+
+    public func start(_ id: String) throws(DockerError) { try docker.startContainer(id) }
+
+    public func stop(_ id: String, graceSeconds: Int) throws(DockerError) { try docker.stopContainer(id, timeoutSeconds: graceSeconds) }
+
+    /// Removes the server's containers and network; its files stay.
+    public func remove(_ uid: ServerUID) throws(DockerError) {
+        for container in try containers(of: uid) { try docker.removeContainer(container.id, force: true) }
+        for network in try docker.listNetworks(labels: ["\(ServerSpec.serverLabel)=\(uid)"]) {
+            if let id = network["Id"]?.stringValue { try docker.removeNetwork(id) }
+        }
+    }
+
+    /// Every container Peon manages (optionally narrowed by more labels).
+    public func observe(labels: [String] = []) throws(DockerError) -> [ObservedContainer] {
+        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels).map(Self.observed)
+    }
+
+    public func containers(of uid: ServerUID) throws(DockerError) -> [ObservedContainer] {
+        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true", "\(ServerSpec.serverLabel)=\(uid)"]).map(Self.observed)
+    }
+
+    /// Host ports published by any container on this engine, Peon's or not.
+    public func publishedPorts() throws(DockerError) -> Set<PortKey> {
+        var keys = Set<PortKey>()
+        for container in try docker.listContainers(labels: [], all: false) {
+            for port in container["Ports"]?.arrayValue ?? [] {
+                guard case .number(let p) = port["PublicPort"], let t = port["Type"]?.stringValue,
+                    let transport = PortKey.Transport(rawValue: t)
+                else { continue }
+                keys.insert(PortKey(Int(p), transport))
+            }
+        }
+        return keys
+    }
+
+    /// Exit code and OOM flag need an inspect; the list gives the rest.
+    public func details(_ id: String) throws(DockerError) -> ObservedContainer {
+        let info = try docker.inspectContainer(id)
+        let labels = Dictionary(
+            (info["Config"]?["Labels"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } },
+            uniquingKeysWith: { a, _ in a })
+        let state = info["State"]
+        var code = 0
+        if case .number(let n) = state?["ExitCode"] { code = Int(n) }
+        return ObservedContainer(
+            id: info["Id"]?.stringValue ?? id, uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
+            state: state?["Status"]?.stringValue ?? "unknown", exitCode: code, oomKilled: state?["OOMKilled"]?.boolValue ?? false,
+            labels: labels)
+    }
+
+    static func observed(_ item: JSON) -> ObservedContainer {
+        let labels = Dictionary(
+            (item["Labels"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
+        return ObservedContainer(
+            id: item["Id"]?.stringValue ?? "", uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
+            state: item["State"]?.stringValue ?? "unknown", exitCode: 0, oomKilled: false, labels: labels)
+    }
+}
+
+@available(*, unavailable)
+extension DockerPlatform: Sendable {}
