@@ -81,6 +81,8 @@ extension Migration {
                 settings       TEXT NOT NULL DEFAULT '{}',
                 limits         TEXT NOT NULL DEFAULT '{}',
                 ports          TEXT NOT NULL DEFAULT '[]',
+                container_type TEXT NOT NULL DEFAULT 'unknown',  -- what the image says of itself
+                build_version  TEXT NOT NULL DEFAULT 'unknown',
                 desired_state  TEXT NOT NULL DEFAULT 'stopped',
                 observed_state TEXT NOT NULL DEFAULT 'unknown',
                 container_id   TEXT,
@@ -96,6 +98,7 @@ extension Migration {
                 state       TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
                 attempts    INTEGER NOT NULL DEFAULT 0,
                 error       TEXT,
+                result      TEXT,
                 created_at  INTEGER NOT NULL,
                 not_before  INTEGER NOT NULL DEFAULT 0,
                 started_at  INTEGER,
@@ -112,6 +115,13 @@ extension Migration {
                 created_at INTEGER NOT NULL
             ) STRICT;
             CREATE INDEX schedules_due ON schedules (due_at);
+            CREATE TABLE crashes (
+                server_uid TEXT NOT NULL,
+                at         INTEGER NOT NULL,
+                exit_code  INTEGER NOT NULL,
+                oom_killed INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX crashes_server ON crashes (server_uid, at);
             CREATE TABLE backups (
                 id         INTEGER PRIMARY KEY,
                 server_uid TEXT NOT NULL,

@@ -1,0 +1,21 @@
+/// What the scheduler can be asked to do to a server. API workers write these as jobs; only the
+/// scheduler carries them out.
+public enum JobKind: String, Sendable, CaseIterable {
+    case create, start, stop, restart, update, destroy, eradicate
+
+    /// The desired state a job leaves behind, when it sets one.
+    public var desiredState: String? {
+        switch self {
+        case .create, .update, .destroy, .eradicate: nil
+        case .start, .restart: "running"
+        case .stop: "stopped"
+        }
+    }
+}
+
+/// A job's lifecycle on its row.
+public enum JobState: String, Sendable {
+    case queued, running, succeeded, failed, cancelled
+
+    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}

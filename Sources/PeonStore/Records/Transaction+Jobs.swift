@@ -1,0 +1,135 @@
+public import PeonCore
+public import PeonJSON
+
+/// One job row.
+public struct JobRecord: Sendable, Equatable {
+    public let id: Int64
+    public let serverUID: String
+    public let kind: JobKind
+    public let arguments: JSON
+    public let state: JobState
+    public let attempts: Int
+    public let error: String?
+    public let result: JSON?
+    public let createdAt: Int64
+    public let startedAt: Int64?
+    public let finishedAt: Int64?
+
+    /// The job as `GET /jobs/<id>` shows it.
+    public var json: JSON {
+        .object([
+            ("id", .number(Double(id))), ("server_uid", .string(serverUID)), ("kind", .string(kind.rawValue)),
+            ("state", .string(state.rawValue)), ("attempts", .int(attempts)), ("error", error.map(JSON.string) ?? .null),
+            ("created_at", .number(Double(createdAt))), ("started_at", startedAt.map { .number(Double($0)) } ?? .null),
+            ("finished_at", finishedAt.map { .number(Double($0)) } ?? .null),
+        ])
+    }
+}
+
+extension Transaction {
+    static let jobColumns = "id, server_uid, kind, arguments, state, attempts, error, result, created_at, started_at, finished_at"
+
+    @discardableResult
+    public func enqueueJob(server: String, kind: JobKind, arguments: JSON = .object([]), notBefore: Int64 = 0, now: Int64) throws(StoreError)
+        -> Int64
+    {
+        let rows = try query(
+            "INSERT INTO jobs (server_uid, kind, arguments, created_at, not_before) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            [.text(server), .text(kind.rawValue), .text(arguments.text), .integer(now), .integer(notBefore)])
+        return rows.first?.first?.integer ?? 0
+    }
+
+    /// Claims the oldest due job whose server has no job running.
+    ///
+    /// Runs inside the caller's BEGIN IMMEDIATE, so two schedulers never claim the same job, and
+    /// one server's jobs run one at a time, in order.
+    public func claimNextJob(now: Int64) throws(StoreError) -> JobRecord? {
+        try query(
+            """
+            UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1
+            WHERE id = (SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.not_before <= ?
+                          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.server_uid = j.server_uid AND r.state = 'running')
+                          AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.server_uid = j.server_uid AND e.state = 'queued' AND e.id < j.id)
+                        ORDER BY j.id LIMIT 1)
+            RETURNING \(Self.jobColumns)
+            """, [.integer(now), .integer(now)]
+        ).first.flatMap(Self.job)
+    }
+
+    public func finishJob(_ id: Int64, state: JobState, error: String? = nil, result: JSON? = nil, now: Int64) throws(StoreError) {
+        try query(
+            "UPDATE jobs SET state = ?, error = ?, result = ?, finished_at = ? WHERE id = ?",
+            [.text(state.rawValue), error.map(SQLValue.text) ?? .null, result.map { .text($0.text) } ?? .null, .integer(now), .integer(id)])
+    }
+
+    public func job(_ id: Int64) throws(StoreError) -> JobRecord? {
+        try query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)]).first.flatMap(Self.job)
+    }
+
+    /// Jobs a killed scheduler left running go back to the queue; their steps are idempotent.
+    public func requeueInterruptedJobs() throws(StoreError) -> Int {
+        try query("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
+        return changes
+    }
+
+    /// The unfinished job of a server, if any (queued or running).
+    public func pendingJobs(server: String) throws(StoreError) -> [JobRecord] {
+        try query(
+            "SELECT \(Self.jobColumns) FROM jobs WHERE server_uid = ? AND state IN ('queued', 'running') ORDER BY id", [.text(server)]
+        ).compactMap(Self.job)
+    }
+
+    static func job(_ r: Row) -> JobRecord? {
+        guard let id = r[0].integer, let kind = JobKind(rawValue: r[2].text ?? ""), let state = JobState(rawValue: r[4].text ?? "") else {
+            return nil
+        }
+        return JobRecord(
+            id: id, serverUID: r[1].text ?? "", kind: kind, arguments: (try? JSON.parse(r[3].text ?? "{}")) ?? .object([]), state: state,
+            attempts: Int(r[5].integer ?? 0), error: r[6].text, result: r[7].text.flatMap { try? JSON.parse($0) },
+            createdAt: r[8].integer ?? 0, startedAt: r[9].integer, finishedAt: r[10].integer)
+    }
+}
+
+extension Transaction {
+    /// Replaces the server's pending timed `action` (a plain stop clears pending stops).
+    public func setSchedule(server: String, action: JobKind, time: ScheduledTime?, now: Int64) throws(StoreError) {
+        try query("DELETE FROM schedules WHERE server_uid = ? AND action = ?", [.text(server), .text(action.rawValue)])
+        guard let time else { return }
+        try query(
+            "INSERT INTO schedules (server_uid, action, due_at, wire_time, created_at) VALUES (?, ?, ?, ?, ?)",
+            [.text(server), .text(action.rawValue), .integer(time.due), .text(time.wire.text), .integer(now)])
+    }
+
+    /// The `time` of the server object: the wire form of its next timed action, else nil.
+    public func scheduledTime(server: String) throws(StoreError) -> JSON? {
+        guard let text = try query("SELECT wire_time FROM schedules WHERE server_uid = ? ORDER BY due_at LIMIT 1", [.text(server)])
+            .first?.first?.text
+        else { return nil }
+        return try? JSON.parse(text)
+    }
+
+    /// Removes and returns the timed actions due by `now`, earliest first.
+    public func takeDueSchedules(now: Int64) throws(StoreError) -> [(server: String, action: JobKind, due: Int64)] {
+        try query("DELETE FROM schedules WHERE due_at <= ? RETURNING server_uid, action, due_at", [.integer(now)]).compactMap { r in
+            guard let action = JobKind(rawValue: r[1].text ?? "") else { return nil }
+            return (r[0].text ?? "", action, r[2].integer ?? 0)
+        }.sorted { $0.due < $1.due }
+    }
+
+    /// The earliest pending timed action, for the scheduler's sleep.
+    public func nextScheduleDue() throws(StoreError) -> Int64? {
+        try query("SELECT min(due_at) FROM schedules").first?.first?.integer
+    }
+
+    public func recordCrash(server: String, at: Int64, exitCode: Int, oomKilled: Bool) throws(StoreError) {
+        try query(
+            "INSERT INTO crashes (server_uid, at, exit_code, oom_killed) VALUES (?, ?, ?, ?)",
+            [.text(server), .integer(at), .integer(Int64(exitCode)), .integer(oomKilled ? 1 : 0)])
+    }
+
+    public func crashTimes(server: String, since: Int64) throws(StoreError) -> [Int64] {
+        try query("SELECT at FROM crashes WHERE server_uid = ? AND at >= ? ORDER BY at", [.text(server), .integer(since)]).compactMap {
+            $0.first?.integer
+        }
+    }
+}

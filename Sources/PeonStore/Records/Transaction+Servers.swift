@@ -1,0 +1,122 @@
+public import PeonCore
+import PeonJSON
+
+/// A server as the store holds it: what the user asked for and what was last observed.
+public struct ServerRecord: Sendable, Equatable {
+    public let uid: ServerUID
+    public var description: String
+    /// Resolved settings in plan order.
+    public var settings: [(String, String)]
+    public var ports: [PortSpec]
+    /// `running` or `stopped`: what the user wants.
+    public var desiredState: String
+    /// Docker's words for the container, or `missing`/`unknown`.
+    public var observedState: String
+    public var containerID: String?
+    public var containerType: String
+    public var buildVersion: String
+    public var createdAt: Int64
+
+    public init(
+        uid: ServerUID, description: String, settings: [(String, String)], ports: [PortSpec] = [], desiredState: String = "stopped",
+        observedState: String = "missing", containerID: String? = nil, containerType: String = "unknown", buildVersion: String = "unknown",
+        createdAt: Int64
+    ) {
+        self.uid = uid
+        self.description = description
+        self.settings = settings
+        self.ports = ports
+        self.desiredState = desiredState
+        self.observedState = observedState
+        self.containerID = containerID
+        self.containerType = containerType
+        self.buildVersion = buildVersion
+        self.createdAt = createdAt
+    }
+
+    public static func == (a: ServerRecord, b: ServerRecord) -> Bool {
+        a.uid == b.uid && a.description == b.description && a.settings.map { "\($0)=\($1)" } == b.settings.map { "\($0)=\($1)" }
+            && a.ports == b.ports && a.desiredState == b.desiredState && a.observedState == b.observedState
+            && a.containerID == b.containerID
+    }
+}
+
+extension Transaction {
+    static let serverColumns =
+        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at"
+
+    public func insertServer(_ s: ServerRecord, now: Int64) throws(StoreError) {
+        try query(
+            """
+            INSERT INTO servers (uid, game_uid, servername, description, settings, ports, desired_state, observed_state, container_id,
+                                 container_type, build_version, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(s.uid.description), .text(s.uid.game.rawValue), .text(s.uid.name), .text(s.description),
+                .text(Self.settingsText(s.settings)), .text(Self.portsText(s.ports)), .text(s.desiredState), .text(s.observedState),
+                s.containerID.map(SQLValue.text) ?? .null, .text(s.containerType), .text(s.buildVersion), .integer(s.createdAt),
+                .integer(now),
+            ])
+    }
+
+    public func updateServer(_ s: ServerRecord, now: Int64) throws(StoreError) {
+        try query(
+            """
+            UPDATE servers SET description = ?, settings = ?, ports = ?, desired_state = ?, observed_state = ?, container_id = ?,
+                               container_type = ?, build_version = ?, updated_at = ?
+            WHERE uid = ?
+            """,
+            [
+                .text(s.description), .text(Self.settingsText(s.settings)), .text(Self.portsText(s.ports)), .text(s.desiredState),
+                .text(s.observedState), s.containerID.map(SQLValue.text) ?? .null, .text(s.containerType), .text(s.buildVersion),
+                .integer(now),
+                .text(s.uid.description),
+            ])
+    }
+
+    public func server(_ uid: ServerUID) throws(StoreError) -> ServerRecord? {
+        try query("SELECT \(Self.serverColumns) FROM servers WHERE uid = ?", [.text(uid.description)]).first.flatMap(Self.server)
+    }
+
+    /// All servers sorted by game and name, as `GET /servers` lists them.
+    public func servers() throws(StoreError) -> [ServerRecord] {
+        try query("SELECT \(Self.serverColumns) FROM servers ORDER BY game_uid, servername").compactMap(Self.server)
+    }
+
+    public func deleteServer(_ uid: ServerUID) throws(StoreError) {
+        try query("DELETE FROM servers WHERE uid = ?", [.text(uid.description)])
+    }
+
+    /// Records what the engine reports, without touching what the user wants.
+    public func setObservedState(_ uid: ServerUID, state: String, containerID: String?, now: Int64) throws(StoreError) {
+        try query(
+            "UPDATE servers SET observed_state = ?, container_id = ?, updated_at = ? WHERE uid = ?",
+            [.text(state), containerID.map(SQLValue.text) ?? .null, .integer(now), .text(uid.description)])
+    }
+
+    static func server(_ row: Row) -> ServerRecord? {
+        guard let uid = try? ServerUID(validating: row[0].text ?? "") else { return nil }
+        let settings = ((try? JSON.parse(row[2].text ?? "[]"))?.arrayValue ?? []).compactMap { pair -> (String, String)? in
+            guard let a = pair.arrayValue, a.count == 2, let k = a[0].stringValue, let v = a[1].stringValue else { return nil }
+            return (k, v)
+        }
+        let ports = ((try? JSON.parse(row[3].text ?? "[]"))?.arrayValue ?? []).compactMap { p -> PortSpec? in
+            guard let name = p["name"]?.stringValue, case .number(let n) = p["port"], let proto = PortSpec.Proto(rawValue: p["proto"]?.stringValue ?? "")
+            else { return nil }
+            return PortSpec(name: name, port: Int(n), proto: proto)
+        }
+        return ServerRecord(
+            uid: uid, description: row[1].text ?? "", settings: settings, ports: ports, desiredState: row[4].text ?? "stopped",
+            observedState: row[5].text ?? "unknown", containerID: row[6].text,
+            containerType: row[7].text ?? "unknown", buildVersion: row[8].text ?? "unknown", createdAt: row[9].integer ?? 0)
+    }
+
+    static func settingsText(_ settings: [(String, String)]) -> String {
+        JSON.array(settings.map { [.string($0.0), .string($0.1)] }).text
+    }
+
+    static func portsText(_ ports: [PortSpec]) -> String {
+        JSON.array(ports.map { ["name": .string($0.name), "port": .int($0.port), "proto": .string($0.proto.rawValue)] }).text
+    }
+}

@@ -1,0 +1,75 @@
+import PeonCore
+import PeonJSON
+import PeonStore
+import Testing
+
+@Suite struct JobStoreTests {
+    let temporary = TemporaryDirectory()
+
+    func store() throws -> Store { try Store(path: temporary.path + "/peon.db") }
+
+    @Test func jobsOfOneServerRunOneAtATimeInOrder() throws {
+        let store = try store()
+        let (a1, a2, b1) = try store.write { tx in
+            (
+                try tx.enqueueJob(server: "g.a", kind: .create, now: 1), try tx.enqueueJob(server: "g.a", kind: .start, now: 1),
+                try tx.enqueueJob(server: "g.b", kind: .stop, now: 1)
+            )
+        }
+        let first = try store.write { tx in try tx.claimNextJob(now: 2) }
+        let second = try store.write { tx in try tx.claimNextJob(now: 2) }
+        #expect(first?.id == a1 && second?.id == b1, "g.a's second job waits for its first")
+        #expect(try store.write { tx in try tx.claimNextJob(now: 2) } == nil)
+        try store.write { tx in try tx.finishJob(a1, state: .succeeded, now: 3) }
+        #expect(try store.write { tx in try tx.claimNextJob(now: 4) }?.id == a2)
+        #expect(try store.read { tx in try tx.job(a1) }?.state == .succeeded)
+    }
+
+    @Test func interruptedJobsAreRequeuedNotLost() throws {
+        let store = try store()
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .create, now: 1) }
+        _ = try store.write { tx in try tx.claimNextJob(now: 2) }
+        #expect(try store.write { tx in try tx.requeueInterruptedJobs() } == 1)
+        let again = try store.write { tx in try tx.claimNextJob(now: 3) }
+        #expect(again?.id == id && again?.attempts == 2)
+    }
+
+    @Test func notBeforeDelaysAJob() throws {
+        let store = try store()
+        try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .start, notBefore: 10, now: 1) }
+        #expect(try store.write { tx in try tx.claimNextJob(now: 5) } == nil)
+        #expect(try store.write { tx in try tx.claimNextJob(now: 10) } != nil)
+    }
+
+    @Test func schedulesKeepTheWireTimeAndFireOnce() throws {
+        let store = try store()
+        try store.write { tx in
+            for uid in ["g.a", "g.b"] { try tx.insertServer(ServerRecord(uid: try ServerUID(validating: uid), description: "", settings: [], createdAt: 0), now: 0) }
+            try tx.setSchedule(server: "g.a", action: .stop, time: ScheduledTime(due: 100, wire: "100"), now: 1)
+            try tx.setSchedule(server: "g.b", action: .stop, time: ScheduledTime(due: 50, wire: .int(50)), now: 1)
+        }
+        #expect(try store.read { tx in try tx.scheduledTime(server: "g.a") } == "100")
+        #expect(try store.read { tx in try tx.nextScheduleDue() } == 50)
+        #expect(try store.write { tx in try tx.takeDueSchedules(now: 60) }.map(\.server) == ["g.b"])
+        #expect(try store.write { tx in try tx.takeDueSchedules(now: 60) }.isEmpty)
+        try store.write { tx in try tx.setSchedule(server: "g.a", action: .stop, time: nil, now: 2) }
+        #expect(try store.read { tx in try tx.scheduledTime(server: "g.a") } == nil)
+    }
+
+    @Test func serversRoundTrip() throws {
+        let store = try store()
+        let uid = try ServerUID(validating: "valheim.s1")
+        var record = ServerRecord(
+            uid: uid, description: "Vikings", settings: [("SERVER_NAME", "My \"Srv\"")], ports: [PortSpec(name: "PORT", port: 2456, proto: .udp)],
+            createdAt: 1)
+        try store.write { tx in try tx.insertServer(record, now: 1) }
+        #expect(throws: StoreError.self) { try store.write { tx in try tx.insertServer(record, now: 1) } }
+        record.observedState = "running"
+        record.containerID = "abc"
+        try store.write { tx in try tx.updateServer(record, now: 2) }
+        #expect(try store.read { tx in try tx.server(uid) } == record)
+        #expect(try store.read { tx in try tx.servers() }.map(\.uid) == [uid])
+        try store.write { tx in try tx.deleteServer(uid) }
+        #expect(try store.read { tx in try tx.server(uid) } == nil)
+    }
+}
