@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "peon-api", targets: ["peon-api"]),
+        .executable(name: "peon-scheduler", targets: ["peon-scheduler"]),
         .executable(name: "peon", targets: ["peon"]),
     ],
     dependencies: [
@@ -43,8 +44,17 @@ let package = Package(
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
         // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
+        // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
+        .target(name: "PeonPlatform", dependencies: ["PeonCore"], swiftSettings: settings),
         // Server specs as Docker containers (one network per server, owned by labels).
-        .target(name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON"], swiftSettings: settings),
+        .target(name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform"], swiftSettings: settings),
+        // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
+        .target(
+            name: "PeonScheduler",
+            dependencies: [
+                "PeonCore", "PeonStore", "PeonPlatform", "PeonSystem", "PeonJSON", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings),
         // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.
         .target(name: "PeonHTTP", dependencies: ["PeonJSON"], swiftSettings: settings),
         // The /api/v1 endpoints: auth, audit, plans, orchestrator; never Docker.
@@ -68,6 +78,10 @@ let package = Package(
             dependencies: ["PeonAPI", "PeonFastCGI", "PeonSystem", "PeonStore", "PeonCore"],
             swiftSettings: settings),
         .executableTarget(
+            name: "peon-scheduler",
+            dependencies: ["PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore"],
+            swiftSettings: settings),
+        .executableTarget(
             name: "peon",
             dependencies: [
                 "PeonAPI", "PeonStore", "PeonCore",
@@ -78,9 +92,10 @@ let package = Package(
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
-        .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON"], swiftSettings: settings),
+        .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON", "PeonSystem"], swiftSettings: settings),
         .testTarget(
-            name: "PeonPlatformDockerTests", dependencies: ["PeonPlatformDocker", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
+            name: "PeonPlatformDockerTests",
+            dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
             swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),

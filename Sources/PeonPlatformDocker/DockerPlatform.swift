@@ -1,23 +1,13 @@
 public import PeonCore
 public import PeonDocker
 public import PeonJSON
-
-/// A container as the engine reports it, mapped back to the Peon server it belongs to.
-public struct ObservedContainer: Sendable, Equatable {
-    public let id: String
-    public let uid: ServerUID?
-    /// Docker's words: `created`, `running`, `exited`, `restarting`, `paused`, `dead`.
-    public let state: String
-    public let exitCode: Int
-    public let oomKilled: Bool
-    public let labels: [String: String]
-}
+public import PeonPlatform
 
 /// Runs `ServerSpec`s as Docker containers, one bridge network per server, identified by labels.
 ///
 /// One instance per thread (it owns a `DockerClient`). Every call is idempotent where it can be:
 /// `ensure` adopts the container a crashed earlier attempt left behind instead of making a second.
-public final class DockerPlatform {
+public final class DockerPlatform: ServerPlatform {
     public let docker: DockerClient
     /// The host address game ports are published on.
     public let bindAddress: String
@@ -102,8 +92,8 @@ public final class DockerPlatform {
     }
 
     /// Every container Peon manages (optionally narrowed by more labels).
-    public func observe(labels: [String] = []) throws(DockerError) -> [ObservedContainer] {
-        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels).map(Self.observed)
+    public func observe(labels: [String] = [], all: Bool) throws(DockerError) -> [ObservedContainer] {
+        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels, all: all).map(Self.observed)
     }
 
     public func containers(of uid: ServerUID) throws(DockerError) -> [ObservedContainer] {
@@ -137,6 +127,40 @@ public final class DockerPlatform {
             id: info["Id"]?.stringValue ?? id, uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
             state: state?["Status"]?.stringValue ?? "unknown", exitCode: code, oomKilled: state?["OOMKilled"]?.boolValue ?? false,
             labels: labels)
+    }
+
+    /// `CONTAINER_TYPE` and `VERSION` from the image's environment (PEON reads them with `docker exec`).
+    public func imageFacts(_ image: String) throws(DockerError) -> ImageFacts? {
+        guard let info = try docker.inspectImage(image) else { return nil }
+        var env: [String: String] = [:]
+        for item in info["Config"]?["Env"]?.arrayValue ?? [] {
+            guard let text = item.stringValue, let eq = text.firstIndex(of: "=") else { continue }
+            env[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        return ImageFacts(containerType: env["CONTAINER_TYPE"] ?? "unknown", buildVersion: env["VERSION"] ?? "unknown")
+    }
+
+    public func observe(labels: [String]) throws(DockerError) -> [ObservedContainer] {
+        try observe(labels: labels, all: true)
+    }
+
+    public func pull(_ image: String) throws(DockerError) {
+        let colon = image.lastIndex(of: ":").flatMap { image[$0...].contains("/") ? nil : $0 }
+        let name = colon.map { String(image[..<$0]) } ?? image
+        let tag = colon.map { String(image[image.index(after: $0)...]) } ?? "latest"
+        try docker.pullImage(name, tag: tag)
+    }
+
+    public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(DockerError) {
+        try docker.followEvents(labels: ["\(ServerSpec.managedLabel)=true"], keepGoing: keepGoing) { event in
+            let attributes = event["Actor"]?["Attributes"]
+            guard let uidText = attributes?[ServerSpec.serverLabel]?.stringValue, let uid = try? ServerUID(validating: uidText) else {
+                return true
+            }
+            let action = event["Action"]?.stringValue ?? event["status"]?.stringValue ?? ""
+            let code = attributes?["exitCode"]?.stringValue.flatMap { Int($0) }
+            return handler(PlatformEvent(uid: uid, containerID: event["Actor"]?["ID"]?.stringValue ?? "", action: action, exitCode: code))
+        }
     }
 
     static func observed(_ item: JSON) -> ObservedContainer {

@@ -113,6 +113,14 @@ public enum Files {
         }
     }
 
+    /// Gives a tree to a user and group (symlinks themselves, never their targets).
+    public static func chownTree(_ path: String, uid: UInt32, gid: UInt32) throws(FileError) {
+        guard lchown(path, uid, gid) == 0 else { throw .errno(path) }
+        if kind(path) == .directory {
+            for name in list(path) { try chownTree(path + "/" + name, uid: uid, gid: gid) }
+        }
+    }
+
     /// Copies a tree of regular files and directories; symlinks and special files are skipped.
     public static func copyTree(from source: String, to target: String) throws(FileError) {
         try makeDirectories(target)

@@ -1,6 +1,7 @@
 import PeonCurl
 import PeonDocker
 import PeonJSON
+import PeonSystem
 import Synchronization
 import Testing
 
@@ -111,7 +112,7 @@ import Testing
         let stop = Atomic<Bool>(false)
         let labels = [label]
         let since = Int64(time(nil))
-        let follower = Thread {
+        let follower = ThreadHandle {
             guard let events = try? DockerClient(socketPath: Self.socket) else { return }
             try? events.followEvents(labels: labels, since: since, keepGoing: { !stop.load(ordering: .relaxed) }) { event in
                 seen.withLock { $0.append(event["status"]?.stringValue ?? event["Action"]?.stringValue ?? "?") }
@@ -127,28 +128,4 @@ import Testing
         let actions = seen.withLock { $0 }
         #expect(actions.contains("create") && actions.contains("start") && actions.contains("die"), "\(actions)")
     }
-}
-
-/// A plain pthread for blocking work (a curl stream) that must stay off the cooperative pool.
-final class Thread: Sendable {
-    private let handle: pthread_t
-
-    init(_ body: @escaping @Sendable () -> Void) {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-        }
-        var t = pthread_t()
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(
-            &t, nil,
-            { raw in
-                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-                box.body()
-                return nil
-            }, box)
-        handle = t
-    }
-
-    func join() { pthread_join(handle, nil) }
 }

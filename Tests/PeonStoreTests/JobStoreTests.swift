@@ -44,7 +44,9 @@ import Testing
     @Test func schedulesKeepTheWireTimeAndFireOnce() throws {
         let store = try store()
         try store.write { tx in
-            for uid in ["g.a", "g.b"] { try tx.insertServer(ServerRecord(uid: try ServerUID(validating: uid), description: "", settings: [], createdAt: 0), now: 0) }
+            for uid in ["g.a", "g.b"] {
+                try tx.insertServer(ServerRecord(uid: try ServerUID(validating: uid), description: "", settings: [], createdAt: 0), now: 0)
+            }
             try tx.setSchedule(server: "g.a", action: .stop, time: ScheduledTime(due: 100, wire: "100"), now: 1)
             try tx.setSchedule(server: "g.b", action: .stop, time: ScheduledTime(due: 50, wire: .int(50)), now: 1)
         }
@@ -60,7 +62,8 @@ import Testing
         let store = try store()
         let uid = try ServerUID(validating: "valheim.s1")
         var record = ServerRecord(
-            uid: uid, description: "Vikings", settings: [("SERVER_NAME", "My \"Srv\"")], ports: [PortSpec(name: "PORT", port: 2456, proto: .udp)],
+            uid: uid, description: "Vikings", settings: [("SERVER_NAME", "My \"Srv\"")],
+            ports: [PortSpec(name: "PORT", port: 2456, proto: .udp)],
             createdAt: 1)
         try store.write { tx in try tx.insertServer(record, now: 1) }
         #expect(throws: StoreError.self) { try store.write { tx in try tx.insertServer(record, now: 1) } }

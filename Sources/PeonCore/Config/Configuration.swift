@@ -15,9 +15,20 @@ public struct Configuration: Sendable, Equatable {
     public var bundledPlansDir: String
     public var version: String
     public var logLevel: String
+    /// The Docker engine's socket (the scheduler only).
+    public var dockerSocket: String
+    /// Where the host sees `dataDir` (set when Peon itself runs in a container, as PEON's HOST_DIR).
+    public var hostDataDir: String?
+    /// Ports tried when none of a plan's port groups is free.
+    public var portRange: ClosedRange<Int>
+    /// Host address game ports are published on.
+    public var gameBind: String
 
     public var databasePath: String { dataDir + "/peon.db" }
     public var plansDir: String { dataDir + "/plans" }
+    public var serversDir: String { dataDir + "/servers" }
+    /// Where scheduler threads listen for wake-ups from the API workers.
+    public var wakeupDir: String { dataDir + "/run/scheduler" }
 
     public static let defaultVersion = "0.1.0"
 
@@ -52,6 +63,17 @@ public struct Configuration: Sendable, Equatable {
         bundledPlansDir = value("PEON_BUNDLED_PLANS") ?? "./plans"
         version = value("PEON_VERSION") ?? value("VERSION") ?? Configuration.defaultVersion
         logLevel = value("PEON_LOG_LEVEL") ?? (env["DEV_MODE"] == "enabled" ? "debug" : "info")
+        dockerSocket = value("PEON_DOCKER_SOCKET") ?? "/var/run/docker.sock"
+        hostDataDir = value("PEON_HOST_DIR")
+        if let range = value("PEON_PORT_RANGE") {
+            guard let parsed = PortAllocator.parseRange(range) else {
+                throw .invalid(field: "PEON_PORT_RANGE", reason: "PEON_PORT_RANGE must look like 20000-29999")
+            }
+            portRange = parsed
+        } else {
+            portRange = 20000...29999
+        }
+        gameBind = value("PEON_GAME_BIND") ?? "0.0.0.0"
     }
 }
 
@@ -59,6 +81,7 @@ extension Configuration {
     /// Every environment variable the Swift processes read.
     public static let environmentKeys = [
         "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_SOCKET", "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
-        "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE",
+        "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
+        "PEON_PORT_RANGE", "PEON_GAME_BIND",
     ]
 }

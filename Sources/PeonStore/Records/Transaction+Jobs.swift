@@ -30,7 +30,8 @@ extension Transaction {
     static let jobColumns = "id, server_uid, kind, arguments, state, attempts, error, result, created_at, started_at, finished_at"
 
     @discardableResult
-    public func enqueueJob(server: String, kind: JobKind, arguments: JSON = .object([]), notBefore: Int64 = 0, now: Int64) throws(StoreError)
+    public func enqueueJob(server: String, kind: JobKind, arguments: JSON = .object([]), notBefore: Int64 = 0, now: Int64)
+        throws(StoreError)
         -> Int64
     {
         let rows = try query(
@@ -102,8 +103,9 @@ extension Transaction {
 
     /// The `time` of the server object: the wire form of its next timed action, else nil.
     public func scheduledTime(server: String) throws(StoreError) -> JSON? {
-        guard let text = try query("SELECT wire_time FROM schedules WHERE server_uid = ? ORDER BY due_at LIMIT 1", [.text(server)])
-            .first?.first?.text
+        guard
+            let text = try query("SELECT wire_time FROM schedules WHERE server_uid = ? ORDER BY due_at LIMIT 1", [.text(server)])
+                .first?.first?.text
         else { return nil }
         return try? JSON.parse(text)
     }

@@ -102,7 +102,8 @@ extension Transaction {
             return (k, v)
         }
         let ports = ((try? JSON.parse(row[3].text ?? "[]"))?.arrayValue ?? []).compactMap { p -> PortSpec? in
-            guard let name = p["name"]?.stringValue, case .number(let n) = p["port"], let proto = PortSpec.Proto(rawValue: p["proto"]?.stringValue ?? "")
+            guard let name = p["name"]?.stringValue, case .number(let n) = p["port"],
+                let proto = PortSpec.Proto(rawValue: p["proto"]?.stringValue ?? "")
             else { return nil }
             return PortSpec(name: name, port: Int(n), proto: proto)
         }

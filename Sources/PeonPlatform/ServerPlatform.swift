@@ -1,0 +1,69 @@
+public import PeonCore
+
+/// A container as the platform reports it, mapped back to the Peon server it belongs to.
+public struct ObservedContainer: Sendable, Equatable {
+    public let id: String
+    public let uid: ServerUID?
+    /// Docker's words: `created`, `running`, `exited`, `restarting`, `paused`, `dead`.
+    public let state: String
+    public let exitCode: Int
+    public let oomKilled: Bool
+    public let labels: [String: String]
+
+    public init(id: String, uid: ServerUID?, state: String, exitCode: Int, oomKilled: Bool, labels: [String: String]) {
+        self.id = id
+        self.uid = uid
+        self.state = state
+        self.exitCode = exitCode
+        self.oomKilled = oomKilled
+        self.labels = labels
+    }
+}
+
+/// What the image says about itself (PEON's `container_type` and `build_version`).
+public struct ImageFacts: Sendable, Equatable {
+    public let containerType: String
+    public let buildVersion: String
+
+    public init(containerType: String, buildVersion: String) {
+        self.containerType = containerType
+        self.buildVersion = buildVersion
+    }
+}
+
+/// Where servers run: Docker on this host today, Swarm later. One session per scheduler thread.
+/// Calls are idempotent where the platform allows, so a job retried after a crash is safe.
+public protocol ServerPlatform: AnyObject {
+    /// Makes sure the server's container exists (adopting one a crashed attempt left); its id.
+    func ensure(_ spec: ServerSpec) throws -> String
+    func start(_ id: String) throws
+    func stop(_ id: String, graceSeconds: Int) throws
+    /// Removes the server's containers and network; files stay.
+    func remove(_ uid: ServerUID) throws
+    func observe(labels: [String]) throws -> [ObservedContainer]
+    func details(_ id: String) throws -> ObservedContainer
+    /// Host ports published by any container, Peon's or not.
+    func publishedPorts() throws -> Set<PortKey>
+    /// Facts of a local image, nil when the engine does not have it.
+    func imageFacts(_ image: String) throws -> ImageFacts?
+    /// Fetches an image the engine does not have.
+    func pull(_ image: String) throws
+    /// Follows container events of Peon's servers until `handler` returns false or `keepGoing` turns false.
+    func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws
+}
+
+/// Something that happened to a server's container.
+public struct PlatformEvent: Sendable, Equatable {
+    public let uid: ServerUID
+    public let containerID: String
+    /// `create`, `start`, `die`, `oom`, `stop`, `kill`, `destroy`, ...
+    public let action: String
+    public let exitCode: Int?
+
+    public init(uid: ServerUID, containerID: String, action: String, exitCode: Int?) {
+        self.uid = uid
+        self.containerID = containerID
+        self.action = action
+        self.exitCode = exitCode
+    }
+}

@@ -1,0 +1,250 @@
+public import Logging
+public import PeonCore
+import PeonJSON
+public import PeonPlatform
+public import PeonStore
+import PeonSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Carries out one job against the platform, recording every change in the store. Each step is
+/// idempotent (ensure, not create), so a job retried after a scheduler crash finishes safely.
+public final class JobRunner {
+    let store: Store
+    let platform: any ServerPlatform
+    let configuration: Configuration
+    var logger: Logger
+    /// Absolute `dataDir` as the engine's host sees it (for bind mounts).
+    let hostDataDir: String
+
+    public static let stopGraceSeconds = 30
+
+    public init(store: Store, platform: any ServerPlatform, configuration: Configuration, hostDataDir: String, logger: Logger) {
+        self.store = store
+        self.platform = platform
+        self.configuration = configuration
+        self.hostDataDir = hostDataDir
+        self.logger = logger
+    }
+
+    /// Claims and runs jobs until none is due; returns how many ran.
+    @discardableResult
+    public func drain() -> Int {
+        var count = 0
+        while !Signals.stopRequested.load(ordering: .relaxed) {
+            let claimed: JobRecord?
+            do {
+                claimed = try store.write { tx in try tx.claimNextJob(now: WallClock.now()) }
+            } catch {
+                logger.warning("cannot claim a job", metadata: ["error": "\(error)"])
+                return count
+            }
+            guard let job = claimed else { return count }
+            run(job)
+            count += 1
+        }
+        return count
+    }
+
+    func run(_ job: JobRecord) {
+        let started = Monotonic.seconds()
+        var state = JobState.succeeded
+        var message: String?
+        do {
+            let uid = try ServerUID(validating: job.serverUID)
+            switch job.kind {
+            case .create: try create(uid, arguments: job.arguments)
+            case .start: try start(uid)
+            case .stop: try stop(uid)
+            case .restart:
+                try stop(uid, keepDesired: true)
+                try start(uid)
+            case .update: try recreate(uid)
+            case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
+            case .eradicate: try destroy(uid, eradicate: true)
+            }
+        } catch {
+            state = .failed
+            message = "\(error)"
+        }
+        do {
+            try store.write { tx in try tx.finishJob(job.id, state: state, error: message, now: WallClock.now()) }
+        } catch {
+            logger.error("cannot record a job's end", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
+        }
+        let metadata: Logger.Metadata = [
+            "job.id": "\(job.id)", "job.kind": "\(job.kind.rawValue)", "server.uid": "\(job.serverUID)", "job.outcome": "\(state.rawValue)",
+            "job.ms": "\(Int((Monotonic.seconds() - started) * 1000))",
+        ]
+        if let message {
+            logger.error("job failed", metadata: metadata.merging(["error": "\(message)"]) { a, _ in a })
+        } else {
+            logger.info("job finished", metadata: metadata)
+        }
+    }
+
+    // MARK: - Steps
+
+    func record(_ uid: ServerUID) throws -> ServerRecord {
+        guard let server = try store.read({ tx in try tx.server(uid) }) else {
+            throw DomainError.notFound(kind: "server", id: uid.description)
+        }
+        return server
+    }
+
+    func plan(_ game: GameUID) throws -> Plan {
+        guard let text = try store.read({ tx in try tx.planDocument(game) }) else {
+            throw DomainError.notFound(kind: "plan", id: game.rawValue)
+        }
+        return try Plan(document: JSON.parse(text), expectedGameUID: game)
+    }
+
+    func directory(_ uid: ServerUID) -> String { configuration.serversDir + "/" + uid.relativeDirectory }
+
+    /// Ports in use by anything but this server: other servers' groups, containers, host listeners.
+    func takenPorts(except uid: ServerUID) throws -> Set<PortKey> {
+        var taken = try platform.publishedPorts()
+        let listening = HostPorts.listening()
+        taken.formUnion(listening.tcp.map { PortKey($0, .tcp) })
+        taken.formUnion(listening.udp.map { PortKey($0, .udp) })
+        for other in try store.read({ tx in try tx.servers() }) where other.uid != uid {
+            taken.formUnion(other.ports.flatMap(\.keys))
+        }
+        return taken
+    }
+
+    func spec(_ server: ServerRecord, plan: Plan) -> ServerSpec {
+        let dir = directory(server.uid)
+        let existing = Set(plan.files.map(\.source).filter { Files.kind(dir + "/" + $0.dropFirst(3)) == .file })
+        return ServerSpec(
+            uid: server.uid, plan: plan, settings: server.settings, ports: server.ports,
+            directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing)
+    }
+
+    func prepareDirectory(_ uid: ServerUID, plan: Plan) throws {
+        let dir = directory(uid)
+        try Files.makeDirectories(dir)
+        try Files.setMode(dir, 0o755)
+        let actions = configuration.plansDir + "/" + uid.game.rawValue + "/actions"
+        if Files.kind(actions) == .directory, Files.kind(dir + "/actions") == .missing {
+            try Files.copyTree(from: actions, to: dir + "/actions")
+        }
+        for volume in plan.volumes where volume.source.hasPrefix("~!/") {
+            let path = dir + "/" + volume.source.dropFirst(3)
+            if Files.kind(path) == .missing { try Files.makeDirectories(path) }
+        }
+        // The game runs as 1000:1000 (never root) and owns its directory, as PEON's chown did.
+        try Files.chownTree(dir, uid: 1000, gid: 1000)
+    }
+
+    func create(_ uid: ServerUID, arguments: JSON) throws {
+        var server = try record(uid)
+        let plan = try plan(uid.game)
+        do {
+            if server.ports.isEmpty {
+                server.ports = try PortAllocator.allocate(
+                    groups: plan.portGroups, taken: takenPorts(except: uid), range: configuration.portRange)
+                let allocated = server
+                try store.write { tx in try tx.updateServer(allocated, now: WallClock.now()) }
+            }
+            try prepareDirectory(uid, plan: plan)
+            if try platform.imageFacts(plan.image) == nil { try platform.pull(plan.image) }
+            let facts = try platform.imageFacts(plan.image)
+            let id = try platform.ensure(spec(server, plan: plan))
+            server.containerID = id
+            server.containerType = facts?.containerType ?? "unknown"
+            server.buildVersion = facts?.buildVersion ?? "unknown"
+            server.observedState = try platform.details(id).state
+            let created = server
+            try store.write { tx in try tx.updateServer(created, now: WallClock.now()) }
+            if arguments["start"] == .bool(true) { try start(uid) }
+        } catch {
+            if arguments["noclean"] != .bool(true) {
+                // A failed create leaves nothing behind.
+                try? platform.remove(uid)
+                try? Files.removeTree(directory(uid))
+                try? store.write { tx in try tx.deleteServer(uid) }
+            }
+            throw error
+        }
+    }
+
+    func start(_ uid: ServerUID) throws {
+        var server = try record(uid)
+        let plan = try plan(uid.game)
+        server.desiredState = "running"
+        if let id = server.containerID, let current = try? platform.details(id), current.state == "running" {
+            server.observedState = "running"
+            let running = server
+            try store.write { tx in try tx.updateServer(running, now: WallClock.now()) }
+            return
+        }
+        // Ports are checked again at every start: something else may have taken one meanwhile.
+        let taken = try takenPorts(except: uid)
+        if server.ports.isEmpty || server.ports.flatMap(\.keys).contains(where: taken.contains) {
+            server.ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: configuration.portRange)
+            try platform.remove(uid)
+            server.containerID = nil
+        }
+        try prepareDirectory(uid, plan: plan)
+        let id = try platform.ensure(spec(server, plan: plan))
+        server.containerID = id
+        let starting = server
+        try store.write { tx in try tx.updateServer(starting, now: WallClock.now()) }
+        try platform.start(id)
+        server.observedState = try platform.details(id).state
+        let started = server
+        try store.write { tx in try tx.updateServer(started, now: WallClock.now()) }
+    }
+
+    func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {
+        var server = try record(uid)
+        if !keepDesired { server.desiredState = "stopped" }
+        let wanted = server
+        try store.write { tx in try tx.updateServer(wanted, now: WallClock.now()) }
+        guard let id = server.containerID else { return }
+        do {
+            try platform.stop(id, graceSeconds: Self.stopGraceSeconds)
+            server.observedState = try platform.details(id).state
+        } catch {
+            guard (try? platform.details(id)) == nil else { throw error }
+            server.observedState = "missing"
+            server.containerID = nil
+        }
+        let stopped = server
+        try store.write { tx in try tx.updateServer(stopped, now: WallClock.now()) }
+    }
+
+    /// Re-creates the container from the current plan and settings (after `modify` or `update`).
+    func recreate(_ uid: ServerUID) throws {
+        let server = try record(uid)
+        let wasRunning = server.desiredState == "running"
+        try stop(uid, keepDesired: true)
+        try platform.remove(uid)
+        var fresh = try record(uid)
+        fresh.containerID = nil
+        fresh.observedState = "missing"
+        let cleared = fresh
+        try store.write { tx in try tx.updateServer(cleared, now: WallClock.now()) }
+        if wasRunning {
+            try start(uid)
+        } else {
+            let plan = try plan(uid.game)
+            fresh.containerID = try platform.ensure(spec(fresh, plan: plan))
+            fresh.observedState = "created"
+            let created = fresh
+            try store.write { tx in try tx.updateServer(created, now: WallClock.now()) }
+        }
+    }
+
+    func destroy(_ uid: ServerUID, eradicate: Bool) throws {
+        try platform.remove(uid)
+        if eradicate { try Files.removeTree(directory(uid)) }
+        try store.write { tx in try tx.deleteServer(uid) }
+    }
+}
+
+@available(*, unavailable)
+extension JobRunner: Sendable {}

@@ -1,0 +1,161 @@
+public import Logging
+public import PeonCore
+import PeonJSON
+public import PeonPlatform
+import PeonStore
+import PeonSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The scheduler process's engine: the only code that drives the platform.
+///
+/// Threads, each with its own store connection and platform session:
+/// - `runners` job runners sleeping on their own wake-up socket (API workers wake them);
+/// - one event watcher keeping each server's observed state right and applying the crash policy;
+/// - the calling thread: timed actions, the heartbeat and a periodic full reconcile.
+/// SIGTERM (`Signals.stopRequested`) ends every loop; running game servers are left alone.
+public struct Scheduler: Sendable {
+    public let configuration: Configuration
+    public let hostDataDir: String
+    public let runners: Int
+    public let logger: Logger
+    public let makePlatform: @Sendable () throws -> any ServerPlatform
+    public let crashPolicy: CrashPolicy
+
+    public init(
+        configuration: Configuration, hostDataDir: String, runners: Int = 2, crashPolicy: CrashPolicy = CrashPolicy(), logger: Logger,
+        makePlatform: @escaping @Sendable () throws -> any ServerPlatform
+    ) {
+        self.configuration = configuration
+        self.hostDataDir = hostDataDir
+        self.runners = runners
+        self.crashPolicy = crashPolicy
+        self.logger = logger
+        self.makePlatform = makePlatform
+    }
+
+    static var stopping: Bool { Signals.stopRequested.load(ordering: .relaxed) }
+
+    public func run() throws {
+        try Files.makeDirectories(configuration.wakeupDir)
+        let store = try Store(path: configuration.databasePath)
+        let requeued = try store.write { tx in try tx.requeueInterruptedJobs() }
+        if requeued > 0 { logger.warning("requeued jobs a previous scheduler left running", metadata: ["jobs": "\(requeued)"]) }
+
+        var threads: [ThreadHandle] = []
+        for n in 0..<runners { threads.append(ThreadHandle { self.runnerLoop(n) }) }
+        threads.append(ThreadHandle { self.eventLoop() })
+        logger.info("scheduler started", metadata: ["runners": "\(runners)", "version": "\(configuration.version)"])
+
+        var lastReconcile = 0.0
+        let platform = try? makePlatform()
+        while !Self.stopping {
+            let now = WallClock.now()
+            do {
+                try store.write { tx in
+                    try tx.setMeta("scheduler.heartbeat", "\(now)")
+                    for due in try tx.takeDueSchedules(now: now) {
+                        try tx.enqueueJob(server: due.server, kind: due.action, now: now)
+                    }
+                }
+                Wakeup.notify(directory: configuration.wakeupDir)
+                if Monotonic.seconds() - lastReconcile > 10, let platform {
+                    lastReconcile = Monotonic.seconds()
+                    try reconcile(store: store, platform: platform)
+                }
+            } catch {
+                logger.warning("scheduler tick failed", metadata: ["error": "\(error)"])
+            }
+            Monotonic.sleep(0.25)
+        }
+        logger.info("scheduler stopping")
+        for thread in threads { thread.join() }
+        try? store.write { tx in try tx.setMeta("scheduler.heartbeat", "0") }
+    }
+
+    func runnerLoop(_ n: Int) {
+        var logger = self.logger
+        logger[metadataKey: "runner"] = "\(n)"
+        do {
+            let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-\(n).sock")
+            let runner = try JobRunner(
+                store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration,
+                hostDataDir: hostDataDir, logger: logger)
+            while !Self.stopping {
+                if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
+            }
+        } catch {
+            logger.critical("job runner cannot start", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func eventLoop() {
+        while !Self.stopping {
+            do {
+                let store = try Store(path: configuration.databasePath)
+                let platform = try makePlatform()
+                try platform.followEvents(keepGoing: { !Self.stopping }) { event in
+                    handle(event, store: store, platform: platform)
+                    return !Self.stopping
+                }
+            } catch {
+                logger.warning("event stream interrupted, reconnecting", metadata: ["error": "\(error)"])
+            }
+            if !Self.stopping { Monotonic.sleep(1) }
+        }
+    }
+
+    /// Keeps the observed state current; a server that should run and died on its own is a crash.
+    func handle(_ event: PlatformEvent, store: Store, platform: any ServerPlatform) {
+        guard ["start", "die", "stop", "oom", "destroy", "pause", "unpause", "restart", "create"].contains(event.action) else { return }
+        let now = WallClock.now()
+        let details = event.action == "destroy" ? nil : try? platform.details(event.containerID)
+        do {
+            try store.write { tx in
+                guard let server = try tx.server(event.uid) else { return }
+                guard server.containerID == nil || server.containerID == event.containerID else { return }
+                try tx.setObservedState(
+                    event.uid, state: details?.state ?? "missing", containerID: details == nil ? nil : event.containerID, now: now)
+                guard event.action == "die", server.desiredState == "running",
+                    try tx.pendingJobs(server: event.uid.description).isEmpty
+                else { return }
+                let previous = try tx.crashTimes(server: event.uid.description, since: now - crashPolicy.windowSeconds)
+                try tx.recordCrash(
+                    server: event.uid.description, at: now, exitCode: details?.exitCode ?? event.exitCode ?? -1,
+                    oomKilled: details?.oomKilled ?? false)
+                switch crashPolicy.decide(previousCrashes: previous, now: now) {
+                case .restart(let delay):
+                    try tx.enqueueJob(server: event.uid.description, kind: .start, notBefore: now + delay, now: now)
+                    logger.warning(
+                        "server crashed, restarting",
+                        metadata: ["server.uid": "\(event.uid)", "exit.code": "\(details?.exitCode ?? -1)", "delay.s": "\(delay)"])
+                case .giveUp(let reason):
+                    var stopped = server
+                    stopped.desiredState = "stopped"
+                    stopped.observedState = details?.state ?? "exited"
+                    try tx.updateServer(stopped, now: now)
+                    logger.error("server crashed, not restarting", metadata: ["server.uid": "\(event.uid)", "reason": "\(reason)"])
+                }
+            }
+        } catch {
+            logger.warning("cannot record an event", metadata: ["server.uid": "\(event.uid)", "error": "\(error)"])
+        }
+    }
+
+    /// The backstop for missed events: every server's observed state from a full listing.
+    func reconcile(store: Store, platform: any ServerPlatform) throws {
+        let observed = try platform.observe(labels: [])
+        let now = WallClock.now()
+        try store.write { tx in
+            for server in try tx.servers() {
+                let mine = observed.first { $0.uid == server.uid }
+                let state = mine?.state ?? "missing"
+                if state != server.observedState || mine?.id != server.containerID {
+                    try tx.setObservedState(server.uid, state: state, containerID: mine?.id, now: now)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Logging
+import PeonCore
+import PeonCurl
+import PeonDocker
+import PeonPlatform
+import PeonPlatformDocker
+import PeonScheduler
+import PeonSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `peon-scheduler`: the one process that drives Docker. Wires the configuration, the Docker
+/// platform and the engine; SIGTERM stops it without touching running game servers.
+@main
+enum PeonSchedulerMain {
+    static func main() {
+        let environment = ProcessEnvironment.read(Configuration.environmentKeys)
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "peon.scheduler")
+        logger.logLevel = Logger.Level(rawValue: environment["PEON_LOG_LEVEL"] ?? "") ?? .info
+        let configuration: Configuration
+        do {
+            configuration = try Configuration(environment: environment, defaultWorkers: 1)
+        } catch {
+            logger.critical("invalid configuration", metadata: ["error": "\(error)"])
+            exit(2)
+        }
+        CurlGlobal.initialize()
+        Signals.installSupervisorHandlers()
+        Files.restrictUmask()
+        let socket = configuration.dockerSocket
+        do {
+            let client = try DockerClient(socketPath: socket)
+            logger.info("docker engine", metadata: ["docker.version": "\(client.engineVersion)", "docker.api": "\(client.apiVersion)"])
+        } catch {
+            logger.critical("no usable Docker engine", metadata: ["docker.socket": "\(socket)", "error": "\(error)"])
+            exit(1)
+        }
+        let hostDataDir = configuration.hostDataDir ?? absolute(configuration.dataDir)
+        let gameBind = configuration.gameBind
+        let scheduler = Scheduler(configuration: configuration, hostDataDir: hostDataDir, logger: logger) {
+            DockerPlatform(client: try DockerClient(socketPath: socket), bindAddress: gameBind)
+        }
+        do {
+            try scheduler.run()
+        } catch {
+            logger.critical("scheduler failed", metadata: ["error": "\(error)"])
+            exit(1)
+        }
+        logger.info("scheduler stopped")
+    }
+
+    static func absolute(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
