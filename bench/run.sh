@@ -7,7 +7,8 @@ duration=${1:-10}
 connections=${2:-32}
 workers=${PEON_WORKERS:-2}
 "$root/scripts/deps.sh" bench
-(cd "$root" && swift build -c release --product peon-api >/dev/null && swift build -c release --product peon >/dev/null)
+"$root/scripts/docker.sh"
+(cd "$root" && for p in peon-api peon-scheduler peon; do swift build -c release --product $p >/dev/null; done)
 
 dir=$(mktemp -d /tmp/peon-bench-XXXXXX)
 chmod 755 "$dir"

@@ -3,5 +3,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh" run
-(cd "$root" && swift build -c release --product peon-api && swift build -c release --product peon)
+"$root/scripts/docker.sh"
+(cd "$root" && swift build -c release --product peon-api && swift build -c release --product peon-scheduler && swift build -c release --product peon)
 exec "$root/scripts/stack.sh"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole stack in the foreground: peon-api (the FastCGI worker pool) and nginx.
+# Runs the whole stack in the foreground: peon-api (the FastCGI worker pool), peon-scheduler (the
+# only process that drives Docker) and nginx.
 # SIGTERM or Ctrl-C stops both cleanly. Binaries come from $PEON_BIN (default .build/release).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -9,11 +10,12 @@ conf=$("$peon_root/scripts/render-nginx.sh")
 
 nginx -t -q -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr
 
-api_pid="" nginx_pid="" asked=0
+api_pid="" nginx_pid="" scheduler_pid="" asked=0
 stop() {
   trap - TERM INT
   [ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null || true
   [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null || true
+  [ -n "$scheduler_pid" ] && kill -TERM "$scheduler_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   echo "peon stopped" >&2
 }
@@ -30,12 +32,15 @@ done
 [ -S "$PEON_SOCKET" ] || { echo "peon-api did not open $PEON_SOCKET" >&2; stop; exit 1; }
 [ "$asked" -eq 1 ] && { stop; exit 0; }
 
+"$bin/peon-scheduler" &
+scheduler_pid=$!
+
 nginx -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr -g 'daemon off;' &
 nginx_pid=$!
 echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator (HTTP :$PEON_HTTP_PORT redirects; data in $PEON_DATA_DIR)"
 
 # Until a signal, or until either process exits, which takes the other down.
-wait -n "$api_pid" "$nginx_pid" || true
+wait -n "$api_pid" "$nginx_pid" "$scheduler_pid" || true
 stop
 [ "$asked" -eq 1 ] && exit 0
 echo "a Peon process exited unexpectedly" >&2

@@ -14,6 +14,7 @@ public struct PeonAPI: Sendable {
         var router = Router<APIContext>()
         OrchestratorRoutes.register(on: &router)
         PlanRoutes.register(on: &router)
+        ServerRoutes.register(on: &router)
         responder = router.responder(mapError: ErrorMapping.map)
     }
 

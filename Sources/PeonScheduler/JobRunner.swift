@@ -120,7 +120,8 @@ public final class JobRunner {
         let existing = Set(plan.files.map(\.source).filter { Files.kind(dir + "/" + $0.dropFirst(3)) == .file })
         return ServerSpec(
             uid: server.uid, plan: plan, settings: server.settings, ports: server.ports,
-            directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing)
+            directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing,
+            extraLabels: configuration.extraLabels)
     }
 
     func prepareDirectory(_ uid: ServerUID, plan: Plan) throws {

@@ -17,6 +17,7 @@ import urllib3
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("PEON_BIN", os.path.join(ROOT, ".build", "debug"))
 ADMIN_KEY = "it-admin-key-" + os.urandom(8).hex()
+RUN = "it" + os.urandom(4).hex()  # every container and network a test makes carries peon.test=RUN
 
 urllib3.disable_warnings()
 
@@ -40,7 +41,8 @@ class Stack:
         full.update({
             "PEON_DATA_DIR": self.data, "PEON_HTTPS_PORT": str(self.https_port), "PEON_HTTP_PORT": str(self.http_port),
             "PEON_BIN": BIN, "PEON_WORKERS": "2", "PEON_RATE_LIMIT": "2000", "PEON_RATE_BURST": "4000",
-            "PEON_NGINX_WORKERS": "1",
+            "PEON_NGINX_WORKERS": "1", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
+            "PEON_PORT_RANGE": "41000-41999",
         })
         full.pop("PEON_API_KEY", None)
         full.pop("API_KEY", None)
@@ -118,6 +120,32 @@ class Stack:
         except ProcessLookupError:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def docker(method, path, body=None):
+    """The Docker Engine API, to check what Peon did with the engine's own answers."""
+    import json as _json
+    args = ["curl", "-s", "--unix-socket", "/var/run/docker.sock", "-X", method, f"http://docker{path}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "-d", _json.dumps(body)]
+    out = subprocess.run(args, capture_output=True, timeout=60).stdout
+    return _json.loads(out) if out.strip() else None
+
+
+def docker_cleanup():
+    import json as _json
+    import urllib.parse
+    selector = urllib.parse.quote(_json.dumps({"label": [f"peon.test={RUN}"]}))
+    for c in docker("GET", f"/containers/json?all=1&filters={selector}") or []:
+        docker("DELETE", f"/containers/{c['Id']}?force=1&v=1")
+    for n in docker("GET", f"/networks?filters={selector}") or []:
+        docker("DELETE", f"/networks/{n['Id']}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_what_tests_made():
+    yield
+    docker_cleanup()
 
 
 class PlanServer:

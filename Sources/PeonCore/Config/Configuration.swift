@@ -23,6 +23,14 @@ public struct Configuration: Sendable, Equatable {
     public var portRange: ClosedRange<Int>
     /// Host address game ports are published on.
     public var gameBind: String
+    /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
+    public var extraLabels: [(String, String)]
+
+    public static func == (a: Configuration, b: Configuration) -> Bool {
+        a.dataDir == b.dataDir && a.bootstrapAPIKey == b.bootstrapAPIKey && a.workers == b.workers && a.socketPath == b.socketPath
+            && a.plansURL == b.plansURL && a.version == b.version && a.dockerSocket == b.dockerSocket && a.portRange == b.portRange
+            && a.extraLabels.map { "\($0)=\($1)" } == b.extraLabels.map { "\($0)=\($1)" }
+    }
 
     public var databasePath: String { dataDir + "/peon.db" }
     public var plansDir: String { dataDir + "/plans" }
@@ -74,6 +82,13 @@ public struct Configuration: Sendable, Equatable {
             portRange = 20000...29999
         }
         gameBind = value("PEON_GAME_BIND") ?? "0.0.0.0"
+        extraLabels = try (value("PEON_LABELS") ?? "").split(separator: ",").map { pair throws(DomainError) in
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && !$0.contains(where: { $0.isWhitespace }) }),
+                !parts[0].hasPrefix("peon.managed"), !parts[0].hasPrefix("peon.server"), !parts[0].hasPrefix("peon.game")
+            else { throw .invalid(field: "PEON_LABELS", reason: "PEON_LABELS must be key=value pairs separated by commas") }
+            return (parts[0], parts[1])
+        }
     }
 }
 
@@ -82,6 +97,6 @@ extension Configuration {
     public static let environmentKeys = [
         "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_SOCKET", "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
-        "PEON_PORT_RANGE", "PEON_GAME_BIND",
+        "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS",
     ]
 }

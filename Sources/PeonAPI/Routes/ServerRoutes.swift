@@ -1,0 +1,267 @@
+import PeonCore
+import PeonHTTP
+import PeonJSON
+import PeonStore
+import PeonSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The server lifecycle (contract §1.4): API workers validate and write jobs; the scheduler runs
+/// them. An action waits for its job (bounded) and answers the server object, as PEON did, or with
+/// `?async=true` answers 202 and the job.
+enum ServerRoutes {
+    /// How long an action waits for its job before answering 202 with the job.
+    static let waitSeconds = 120.0
+    /// A heartbeat older than this means the scheduler is down.
+    static let heartbeatSeconds: Int64 = 5
+
+    static func register(on router: inout Router<APIContext>) {
+        router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in
+            let list = try context.store.read { tx in
+                try tx.servers().map {
+                    ServerObject.json(
+                        $0, time: try tx.scheduledTime(server: $0.uid.description), serversDir: context.configuration.serversDir)
+                }
+            }
+            return .json(.array(list))
+        }
+
+        router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { _, context, p, _ in
+            let uid = try ServerUID(validating: p["uid"])
+            var object = try serverObject(uid, context)
+            if p["action"] == "stats", case .object(var members) = object {
+                members += [("cpu_percent", .number(0)), ("memory_percent", .number(0)), ("uptime", .number(0)), ("stats", .object([]))]
+                object = .object(members)
+            }
+            return .json(object)
+        }
+
+        router.on("GET", "/api/v1/jobs/:id", scope: .read) { _, context, p, _ in
+            guard let id = Int64(p["id"]), id > 0, let job = try context.store.read({ tx in try tx.job(id) }) else {
+                throw HTTPError(status: 404, code: "job.not_found", message: "No such job.")
+            }
+            return .json(job.json)
+        }
+
+        router.on("POST", "/api/v1/server/create", scope: .admin) { request, context, _, _ in
+            let body = try request.jsonObject()
+            guard let game = body["game_uid"]?.stringValue else {
+                throw HTTPError(status: 400, code: "request.invalid", message: "game_uid is required.")
+            }
+            let name = body["servername"]?.stringValue ?? body["warcamp"]?.stringValue
+            return try create(game: game, name: name, body: body, request: request, context: context)
+        }
+
+        router.on("PUT", "/api/v1/server/:action/:uid", scope: .operate) { request, context, p, principal in
+            let body = try request.jsonObject()
+            let action = p["action"]
+            switch action {
+            case "create":
+                guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
+                let parts = p["uid"].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                return try create(game: parts[0], name: parts.count > 1 ? parts[1] : nil, body: body, request: request, context: context)
+            case "start", "stop", "restart":
+                return try power(
+                    JobKind(rawValue: action)!, uid: ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "update":
+                guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
+                return try update(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "description":
+                return try describe(ServerUID(validating: p["uid"]), body: body, context: context)
+            case "get", "info", "stats":
+                return .json(try serverObject(ServerUID(validating: p["uid"]), context))
+            default:
+                throw HTTPError(status: 404, code: "action.unknown", message: "Unsupported action [\(Identifier.quoted(action))].")
+            }
+        }
+
+        router.on("DELETE", "/api/v1/server/:action/:uid", scope: .admin) { request, context, p, _ in
+            let body = try request.jsonObject()
+            guard p["action"] == "destroy" || p["action"] == "eradicate" else {
+                throw HTTPError(
+                    status: 404, code: "action.unknown", message: "Incorrect action [\(Identifier.quoted(p["action"]))] provided")
+            }
+            let uid = try ServerUID(validating: p["uid"])
+            if let flag = body["eradicate"], flag.boolValue == nil {
+                throw HTTPError(status: 400, code: "request.invalid", message: "eradicate must be true or false.")
+            }
+            let eradicate = body["eradicate"] == .bool(true) || (p["action"] == "eradicate" && body["eradicate"] != .bool(false))
+            _ = try serverObject(uid, context)
+            let job = try enqueue(uid, .destroy, arguments: ["eradicate": .bool(eradicate)], context: context)
+            if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+            let done = try wait(for: job.id, context: context)
+            try ensureSucceeded(done)
+            let info =
+                "Server \(uid) was removed. "
+                + (eradicate ? "All files for \(uid) will be purged from the server. This may take a few moments." : "")
+            return .json(["status": "success", "info": .string(info)])
+        }
+    }
+
+    // MARK: - Actions
+
+    static func serverObject(_ uid: ServerUID, _ context: APIContext) throws -> JSON {
+        try context.store.read { tx in
+            guard let server = try tx.server(uid) else {
+                throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
+            }
+            return ServerObject.json(
+                server, time: try tx.scheduledTime(server: uid.description), serversDir: context.configuration.serversDir)
+        }
+    }
+
+    static func create(game: String, name: String?, body: JSON, request: Request, context: APIContext) throws -> Response {
+        let gameUID = try GameUID(validating: game)
+        guard let planText = try context.store.read({ tx in try tx.planDocument(gameUID) }) else {
+            throw HTTPError(status: 404, code: "plan.not_found", message: "Could not get the settings for [\(gameUID)]")
+        }
+        let plan = try Plan(document: JSON.parse(planText), expectedGameUID: gameUID)
+        let settings = try ServerSettings.resolve(plan: plan, request: body)
+        let description = try text(body["description"], field: "description") ?? ""
+        try requireScheduler(context)
+        let now = WallClock.now()
+        let startLater = body["start_later"] == .bool(true) || body["start_later"] == .string("true")
+        let noclean = body["noclean"] == .bool(true)
+        let (uid, job) = try context.store.write { tx in
+            let name =
+                try name
+                ?? {
+                    var rng = SystemRandomNumberGenerator()
+                    let taken = Set(try tx.servers().filter { $0.uid.game == gameUID }.map(\.uid.name))
+                    return WarcampNames.random(avoiding: taken, using: &rng)
+                }()
+            let uid = try ServerUID(game: gameUID, name: name)
+            guard try tx.server(uid) == nil else {
+                throw DomainError.conflict("There is already a server named \(uid). Use update or modify to change it.")
+            }
+            try tx.insertServer(
+                ServerRecord(
+                    uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running", createdAt: now
+                ),
+                now: now)
+            let id = try tx.enqueueJob(
+                server: uid.description, kind: .create, arguments: ["start": .bool(!startLater), "noclean": .bool(noclean)], now: now)
+            return (uid, try tx.job(id)!)
+        }
+        if let time = try ScheduledTime.parse(body, now: now) {
+            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: time, now: now) }
+        }
+        Wakeup.notify(directory: context.configuration.wakeupDir)
+        if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+        try ensureSucceeded(try wait(for: job.id, context: context))
+        if startLater {
+            return .json([
+                "status": "success",
+                "info": .string("The server files for [\(uid.name)] were created, but the server was not started (start_later)."),
+            ])
+        }
+        return .json(try serverObject(uid, context))
+    }
+
+    static func power(_ kind: JobKind, uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
+        _ = try serverObject(uid, context)
+        let now = WallClock.now()
+        let schedule = try ScheduledTime.parse(body, now: now)
+        if kind == .stop, let schedule {
+            // A timed stop: nothing happens now, the scheduler fires it when due.
+            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: schedule, now: now) }
+            return .json(try serverObject(uid, context))
+        }
+        try requireScheduler(context)
+        if kind == .stop {
+            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: nil, now: now) }
+        } else if let schedule {
+            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: schedule, now: now) }
+        }
+        let job = try enqueue(uid, kind, context: context)
+        if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+        try ensureSucceeded(try wait(for: job.id, context: context))
+        return .json(try serverObject(uid, context))
+    }
+
+    static func update(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
+        let mode = body["mode"]?.stringValue ?? "full"
+        guard ["full", "image", "server", "reinit", "quick", "validate"].contains(mode) else {
+            throw HTTPError(status: 400, code: "request.invalid", message: "mode must be full, image, server, reinit, quick or validate.")
+        }
+        _ = try serverObject(uid, context)
+        try requireScheduler(context)
+        let job = try enqueue(uid, .update, arguments: ["mode": .string(mode)], context: context)
+        if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+        try ensureSucceeded(try wait(for: job.id, context: context))
+        return .json(["status": "success", "info": .string(uid.description), "stdout": "[]"])
+    }
+
+    static func describe(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
+        guard let description = try text(body["description"], field: "description") else {
+            throw HTTPError(status: 400, code: "request.invalid", message: "The description argument was incorrectly provided.")
+        }
+        try context.store.write { tx in
+            guard var server = try tx.server(uid) else {
+                throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
+            }
+            server.description = description
+            try tx.updateServer(server, now: WallClock.now())
+        }
+        return .json(try serverObject(uid, context))
+    }
+
+    // MARK: - Jobs
+
+    static func text(_ value: JSON?, field: String) throws -> String? {
+        guard let value, !value.isNull else { return nil }
+        guard let s = value.stringValue, s.utf8.count <= 500, !s.utf8.contains(0) else {
+            throw HTTPError(status: 400, code: "request.invalid", message: "\(field) must be a string of at most 500 bytes.")
+        }
+        return s
+    }
+
+    static func requireScheduler(_ context: APIContext) throws {
+        let beat = try context.store.read { tx in try tx.meta("scheduler.heartbeat") }.flatMap { Int64($0) } ?? 0
+        guard WallClock.now() - beat <= heartbeatSeconds else {
+            throw HTTPError(
+                status: 503, code: "scheduler.down",
+                message: "The scheduler is not running, so servers cannot change now. Try again shortly.",
+                headers: [("Retry-After", "5")])
+        }
+    }
+
+    /// Writes the job (or joins an identical one already pending) and wakes the scheduler.
+    static func enqueue(_ uid: ServerUID, _ kind: JobKind, arguments: JSON = .object([]), context: APIContext) throws -> JobRecord {
+        let job = try context.store.write { tx in
+            if let same = try tx.pendingJobs(server: uid.description).last, same.kind == kind, same.arguments == arguments { return same }
+            if let desired = kind.desiredState, var server = try tx.server(uid) {
+                server.desiredState = desired
+                try tx.updateServer(server, now: WallClock.now())
+            }
+            return try tx.job(try tx.enqueueJob(server: uid.description, kind: kind, arguments: arguments, now: WallClock.now()))!
+        }
+        Wakeup.notify(directory: context.configuration.wakeupDir)
+        return job
+    }
+
+    static func wait(for id: Int64, context: APIContext) throws -> JobRecord {
+        let deadline = Monotonic.seconds() + waitSeconds
+        var pause = 0.005
+        while true {
+            if let job = try context.store.read({ tx in try tx.job(id) }), job.state.isFinished { return job }
+            guard Monotonic.seconds() < deadline else {
+                throw HTTPError(
+                    status: 504, code: "job.pending", message: "The action is still running; follow it at /api/v1/jobs/\(id).",
+                    extra: [("job", .number(Double(id)))])
+            }
+            Monotonic.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
+        }
+    }
+
+    static func ensureSucceeded(_ job: JobRecord) throws {
+        guard job.state == .succeeded else {
+            throw HTTPError(
+                status: 502, code: "job.failed", message: "The \(job.kind.rawValue) failed: \(job.error ?? "unknown error")",
+                extra: [("job", job.json)])
+        }
+    }
+}

@@ -1,0 +1,132 @@
+"""Game servers end to end: nginx → API → SQLite jobs → scheduler → the real Docker engine."""
+import json
+import os
+import socket
+import time
+import urllib.parse
+
+from conftest import RUN, docker
+
+SETTINGS = {"SERVER_NAME": "Integration", "PASSWORD": "pw"}
+
+
+def container(uid):
+    return docker("GET", f"/containers/peon.warcamp.{uid}/json")
+
+
+def echo(port, text=b"ping\n"):
+    for _ in range(50):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(text)
+                return s.recv(100)
+        except OSError:
+            time.sleep(0.1)
+    return None
+
+
+def create(stack, uid, body=None, **kw):
+    return stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, **(body or {})}, **kw)
+
+
+def test_lifecycle_through_nginx(stack):
+    uid = f"peontest.{RUN}a"
+    r = create(stack, uid, {"description": "Integration test"})
+    assert r.status_code == 200, r.text
+    obj = r.json()
+    assert list(obj) == ["game_uid", "servername", "container_type", "build_version", "container_state", "server_state",
+                         "server_config", "description", "time"]
+    assert obj["container_state"] == "running" and obj["servername"] == f"{RUN}a"
+    assert obj["container_type"] == "peon-test-game" and obj["build_version"] == "1.0.0"
+
+    info = container(uid)
+    assert info["State"]["Running"] and info["Config"]["User"] == "1000:1000" and info["HostConfig"]["Init"]
+    assert info["Config"]["Labels"]["peon.server"] == uid and info["Config"]["Labels"]["peon.test"] == RUN
+    assert info["HostConfig"]["NetworkMode"] == f"peon.warcamp.{uid}"
+    port = int(info["HostConfig"]["PortBindings"][next(iter(info["HostConfig"]["PortBindings"]))][0]["HostPort"])
+    assert 27960 == port or 27970 == port or 41000 <= port <= 41999
+    assert info["Config"]["Env"][0] == f"PORT={port}"
+    assert echo(port) == b"ping\n"
+
+    # The server's config files show up, secrets do not.
+    deadline = time.time() + 5
+    while time.time() < deadline and "state" not in stack.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"]:
+        time.sleep(0.1)
+    config = stack.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"]
+    assert config.get("state") == "STARTED" and config.get("server_name") == "Integration"
+
+    listed = stack.request("GET", "/api/v1/servers").json()
+    assert [(s["game_uid"], s["servername"]) for s in listed] == sorted((s["game_uid"], s["servername"]) for s in listed)
+    assert any(s["servername"] == f"{RUN}a" for s in listed)
+
+    r = stack.request("PUT", f"/api/v1/server/stop/{uid}")
+    assert r.status_code == 200 and r.json()["container_state"] == "exited"
+    assert container(uid)["State"]["ExitCode"] == 0
+    r = stack.request("PUT", f"/api/v1/server/start/{uid}")
+    assert r.json()["container_state"] == "running"
+    r = stack.request("PUT", f"/api/v1/server/restart/{uid}")
+    assert r.json()["container_state"] == "running"
+    r = stack.request("PUT", f"/api/v1/server/description/{uid}", json={"description": "New words"})
+    assert r.json()["description"] == "New words"
+
+    r = stack.request("DELETE", f"/api/v1/server/destroy/{uid}")
+    assert r.status_code == 200 and r.json()["status"] == "success"
+    assert container(uid).get("message", "").startswith("No such container")
+    assert os.path.isdir(os.path.join(stack.data, "servers", "peontest", f"{RUN}a")), "destroy keeps files"
+    assert stack.request("GET", f"/api/v1/server/get/{uid}").status_code == 404
+
+
+def test_timed_stop_fires_on_time(stack):
+    uid = f"peontest.{RUN}t"
+    assert create(stack, uid).status_code == 200
+    r = stack.request("PUT", f"/api/v1/server/stop/{uid}", json={"interval": "2s"})
+    due = r.json()["time"]
+    assert isinstance(due, int) and r.json()["container_state"] == "running"
+    while time.time() < due + 1.5 and container(uid)["State"]["Running"]:
+        time.sleep(0.1)
+    finished = container(uid)["State"]
+    assert not finished["Running"]
+    stopped_at = time.mktime(time.strptime(finished["FinishedAt"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    assert stopped_at - due <= 1.5, (stopped_at, due)
+    r = stack.request("PUT", f"/api/v1/server/stop/{uid}", json={"epoch_time": str(int(time.time()) + 3600)})
+    assert r.json()["time"] == str(int(time.time()) + 3600) or isinstance(r.json()["time"], str)
+    assert stack.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+    assert not os.path.exists(os.path.join(stack.data, "servers", "peontest", f"{RUN}t"))
+
+
+def test_two_servers_of_one_game_get_distinct_ports(stack):
+    ports = []
+    for suffix in ("p1", "p2"):
+        uid = f"peontest.{RUN}{suffix}"
+        assert create(stack, uid).status_code == 200
+        bindings = container(uid)["HostConfig"]["PortBindings"]
+        ports.append({k: v[0]["HostPort"] for k, v in bindings.items()})
+    assert set(ports[0].values()).isdisjoint(ports[1].values())
+    for suffix in ("p1", "p2"):
+        stack.request("DELETE", f"/api/v1/server/eradicate/peontest.{RUN}{suffix}")
+
+
+def test_crashed_server_is_restarted(stack):
+    uid = f"peontest.{RUN}c"
+    assert create(stack, uid, {"MODE": "crash", "CRASH_AFTER": "1"}).status_code == 200
+    first = container(uid)["State"]["StartedAt"]
+    deadline = time.time() + 15
+    while time.time() < deadline and container(uid)["State"]["StartedAt"] == first:
+        time.sleep(0.2)
+    assert container(uid)["State"]["StartedAt"] != first, "the crash policy restarted it"
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_missing_settings_and_hostile_names_leave_no_trace(stack):
+    r = stack.request("PUT", f"/api/v1/server/create/peontest.{RUN}m", json={"SERVER_NAME": "x"})
+    assert r.status_code == 400 and r.json()["code"] == "settings.missing" and r.json()["missing"] == ["PASSWORD"]
+    assert stack.request("GET", f"/api/v1/server/get/peontest.{RUN}m").status_code == 404
+    for name in ("..", "a;id", "$(id)", "x%20y", "A", "x" * 40, "%2e%2e", "a.b.c", "%C3%A9"):
+        code, body = stack.curl("-X", "PUT", "-H", f"X-Api-Key: {stack.api_key}", "-H", "Content-Type: application/json",
+                                "-d", json.dumps(SETTINGS), stack.url(f"/api/v1/server/create/peontest.{name}"))
+        assert code in (400, 404), (name, code, body[:200])
+    selector = urllib.parse.quote(json.dumps({"label": [f"peon.test={RUN}"]}))
+    names = [c["Names"][0] for c in docker("GET", f"/containers/json?all=1&filters={selector}")]
+    assert not any(n.startswith("/peon.warcamp.peontest.$") or ";" in n or ".." in n for n in names)
+    assert sorted(os.listdir(os.path.join(stack.data, "servers", "peontest"))) == sorted(
+        d for d in os.listdir(os.path.join(stack.data, "servers", "peontest")) if d.startswith(RUN))
