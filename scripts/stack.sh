@@ -32,15 +32,18 @@ done
 [ -S "$PEON_SOCKET" ] || { echo "peon-api did not open $PEON_SOCKET" >&2; stop; exit 1; }
 [ "$asked" -eq 1 ] && { stop; exit 0; }
 
-"$bin/peon-scheduler" &
-scheduler_pid=$!
+# PEON_START_SCHEDULER=0 leaves the scheduler to someone else (tests that kill and restart it).
+if [ "${PEON_START_SCHEDULER:-1}" != 0 ]; then
+  "$bin/peon-scheduler" &
+  scheduler_pid=$!
+fi
 
 nginx -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr -g 'daemon off;' &
 nginx_pid=$!
 echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator (HTTP :$PEON_HTTP_PORT redirects; data in $PEON_DATA_DIR)"
 
 # Until a signal, or until either process exits, which takes the other down.
-wait -n "$api_pid" "$nginx_pid" "$scheduler_pid" || true
+wait -n "$api_pid" "$nginx_pid" ${scheduler_pid:+"$scheduler_pid"} || true
 stop
 [ "$asked" -eq 1 ] && exit 0
 echo "a Peon process exited unexpectedly" >&2

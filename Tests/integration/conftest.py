@@ -49,6 +49,7 @@ class Stack:
         if api_key:
             full["PEON_API_KEY"] = api_key
         full.update(env or {})
+        self.env = full
         self.stdout = open(os.path.join(self.dir, "stack.out"), "w+")
         self.stderr = open(os.path.join(self.dir, "stack.err"), "w+")
         self.proc = subprocess.Popen([os.path.join(ROOT, "scripts", "stack.sh")], env=full, stdout=self.stdout,
@@ -89,6 +90,11 @@ class Stack:
     def peon(self, *args):
         return subprocess.run([os.path.join(BIN, "peon"), *args, "--data-dir", self.data], capture_output=True, text=True,
                               timeout=30)
+
+    def start_scheduler(self):
+        """A scheduler of this stack's own, for tests that kill it (stack made with PEON_START_SCHEDULER=0)."""
+        log = open(os.path.join(self.dir, "scheduler.log"), "a")
+        return subprocess.Popen([os.path.join(BIN, "peon-scheduler")], env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
     def api_pid(self):
         out = subprocess.run(["pgrep", "-f", "-P", str(self.proc.pid), "peon-api"], capture_output=True, text=True)

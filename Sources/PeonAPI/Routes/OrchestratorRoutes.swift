@@ -7,6 +7,13 @@ import PeonSystem
 
 /// `GET /api/v1/orchestrator`: PEON's `{"version"}` plus what helps an operator.
 enum OrchestratorRoutes {
+    /// Whether the scheduler's heartbeat is fresh, and when it last beat.
+    static func schedulerJSON(_ heartbeat: String?) -> JSON {
+        let beat = heartbeat.flatMap { Int64($0) } ?? 0
+        let running = WallClock.now() - beat <= ServerRoutes.heartbeatSeconds
+        return .object([("running", .bool(running)), ("heartbeat", beat > 0 ? .string(WallClock.iso8601(beat)) : .null)])
+    }
+
     static func register(on router: inout Router<APIContext>) {
         router.on("GET", "/api/v1/orchestrator", scope: .read) { _, context, _, principal in
             let (plans, migrations, heartbeat) = try context.store.read { tx in
@@ -22,7 +29,7 @@ enum OrchestratorRoutes {
                 ("plans", .int(plans)),
                 ("workers", .int(context.configuration.workers)),
                 ("uptime", .int(Int(WallClock.now() - context.startedAt))),
-                ("scheduler", .object([("heartbeat", heartbeat.map(JSON.string) ?? .null)])),
+                ("scheduler", schedulerJSON(heartbeat)),
                 ("database", .object([("sqlite", .string(Connection.libraryVersion)), ("migrations", .int(Int(migrations)))])),
                 ("key", .object([("id", .string(principal.keyID)), ("scope", .string(principal.scope.rawValue))])),
             ])
