@@ -95,8 +95,10 @@ public struct Scheduler: Sendable {
         while !Self.stopping {
             do {
                 let store = try Store(path: configuration.databasePath)
+                // Two sessions: the stream holds its connection, so look-ups need their own.
+                let stream = try makePlatform()
                 let platform = try makePlatform()
-                try platform.followEvents(keepGoing: { !Self.stopping }) { event in
+                try stream.followEvents(keepGoing: { !Self.stopping }) { event in
                     handle(event, store: store, platform: platform)
                     return !Self.stopping
                 }
@@ -121,10 +123,18 @@ public struct Scheduler: Sendable {
                 guard event.action == "die", server.desiredState == "running",
                     try tx.pendingJobs(server: event.uid.description).isEmpty
                 else { return }
+                let exitCode = details?.exitCode ?? event.exitCode ?? -1
+                let oomKilled = details?.oomKilled ?? false
+                if exitCode == 0, !oomKilled {
+                    // A clean exit (stopped by hand, or the game quit) is a stop, not a crash (as in Wings).
+                    var stopped = server
+                    stopped.desiredState = "stopped"
+                    stopped.observedState = details?.state ?? "exited"
+                    try tx.updateServer(stopped, now: now)
+                    return
+                }
                 let previous = try tx.crashTimes(server: event.uid.description, since: now - crashPolicy.windowSeconds)
-                try tx.recordCrash(
-                    server: event.uid.description, at: now, exitCode: details?.exitCode ?? event.exitCode ?? -1,
-                    oomKilled: details?.oomKilled ?? false)
+                try tx.recordCrash(server: event.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
                 switch crashPolicy.decide(previousCrashes: previous, now: now) {
                 case .restart(let delay):
                     try tx.enqueueJob(server: event.uid.description, kind: .start, notBefore: now + delay, now: now)

@@ -71,4 +71,6 @@ def test_hand_stopped_container_is_observed_within_a_second(stack):
         time.sleep(0.05)
     assert stack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "exited"
     assert time.time() - stopped <= 1.0
+    time.sleep(3)  # a clean exit is a stop, not a crash: no restart
+    assert stack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "exited"
     assert stack.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
