@@ -118,9 +118,10 @@ public final class JobRunner {
     func spec(_ server: ServerRecord, plan: Plan) -> ServerSpec {
         let dir = directory(server.uid)
         let existing = Set(plan.files.map(\.source).filter { Files.kind(dir + "/" + $0.dropFirst(3)) == .file })
+        let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
         return ServerSpec(
             uid: server.uid, plan: plan, settings: server.settings, ports: server.ports,
-            directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing,
+            directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing, limits: limits,
             extraLabels: configuration.extraLabels)
     }
 
@@ -190,7 +191,15 @@ public final class JobRunner {
             server.containerID = nil
         }
         try prepareDirectory(uid, plan: plan)
-        let id = try platform.ensure(spec(server, plan: plan))
+        let wanted = spec(server, plan: plan)
+        // Settings, limits or the plan changed since the container was made (modify, update): re-create it.
+        if let id = server.containerID, let current = try? platform.details(id),
+            current.labels[ServerSpec.fingerprintLabel] != wanted.fingerprint
+        {
+            try platform.remove(uid)
+            server.containerID = nil
+        }
+        let id = try platform.ensure(wanted)
         server.containerID = id
         let starting = server
         try store.write { tx in try tx.updateServer(starting, now: WallClock.now()) }

@@ -120,8 +120,11 @@ public struct Scheduler: Sendable {
                 guard server.containerID == nil || server.containerID == event.containerID else { return }
                 try tx.setObservedState(
                     event.uid, state: details?.state ?? "missing", containerID: details == nil ? nil : event.containerID, now: now)
+                // A die while a stop, restart, update or removal is pending was asked for; during a
+                // create or start it is a crash like any other.
+                let intended: Set<JobKind> = [.stop, .restart, .update, .destroy, .eradicate]
                 guard event.action == "die", server.desiredState == "running",
-                    try tx.pendingJobs(server: event.uid.description).isEmpty
+                    !(try tx.pendingJobs(server: event.uid.description)).contains(where: { intended.contains($0.kind) })
                 else { return }
                 let exitCode = details?.exitCode ?? event.exitCode ?? -1
                 let oomKilled = details?.oomKilled ?? false

@@ -88,7 +88,10 @@ let testPlanJSON = """
                 Mount(source: "/srv/peon/servers/peontest/s1/data", target: "/data"),
                 Mount(source: "/srv/peon/servers/peontest/s1/server.cfg", target: "/game/server.cfg"),
             ])
-        #expect(spec.labels.map { "\($0)=\($1)" } == ["peon.managed=true", "peon.server=peontest.s1", "peon.game=peontest", "peon.test=t"])
+        #expect(
+            spec.labels.map { "\($0)=\($1)" } == [
+                "peon.managed=true", "peon.server=peontest.s1", "peon.game=peontest", "peon.spec=\(spec.fingerprint)", "peon.test=t",
+            ])
     }
 
     @Test func longNamesGetAValidHostname() throws {
@@ -155,5 +158,34 @@ let testPlanJSON = """
         if case .giveUp = policy.decide(previousCrashes: [970, 980, 990], now: 1000) {} else { Issue.record("did not give up") }
         #expect(policy.decide(previousCrashes: [1, 2, 3], now: 1000) == .restart(afterSeconds: 2), "old crashes are outside the window")
         if case .giveUp = CrashPolicy(enabled: false).decide(previousCrashes: [], now: 0) {} else { Issue.record("off did not give up") }
+    }
+}
+
+@Suite struct LimitsTests {
+    @Test func limitsParseOverADefault() throws {
+        let base = ResourceLimits(memoryBytes: 1 << 30, nanoCPUs: nil, pids: 512)
+        let l = try ResourceLimits.parse(["cpus": .number(1.5), "pids": 100], over: base)
+        #expect(l.memoryBytes == 1 << 30 && l.nanoCPUs == 1_500_000_000 && l.pids == 100)
+        #expect(try ResourceLimits.parse(nil, over: base) == base)
+        #expect(try ResourceLimits.parse(["memory_mb": 64]).memoryBytes == 64 << 20)
+    }
+
+    @Test(
+        arguments: [
+            ["memory_mb": 1], ["memory_mb": .number(1.5)], ["cpus": 0], ["pids": 1], ["swap": 1], ["memory_mb": "64"], JSON.array([]),
+        ] as [JSON])
+    func refusesBadLimits(_ value: JSON) {
+        #expect(throws: DomainError.self) { try ResourceLimits.parse(value) }
+    }
+
+    @Test func fingerprintFollowsWhatShapesTheContainer() throws {
+        let plan = try Plan(document: JSON.parse(testPlanJSON), expectedGameUID: GameUID(validating: "peontest"))
+        let uid = try ServerUID(validating: "peontest.f")
+        let a = ServerSpec(uid: uid, plan: plan, settings: [("SERVER_NAME", "a")], ports: [], directory: "/d")
+        let b = ServerSpec(uid: uid, plan: plan, settings: [("SERVER_NAME", "b")], ports: [], directory: "/d")
+        let c = ServerSpec(
+            uid: uid, plan: plan, settings: [("SERVER_NAME", "a")], ports: [], directory: "/d", limits: ResourceLimits(pids: 64))
+        #expect(a.fingerprint == ServerSpec(uid: uid, plan: plan, settings: [("SERVER_NAME", "a")], ports: [], directory: "/d").fingerprint)
+        #expect(a.fingerprint != b.fingerprint && a.fingerprint != c.fingerprint && !a.fingerprint.isEmpty)
     }
 }

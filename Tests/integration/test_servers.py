@@ -130,3 +130,35 @@ def test_missing_settings_and_hostile_names_leave_no_trace(stack):
     assert not any(n.startswith("/peon.warcamp.peontest.$") or ";" in n or ".." in n for n in names)
     assert sorted(os.listdir(os.path.join(stack.data, "servers", "peontest"))) == sorted(
         d for d in os.listdir(os.path.join(stack.data, "servers", "peontest")) if d.startswith(RUN))
+
+
+def test_modify_applies_at_next_start_and_limits_reach_docker(stack):
+    uid = f"peontest.{RUN}l"
+    assert create(stack, uid, {"limits": {"memory_mb": 64, "pids": 100}}).status_code == 200
+    host = container(uid)["HostConfig"]
+    assert host["Memory"] == 64 << 20 and host["PidsLimit"] == 100
+    r = stack.request("PUT", f"/api/v1/server/modify/{uid}", json={"SERVER_NAME": "Renamed", "limits": {"memory_mb": 96}})
+    assert r.status_code == 200
+    assert "SERVER_NAME=Integration" in container(uid)["Config"]["Env"], "modify waits for the next start"
+    assert stack.request("PUT", f"/api/v1/server/restart/{uid}").status_code == 200
+    info = container(uid)
+    assert "SERVER_NAME=Renamed" in info["Config"]["Env"] and "PASSWORD=pw" in info["Config"]["Env"]
+    assert info["HostConfig"]["Memory"] == 96 << 20
+    for bad in ({"limits": {"memory_mb": 1}}, {"limits": {"swap": 1}}, {"limits": "lots"}, {"SERVER_NAME": ["x"]}):
+        r = stack.request("PUT", f"/api/v1/server/modify/{uid}", json=bad)
+        assert r.status_code == 400, bad
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_memory_exhaustion_is_recorded_as_an_oom_crash(stack):
+    import sqlite3
+    uid = f"peontest.{RUN}o"
+    assert create(stack, uid, {"MODE": "oom", "limits": {"memory_mb": 32}}).status_code == 200
+    db = sqlite3.connect(f"file:{stack.data}/peon.db?mode=ro", uri=True)
+    deadline = time.time() + 20
+    rows = []
+    while time.time() < deadline and not rows:
+        rows = db.execute("SELECT exit_code, oom_killed FROM crashes WHERE server_uid = ?", (uid,)).fetchall()
+        time.sleep(0.2)
+    assert rows and rows[0][1] == 1, rows
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")

@@ -70,6 +70,9 @@ enum ServerRoutes {
                 return try update(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "description":
                 return try describe(ServerUID(validating: p["uid"]), body: body, context: context)
+            case "modify":
+                guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
+                return try modify(ServerUID(validating: p["uid"]), body: body, context: context)
             case "get", "info", "stats":
                 return .json(try serverObject(ServerUID(validating: p["uid"]), context))
             default:
@@ -120,6 +123,8 @@ enum ServerRoutes {
         let plan = try Plan(document: JSON.parse(planText), expectedGameUID: gameUID)
         let settings = try ServerSettings.resolve(plan: plan, request: body)
         let description = try text(body["description"], field: "description") ?? ""
+        _ = try ResourceLimits.parse(body["limits"], over: plan.limits)
+        let limits = body["limits"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
         try requireScheduler(context)
         let now = WallClock.now()
         let startLater = body["start_later"] == .bool(true) || body["start_later"] == .string("true")
@@ -138,8 +143,8 @@ enum ServerRoutes {
             }
             try tx.insertServer(
                 ServerRecord(
-                    uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running", createdAt: now
-                ),
+                    uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running",
+                    limits: limits, createdAt: now),
                 now: now)
             let id = try tx.enqueueJob(
                 server: uid.description, kind: .create, arguments: ["start": .bool(!startLater), "noclean": .bool(noclean)], now: now)
@@ -203,6 +208,28 @@ enum ServerRoutes {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
             server.description = description
+            try tx.updateServer(server, now: WallClock.now())
+        }
+        return .json(try serverObject(uid, context))
+    }
+
+    /// Changes settings, description or limits; the container is re-created at the next start.
+    static func modify(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
+        let description = try text(body["description"], field: "description")
+        try context.store.write { tx in
+            guard var server = try tx.server(uid) else {
+                throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
+            }
+            guard let planText = try tx.planDocument(uid.game) else {
+                throw HTTPError(status: 404, code: "plan.not_found", message: "Could not get the settings for [\(uid.game)]")
+            }
+            let plan = try Plan(document: JSON.parse(planText), expectedGameUID: uid.game)
+            server.settings = try ServerSettings.resolve(plan: plan, request: body, previous: server.settings)
+            if let description { server.description = description }
+            if let limits = body["limits"], !limits.isNull {
+                _ = try ResourceLimits.parse(limits, over: plan.limits)
+                server.limits = limits
+            }
             try tx.updateServer(server, now: WallClock.now())
         }
         return .json(try serverObject(uid, context))

@@ -26,6 +26,13 @@ extension Plan {
         let volumes = Plan.parseMounts(document["volumes"], field: "volumes", required: true, problems: &problems)
         let files = Plan.parseMounts(document["files"], field: "files", required: false, problems: &problems)
 
+        var limits = ResourceLimits()
+        do {
+            limits = try ResourceLimits.parse(document["limits"])
+        } catch {
+            if case .invalid(_, let reason) = error { problems.append(reason) }
+        }
+
         guard problems.isEmpty else { throw PlanError(problems) }
         self.gameUID = expectedGameUID
         self.description = metadata?["description"]?.stringValue ?? ""
@@ -34,6 +41,7 @@ extension Plan {
         self.settings = settings
         self.volumes = volumes
         self.files = files
+        self.limits = limits
         self.document = document
     }
 

@@ -12,6 +12,8 @@ public struct Plan: Sendable, Equatable {
     /// Server-directory-relative sources (`~!/data`) to container paths.
     public let volumes: [(source: String, target: String)]
     public let files: [(source: String, target: String)]
+    /// Optional `limits` of the plan (`memory_mb`, `cpus`, `pids`): every server's defaults.
+    public let limits: ResourceLimits
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
 

@@ -1,3 +1,5 @@
+public import PeonJSON
+
 /// Resource limits of a server's container: plan defaults, overridable per server.
 public struct ResourceLimits: Sendable, Equatable {
     public var memoryBytes: Int64?
@@ -8,6 +10,45 @@ public struct ResourceLimits: Sendable, Equatable {
         self.memoryBytes = memoryBytes
         self.nanoCPUs = nanoCPUs
         self.pids = pids
+    }
+
+    /// `{"memory_mb": 2048, "cpus": 1.5, "pids": 512}` over `base`; absent keys keep the base value.
+    public static func parse(_ value: JSON?, over base: ResourceLimits = ResourceLimits()) throws(DomainError) -> ResourceLimits {
+        guard let value, !value.isNull else { return base }
+        guard let members = value.objectValue else {
+            throw .invalid(field: "limits", reason: "limits must be an object like {\"memory_mb\": 2048, \"cpus\": 2, \"pids\": 512}")
+        }
+        var limits = base
+        for (key, v) in members {
+            guard case .number(let n) = v else {
+                throw .invalid(field: "limits", reason: "limits.\(Identifier.quoted(key)) must be a number")
+            }
+            switch key {
+            case "memory_mb":
+                guard n.rounded() == n, (16...1_048_576).contains(n) else {
+                    throw .invalid(field: "limits", reason: "limits.memory_mb must be a whole number from 16 to 1048576")
+                }
+                limits.memoryBytes = Int64(n) << 20
+            case "cpus":
+                guard (0.05...512).contains(n) else { throw .invalid(field: "limits", reason: "limits.cpus must be from 0.05 to 512") }
+                limits.nanoCPUs = Int64(n * 1e9)
+            case "pids":
+                guard n.rounded() == n, (16...1_000_000).contains(n) else {
+                    throw .invalid(field: "limits", reason: "limits.pids must be a whole number from 16 to 1000000")
+                }
+                limits.pids = Int64(n)
+            default:
+                throw .invalid(field: "limits", reason: "limits takes memory_mb, cpus and pids (got \(Identifier.quoted(key)))")
+            }
+        }
+        return limits
+    }
+
+    public var json: JSON {
+        var members: [(String, JSON)] = [("pids", .number(Double(pids)))]
+        if let memoryBytes { members.append(("memory_mb", .number(Double(memoryBytes >> 20)))) }
+        if let nanoCPUs { members.append(("cpus", .number(Double(nanoCPUs) / 1e9))) }
+        return .object(members)
     }
 }
 
@@ -29,6 +70,8 @@ public struct ServerSpec: Sendable, Equatable {
     public static let managedLabel = "peon.managed"
     public static let serverLabel = "peon.server"
     public static let gameLabel = "peon.game"
+    /// A fingerprint of the spec: a container whose label differs is re-created at the next start.
+    public static let fingerprintLabel = "peon.spec"
     /// Game servers never run as root.
     public static let user = "1000:1000"
 
@@ -85,8 +128,21 @@ public struct ServerSpec: Sendable, Equatable {
         mounts =
             plan.volumes.map { Mount(source: hostPath($0.source), target: $0.target) }
             + plan.files.filter { existingFiles.contains($0.source) }.map { Mount(source: hostPath($0.source), target: $0.target) }
-        labels =
-            [(Self.managedLabel, "true"), (Self.serverLabel, uid.description), (Self.gameLabel, uid.game.rawValue)] + extraLabels
         self.limits = limits
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over everything that shapes the container
+        let material =
+            [image, hostname] + environment + ports.map { "\($0.name)=\($0.port)/\($0.proto)" }
+            + mounts.map { "\($0.source):\($0.target)" } + ["\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)"]
+        for byte in material.joined(separator: "\n").utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        let fingerprint = String(hash, radix: 16)
+        labels =
+            [
+                (Self.managedLabel, "true"), (Self.serverLabel, uid.description), (Self.gameLabel, uid.game.rawValue),
+                (Self.fingerprintLabel, fingerprint),
+            ] + extraLabels
     }
+
+    public var fingerprint: String { labels.first { $0.0 == Self.fingerprintLabel }?.1 ?? "" }
 }

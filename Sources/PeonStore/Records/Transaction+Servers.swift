@@ -1,5 +1,5 @@
 public import PeonCore
-import PeonJSON
+public import PeonJSON
 
 /// A server as the store holds it: what the user asked for and what was last observed.
 public struct ServerRecord: Sendable, Equatable {
@@ -15,12 +15,14 @@ public struct ServerRecord: Sendable, Equatable {
     public var containerID: String?
     public var containerType: String
     public var buildVersion: String
+    /// The server's own limits request (`{"memory_mb": ...}`), applied over the plan's.
+    public var limits: JSON
     public var createdAt: Int64
 
     public init(
         uid: ServerUID, description: String, settings: [(String, String)], ports: [PortSpec] = [], desiredState: String = "stopped",
         observedState: String = "missing", containerID: String? = nil, containerType: String = "unknown", buildVersion: String = "unknown",
-        createdAt: Int64
+        limits: JSON = .object([]), createdAt: Int64
     ) {
         self.uid = uid
         self.description = description
@@ -31,32 +33,33 @@ public struct ServerRecord: Sendable, Equatable {
         self.containerID = containerID
         self.containerType = containerType
         self.buildVersion = buildVersion
+        self.limits = limits
         self.createdAt = createdAt
     }
 
     public static func == (a: ServerRecord, b: ServerRecord) -> Bool {
         a.uid == b.uid && a.description == b.description && a.settings.map { "\($0)=\($1)" } == b.settings.map { "\($0)=\($1)" }
             && a.ports == b.ports && a.desiredState == b.desiredState && a.observedState == b.observedState
-            && a.containerID == b.containerID
+            && a.containerID == b.containerID && a.limits == b.limits
     }
 }
 
 extension Transaction {
     static let serverColumns =
-        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at"
+        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits"
 
     public func insertServer(_ s: ServerRecord, now: Int64) throws(StoreError) {
         try query(
             """
             INSERT INTO servers (uid, game_uid, servername, description, settings, ports, desired_state, observed_state, container_id,
-                                 container_type, build_version, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 container_type, build_version, created_at, updated_at, limits)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(s.uid.description), .text(s.uid.game.rawValue), .text(s.uid.name), .text(s.description),
                 .text(Self.settingsText(s.settings)), .text(Self.portsText(s.ports)), .text(s.desiredState), .text(s.observedState),
                 s.containerID.map(SQLValue.text) ?? .null, .text(s.containerType), .text(s.buildVersion), .integer(s.createdAt),
-                .integer(now),
+                .integer(now), .text(s.limits.text),
             ])
     }
 
@@ -64,13 +67,13 @@ extension Transaction {
         try query(
             """
             UPDATE servers SET description = ?, settings = ?, ports = ?, desired_state = ?, observed_state = ?, container_id = ?,
-                               container_type = ?, build_version = ?, updated_at = ?
+                               container_type = ?, build_version = ?, updated_at = ?, limits = ?
             WHERE uid = ?
             """,
             [
                 .text(s.description), .text(Self.settingsText(s.settings)), .text(Self.portsText(s.ports)), .text(s.desiredState),
                 .text(s.observedState), s.containerID.map(SQLValue.text) ?? .null, .text(s.containerType), .text(s.buildVersion),
-                .integer(now),
+                .integer(now), .text(s.limits.text),
                 .text(s.uid.description),
             ])
     }
@@ -110,7 +113,8 @@ extension Transaction {
         return ServerRecord(
             uid: uid, description: row[1].text ?? "", settings: settings, ports: ports, desiredState: row[4].text ?? "stopped",
             observedState: row[5].text ?? "unknown", containerID: row[6].text,
-            containerType: row[7].text ?? "unknown", buildVersion: row[8].text ?? "unknown", createdAt: row[9].integer ?? 0)
+            containerType: row[7].text ?? "unknown", buildVersion: row[8].text ?? "unknown",
+            limits: (try? JSON.parse(row[10].text ?? "{}")) ?? .object([]), createdAt: row[9].integer ?? 0)
     }
 
     static func settingsText(_ settings: [(String, String)]) -> String {
