@@ -151,6 +151,39 @@ public final class DockerPlatform: ServerPlatform {
         try docker.pullImage(name, tag: tag)
     }
 
+    public func sample(_ id: String) throws(DockerError) -> StatsSample {
+        let stats = try docker.containerStats(id)
+        let started = try docker.inspectContainer(id)["State"]?["StartedAt"]?.stringValue ?? ""
+        func number(_ v: JSON?) -> Double { if case .number(let n) = v { n } else { 0 } }
+        var rx = 0.0
+        var tx = 0.0
+        for (_, net) in stats["networks"]?.objectValue ?? [] {
+            rx += number(net["rx_bytes"])
+            tx += number(net["tx_bytes"])
+        }
+        let cpu = stats["cpu_stats"]
+        return StatsSample(
+            cpuTotal: UInt64(number(cpu?["cpu_usage"]?["total_usage"])), systemTotal: UInt64(number(cpu?["system_cpu_usage"])),
+            onlineCPUs: Int(number(cpu?["online_cpus"])), memory: Int64(number(stats["memory_stats"]?["usage"])),
+            memoryLimit: Int64(number(stats["memory_stats"]?["limit"])), networkRx: Int64(rx), networkTx: Int64(tx),
+            startedAt: Self.epoch(started) ?? 0)
+    }
+
+    /// Seconds since 1970 of Docker's `2026-11-23T12:33:34.463809262Z`.
+    static func epoch(_ text: String) -> Int64? {
+        let digits = text.split(whereSeparator: { !$0.isNumber }).prefix(6).compactMap { Int($0) }
+        guard digits.count == 6, digits[0] > 1970 else { return nil }
+        let (y, m, d) = (digits[0], digits[1], digits[2])
+        // Days from civil (Howard Hinnant's algorithm), no time zone involved.
+        let yy = m <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        return Int64(days * 86400 + digits[3] * 3600 + digits[4] * 60 + digits[5])
+    }
+
     public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(DockerError) {
         try docker.followEvents(labels: ["\(ServerSpec.managedLabel)=true"], keepGoing: keepGoing) { event in
             let attributes = event["Actor"]?["Attributes"]

@@ -61,7 +61,7 @@ public final class JobRunner {
             case .restart:
                 try stop(uid, keepDesired: true)
                 try start(uid)
-            case .update: try recreate(uid)
+            case .update: try update(uid, mode: job.arguments["mode"]?.stringValue ?? "full")
             case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
             case .eradicate: try destroy(uid, eradicate: true)
             }
@@ -227,7 +227,41 @@ public final class JobRunner {
         try store.write { tx in try tx.updateServer(stopped, now: WallClock.now()) }
     }
 
-    /// Re-creates the container from the current plan and settings (after `modify` or `update`).
+    /// PEON's update modes. `image`/`full` fetch the image (keeping the local one when no registry
+    /// answers, as Wings does) and re-create the container; every mode but `image` removes
+    /// `actions/.update` so the runtime image updates the game at its next start; `reinit` also
+    /// empties `data/`.
+    func update(_ uid: ServerUID, mode: String) throws {
+        let plan = try plan(uid.game)
+        let dir = directory(uid)
+        if mode == "image" || mode == "full" {
+            do {
+                try platform.pull(plan.image)
+            } catch {
+                guard try platform.imageFacts(plan.image) != nil else { throw error }
+                logger.warning("image pull failed, keeping the local image", metadata: ["server.uid": "\(uid)", "error": "\(error)"])
+            }
+        }
+        if mode != "image" { try? Files.removeTree(dir + "/actions/.update") }
+        if mode == "reinit" {
+            for name in Files.list(dir + "/data") { try Files.removeTree(dir + "/data/" + name) }
+        }
+        if mode == "image" || mode == "full" || mode == "reinit" {
+            try recreate(uid)
+        } else if try record(uid).desiredState == "running" {
+            try stop(uid, keepDesired: true)
+            try start(uid)
+        }
+        if let facts = try platform.imageFacts(plan.image) {
+            var server = try record(uid)
+            server.containerType = facts.containerType
+            server.buildVersion = facts.buildVersion
+            let updated = server
+            try store.write { tx in try tx.updateServer(updated, now: WallClock.now()) }
+        }
+    }
+
+    /// Re-creates the container from the current plan and settings.
     func recreate(_ uid: ServerUID) throws {
         let server = try record(uid)
         let wasRunning = server.desiredState == "running"

@@ -50,6 +50,8 @@ public struct Scheduler: Sendable {
         logger.info("scheduler started", metadata: ["runners": "\(runners)", "version": "\(configuration.version)"])
 
         var lastReconcile = 0.0
+        var lastSample = 0.0
+        var previous: [ServerUID: StatsSample] = [:]
         let platform = try? makePlatform()
         while !Self.stopping {
             let now = WallClock.now()
@@ -64,6 +66,10 @@ public struct Scheduler: Sendable {
                 if Monotonic.seconds() - lastReconcile > 10, let platform {
                     lastReconcile = Monotonic.seconds()
                     try reconcile(store: store, platform: platform)
+                }
+                if Monotonic.seconds() - lastSample > Self.sampleSeconds, let platform {
+                    lastSample = Monotonic.seconds()
+                    previous = try sampleStats(store: store, platform: platform, previous: previous)
                 }
             } catch {
                 logger.warning("scheduler tick failed", metadata: ["error": "\(error)"])
@@ -155,6 +161,25 @@ public struct Scheduler: Sendable {
         } catch {
             logger.warning("cannot record an event", metadata: ["server.uid": "\(event.uid)", "error": "\(error)"])
         }
+    }
+
+    static let sampleSeconds = 5.0
+
+    /// Records CPU, memory, network and uptime of every running server; returns the raw samples
+    /// for the next round's CPU deltas. Keeps a day of samples.
+    func sampleStats(store: Store, platform: any ServerPlatform, previous: [ServerUID: StatsSample]) throws -> [ServerUID: StatsSample] {
+        var samples: [ServerUID: StatsSample] = [:]
+        let now = WallClock.now()
+        for server in try store.read({ tx in try tx.servers() }) where server.observedState == "running" {
+            guard let id = server.containerID, let sample = try? platform.sample(id) else { continue }
+            samples[server.uid] = sample
+            let record = StatsRecord(
+                at: now, cpuPercent: sample.cpuPercent(since: previous[server.uid]), memory: sample.memory, memoryLimit: sample.memoryLimit,
+                networkRx: sample.networkRx, networkTx: sample.networkTx, uptime: sample.startedAt > 0 ? max(0, now - sample.startedAt) : 0)
+            try store.write { tx in try tx.insertStats(server: server.uid.description, record) }
+        }
+        try store.write { tx in try tx.pruneStats(before: now - 86400) }
+        return samples
     }
 
     /// The backstop for missed events: every server's observed state from a full listing.

@@ -162,3 +162,28 @@ def test_memory_exhaustion_is_recorded_as_an_oom_crash(stack):
         time.sleep(0.2)
     assert rows and rows[0][1] == 1, rows
     stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_stats_and_update_modes(stack):
+    uid = f"peontest.{RUN}u"
+    assert create(stack, uid).status_code == 200
+    deadline = time.time() + 15
+    stats = {}
+    while time.time() < deadline and not stats.get("stats"):
+        stats = stack.request("GET", f"/api/v1/server/stats/{uid}").json()
+        time.sleep(0.5)
+    assert stats["stats"]["memory_bytes"] > 0 and stats["stats"]["memory_limit_bytes"] > 0 and stats["uptime"] >= 0
+    assert 0 <= stats["memory_percent"] <= 100
+    assert isinstance(stats["cpu_percent"], (int, float)) and stats["container_state"] == "running"
+
+    data = os.path.join(stack.data, "servers", "peontest", f"{RUN}u", "data")
+    open(os.path.join(data, "world.db"), "w").write("save")
+    for mode in ("server", "quick", "validate", "image", "full"):
+        r = stack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": mode})
+        assert r.status_code == 200 and r.json() == {"status": "success", "info": uid, "stdout": "[]"}, (mode, r.text)
+        assert os.path.exists(os.path.join(data, "world.db")), mode
+    r = stack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "reinit"})
+    assert r.status_code == 200 and os.listdir(data) == []
+    assert stack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "running"
+    assert stack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "$(id)"}).status_code == 400
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")

@@ -32,7 +32,9 @@ enum ServerRoutes {
             let uid = try ServerUID(validating: p["uid"])
             var object = try serverObject(uid, context)
             if p["action"] == "stats", case .object(var members) = object {
-                members += [("cpu_percent", .number(0)), ("memory_percent", .number(0)), ("uptime", .number(0)), ("stats", .object([]))]
+                let running = object["container_state"] == "running"
+                let sample = running ? try context.store.read { tx in try tx.latestStats(server: uid.description) } : nil
+                members += statsMembers(sample)
                 object = .object(members)
             }
             return .json(object)
@@ -101,6 +103,27 @@ enum ServerRoutes {
                 + (eradicate ? "All files for \(uid) will be purged from the server. This may take a few moments." : "")
             return .json(["status": "success", "info": .string(info)])
         }
+    }
+
+    /// Top-level `cpu_percent`, `memory_percent`, `uptime` (what the web UI shows) beside `stats`.
+    static func statsMembers(_ s: StatsRecord?) -> [(String, JSON)] {
+        guard let s else {
+            return [("cpu_percent", .number(0)), ("memory_percent", .number(0)), ("uptime", .number(0)), ("stats", .object([]))]
+        }
+        let memoryPercent = s.memoryLimit > 0 ? Double(s.memory) / Double(s.memoryLimit) * 100 : 0
+        func round2(_ x: Double) -> JSON { .number((x * 100).rounded() / 100) }
+        return [
+            ("cpu_percent", round2(s.cpuPercent)), ("memory_percent", round2(memoryPercent)), ("uptime", .number(Double(s.uptime))),
+            (
+                "stats",
+                .object([
+                    ("sampled_at", .number(Double(s.at))), ("cpu_percent", round2(s.cpuPercent)),
+                    ("memory_bytes", .number(Double(s.memory))),
+                    ("memory_limit_bytes", .number(Double(s.memoryLimit))), ("network_rx_bytes", .number(Double(s.networkRx))),
+                    ("network_tx_bytes", .number(Double(s.networkTx))),
+                ])
+            ),
+        ]
     }
 
     // MARK: - Actions

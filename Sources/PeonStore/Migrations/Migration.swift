@@ -137,6 +137,7 @@ extension Migration {
                 memory_limit INTEGER NOT NULL,
                 net_rx      INTEGER NOT NULL,
                 net_tx      INTEGER NOT NULL,
+                uptime      INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (server_uid, at)
             ) STRICT, WITHOUT ROWID;
             """)
