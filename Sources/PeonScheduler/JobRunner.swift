@@ -53,18 +53,7 @@ public final class JobRunner {
         var state = JobState.succeeded
         var message: String?
         do {
-            let uid = try ServerUID(validating: job.serverUID)
-            switch job.kind {
-            case .create: try create(uid, arguments: job.arguments)
-            case .start: try start(uid)
-            case .stop: try stop(uid)
-            case .restart:
-                try stop(uid, keepDesired: true)
-                try start(uid)
-            case .update: try update(uid, mode: job.arguments["mode"]?.stringValue ?? "full")
-            case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
-            case .eradicate: try destroy(uid, eradicate: true)
-            }
+            try perform(job)
         } catch {
             state = .failed
             message = "\(error)"
@@ -85,7 +74,66 @@ public final class JobRunner {
         }
     }
 
+    func perform(_ job: JobRecord) throws {
+        if job.kind == .adopt { return try adopt() }
+        let uid = try ServerUID(validating: job.serverUID)
+        switch job.kind {
+        case .create: try create(uid, arguments: job.arguments)
+        case .start: try start(uid)
+        case .stop: try stop(uid)
+        case .restart:
+            try stop(uid, keepDesired: true)
+            try start(uid)
+        case .update: try update(uid, mode: job.arguments["mode"]?.stringValue ?? "full")
+        case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
+        case .eradicate: try destroy(uid, eradicate: true)
+        case .adopt: try adopt()
+        }
+    }
+
     // MARK: - Steps
+
+    /// The file that makes a server directory self-describing, so it can be imported again.
+    static let manifest = "peon-server.json"
+
+    func writeManifest(_ server: ServerRecord) throws {
+        let json: JSON = [
+            "uid": .string(server.uid.description), "description": .string(server.description),
+            "settings": .object(server.settings.map { ($0.0, JSON.string($0.1)) }), "limits": server.limits,
+            "ports": .array(server.ports.map { ["name": .string($0.name), "port": .int($0.port), "proto": .string($0.proto.rawValue)] }),
+        ]
+        try Files.write(directory(server.uid) + "/" + Self.manifest, json.bytes, mode: 0o600)
+    }
+
+    /// `PUT /servers`: server directories with a manifest, and containers with Peon's labels, that
+    /// the store does not know become servers again (stopped until started).
+    func adopt() throws {
+        let known = Set(try store.read { tx in try tx.servers() }.map(\.uid))
+        let containers = try platform.observe(labels: [])
+        for game in Files.list(configuration.serversDir) {
+            for name in Files.list(configuration.serversDir + "/" + game) {
+                guard let uid = try? ServerUID(validating: "\(game).\(name)"), !known.contains(uid),
+                    let bytes = try? Files.read(directory(uid) + "/" + Self.manifest, limit: 1 << 20),
+                    let manifest = try? JSON.parse(bytes),
+                    manifest["uid"]?.stringValue == uid.description, (try? plan(uid.game)) != nil
+                else { continue }
+                let ports = (manifest["ports"]?.arrayValue ?? []).compactMap { p -> PortSpec? in
+                    guard let n = p["name"]?.stringValue, case .number(let port) = p["port"],
+                        let proto = PortSpec.Proto(rawValue: p["proto"]?.stringValue ?? "")
+                    else { return nil }
+                    return PortSpec(name: n, port: Int(port), proto: proto)
+                }
+                let container = containers.first { $0.uid == uid }
+                let record = ServerRecord(
+                    uid: uid, description: manifest["description"]?.stringValue ?? "",
+                    settings: (manifest["settings"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, ports: ports,
+                    desiredState: container?.state == "running" ? "running" : "stopped", observedState: container?.state ?? "missing",
+                    containerID: container?.id, limits: manifest["limits"] ?? .object([]), createdAt: WallClock.now())
+                try store.write { tx in try tx.insertServer(record, now: WallClock.now()) }
+                logger.info("server adopted", metadata: ["server.uid": "\(uid)"])
+            }
+        }
+    }
 
     func record(_ uid: ServerUID) throws -> ServerRecord {
         guard let server = try store.read({ tx in try tx.server(uid) }) else {
@@ -161,6 +209,7 @@ public final class JobRunner {
             server.observedState = try platform.details(id).state
             let created = server
             try store.write { tx in try tx.updateServer(created, now: WallClock.now()) }
+            try writeManifest(created)
             if arguments["start"] == .bool(true) { try start(uid) }
         } catch {
             if arguments["noclean"] != .bool(true) {
@@ -203,6 +252,7 @@ public final class JobRunner {
         server.containerID = id
         let starting = server
         try store.write { tx in try tx.updateServer(starting, now: WallClock.now()) }
+        try writeManifest(starting)
         try platform.start(id)
         server.observedState = try platform.details(id).state
         let started = server

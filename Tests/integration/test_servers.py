@@ -187,3 +187,49 @@ def test_stats_and_update_modes(stack):
     assert stack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "running"
     assert stack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "$(id)"}).status_code == 400
     stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_ports_taken_by_a_foreign_process_or_container_are_avoided(stack):
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("0.0.0.0", 27960))
+        listener.listen(1)
+    except OSError:
+        pass  # something else holds it already: also foreign
+    foreign = docker("POST", f"/containers/create?name=peon-foreign-{RUN}", {
+        "Image": "peon-test-game:latest", "Labels": {"peon.test": RUN}, "ExposedPorts": {"27970/udp": {}},
+        "HostConfig": {"PortBindings": {"27970/udp": [{"HostIp": "127.0.0.1", "HostPort": "27970"}]}}})
+    docker("POST", f"/containers/{foreign['Id']}/start")
+    try:
+        uid = f"peontest.{RUN}f"
+        assert create(stack, uid).status_code == 200, "created despite both plan groups being taken"
+        bindings = container(uid)["HostConfig"]["PortBindings"]
+        used = {int(v[0]["HostPort"]) for v in bindings.values()}
+        assert used.isdisjoint({27960, 27970}) and all(41000 <= p <= 41999 for p in used), used
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+    finally:
+        listener.close()
+        docker("DELETE", f"/containers/{foreign['Id']}?force=1")
+
+
+def test_import_adopts_directories_and_containers_it_does_not_know(stack):
+    import sqlite3
+    kept = f"peontest.{RUN}i"
+    assert create(stack, kept, {"SERVER_NAME": "Kept files"}).status_code == 200
+    assert stack.request("DELETE", f"/api/v1/server/destroy/{kept}").status_code == 200  # files stay
+    orphan = f"peontest.{RUN}j"
+    assert create(stack, orphan).status_code == 200
+    db = sqlite3.connect(f"{stack.data}/peon.db", timeout=10)
+    db.execute("DELETE FROM servers WHERE uid = ?", (orphan,))  # the store forgets; the container runs on
+    db.commit()
+    db.close()
+
+    r = stack.request("PUT", "/api/v1/servers")
+    assert r.status_code == 200, r.text
+    listed = {f"{s['game_uid']}.{s['servername']}": s for s in r.json()}
+    assert listed[kept]["container_state"] == "exited" and listed[orphan]["container_state"] == "running"
+    assert stack.request("PUT", f"/api/v1/server/start/{kept}").json()["container_state"] == "running"
+    assert "SERVER_NAME=Kept files" in container(kept)["Config"]["Env"]
+    for uid in (kept, orphan):
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")

@@ -40,6 +40,23 @@ enum ServerRoutes {
             return .json(object)
         }
 
+        router.on("PUT", "/api/v1/servers", scope: .admin) { request, context, _, _ in
+            try requireScheduler(context)
+            let job = try context.store.write { tx in
+                try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
+            }
+            Wakeup.notify(directory: context.configuration.wakeupDir)
+            if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+            try ensureSucceeded(try wait(for: job.id, context: context))
+            let list = try context.store.read { tx in
+                try tx.servers().map {
+                    ServerObject.json(
+                        $0, time: try tx.scheduledTime(server: $0.uid.description), serversDir: context.configuration.serversDir)
+                }
+            }
+            return .json(.array(list))
+        }
+
         router.on("GET", "/api/v1/jobs/:id", scope: .read) { _, context, p, _ in
             guard let id = Int64(p["id"]), id > 0, let job = try context.store.read({ tx in try tx.job(id) }) else {
                 throw HTTPError(status: 404, code: "job.not_found", message: "No such job.")

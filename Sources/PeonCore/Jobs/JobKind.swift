@@ -2,11 +2,13 @@
 /// scheduler carries them out.
 public enum JobKind: String, Sendable, CaseIterable {
     case create, start, stop, restart, update, destroy, eradicate
+    /// Adopt server directories and labelled containers the store does not know (server uid `*`).
+    case adopt
 
     /// The desired state a job leaves behind, when it sets one.
     public var desiredState: String? {
         switch self {
-        case .create, .update, .destroy, .eradicate: nil
+        case .create, .update, .destroy, .eradicate, .adopt: nil
         case .start, .restart: "running"
         case .stop: "stopped"
         }
