@@ -46,7 +46,7 @@ enum ServerRoutes {
                 try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
             }
             Wakeup.notify(directory: context.configuration.wakeupDir)
-            if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+            if try isAsync(request) { return .json(job.json, status: 202) }
             try ensureSucceeded(try wait(for: job.id, context: context))
             let list = try context.store.read { tx in
                 try tx.servers().map {
@@ -81,6 +81,10 @@ enum ServerRoutes {
                 guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
                 let parts = p["uid"].split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
                 return try create(game: parts[0], name: parts.count > 1 ? parts[1] : nil, body: body, request: request, context: context)
+            case _ where !p["uid"].contains(".") && Identifier.isValid(p["uid"]):
+                throw HTTPError(
+                    status: 404, code: "server.not_found",
+                    message: "For the action [\(Identifier.quoted(action))] a server uid GAME.NAME is required, not only a game.")
             case "start", "stop", "restart":
                 return try power(
                     JobKind(rawValue: action)!, uid: ServerUID(validating: p["uid"]), body: body, request: request, context: context)
@@ -112,7 +116,7 @@ enum ServerRoutes {
             let eradicate = body["eradicate"] == .bool(true) || (p["action"] == "eradicate" && body["eradicate"] != .bool(false))
             _ = try serverObject(uid, context)
             let job = try enqueue(uid, .destroy, arguments: ["eradicate": .bool(eradicate)], context: context)
-            if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+            if try isAsync(request) { return .json(job.json, status: 202) }
             let done = try wait(for: job.id, context: context)
             try ensureSucceeded(done)
             let info =
@@ -194,7 +198,7 @@ enum ServerRoutes {
             try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: time, now: now) }
         }
         Wakeup.notify(directory: context.configuration.wakeupDir)
-        if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+        if try isAsync(request) { return .json(job.json, status: 202) }
         try ensureSucceeded(try wait(for: job.id, context: context))
         if startLater {
             return .json([
@@ -221,7 +225,7 @@ enum ServerRoutes {
             try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: schedule, now: now) }
         }
         let job = try enqueue(uid, kind, context: context)
-        if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+        if try isAsync(request) { return .json(job.json, status: 202) }
         try ensureSucceeded(try wait(for: job.id, context: context))
         return .json(try serverObject(uid, context))
     }
@@ -234,7 +238,7 @@ enum ServerRoutes {
         _ = try serverObject(uid, context)
         try requireScheduler(context)
         let job = try enqueue(uid, .update, arguments: ["mode": .string(mode)], context: context)
-        if request.queryItem("async") == "true" { return .json(job.json, status: 202) }
+        if try isAsync(request) { return .json(job.json, status: 202) }
         try ensureSucceeded(try wait(for: job.id, context: context))
         return .json(["status": "success", "info": .string(uid.description), "stdout": "[]"])
     }
@@ -276,6 +280,15 @@ enum ServerRoutes {
     }
 
     // MARK: - Jobs
+
+    /// `?async=true` answers 202 with the job at once; `false` or absent waits.
+    static func isAsync(_ request: Request) throws -> Bool {
+        switch request.queryItem("async") {
+        case nil, "false": return false
+        case "true": return true
+        default: throw HTTPError(status: 400, code: "request.invalid", message: "async must be true or false.")
+        }
+    }
 
     static func text(_ value: JSON?, field: String) throws -> String? {
         guard let value, !value.isNull else { return nil }
