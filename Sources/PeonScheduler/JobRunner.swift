@@ -173,20 +173,34 @@ public final class JobRunner {
             extraLabels: configuration.extraLabels)
     }
 
+    /// Makes the server's directories that are missing and gives what it made to the game's user
+    /// (1000:1000). Existing content is not walked: PEON's `chown -R` before every start crossed
+    /// gigabytes of game files each time.
     func prepareDirectory(_ uid: ServerUID, plan: Plan) throws {
         let dir = directory(uid)
-        try Files.makeDirectories(dir)
-        try Files.setMode(dir, 0o755)
+        var made: [String] = []
+        if Files.kind(dir) == .missing {
+            try Files.makeDirectories(dir)
+            try Files.setMode(dir, 0o755)
+            made.append(dir)
+        }
         let actions = configuration.plansDir + "/" + uid.game.rawValue + "/actions"
-        if Files.kind(actions) == .directory, Files.kind(dir + "/actions") == .missing {
-            try Files.copyTree(from: actions, to: dir + "/actions")
+        if Files.kind(dir + "/actions") == .missing {
+            if Files.kind(actions) == .directory {
+                try Files.copyTree(from: actions, to: dir + "/actions")
+            } else {
+                try Files.makeDirectories(dir + "/actions")
+            }
+            made.append(dir + "/actions")
         }
         for volume in plan.volumes where volume.source.hasPrefix("~!/") {
             let path = dir + "/" + volume.source.dropFirst(3)
-            if Files.kind(path) == .missing { try Files.makeDirectories(path) }
+            if Files.kind(path) == .missing {
+                try Files.makeDirectories(path)
+                made.append(path)
+            }
         }
-        // The game runs as 1000:1000 (never root) and owns its directory, as PEON's chown did.
-        try Files.chownTree(dir, uid: 1000, gid: 1000)
+        for path in made { try Files.chownTree(path, uid: 1000, gid: 1000) }
     }
 
     func create(_ uid: ServerUID, arguments: JSON) throws {

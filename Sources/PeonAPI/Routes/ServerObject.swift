@@ -8,7 +8,7 @@ enum ServerObject {
     /// Files in `config/` whose names suggest a secret are never shown (PEON returned the game password).
     static let secretWords = ["pass", "secret", "token", "key", "rcon", "admin", "auth"]
 
-    static func json(_ server: ServerRecord, time: JSON?, serversDir: String) -> JSON {
+    static func json(_ server: ServerSummary, serversDir: String) -> JSON {
         let state = dockerState(server.observedState)
         return .object([
             ("game_uid", .string(server.uid.game.rawValue)),
@@ -19,7 +19,7 @@ enum ServerObject {
             ("server_state", .string(state)),
             ("server_config", state == "running" ? config(serversDir + "/" + server.uid.relativeDirectory + "/config") : .object([])),
             ("description", .string(server.description.isEmpty ? "None - Please add a description" : server.description)),
-            ("time", time ?? .null),
+            ("time", server.time ?? .null),
         ])
     }
 

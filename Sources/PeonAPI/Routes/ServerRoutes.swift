@@ -19,13 +19,7 @@ enum ServerRoutes {
 
     static func register(on router: inout Router<APIContext>) {
         router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in
-            let list = try context.store.read { tx in
-                try tx.servers().map {
-                    ServerObject.json(
-                        $0, time: try tx.scheduledTime(server: $0.uid.description), serversDir: context.configuration.serversDir)
-                }
-            }
-            return .json(.array(list))
+            return .json(try serverList(context))
         }
 
         router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { _, context, p, _ in
@@ -48,13 +42,7 @@ enum ServerRoutes {
             Wakeup.notify(directory: context.configuration.wakeupDir)
             if try isAsync(request) { return .json(job.json, status: 202) }
             try ensureSucceeded(try wait(for: job.id, context: context))
-            let list = try context.store.read { tx in
-                try tx.servers().map {
-                    ServerObject.json(
-                        $0, time: try tx.scheduledTime(server: $0.uid.description), serversDir: context.configuration.serversDir)
-                }
-            }
-            return .json(.array(list))
+            return .json(try serverList(context))
         }
 
         router.on("GET", "/api/v1/jobs/:id", scope: .read) { _, context, p, _ in
@@ -154,9 +142,17 @@ enum ServerRoutes {
             guard let server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
-            return ServerObject.json(
-                server, time: try tx.scheduledTime(server: uid.description), serversDir: context.configuration.serversDir)
+            let summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
+            return ServerObject.json(summary, serversDir: context.configuration.serversDir)
         }
+    }
+
+    /// `GET /servers`: one query, no Docker call.
+    static func serverList(_ context: APIContext) throws -> JSON {
+        .array(
+            try context.store.read { tx in try tx.serverSummaries() }.map {
+                ServerObject.json($0, serversDir: context.configuration.serversDir)
+            })
     }
 
     static func create(game: String, name: String?, body: JSON, request: Request, context: APIContext) throws -> Response {
@@ -324,7 +320,8 @@ enum ServerRoutes {
 
     static func wait(for id: Int64, context: APIContext) throws -> JobRecord {
         let deadline = Monotonic.seconds() + waitSeconds
-        var pause = 0.005
+        // Short polls: a read costs microseconds, and the answer should follow the job closely.
+        var pause = 0.001
         while true {
             if let job = try context.store.read({ tx in try tx.job(id) }), job.state.isFinished { return job }
             guard Monotonic.seconds() < deadline else {
@@ -333,7 +330,7 @@ enum ServerRoutes {
                     extra: [("job", .number(Double(id)))])
             }
             Monotonic.sleep(pause)
-            pause = min(pause * 1.5, 0.1)
+            pause = min(pause * 1.5, 0.01)
         }
     }
 

@@ -115,6 +115,7 @@ extension Migration {
                 created_at INTEGER NOT NULL
             ) STRICT;
             CREATE INDEX schedules_due ON schedules (due_at);
+            CREATE INDEX schedules_server ON schedules (server_uid, due_at);
             CREATE TABLE crashes (
                 server_uid TEXT NOT NULL,
                 at         INTEGER NOT NULL,

@@ -44,7 +44,52 @@ public struct ServerRecord: Sendable, Equatable {
     }
 }
 
+/// What the server object shows of a server: enough for `GET /servers`, without parsing settings.
+public struct ServerSummary: Sendable {
+    public let uid: ServerUID
+    public let description: String
+    public let observedState: String
+    public let containerType: String
+    public let buildVersion: String
+    /// The wire form of the next timed action (`time`).
+    public let time: JSON?
+
+    public init(_ s: ServerRecord, time: JSON?) {
+        uid = s.uid
+        description = s.description
+        observedState = s.observedState
+        containerType = s.containerType
+        buildVersion = s.buildVersion
+        self.time = time
+    }
+
+    init(uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?) {
+        self.uid = uid
+        self.description = description
+        self.observedState = observedState
+        self.containerType = containerType
+        self.buildVersion = buildVersion
+        self.time = time
+    }
+}
+
 extension Transaction {
+    /// Every server with its next timed action, sorted by game and name, in one query.
+    public func serverSummaries() throws(StoreError) -> [ServerSummary] {
+        try query(
+            """
+            SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
+                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1)
+            FROM servers s ORDER BY s.game_uid, s.servername
+            """
+        ).compactMap { r in
+            guard let uid = try? ServerUID(validating: r[0].text ?? "") else { return nil }
+            return ServerSummary(
+                uid: uid, description: r[1].text ?? "", observedState: r[2].text ?? "unknown", containerType: r[3].text ?? "unknown",
+                buildVersion: r[4].text ?? "unknown", time: r[5].text.flatMap { try? JSON.parse($0) })
+        }
+    }
+
     static let serverColumns =
         "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits"
 
