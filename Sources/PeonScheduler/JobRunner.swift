@@ -52,14 +52,23 @@ public final class JobRunner {
         let started = Monotonic.seconds()
         var state = JobState.succeeded
         var message: String?
+        var result: JSON?
         do {
             try perform(job)
         } catch {
             state = .failed
-            message = "\(error)"
+            switch error {
+            case DomainError.noFreePorts(let text):
+                message = text
+                result = ["code": "ports.exhausted"]
+            case DomainError.invalid(_, let reason):
+                message = reason
+            default:
+                message = "\(error)"
+            }
         }
         do {
-            try store.write { tx in try tx.finishJob(job.id, state: state, error: message, now: WallClock.now()) }
+            try store.write { tx in try tx.finishJob(job.id, state: state, error: message, result: result, now: WallClock.now()) }
         } catch {
             logger.error("cannot record a job's end", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
         }

@@ -142,9 +142,10 @@ public struct Scheduler: Sendable {
                     try tx.updateServer(stopped, now: now)
                     return
                 }
-                let previous = try tx.crashTimes(server: event.uid.description, since: now - crashPolicy.windowSeconds)
+                let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
+                let previous = try tx.crashTimes(server: event.uid.description, since: now - policy.windowSeconds)
                 try tx.recordCrash(server: event.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
-                switch crashPolicy.decide(previousCrashes: previous, now: now) {
+                switch policy.decide(previousCrashes: previous, now: now) {
                 case .restart(let delay):
                     try tx.enqueueJob(server: event.uid.description, kind: .start, notBefore: now + delay, now: now)
                     logger.warning(

@@ -189,3 +189,16 @@ let testPlanJSON = """
         #expect(a.fingerprint != b.fingerprint && a.fingerprint != c.fingerprint && !a.fingerprint.isEmpty)
     }
 }
+
+@Suite struct CrashPolicyParseTests {
+    @Test func parsesOverTheDefault() throws {
+        let p = try CrashPolicy.parse(["enabled": false, "max_restarts": 5, "window_seconds": 900])
+        #expect(!p.enabled && p.maxRestarts == 5 && p.windowSeconds == 900)
+        #expect(try CrashPolicy.parse(nil) == CrashPolicy())
+    }
+
+    @Test(arguments: [["enabled": "no"], ["max_restarts": 1000], ["window_seconds": 1], ["other": 1], JSON.array([])] as [JSON])
+    func refusesBadPolicies(_ value: JSON) {
+        #expect(throws: DomainError.self) { try CrashPolicy.parse(value) }
+    }
+}

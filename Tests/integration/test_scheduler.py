@@ -74,3 +74,13 @@ def test_hand_stopped_container_is_observed_within_a_second(stack):
     time.sleep(3)  # a clean exit is a stop, not a crash: no restart
     assert stack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "exited"
     assert stack.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+
+
+def test_stopping_peon_leaves_game_servers_running(make_stack):
+    s = make_stack()
+    uid = f"peontest.{RUN}s"
+    assert s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS).status_code == 200
+    assert s.stop() == 0
+    assert container(uid)["State"]["Running"], "SIGTERM to Peon must not touch game servers"
+    docker("DELETE", f"/containers/peon.warcamp.{uid}?force=1")
+    docker("DELETE", f"/networks/peon.warcamp.{uid}")

@@ -233,3 +233,49 @@ def test_import_adopts_directories_and_containers_it_does_not_know(stack):
     assert "SERVER_NAME=Kept files" in container(kept)["Config"]["Env"]
     for uid in (kept, orphan):
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_crash_restarts_can_be_switched_off_per_server(stack):
+    uid = f"peontest.{RUN}n"
+    assert create(stack, uid, {"MODE": "crash", "CRASH_AFTER": "0", "crash_policy": {"enabled": False}}).status_code == 200
+    time.sleep(4)
+    state = container(uid)["State"]
+    assert not state["Running"] and state["ExitCode"] == 3 and state["StartedAt"] == container(uid)["State"]["StartedAt"]
+    assert stack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "exited"
+    assert stack.request("PUT", f"/api/v1/server/modify/{uid}", json={"crash_policy": {"max_restarts": "x"}}).status_code == 400
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_failed_create_leaves_nothing_unless_noclean(stack):
+    # valheim's image is not on this engine and no registry is reachable: the create fails.
+    for noclean in (False, True):
+        uid = f"valheim.{RUN}x{int(noclean)}"
+        r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "a", "WORLD_NAME": "b", "PASSWORD": "c", "noclean": noclean})
+        assert r.status_code == 502 and r.json()["code"] == "job.failed", r.text
+        exists = stack.request("GET", f"/api/v1/server/get/{uid}").status_code == 200
+        directory = os.path.isdir(os.path.join(stack.data, "servers", "valheim", f"{RUN}x{int(noclean)}"))
+        assert exists == noclean and directory == noclean
+        assert container(uid).get("message", "").startswith("No such container")
+        if noclean:
+            stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_no_free_ports_is_409(make_stack):
+    s = make_stack(env={"PEON_PORT_RANGE": "41990-41990"})
+    held = []
+    for port in (27960, 27970, 41990):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+            sock.listen(1)
+        except OSError:
+            pass  # already taken by something else: just as good
+        held.append(sock)
+    try:
+        r = s.request("PUT", f"/api/v1/server/create/peontest.{RUN}z", json=SETTINGS)
+        assert r.status_code == 409 and r.json()["code"] == "ports.exhausted", r.text
+        assert s.request("GET", f"/api/v1/server/get/peontest.{RUN}z").status_code == 404
+    finally:
+        for sock in held:
+            sock.close()

@@ -165,6 +165,8 @@ enum ServerRoutes {
         let description = try text(body["description"], field: "description") ?? ""
         _ = try ResourceLimits.parse(body["limits"], over: plan.limits)
         let limits = body["limits"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
+        _ = try CrashPolicy.parse(body["crash_policy"])
+        let crashPolicy = body["crash_policy"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
         try requireScheduler(context)
         let now = WallClock.now()
         let startLater = body["start_later"] == .bool(true) || body["start_later"] == .string("true")
@@ -184,7 +186,7 @@ enum ServerRoutes {
             try tx.insertServer(
                 ServerRecord(
                     uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running",
-                    limits: limits, createdAt: now),
+                    limits: limits, crashPolicy: crashPolicy, createdAt: now),
                 now: now)
             let id = try tx.enqueueJob(
                 server: uid.description, kind: .create, arguments: ["start": .bool(!startLater), "noclean": .bool(noclean)], now: now)
@@ -270,6 +272,10 @@ enum ServerRoutes {
                 _ = try ResourceLimits.parse(limits, over: plan.limits)
                 server.limits = limits
             }
+            if let policy = body["crash_policy"], !policy.isNull {
+                _ = try CrashPolicy.parse(policy)
+                server.crashPolicy = policy
+            }
             try tx.updateServer(server, now: WallClock.now())
         }
         return .json(try serverObject(uid, context))
@@ -335,6 +341,9 @@ enum ServerRoutes {
     }
 
     static func ensureSucceeded(_ job: JobRecord) throws {
+        if job.state == .failed, job.result?["code"] == "ports.exhausted" {
+            throw HTTPError(status: 409, code: "ports.exhausted", message: job.error ?? "No free ports.", extra: [("job", job.json)])
+        }
         guard job.state == .succeeded else {
             throw HTTPError(
                 status: 502, code: "job.failed", message: "The \(job.kind.rawValue) failed: \(job.error ?? "unknown error")",

@@ -1,3 +1,5 @@
+public import PeonJSON
+
 /// What to do when a server that should be running exits on its own: restart it after a growing
 /// delay, at most `maxRestarts` times within `window`, then give up until a person starts it.
 public struct CrashPolicy: Sendable, Equatable {
@@ -15,6 +17,27 @@ public struct CrashPolicy: Sendable, Equatable {
         self.windowSeconds = windowSeconds
         self.baseDelaySeconds = baseDelaySeconds
         self.maxDelaySeconds = maxDelaySeconds
+    }
+
+    /// A server's own `crash_policy` (`{"enabled": false}`, `{"max_restarts": 5, "window_seconds": 900}`) over `base`.
+    public static func parse(_ value: JSON?, over base: CrashPolicy = CrashPolicy()) throws(DomainError) -> CrashPolicy {
+        guard let value, !value.isNull else { return base }
+        guard let members = value.objectValue else {
+            throw .invalid(field: "crash_policy", reason: "crash_policy must be an object like {\"enabled\": true, \"max_restarts\": 3}")
+        }
+        var policy = base
+        for (key, v) in members {
+            switch (key, v) {
+            case ("enabled", .bool(let b)): policy.enabled = b
+            case ("max_restarts", .number(let n)) where n.rounded() == n && (0...100).contains(n): policy.maxRestarts = Int(n)
+            case ("window_seconds", .number(let n)) where n.rounded() == n && (10...86400).contains(n): policy.windowSeconds = Int64(n)
+            default:
+                throw .invalid(
+                    field: "crash_policy",
+                    reason: "crash_policy takes enabled (boolean), max_restarts (0-100) and window_seconds (10-86400)")
+            }
+        }
+        return policy
     }
 
     public enum Decision: Sendable, Equatable {

@@ -83,6 +83,7 @@ extension Migration {
                 ports          TEXT NOT NULL DEFAULT '[]',
                 container_type TEXT NOT NULL DEFAULT 'unknown',  -- what the image says of itself
                 build_version  TEXT NOT NULL DEFAULT 'unknown',
+                crash_policy   TEXT NOT NULL DEFAULT '{}',       -- {"enabled","max_restarts","window_seconds"}
                 desired_state  TEXT NOT NULL DEFAULT 'stopped',
                 observed_state TEXT NOT NULL DEFAULT 'unknown',
                 container_id   TEXT,

@@ -17,12 +17,14 @@ public struct ServerRecord: Sendable, Equatable {
     public var buildVersion: String
     /// The server's own limits request (`{"memory_mb": ...}`), applied over the plan's.
     public var limits: JSON
+    /// The server's own crash policy request (`{"enabled": false}`), applied over the default.
+    public var crashPolicy: JSON
     public var createdAt: Int64
 
     public init(
         uid: ServerUID, description: String, settings: [(String, String)], ports: [PortSpec] = [], desiredState: String = "stopped",
         observedState: String = "missing", containerID: String? = nil, containerType: String = "unknown", buildVersion: String = "unknown",
-        limits: JSON = .object([]), createdAt: Int64
+        limits: JSON = .object([]), crashPolicy: JSON = .object([]), createdAt: Int64
     ) {
         self.uid = uid
         self.description = description
@@ -34,13 +36,14 @@ public struct ServerRecord: Sendable, Equatable {
         self.containerType = containerType
         self.buildVersion = buildVersion
         self.limits = limits
+        self.crashPolicy = crashPolicy
         self.createdAt = createdAt
     }
 
     public static func == (a: ServerRecord, b: ServerRecord) -> Bool {
         a.uid == b.uid && a.description == b.description && a.settings.map { "\($0)=\($1)" } == b.settings.map { "\($0)=\($1)" }
             && a.ports == b.ports && a.desiredState == b.desiredState && a.observedState == b.observedState
-            && a.containerID == b.containerID && a.limits == b.limits
+            && a.containerID == b.containerID && a.limits == b.limits && a.crashPolicy == b.crashPolicy
     }
 }
 
@@ -91,20 +94,20 @@ extension Transaction {
     }
 
     static let serverColumns =
-        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits"
+        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits, crash_policy"
 
     public func insertServer(_ s: ServerRecord, now: Int64) throws(StoreError) {
         try query(
             """
             INSERT INTO servers (uid, game_uid, servername, description, settings, ports, desired_state, observed_state, container_id,
-                                 container_type, build_version, created_at, updated_at, limits)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 container_type, build_version, created_at, updated_at, limits, crash_policy)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(s.uid.description), .text(s.uid.game.rawValue), .text(s.uid.name), .text(s.description),
                 .text(Self.settingsText(s.settings)), .text(Self.portsText(s.ports)), .text(s.desiredState), .text(s.observedState),
                 s.containerID.map(SQLValue.text) ?? .null, .text(s.containerType), .text(s.buildVersion), .integer(s.createdAt),
-                .integer(now), .text(s.limits.text),
+                .integer(now), .text(s.limits.text), .text(s.crashPolicy.text),
             ])
     }
 
@@ -112,13 +115,13 @@ extension Transaction {
         try query(
             """
             UPDATE servers SET description = ?, settings = ?, ports = ?, desired_state = ?, observed_state = ?, container_id = ?,
-                               container_type = ?, build_version = ?, updated_at = ?, limits = ?
+                               container_type = ?, build_version = ?, updated_at = ?, limits = ?, crash_policy = ?
             WHERE uid = ?
             """,
             [
                 .text(s.description), .text(Self.settingsText(s.settings)), .text(Self.portsText(s.ports)), .text(s.desiredState),
                 .text(s.observedState), s.containerID.map(SQLValue.text) ?? .null, .text(s.containerType), .text(s.buildVersion),
-                .integer(now), .text(s.limits.text),
+                .integer(now), .text(s.limits.text), .text(s.crashPolicy.text),
                 .text(s.uid.description),
             ])
     }
@@ -159,7 +162,8 @@ extension Transaction {
             uid: uid, description: row[1].text ?? "", settings: settings, ports: ports, desiredState: row[4].text ?? "stopped",
             observedState: row[5].text ?? "unknown", containerID: row[6].text,
             containerType: row[7].text ?? "unknown", buildVersion: row[8].text ?? "unknown",
-            limits: (try? JSON.parse(row[10].text ?? "{}")) ?? .object([]), createdAt: row[9].integer ?? 0)
+            limits: (try? JSON.parse(row[10].text ?? "{}")) ?? .object([]),
+            crashPolicy: (try? JSON.parse(row[11].text ?? "{}")) ?? .object([]), createdAt: row[9].integer ?? 0)
     }
 
     static func settingsText(_ settings: [(String, String)]) -> String {
