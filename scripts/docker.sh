@@ -16,7 +16,9 @@ if ! ping; then
   fi
   if ! ping; then
     echo "starting dockerd" >&2
-    $sudo sh -c 'nohup setsid dockerd >/var/log/peon-dockerd.log 2>&1 &'
+    # Every game server has a bridge network of its own: Docker's default pools hold about 30,
+    # so give it room for 1024 (/24 networks inside 172.20.0.0/14).
+    $sudo sh -c 'nohup setsid dockerd --default-address-pool base=172.20.0.0/14,size=24 >/var/log/peon-dockerd.log 2>&1 &'
     for _ in $(seq 1 60); do ping && break; sleep 0.5; done
   fi
   ping || { echo "no Docker engine answers on $socket (see /var/log/peon-dockerd.log)" >&2; exit 1; }

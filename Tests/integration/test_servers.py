@@ -279,3 +279,30 @@ def test_no_free_ports_is_409(make_stack):
     finally:
         for sock in held:
             sock.close()
+
+
+def test_plain_stop_clears_timed_stops_and_string_booleans_are_refused(stack):
+    uid = f"peontest.{RUN}q"
+    assert create(stack, uid).status_code == 200
+    due = str(int(time.time()) + 3600)
+    assert stack.request("PUT", f"/api/v1/server/stop/{uid}", json={"epoch_time": due}).json()["time"] == due
+    assert stack.request("PUT", f"/api/v1/server/start/{uid}").json()["time"] == due, "start keeps the pending stop"
+    assert stack.request("PUT", f"/api/v1/server/stop/{uid}").json()["time"] is None
+    r = stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": "False"})
+    assert r.status_code == 400, 'PEON erased on the string "False"'
+    assert os.path.isdir(os.path.join(stack.data, "servers", "peontest", f"{RUN}q"))
+    assert stack.request("PUT", f"/api/v1/server/stop/{uid}", json={"epoch_time": "12345"}).status_code == 400
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_concurrent_actions_on_one_server_are_serialized(stack):
+    import concurrent.futures
+    uid = f"peontest.{RUN}v"
+    assert create(stack, uid, {"start_later": True}).json()["status"] == "success"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: stack.request("PUT", f"/api/v1/server/start/{uid}"), range(4)))
+    assert all(a.status_code == 200 and a.json()["container_state"] == "running" for a in answers)
+    import json as _json, urllib.parse
+    selector = urllib.parse.quote(_json.dumps({"label": [f"peon.server={uid}"]}))
+    assert len(docker("GET", f"/containers/json?all=1&filters={selector}")) == 1
+    stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
