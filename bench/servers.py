@@ -52,8 +52,8 @@ def main():
            "PEON_API_KEY": KEY, "PEON_WORKERS": "2", "PEON_BIN": f"{ROOT}/.build/release", "PEON_RATE_LIMIT": "1000000",
            "PEON_RATE_BURST": "1000000", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
            "PEON_PORT_RANGE": "42000-42999"}
-    stack = subprocess.Popen([f"{ROOT}/scripts/stack.sh"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    log = open(f"{tmp}/stack.log", "w")
+    stack = subprocess.Popen([f"{ROOT}/scripts/stack.sh"], env=env, stdout=log, stderr=log, start_new_session=True)
     base = f"https://127.0.0.1:{port}"
     s = requests.Session()
     s.verify = False
@@ -132,6 +132,9 @@ def main():
             late.append(finished + float("0." + info["FinishedAt"][20:26]) - dues[uid])
         print(f"timed stop lateness (container exit after the due second): max {max(late):.2f} s over {len(late)} servers,"
               f" with {background + len(uids)} servers on the engine")
+    except Exception:
+        print(open(f"{tmp}/stack.log").read()[-4000:])
+        raise
     finally:
         os.killpg(stack.pid, signal.SIGTERM)
         stack.wait(30)

@@ -14,7 +14,8 @@ import PeonSystem
 /// Threads, each with its own store connection and platform session:
 /// - `runners` job runners sleeping on their own wake-up socket (API workers wake them);
 /// - one event watcher keeping each server's observed state right and applying the crash policy;
-/// - the calling thread: timed actions, the heartbeat and a periodic full reconcile.
+/// - one housekeeping thread: stats samples and a periodic full reconcile;
+/// - the calling thread: timed actions and the heartbeat, never delayed by Docker.
 /// SIGTERM (`Signals.stopRequested`) ends every loop; running game servers are left alone.
 public struct Scheduler: Sendable {
     public let configuration: Configuration
@@ -49,10 +50,8 @@ public struct Scheduler: Sendable {
         threads.append(ThreadHandle { self.eventLoop() })
         logger.info("scheduler started", metadata: ["runners": "\(runners)", "version": "\(configuration.version)"])
 
-        var lastReconcile = 0.0
-        var lastSample = 0.0
-        var previous: [ServerUID: StatsSample] = [:]
-        let platform = try? makePlatform()
+        threads.append(ThreadHandle { self.housekeepingLoop() })
+        // This loop only beats and fires timed actions: nothing slow may delay either.
         while !Self.stopping {
             let now = WallClock.now()
             do {
@@ -63,14 +62,6 @@ public struct Scheduler: Sendable {
                     }
                 }
                 Wakeup.notify(directory: configuration.wakeupDir)
-                if Monotonic.seconds() - lastReconcile > 10, let platform {
-                    lastReconcile = Monotonic.seconds()
-                    try reconcile(store: store, platform: platform)
-                }
-                if Monotonic.seconds() - lastSample > Self.sampleSeconds, let platform {
-                    lastSample = Monotonic.seconds()
-                    previous = try sampleStats(store: store, platform: platform, previous: previous)
-                }
             } catch {
                 logger.warning("scheduler tick failed", metadata: ["error": "\(error)"])
             }
@@ -79,6 +70,36 @@ public struct Scheduler: Sendable {
         logger.info("scheduler stopping")
         for thread in threads { thread.join() }
         try? store.write { tx in try tx.setMeta("scheduler.heartbeat", "0") }
+    }
+
+    /// Stats samples and the full reconcile, on a thread of their own (they call Docker for every server).
+    func housekeepingLoop() {
+        var lastReconcile = 0.0
+        var lastSample = 0.0
+        var previous: [ServerUID: StatsSample] = [:]
+        while !Self.stopping {
+            do {
+                let store = try Store(path: configuration.databasePath)
+                let platform = try makePlatform()
+                while !Self.stopping {
+                    if Monotonic.seconds() - lastReconcile > 10 {
+                        lastReconcile = Monotonic.seconds()
+                        try reconcile(store: store, platform: platform)
+                    }
+                    if Monotonic.seconds() - lastSample > Self.sampleSeconds {
+                        let started = Monotonic.seconds()
+                        lastSample = started
+                        previous = try sampleStats(store: store, platform: platform, previous: previous)
+                        let took = Monotonic.seconds() - started
+                        if took > 1 { logger.debug("stats sampling was slow", metadata: ["seconds": "\(took)"]) }
+                    }
+                    Monotonic.sleep(0.25)
+                }
+            } catch {
+                logger.warning("housekeeping failed, retrying", metadata: ["error": "\(error)"])
+                Monotonic.sleep(1)
+            }
+        }
     }
 
     func runnerLoop(_ n: Int) {
