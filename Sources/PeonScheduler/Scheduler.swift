@@ -191,16 +191,26 @@ public struct Scheduler: Sendable {
     /// for the next round's CPU deltas. Keeps a day of samples.
     func sampleStats(store: Store, platform: any ServerPlatform, previous: [ServerUID: StatsSample]) throws -> [ServerUID: StatsSample] {
         var samples: [ServerUID: StatsSample] = [:]
+        var records: [(ServerUID, StatsRecord, JSON)] = []
         let now = WallClock.now()
-        for server in try store.read({ tx in try tx.servers() }) where server.observedState == "running" {
+        for server in try store.read({ tx in try tx.servers() }) where server.observedState == "running" && !Self.stopping {
             guard let id = server.containerID, let sample = try? platform.sample(id) else { continue }
             samples[server.uid] = sample
             let record = StatsRecord(
                 at: now, cpuPercent: sample.cpuPercent(since: previous[server.uid]), memory: sample.memory, memoryLimit: sample.memoryLimit,
                 networkRx: sample.networkRx, networkTx: sample.networkTx, uptime: sample.startedAt > 0 ? max(0, now - sample.startedAt) : 0)
-            try store.write { tx in try tx.insertStats(server: server.uid.description, record) }
+            // Listings show this snapshot, so `GET /servers` never reads a file per server.
+            let dir = configuration.serversDir + "/" + server.uid.relativeDirectory + "/config"
+            let config = JSON.object(Files.smallTextFiles(in: dir, include: ServerConfig.isVisible).map { ($0.0, JSON.string($0.1)) })
+            records.append((server.uid, record, config))
         }
-        try store.write { tx in try tx.pruneStats(before: now - 86400) }
+        try store.write { tx in
+            for (uid, record, config) in records {
+                try tx.insertStats(server: uid.description, record)
+                try tx.setConfigSnapshot(uid, config)
+            }
+            try tx.pruneStats(before: now - 86400)
+        }
         return samples
     }
 

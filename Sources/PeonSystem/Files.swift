@@ -93,6 +93,25 @@ public enum Files {
         }
     }
 
+    /// `(name, trimmed text)` of the small UTF-8 regular files in `dir` that `include` accepts.
+    public static func smallTextFiles(in dir: String, limit: Int = 4096, maximumFiles: Int = 64, include: (String) -> Bool)
+        -> [(String, String)]
+    {
+        list(dir).prefix(maximumFiles).compactMap { name in
+            guard include(name), let bytes = try? read(dir + "/" + name, limit: limit), let text = String(validating: bytes, as: UTF8.self)
+            else { return nil }
+            return (name, trimmed(text))
+        }
+    }
+
+    static func trimmed(_ text: String) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
+        return String(scalars[first...last])
+    }
+
     /// Sets permission bits exactly (mkdir's mode is filtered by the umask).
     public static func setMode(_ path: String, _ mode: UInt32) throws(FileError) {
         guard chmod(path, mode) == 0 else { throw .errno(path) }

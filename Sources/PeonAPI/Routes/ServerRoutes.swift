@@ -143,16 +143,15 @@ enum ServerRoutes {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
             let summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
-            return ServerObject.json(summary, serversDir: context.configuration.serversDir)
+            let dir = context.configuration.serversDir + "/" + uid.relativeDirectory + "/config"
+            let live = JSON.object(Files.smallTextFiles(in: dir, include: ServerConfig.isVisible).map { ($0.0, JSON.string($0.1)) })
+            return ServerObject.json(summary, config: live)
         }
     }
 
-    /// `GET /servers`: one query, no Docker call.
+    /// `GET /servers`: one query, no Docker call and no file read (config comes from the snapshot).
     static func serverList(_ context: APIContext) throws -> JSON {
-        .array(
-            try context.store.read { tx in try tx.serverSummaries() }.map {
-                ServerObject.json($0, serversDir: context.configuration.serversDir)
-            })
+        .array(try context.store.read { tx in try tx.serverSummaries() }.map { ServerObject.json($0) })
     }
 
     static func create(game: String, name: String?, body: JSON, request: Request, context: APIContext) throws -> Response {

@@ -84,6 +84,7 @@ extension Migration {
                 container_type TEXT NOT NULL DEFAULT 'unknown',  -- what the image says of itself
                 build_version  TEXT NOT NULL DEFAULT 'unknown',
                 crash_policy   TEXT NOT NULL DEFAULT '{}',       -- {"enabled","max_restarts","window_seconds"}
+                config         TEXT NOT NULL DEFAULT '{}',       -- last snapshot of the config dir, for listings
                 desired_state  TEXT NOT NULL DEFAULT 'stopped',
                 observed_state TEXT NOT NULL DEFAULT 'unknown',
                 container_id   TEXT,

@@ -56,23 +56,29 @@ public struct ServerSummary: Sendable {
     public let buildVersion: String
     /// The wire form of the next timed action (`time`).
     public let time: JSON?
+    /// The scheduler's last snapshot of the server's visible config files.
+    public let config: JSON
 
-    public init(_ s: ServerRecord, time: JSON?) {
+    public init(_ s: ServerRecord, time: JSON?, config: JSON = .object([])) {
         uid = s.uid
         description = s.description
         observedState = s.observedState
         containerType = s.containerType
         buildVersion = s.buildVersion
         self.time = time
+        self.config = config
     }
 
-    init(uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?) {
+    init(
+        uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON
+    ) {
         self.uid = uid
         self.description = description
         self.observedState = observedState
         self.containerType = containerType
         self.buildVersion = buildVersion
         self.time = time
+        self.config = config
     }
 }
 
@@ -82,14 +88,15 @@ extension Transaction {
         try query(
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
-                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1)
+                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config
             FROM servers s ORDER BY s.game_uid, s.servername
             """
         ).compactMap { r in
             guard let uid = try? ServerUID(validating: r[0].text ?? "") else { return nil }
             return ServerSummary(
                 uid: uid, description: r[1].text ?? "", observedState: r[2].text ?? "unknown", containerType: r[3].text ?? "unknown",
-                buildVersion: r[4].text ?? "unknown", time: r[5].text.flatMap { try? JSON.parse($0) })
+                buildVersion: r[4].text ?? "unknown", time: r[5].text.flatMap { try? JSON.parse($0) },
+                config: (try? JSON.parse(r[6].text ?? "{}")) ?? .object([]))
         }
     }
 
@@ -137,6 +144,11 @@ extension Transaction {
 
     public func deleteServer(_ uid: ServerUID) throws(StoreError) {
         try query("DELETE FROM servers WHERE uid = ?", [.text(uid.description)])
+    }
+
+    /// Stores the scheduler's snapshot of a server's visible config files (for listings).
+    public func setConfigSnapshot(_ uid: ServerUID, _ config: JSON) throws(StoreError) {
+        try query("UPDATE servers SET config = ? WHERE uid = ?", [.text(config.text), .text(uid.description)])
     }
 
     /// Records what the engine reports, without touching what the user wants.
