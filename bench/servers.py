@@ -136,8 +136,14 @@ def main():
         print(open(f"{tmp}/stack.log").read()[-4000:])
         raise
     finally:
-        os.killpg(stack.pid, signal.SIGTERM)
-        stack.wait(30)
+        stopping = time.perf_counter()
+        try:
+            os.killpg(stack.pid, signal.SIGTERM)
+            stack.wait(120)
+            print(f"stack stopped in {time.perf_counter() - stopping:.1f} s")
+        except Exception as error:  # cleanup below must run whatever happened
+            print(f"stack did not stop cleanly: {error}")
+            os.killpg(stack.pid, signal.SIGKILL)
         sel = json.dumps({"label": [f"peon.test={RUN}"]})
         import urllib.parse
         for c in docker("GET", f"/containers/json?all=1&filters={urllib.parse.quote(sel)}") or []:
