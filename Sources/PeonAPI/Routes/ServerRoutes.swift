@@ -103,6 +103,7 @@ enum ServerRoutes {
             }
             let eradicate = body["eradicate"] == .bool(true) || (p["action"] == "eradicate" && body["eradicate"] != .bool(false))
             _ = try serverObject(uid, context)
+            try requireScheduler(context)
             let job = try enqueue(uid, .destroy, arguments: ["eradicate": .bool(eradicate)], context: context)
             if try isAsync(request) { return .json(job.json, status: 202) }
             let done = try wait(for: job.id, context: context)
