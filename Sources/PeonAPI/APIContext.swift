@@ -11,6 +11,8 @@ public final class APIContext {
     public var logger: Logger
     public let startedAt: Int64
     private var curlHandle: CurlEasy?
+    /// The rendered `GET /servers` answer and the `servers.version` it was rendered at.
+    var serverListCache: (version: String, body: [UInt8])?
 
     public init(store: Store, configuration: Configuration, logger: Logger, startedAt: Int64) {
         self.store = store

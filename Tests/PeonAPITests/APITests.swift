@@ -222,3 +222,27 @@ let routes: [(String, String)] = [
         #expect(try store.write { tx in try APIKeys.bootstrap(in: tx, configured: nil, now: 0) } == nil)
     }
 }
+
+@Suite struct ServerListTests {
+    @Test func listFollowsEveryWriteDespiteTheCache() throws {
+        let h = try Harness(plans: [:])
+        #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json == .array([]))
+        let uid = try ServerUID(validating: "valheim.s1")
+        try h.context.store.write { tx in
+            try tx.insertServer(ServerRecord(uid: uid, description: "one", settings: [], observedState: "running", createdAt: 0), now: 0)
+        }
+        #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json?.arrayValue?.first?["description"] == "one")
+        try h.context.store.write { tx in
+            var s = try #require(try tx.server(uid))
+            s.description = "two"
+            try tx.updateServer(s, now: 1)
+        }
+        #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json?.arrayValue?.first?["description"] == "two")
+        try h.context.store.write { tx in
+            try tx.setSchedule(server: uid.description, action: .stop, time: ScheduledTime(due: 9, wire: "9"), now: 1)
+        }
+        #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json?.arrayValue?.first?["time"] == "9")
+        try h.context.store.write { tx in try tx.deleteServer(uid) }
+        #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json == .array([]))
+    }
+}

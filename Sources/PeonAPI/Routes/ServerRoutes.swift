@@ -19,7 +19,17 @@ enum ServerRoutes {
 
     static func register(on router: inout Router<APIContext>) {
         router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in
-            return .json(try serverList(context))
+            // The rendering is kept per worker until a write to servers or schedules bumps the version.
+            let version = try context.store.read { tx in try tx.meta("servers.version") } ?? "0"
+            if let cached = context.serverListCache, cached.version == version {
+                return Response(status: 200, headers: [("Content-Type", "application/json")], body: cached.body)
+            }
+            let (current, list) = try context.store.read { tx in
+                (try tx.meta("servers.version") ?? "0", try tx.serverSummaries().map { ServerObject.json($0) })
+            }
+            let body = JSON.array(list).bytes
+            context.serverListCache = (current, body)
+            return Response(status: 200, headers: [("Content-Type", "application/json")], body: body)
         }
 
         router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { _, context, p, _ in

@@ -118,6 +118,28 @@ extension Migration {
             ) STRICT;
             CREATE INDEX schedules_due ON schedules (due_at);
             CREATE INDEX schedules_server ON schedules (server_uid, due_at);
+            -- Every change to what GET /servers shows bumps one counter, so workers can keep the
+            -- rendered list until it changes.
+            CREATE TRIGGER servers_insert AFTER INSERT ON servers BEGIN
+                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
+                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
+            END;
+            CREATE TRIGGER servers_update AFTER UPDATE ON servers BEGIN
+                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
+                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
+            END;
+            CREATE TRIGGER servers_delete AFTER DELETE ON servers BEGIN
+                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
+                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
+            END;
+            CREATE TRIGGER schedules_insert AFTER INSERT ON schedules BEGIN
+                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
+                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
+            END;
+            CREATE TRIGGER schedules_delete AFTER DELETE ON schedules BEGIN
+                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
+                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
+            END;
             CREATE TABLE crashes (
                 server_uid TEXT NOT NULL,
                 at         INTEGER NOT NULL,
