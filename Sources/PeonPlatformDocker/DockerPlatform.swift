@@ -91,9 +91,9 @@ public final class DockerPlatform: ServerPlatform {
         }
     }
 
-    /// Every container Peon manages (optionally narrowed by more labels).
-    public func observe(labels: [String] = [], all: Bool) throws(DockerError) -> [ObservedContainer] {
-        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels, all: all).map(Self.observed)
+    /// Every container Peon manages (optionally narrowed by more labels), running or not.
+    public func observe(labels: [String]) throws(DockerError) -> [ObservedContainer] {
+        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels).map(Self.observed)
     }
 
     public func containers(of uid: ServerUID) throws(DockerError) -> [ObservedContainer] {
@@ -117,9 +117,7 @@ public final class DockerPlatform: ServerPlatform {
     /// Exit code and OOM flag need an inspect; the list gives the rest.
     public func details(_ id: String) throws(DockerError) -> ObservedContainer {
         let info = try docker.inspectContainer(id)
-        let labels = Dictionary(
-            (info["Config"]?["Labels"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } },
-            uniquingKeysWith: { a, _ in a })
+        let labels = Self.labels(info["Config"]?["Labels"])
         let state = info["State"]
         var code = 0
         if case .number(let n) = state?["ExitCode"] { code = Int(n) }
@@ -138,10 +136,6 @@ public final class DockerPlatform: ServerPlatform {
             env[String(text[..<eq])] = String(text[text.index(after: eq)...])
         }
         return ImageFacts(containerType: env["CONTAINER_TYPE"] ?? "unknown", buildVersion: env["VERSION"] ?? "unknown")
-    }
-
-    public func observe(labels: [String]) throws(DockerError) -> [ObservedContainer] {
-        try observe(labels: labels, all: true)
     }
 
     public func pull(_ image: String) throws(DockerError) {
@@ -196,9 +190,13 @@ public final class DockerPlatform: ServerPlatform {
         }
     }
 
+    /// Docker's label object as a dictionary.
+    static func labels(_ value: JSON?) -> [String: String] {
+        Dictionary((value?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
+    }
+
     static func observed(_ item: JSON) -> ObservedContainer {
-        let labels = Dictionary(
-            (item["Labels"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
+        let labels = Self.labels(item["Labels"])
         return ObservedContainer(
             id: item["Id"]?.stringValue ?? "", uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
             state: item["State"]?.stringValue ?? "unknown", exitCode: 0, oomKilled: false, labels: labels)

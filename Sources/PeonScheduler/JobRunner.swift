@@ -144,6 +144,11 @@ public final class JobRunner {
         }
     }
 
+    /// Writes the server row as it stands now.
+    func save(_ server: ServerRecord) throws {
+        try store.write { tx in try tx.updateServer(server, now: WallClock.now()) }
+    }
+
     func record(_ uid: ServerUID) throws -> ServerRecord {
         guard let server = try store.read({ tx in try tx.server(uid) }) else {
             throw DomainError.notFound(kind: "server", id: uid.description)
@@ -219,8 +224,7 @@ public final class JobRunner {
             if server.ports.isEmpty {
                 server.ports = try PortAllocator.allocate(
                     groups: plan.portGroups, taken: takenPorts(except: uid), range: configuration.portRange)
-                let allocated = server
-                try store.write { tx in try tx.updateServer(allocated, now: WallClock.now()) }
+                try save(server)
             }
             try prepareDirectory(uid, plan: plan)
             if try platform.imageFacts(plan.image) == nil { try platform.pull(plan.image) }
@@ -230,9 +234,8 @@ public final class JobRunner {
             server.containerType = facts?.containerType ?? "unknown"
             server.buildVersion = facts?.buildVersion ?? "unknown"
             server.observedState = try platform.details(id).state
-            let created = server
-            try store.write { tx in try tx.updateServer(created, now: WallClock.now()) }
-            try writeManifest(created)
+            try save(server)
+            try writeManifest(server)
             if arguments["start"] == .bool(true) { try start(uid) }
         } catch {
             if arguments["noclean"] != .bool(true) {
@@ -251,8 +254,7 @@ public final class JobRunner {
         server.desiredState = "running"
         if let id = server.containerID, let current = try? platform.details(id), current.state == "running" {
             server.observedState = "running"
-            let running = server
-            try store.write { tx in try tx.updateServer(running, now: WallClock.now()) }
+            try save(server)
             return
         }
         // Ports are checked again at every start: something else may have taken one meanwhile.
@@ -273,20 +275,17 @@ public final class JobRunner {
         }
         let id = try platform.ensure(wanted)
         server.containerID = id
-        let starting = server
-        try store.write { tx in try tx.updateServer(starting, now: WallClock.now()) }
-        try writeManifest(starting)
+        try save(server)
+        try writeManifest(server)
         try platform.start(id)
         server.observedState = try platform.details(id).state
-        let started = server
-        try store.write { tx in try tx.updateServer(started, now: WallClock.now()) }
+        try save(server)
     }
 
     func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {
         var server = try record(uid)
         if !keepDesired { server.desiredState = "stopped" }
-        let wanted = server
-        try store.write { tx in try tx.updateServer(wanted, now: WallClock.now()) }
+        try save(server)
         guard let id = server.containerID else { return }
         do {
             try platform.stop(id, graceSeconds: Self.stopGraceSeconds)
@@ -296,8 +295,7 @@ public final class JobRunner {
             server.observedState = "missing"
             server.containerID = nil
         }
-        let stopped = server
-        try store.write { tx in try tx.updateServer(stopped, now: WallClock.now()) }
+        try save(server)
     }
 
     /// PEON's update modes. `image`/`full` fetch the image (keeping the local one when no registry
@@ -329,8 +327,7 @@ public final class JobRunner {
             var server = try record(uid)
             server.containerType = facts.containerType
             server.buildVersion = facts.buildVersion
-            let updated = server
-            try store.write { tx in try tx.updateServer(updated, now: WallClock.now()) }
+            try save(server)
         }
     }
 
@@ -343,16 +340,14 @@ public final class JobRunner {
         var fresh = try record(uid)
         fresh.containerID = nil
         fresh.observedState = "missing"
-        let cleared = fresh
-        try store.write { tx in try tx.updateServer(cleared, now: WallClock.now()) }
+        try save(fresh)
         if wasRunning {
             try start(uid)
         } else {
             let plan = try plan(uid.game)
             fresh.containerID = try platform.ensure(spec(fresh, plan: plan))
             fresh.observedState = "created"
-            let created = fresh
-            try store.write { tx in try tx.updateServer(created, now: WallClock.now()) }
+            try save(fresh)
         }
     }
 

@@ -155,14 +155,14 @@ public struct Scheduler: Sendable {
                 else { return }
                 let exitCode = details?.exitCode ?? event.exitCode ?? -1
                 let oomKilled = details?.oomKilled ?? false
-                if exitCode == 0, !oomKilled {
-                    // A clean exit (stopped by hand, or the game quit) is a stop, not a crash (as in Wings).
+                func leaveStopped() throws {
                     var stopped = server
                     stopped.desiredState = "stopped"
                     stopped.observedState = details?.state ?? "exited"
                     try tx.updateServer(stopped, now: now)
-                    return
                 }
+                // A clean exit (stopped by hand, or the game quit) is a stop, not a crash (as in Wings).
+                if exitCode == 0, !oomKilled { return try leaveStopped() }
                 let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
                 let previous = try tx.crashTimes(server: event.uid.description, since: now - policy.windowSeconds)
                 try tx.recordCrash(server: event.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
@@ -173,10 +173,7 @@ public struct Scheduler: Sendable {
                         "server crashed, restarting",
                         metadata: ["server.uid": "\(event.uid)", "exit.code": "\(details?.exitCode ?? -1)", "delay.s": "\(delay)"])
                 case .giveUp(let reason):
-                    var stopped = server
-                    stopped.desiredState = "stopped"
-                    stopped.observedState = details?.state ?? "exited"
-                    try tx.updateServer(stopped, now: now)
+                    try leaveStopped()
                     logger.error("server crashed, not restarting", metadata: ["server.uid": "\(event.uid)", "reason": "\(reason)"])
                 }
             }

@@ -16,15 +16,13 @@ import PeonSystem
 @main
 enum PeonAPIMain {
     static func main() {
+        // The configuration names the log level (PEON_LOG_LEVEL, DEV_MODE), so it is parsed first.
         let environment = ProcessEnvironment.read(Configuration.environmentKeys)
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        var logger = Logger(label: "peon.api")
-        logger.logLevel =
-            Logger.Level(rawValue: environment["PEON_LOG_LEVEL"] ?? "") ?? (environment["DEV_MODE"] == "enabled" ? .debug : .info)
-
+        let parsed = Result { try Configuration(environment: environment, defaultWorkers: ProcessEnvironment.onlineCores) }
+        let logger = ProcessLogging.start(label: "peon.api", level: (try? parsed.get())?.logLevel ?? "info")
         let configuration: Configuration
         do {
-            configuration = try Configuration(environment: environment, defaultWorkers: ProcessEnvironment.onlineCores)
+            configuration = try parsed.get()
         } catch {
             logger.critical("invalid configuration", metadata: ["error": "\(error)"])
             exit(2)

@@ -1,7 +1,6 @@
 import PeonCore
 import PeonJSON
 import PeonStore
-import PeonSystem
 
 /// PEON's server object (contract §1.3): exact keys, in PEON's order, with PEON's types.
 enum ServerObject {

@@ -18,19 +18,7 @@ enum ServerRoutes {
     static let heartbeatSeconds: Int64 = 5
 
     static func register(on router: inout Router<APIContext>) {
-        router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in
-            // The rendering is kept per worker until a write to servers or schedules bumps the version.
-            let version = try context.store.read { tx in try tx.meta("servers.version") } ?? "0"
-            if let cached = context.serverListCache, cached.version == version {
-                return Response(status: 200, headers: [("Content-Type", "application/json")], body: cached.body)
-            }
-            let (current, list) = try context.store.read { tx in
-                (try tx.meta("servers.version") ?? "0", try tx.serverSummaries().map { ServerObject.json($0) })
-            }
-            let body = JSON.array(list).bytes
-            context.serverListCache = (current, body)
-            return Response(status: 200, headers: [("Content-Type", "application/json")], body: body)
-        }
+        router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in try serverList(context) }
 
         router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { _, context, p, _ in
             let uid = try ServerUID(validating: p["uid"])
@@ -50,9 +38,7 @@ enum ServerRoutes {
                 try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
             }
             Wakeup.notify(directory: context.configuration.wakeupDir)
-            if try isAsync(request) { return .json(job.json, status: 202) }
-            try ensureSucceeded(try wait(for: job.id, context: context))
-            return .json(try serverList(context))
+            return try answer(job, request, context) { try serverList(context) }
         }
 
         router.on("GET", "/api/v1/jobs/:id", scope: .read) { _, context, p, _ in
@@ -115,13 +101,12 @@ enum ServerRoutes {
             _ = try serverObject(uid, context)
             try requireScheduler(context)
             let job = try enqueue(uid, .destroy, arguments: ["eradicate": .bool(eradicate)], context: context)
-            if try isAsync(request) { return .json(job.json, status: 202) }
-            let done = try wait(for: job.id, context: context)
-            try ensureSucceeded(done)
-            let info =
-                "Server \(uid) was removed. "
-                + (eradicate ? "All files for \(uid) will be purged from the server. This may take a few moments." : "")
-            return .json(["status": "success", "info": .string(info)])
+            return try answer(job, request, context) {
+                let info =
+                    "Server \(uid) was removed. "
+                    + (eradicate ? "All files for \(uid) will be purged from the server. This may take a few moments." : "")
+                return .json(["status": "success", "info": .string(info)])
+            }
         }
     }
 
@@ -161,8 +146,20 @@ enum ServerRoutes {
     }
 
     /// `GET /servers`: one query, no Docker call and no file read (config comes from the snapshot).
-    static func serverList(_ context: APIContext) throws -> JSON {
-        .array(try context.store.read { tx in try tx.serverSummaries() }.map { ServerObject.json($0) })
+    ///
+    /// Each worker keeps the rendered answer until a write to servers or schedules bumps the
+    /// trigger-maintained `servers.version`.
+    static func serverList(_ context: APIContext) throws -> Response {
+        let version = try context.store.read { tx in try tx.meta("servers.version") } ?? "0"
+        if let cached = context.serverListCache, cached.version == version {
+            return Response(status: 200, headers: [("Content-Type", "application/json")], body: cached.body)
+        }
+        let (current, list) = try context.store.read { tx in
+            (try tx.meta("servers.version") ?? "0", try tx.serverSummaries().map { ServerObject.json($0) })
+        }
+        let body = JSON.array(list).bytes
+        context.serverListCache = (current, body)
+        return Response(status: 200, headers: [("Content-Type", "application/json")], body: body)
     }
 
     static func create(game: String, name: String?, body: JSON, request: Request, context: APIContext) throws -> Response {
@@ -206,15 +203,13 @@ enum ServerRoutes {
             try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: time, now: now) }
         }
         Wakeup.notify(directory: context.configuration.wakeupDir)
-        if try isAsync(request) { return .json(job.json, status: 202) }
-        try ensureSucceeded(try wait(for: job.id, context: context))
-        if startLater {
+        return try answer(job, request, context) {
+            guard startLater else { return .json(try serverObject(uid, context)) }
             return .json([
                 "status": "success",
                 "info": .string("The server files for [\(uid.name)] were created, but the server was not started (start_later)."),
             ])
         }
-        return .json(try serverObject(uid, context))
     }
 
     static func power(_ kind: JobKind, uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
@@ -227,15 +222,13 @@ enum ServerRoutes {
             return .json(try serverObject(uid, context))
         }
         try requireScheduler(context)
-        if kind == .stop {
-            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: nil, now: now) }
-        } else if let schedule {
-            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: schedule, now: now) }
+        // A plain stop clears pending stops; a start or restart with a schedule sets one.
+        if kind == .stop || schedule != nil {
+            let time = kind == .stop ? nil : schedule
+            try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: time, now: now) }
         }
         let job = try enqueue(uid, kind, context: context)
-        if try isAsync(request) { return .json(job.json, status: 202) }
-        try ensureSucceeded(try wait(for: job.id, context: context))
-        return .json(try serverObject(uid, context))
+        return try answer(job, request, context) { .json(try serverObject(uid, context)) }
     }
 
     static func update(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
@@ -246,9 +239,7 @@ enum ServerRoutes {
         _ = try serverObject(uid, context)
         try requireScheduler(context)
         let job = try enqueue(uid, .update, arguments: ["mode": .string(mode)], context: context)
-        if try isAsync(request) { return .json(job.json, status: 202) }
-        try ensureSucceeded(try wait(for: job.id, context: context))
-        return .json(["status": "success", "info": .string(uid.description), "stdout": "[]"])
+        return try answer(job, request, context) { .json(["status": "success", "info": .string(uid.description), "stdout": "[]"]) }
     }
 
     static func describe(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
@@ -292,6 +283,14 @@ enum ServerRoutes {
     }
 
     // MARK: - Jobs
+
+    /// Answers an action: 202 with its job for `?async=true`, else waits for the job and, when it
+    /// succeeded, answers what `done` makes.
+    static func answer(_ job: JobRecord, _ request: Request, _ context: APIContext, done: () throws -> Response) throws -> Response {
+        if try isAsync(request) { return .json(job.json, status: 202) }
+        try ensureSucceeded(try wait(for: job.id, context: context))
+        return try done()
+    }
 
     /// `?async=true` answers 202 with the job at once; `false` or absent waits.
     static func isAsync(_ request: Request) throws -> Bool {

@@ -2,7 +2,7 @@
 ///
 /// The nginx-side settings (ports, TLS, CORS, rate limits) are rendered by `scripts/` into the
 /// nginx config; they are documented in the README next to these.
-public struct Configuration: Sendable, Equatable {
+public struct Configuration: Sendable {
     public var dataDir: String
     /// The first admin key, from `PEON_API_KEY` or PEON's `API_KEY`. Never logged.
     public var bootstrapAPIKey: String?
@@ -25,12 +25,6 @@ public struct Configuration: Sendable, Equatable {
     public var gameBind: String
     /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
     public var extraLabels: [(String, String)]
-
-    public static func == (a: Configuration, b: Configuration) -> Bool {
-        a.dataDir == b.dataDir && a.bootstrapAPIKey == b.bootstrapAPIKey && a.workers == b.workers && a.socketPath == b.socketPath
-            && a.plansURL == b.plansURL && a.version == b.version && a.dockerSocket == b.dockerSocket && a.portRange == b.portRange
-            && a.extraLabels.map { "\($0)=\($1)" } == b.extraLabels.map { "\($0)=\($1)" }
-    }
 
     public var databasePath: String { dataDir + "/peon.db" }
     public var plansDir: String { dataDir + "/plans" }

@@ -43,13 +43,6 @@ public struct ResourceLimits: Sendable, Equatable {
         }
         return limits
     }
-
-    public var json: JSON {
-        var members: [(String, JSON)] = [("pids", .number(Double(pids)))]
-        if let memoryBytes { members.append(("memory_mb", .number(Double(memoryBytes >> 20)))) }
-        if let nanoCPUs { members.append(("cpus", .number(Double(nanoCPUs) / 1e9))) }
-        return .object(members)
-    }
 }
 
 /// A bind mount from the server's directory into the container.
@@ -66,7 +59,7 @@ public struct Mount: Sendable, Equatable {
 /// Everything a platform needs to run one server: built from its plan, its settings and its
 /// allocated ports (contract §3.5, with PEON's bugs fixed). Platform-neutral: Docker and Swarm
 /// each turn it into their own API calls.
-public struct ServerSpec: Sendable, Equatable {
+public struct ServerSpec: Sendable {
     public static let managedLabel = "peon.managed"
     public static let serverLabel = "peon.server"
     public static let gameLabel = "peon.game"
@@ -85,11 +78,6 @@ public struct ServerSpec: Sendable, Equatable {
     public let mounts: [Mount]
     public let labels: [(String, String)]
     public let limits: ResourceLimits
-
-    public static func == (a: ServerSpec, b: ServerSpec) -> Bool {
-        a.uid == b.uid && a.image == b.image && a.environment == b.environment && a.ports == b.ports && a.mounts == b.mounts
-            && a.limits == b.limits && a.labels.map { "\($0)=\($1)" } == b.labels.map { "\($0)=\($1)" }
-    }
 
     /// - Parameters:
     ///   - settings: the resolved user values (`ServerSettings.resolve`).

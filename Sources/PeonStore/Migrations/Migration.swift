@@ -69,6 +69,20 @@ extension Migration {
             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
             """)
 
+    /// Every change to what `GET /servers` shows bumps one counter, so workers can keep the
+    /// rendered list until it changes.
+    static let listVersionTriggers = [
+        ("servers", "INSERT"), ("servers", "UPDATE"), ("servers", "DELETE"), ("schedules", "INSERT"), ("schedules", "DELETE"),
+    ]
+    .map { table, event in
+        """
+        CREATE TRIGGER \(table)_\(event.lowercased()) AFTER \(event) ON \(table) BEGIN
+            INSERT INTO meta (key, value) VALUES ('servers.version', '1')
+            ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
+        END;
+        """
+    }.joined(separator: "\n")
+
     /// Game servers, their jobs, timed actions, backups and samples: the scheduler's tables.
     static let lifecycle = Migration(
         id: "0002_lifecycle",
@@ -118,28 +132,7 @@ extension Migration {
             ) STRICT;
             CREATE INDEX schedules_due ON schedules (due_at);
             CREATE INDEX schedules_server ON schedules (server_uid, due_at);
-            -- Every change to what GET /servers shows bumps one counter, so workers can keep the
-            -- rendered list until it changes.
-            CREATE TRIGGER servers_insert AFTER INSERT ON servers BEGIN
-                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
-                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
-            END;
-            CREATE TRIGGER servers_update AFTER UPDATE ON servers BEGIN
-                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
-                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
-            END;
-            CREATE TRIGGER servers_delete AFTER DELETE ON servers BEGIN
-                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
-                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
-            END;
-            CREATE TRIGGER schedules_insert AFTER INSERT ON schedules BEGIN
-                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
-                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
-            END;
-            CREATE TRIGGER schedules_delete AFTER DELETE ON schedules BEGIN
-                INSERT INTO meta (key, value) VALUES ('servers.version', '1')
-                ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT);
-            END;
+            \(listVersionTriggers)
             CREATE TABLE crashes (
                 server_uid TEXT NOT NULL,
                 at         INTEGER NOT NULL,
