@@ -3,7 +3,7 @@
 set -euo pipefail
 # Commands, each with the package that provides it; then libraries by package.
 commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg-config curl:curl)
-libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev ca-certificates)
+libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev ca-certificates)
 case "${1:-run}" in
   test) commands+=(fail2ban-regex:fail2ban) ;;
   bench) commands+=(wrk:wrk) ;;

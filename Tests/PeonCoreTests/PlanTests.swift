@@ -102,3 +102,40 @@ func readFile(_ path: String) -> String {
 #if canImport(Glibc)
     import Glibc
 #endif
+
+@Suite struct PlanRuntimeTests {
+    let luanti = try! GameUID(validating: "luanti")
+
+    func plan(_ metadata: String) throws -> Plan {
+        let doc = """
+            {"metadata": {"game_uid": "luanti", \(metadata)}, "ports": [[{"PORT": ["30000", "udp"]}]],
+             "environment": {}, "volumes": {"~!/user": "/home/steam/user"}}
+            """
+        return try Plan(document: JSON.parse(doc), expectedGameUID: luanti)
+    }
+
+    @Test func runtimeFollowsTheImageWhenNotNamed() throws {
+        #expect(try plan(#""image": "umlatt/steamcmd""#).runtime == .steamcmd)
+        #expect(try plan(#""image": "umlatt/steamcmd:latest""#).runtime == .steamcmd)
+        #expect(try plan(#""image": "example/game:1""#).runtime == .image)
+    }
+
+    @Test func debianRuntimeTakesPackageNames() throws {
+        let p = try plan(#""image": "debian:bookworm-slim", "runtime": "debian", "packages": ["minetest-server", "libc6"]"#)
+        #expect(p.runtime == .debian)
+        #expect(p.packages == ["minetest-server", "libc6"])
+    }
+
+    @Test(arguments: [
+        #""runtime": "root""#, #""runtime": 1"#, #""runtime": "debian", "packages": ["x; rm -rf /"]"#,
+        #""runtime": "debian", "packages": ["-oAPT::x"]"#, #""runtime": "debian", "packages": "minetest-server""#,
+        #""packages": ["minetest-server"]"#, #""capabilities": ["SYS_ADMIN"]"#, #""capabilities": ["ALL"]"#,
+    ])
+    func refusesHostileRuntimeFields(_ fields: String) {
+        #expect(throws: PlanError.self) { try plan(#""image": "example/game:1", "# + fields) }
+    }
+
+    @Test func capabilitiesComeFromTheAllowedList() throws {
+        #expect(try plan(#""image": "example/game:1", "capabilities": ["NET_BIND_SERVICE"]"#).capabilities == ["NET_BIND_SERVICE"])
+    }
+}

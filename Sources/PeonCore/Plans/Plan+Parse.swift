@@ -26,6 +26,16 @@ extension Plan {
         let volumes = Plan.parseMounts(document["volumes"], field: "volumes", required: true, problems: &problems)
         let files = Plan.parseMounts(document["files"], field: "files", required: false, problems: &problems)
 
+        let runtime = Plan.parseRuntime(metadata?["runtime"], image: image, problems: &problems)
+        let packages = Plan.parseNames(
+            metadata?["packages"], field: "metadata.packages", maximum: 64, valid: Plan.isDebianPackage, problems: &problems)
+        let capabilities = Plan.parseNames(
+            metadata?["capabilities"], field: "metadata.capabilities", maximum: Plan.allowedCapabilities.count,
+            valid: Plan.allowedCapabilities.contains, problems: &problems)
+        if !packages.isEmpty, runtime == .image {
+            problems.append("metadata.packages needs the steamcmd or debian runtime")
+        }
+
         var limits = ResourceLimits()
         do {
             limits = try ResourceLimits.parse(document["limits"])
@@ -42,7 +52,54 @@ extension Plan {
         self.volumes = volumes
         self.files = files
         self.limits = limits
+        self.runtime = runtime
+        self.packages = packages
+        self.capabilities = capabilities
         self.document = document
+    }
+
+    /// Capabilities a plan may add back (every game container drops all of them first).
+    public static let allowedCapabilities: Set<String> = ["NET_BIND_SERVICE", "SYS_NICE"]
+
+    /// PEON's warplans name `umlatt/steamcmd`; Peon runs those on its own steamcmd runtime.
+    static func parseRuntime(_ value: JSON?, image: String, problems: inout [String]) -> PlanRuntime {
+        guard let value, !value.isNull else {
+            let repository = image.split(separator: ":", maxSplits: 1).first.map(String.init) ?? image
+            return repository == "umlatt/steamcmd" ? .steamcmd : .image
+        }
+        guard let text = value.stringValue, let runtime = PlanRuntime(rawValue: text) else {
+            problems.append("metadata.runtime must be one of steamcmd, debian, image")
+            return .image
+        }
+        return runtime
+    }
+
+    static func parseNames(_ value: JSON?, field: String, maximum: Int, valid: (String) -> Bool, problems: inout [String]) -> [String] {
+        guard let value, !value.isNull else { return [] }
+        guard let items = value.arrayValue, items.count <= maximum else {
+            problems.append("\(field) must be a list of at most \(maximum) names")
+            return []
+        }
+        var names: [String] = []
+        for item in items {
+            guard let name = item.stringValue, valid(name) else {
+                problems.append("\(field): '\(Identifier.quoted(item.stringValue ?? "not a string"))' is not allowed")
+                continue
+            }
+            if !names.contains(name) { names.append(name) }
+        }
+        return names
+    }
+
+    /// Debian policy's package names: lower case letters, digits, `+`, `-`, `.`; two or more characters.
+    static func isDebianPackage(_ s: String) -> Bool {
+        guard (2...64).contains(s.utf8.count), let first = s.utf8.first,
+            (first >= UInt8(ascii: "a") && first <= UInt8(ascii: "z")) || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9"))
+        else { return false }
+        return s.utf8.allSatisfy { b in
+            (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
+                || "+-.".utf8.contains(b)
+        }
     }
 
     static func isImageReference(_ s: String) -> Bool {

@@ -14,10 +14,26 @@ public struct Plan: Sendable, Equatable {
     public let files: [(source: String, target: String)]
     /// Optional `limits` of the plan (`memory_mb`, `cpus`, `pids`): every server's defaults.
     public let limits: ResourceLimits
+    /// What runs the game: Peon's steamcmd or Debian runtime image, or `image` as named.
+    public let runtime: PlanRuntime
+    /// Debian packages Peon installs when it builds the runtime image (`metadata.packages`).
+    public let packages: [String]
+    /// Linux capabilities added back to a container that drops all (`metadata.capabilities`).
+    public let capabilities: [String]
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
 
     public static func == (a: Plan, b: Plan) -> Bool { a.document == b.document }
+}
+
+/// How a plan's container image comes to be (`metadata.runtime`).
+public enum PlanRuntime: String, Sendable, Equatable, CaseIterable {
+    /// Peon's steamcmd runtime: installs the game with steamcmd at first start, then `/actions/server_start`.
+    case steamcmd
+    /// Peon's Debian runtime with the plan's `packages`, then `/actions/server_start`.
+    case debian
+    /// The plan's `metadata.image`, used as it is (with the same hardening).
+    case image
 }
 
 public struct PortSpec: Sendable, Equatable {
