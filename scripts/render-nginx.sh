@@ -21,6 +21,10 @@ if [ -z "$PEON_TLS_CERT" ] || [ -z "$PEON_TLS_KEY" ]; then
   fi
 fi
 
+for n in PEON_RATE_LIMIT PEON_RATE_BURST PEON_CONN_LIMIT; do
+  [[ "${!n}" =~ ^[1-9][0-9]{0,5}$ ]] || { echo "$n must be a whole number from 1 to 999999" >&2; exit 2; }
+done
+
 # nginx drops to www-data when started as root; the API socket is then group www-data.
 export PEON_NGINX_USER=""
 if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
@@ -42,7 +46,7 @@ if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
   echo '}'
 } > "$PEON_NGINX_DIR/cors.conf"
 
-vars='${PEON_NGINX_USER} ${PEON_NGINX_WORKERS} ${PEON_NGINX_DIR} ${PEON_LOG_DIR} ${PEON_RATE_LIMIT} ${PEON_RATE_BURST}
+vars='${PEON_NGINX_USER} ${PEON_NGINX_WORKERS} ${PEON_NGINX_DIR} ${PEON_LOG_DIR} ${PEON_RATE_LIMIT} ${PEON_RATE_BURST} ${PEON_CONN_LIMIT}
 ${PEON_BIND} ${PEON_HTTP_PORT} ${PEON_HTTPS_PORT} ${PEON_TLS_CERT} ${PEON_TLS_KEY} ${PEON_SOCKET} ${PEON_DOCS_DIR}'
 envsubst "$vars" < "$peon_root/nginx/peon.conf.template" > "$PEON_NGINX_DIR/nginx.conf"
 echo "$PEON_NGINX_DIR/nginx.conf"

@@ -2,6 +2,7 @@ internal import CFCGI
 public import Logging
 public import PeonHTTP
 import PeonSystem
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -63,33 +64,77 @@ final class FCGXRequest {
 @available(*, unavailable)
 extension FCGXRequest: Sendable {}
 
-/// The accept loop of one worker process: one request at a time, until SIGTERM.
+/// One worker process: `threads` accept loops on the shared socket, each with its own request
+/// slot and its own handler (made on that thread, so each thread owns its database connection).
+///
+/// Threads let a request that waits (a synchronous action, later a log stream) hold one thread
+/// instead of the whole process, so reads keep being answered while actions are in flight.
 public enum FastCGIWorker {
     /// Bodies above this are refused here too (nginx already limits them to 1 MiB).
     public static let maximumBody = 1 << 20
 
-    public static func serve(socket: Int32, logger: Logger, handle: (Request) -> Response) -> Int32 {
-        let request = FCGXRequest(socket: socket)
+    /// Serves until SIGTERM or until the supervisor goes away; returns the process's exit code.
+    /// - Parameter makeHandler: called once on each thread; nil means the thread cannot serve
+    ///   (its database did not open), which ends the whole process so the supervisor replaces it.
+    public static func serve(
+        socket: Int32, threads: Int, logger: Logger, makeHandler: @escaping @Sendable () -> ((Request) -> Response)?
+    ) -> Int32 {
+        let failed = Flag()
         let parent = getppid()
-        // Each idle accept tick (SO_RCVTIMEO) checks for SIGTERM and for a vanished supervisor.
-        while !Signals.shutdownRequested.load(ordering: .relaxed), getppid() == parent {
+        let loops = (0..<max(threads, 1)).map { _ in
+            ThreadHandle {
+                guard let handle = makeHandler() else { return failed.set() }
+                if !acceptLoop(socket: socket, parent: parent, failed: failed, logger: logger, handle: handle) { failed.set() }
+            }
+        }
+        for loop in loops { loop.join() }
+        return failed.isSet ? 1 : 0
+    }
+
+    /// Accepts and answers requests one at a time; false when accepting failed for good.
+    static func acceptLoop(socket: Int32, parent: pid_t, failed: Flag, logger: Logger, handle: (Request) -> Response) -> Bool {
+        let request = FCGXRequest(socket: socket)
+        // Each idle accept tick (SO_RCVTIMEO) checks for SIGTERM, a failed sibling and a vanished supervisor.
+        while !Signals.shutdownRequested.load(ordering: .relaxed), !failed.isSet, getppid() == parent {
             let rc = FCGX_Accept_r(request.raw)
             if rc < 0 {
                 if rc == -EAGAIN || rc == -EINTR || rc == -EWOULDBLOCK { continue }
                 logger.error("accept failed", metadata: ["errno": "\(-rc)"])
-                return 1
+                return false
             }
             let response: Response
             let params = request.parameters
             if let body = request.readBody(limit: maximumBody) {
-                response = handle(Request(cgiParameters: params, body: body))
+                var incoming = Request(cgiParameters: params, body: body)
+                let connection = request.raw.pointee.ipcFd
+                incoming.clientGone = { FCGXRequest.peerClosed(connection) }
+                response = handle(incoming)
             } else {
                 response = HTTPError(status: 413, code: "request.too_large", message: "The request body exceeds 1 MiB.").response
             }
             request.write(response)
             FCGX_Finish_r(request.raw)
         }
-        return 0
+        return true
+    }
+}
+
+/// A process-wide "stop now" flag shared by a worker's threads.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
+}
+
+extension FCGXRequest {
+    /// Whether nginx closed the request's connection (its client went away): with the whole
+    /// request already read, any readable byte or hang-up on it means an end, never more input.
+    static func peerClosed(_ fd: Int32) -> Bool {
+        let rdhup: Int16 = 0x2000  // POLLRDHUP: Glibc exports it only under _GNU_SOURCE
+        let ended: Int16 = rdhup | Int16(POLLHUP) | Int16(POLLERR) | Int16(POLLIN)
+        var p = pollfd(fd: fd, events: Int16(POLLIN) | rdhup, revents: 0)
+        guard poll(&p, 1, 0) > 0 else { return false }
+        return p.revents & ended != 0
     }
 }
 

@@ -13,6 +13,8 @@ public struct Request: Sendable {
     public var remoteAddress: String
     /// nginx's `$request_id`, for logs and audit rows.
     public var requestID: String
+    /// True once the client has gone away (the transport closed): long waits end early.
+    public var clientGone: @Sendable () -> Bool = { false }
 
     /// - Parameter target: the request target, `path?query`.
     public init(

@@ -45,7 +45,8 @@ enum PeonAPIMain {
         logger.info(
             "worker pool starting",
             metadata: [
-                "socket": "\(configuration.socketPath)", "workers": "\(configuration.workers)", "version": "\(configuration.version)",
+                "socket": "\(configuration.socketPath)", "workers": "\(configuration.workers)", "threads": "\(configuration.workerThreads)",
+                "version": "\(configuration.version)",
             ])
 
         let api = PeonAPI()
@@ -53,16 +54,20 @@ enum PeonAPIMain {
         let status = Supervisor(workers: configuration.workers, logger: logger).run { slot in
             var workerLogger = logger
             workerLogger[metadataKey: "worker.pid"] = "\(getpid())"
-            let store: Store
-            do {
-                store = try Store(path: configuration.databasePath)
-            } catch {
-                workerLogger.critical("cannot open the database", metadata: ["error": "\(error)"])
-                return 1
-            }
-            let context = APIContext(store: store, configuration: configuration, logger: workerLogger, startedAt: startedAt)
-            return FastCGIWorker.serve(socket: socket, logger: workerLogger) { request in
-                api.respond(to: request, context: context)
+            let waits = WaitBudget(limit: configuration.waitingThreads)
+            let threadLogger = workerLogger
+            return FastCGIWorker.serve(socket: socket, threads: configuration.workerThreads, logger: workerLogger) {
+                // Each thread opens its own connection: SQLite handles never cross threads.
+                let store: Store
+                do {
+                    store = try Store(path: configuration.databasePath)
+                } catch {
+                    threadLogger.critical("cannot open the database", metadata: ["error": "\(error)"])
+                    return nil
+                }
+                let context = APIContext(
+                    store: store, configuration: configuration, logger: threadLogger, startedAt: startedAt, waits: waits)
+                return { request in api.respond(to: request, context: context) }
             }
         }
         unlink(configuration.socketPath)

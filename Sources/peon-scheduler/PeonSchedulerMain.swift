@@ -40,7 +40,9 @@ enum PeonSchedulerMain {
         }
         let hostDataDir = configuration.hostDataDir ?? absolute(configuration.dataDir)
         let gameBind = configuration.gameBind
-        let scheduler = Scheduler(configuration: configuration, hostDataDir: hostDataDir, logger: logger) {
+        let scheduler = Scheduler(
+            configuration: configuration, hostDataDir: hostDataDir, runners: configuration.schedulerRunners, logger: logger
+        ) {
             DockerPlatform(client: try DockerClient(socketPath: socket), bindAddress: gameBind)
         }
         do {

@@ -40,7 +40,7 @@ class Stack:
         full = dict(os.environ)
         full.update({
             "PEON_DATA_DIR": self.data, "PEON_HTTPS_PORT": str(self.https_port), "PEON_HTTP_PORT": str(self.http_port),
-            "PEON_BIN": BIN, "PEON_WORKERS": "2", "PEON_RATE_LIMIT": "2000", "PEON_RATE_BURST": "4000",
+            "PEON_BIN": BIN, "PEON_WORKERS": "2", "PEON_RATE_LIMIT": "2000", "PEON_RATE_BURST": "4000", "PEON_CONN_LIMIT": "128",
             "PEON_NGINX_WORKERS": "1", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
             "PEON_PORT_RANGE": "41000-41999",
         })
@@ -79,7 +79,8 @@ class Stack:
             headers["X-Api-Key"] = key
         # Verified TLS against the stack's own self-signed certificate.
         kw.setdefault("verify", os.path.join(self.data, "tls", "cert.pem"))
-        return self.session.request(method, self.url(path), headers=headers, timeout=30, **kw)
+        kw.setdefault("timeout", 30)
+        return self.session.request(method, self.url(path), headers=headers, **kw)
 
     def curl(self, *args):
         """curl as a client that sends the path exactly as given (--path-as-is)."""

@@ -13,7 +13,8 @@ def test_plan_detail_order_and_missing(stack):
     r = stack.request("GET", "/api/v1/plan/peontest")
     assert r.status_code == 200
     assert list(r.json().items()) == [("SERVER_NAME", ""), ("PASSWORD", ""), ("MAX_PLAYERS", "8"), ("MOTD", "Welcome to Peon"),
-                                      ("MODE", "serve"), ("CRASH_AFTER", "1"), ("description", "A PEON test game server (busybox).")]
+                                      ("MODE", "serve"), ("CRASH_AFTER", "1"), ("STOP_SECONDS", "0"),
+                                      ("description", "A PEON test game server (busybox).")]
     r = stack.request("GET", "/api/v1/plan/nosuchgame")
     assert r.status_code == 404 and r.json()["info"] == "Could not get the settings for [nosuchgame]"
 

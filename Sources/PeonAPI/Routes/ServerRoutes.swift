@@ -285,10 +285,14 @@ enum ServerRoutes {
     // MARK: - Jobs
 
     /// Answers an action: 202 with its job for `?async=true`, else waits for the job and, when it
-    /// succeeded, answers what `done` makes.
+    /// succeeded, answers what `done` makes. With every wait slot of this process taken, or when
+    /// the client goes away while it waits, the job is answered as with `?async=true`.
     static func answer(_ job: JobRecord, _ request: Request, _ context: APIContext, done: () throws -> Response) throws -> Response {
         if try isAsync(request) { return .json(job.json, status: 202) }
-        try ensureSucceeded(try wait(for: job.id, context: context))
+        guard context.waits.acquire() else { return .json(job.json, status: 202) }
+        defer { context.waits.release() }
+        guard let finished = try wait(for: job.id, request: request, context: context) else { return .json(job.json, status: 202) }
+        try ensureSucceeded(finished)
         return try done()
     }
 
@@ -333,19 +337,23 @@ enum ServerRoutes {
         return job
     }
 
-    static func wait(for id: Int64, context: APIContext) throws -> JobRecord {
-        let deadline = Monotonic.seconds() + waitSeconds
-        // Short polls: a read costs microseconds, and the answer should follow the job closely.
+    /// Waits for a job to finish; nil when the client went away first.
+    static func wait(for id: Int64, request: Request, context: APIContext) throws -> JobRecord? {
+        let started = Monotonic.seconds()
+        let deadline = started + waitSeconds
+        // Short polls while the job is young (most finish in milliseconds), then slower ones so
+        // dozens of waiters on long stops cost the readers next to them nothing measurable.
         var pause = 0.001
         while true {
             if let job = try context.store.read({ tx in try tx.job(id) }), job.state.isFinished { return job }
+            if request.clientGone() { return nil }
             guard Monotonic.seconds() < deadline else {
                 throw HTTPError(
                     status: 504, code: "job.pending", message: "The action is still running; follow it at /api/v1/jobs/\(id).",
                     extra: [("job", .number(Double(id)))])
             }
             Monotonic.sleep(pause)
-            pause = min(pause * 1.5, 0.01)
+            pause = min(pause * 1.5, Monotonic.seconds() - started < 1 ? 0.01 : 0.05)
         }
     }
 

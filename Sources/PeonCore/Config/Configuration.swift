@@ -7,6 +7,15 @@ public struct Configuration: Sendable {
     /// The first admin key, from `PEON_API_KEY` or PEON's `API_KEY`. Never logged.
     public var bootstrapAPIKey: String?
     public var workers: Int
+    /// Threads per worker process: how many requests one process serves at once.
+    public var workerThreads: Int
+    /// How many of a process's threads may wait for a job (synchronous actions); the rest serve reads.
+    public var waitingThreads: Int {
+        max(1, workerThreads - max(workerThreads / 4, 1))
+    }
+    /// Scheduler threads that run jobs: jobs of different servers run side by side (a game
+    /// that takes 20 s to save holds one of them), jobs of one server one after another.
+    public var schedulerRunners: Int
     public var socketPath: String
     /// Group that may connect to the socket (nginx's workers), e.g. `www-data`.
     public var socketGroup: String?
@@ -53,6 +62,23 @@ public struct Configuration: Sendable {
         } else {
             workers = max(1, min(defaultWorkers, 64))
         }
+        if let t = value("PEON_WORKER_THREADS") {
+            guard let n = Int(t), (1...256).contains(n) else {
+                throw .invalid(
+                    field: "PEON_WORKER_THREADS", reason: "PEON_WORKER_THREADS must be a number from 1 to 256")
+            }
+            workerThreads = n
+        } else {
+            workerThreads = 32
+        }
+        if let r = value("PEON_SCHEDULER_RUNNERS") {
+            guard let n = Int(r), (1...128).contains(n) else {
+                throw .invalid(field: "PEON_SCHEDULER_RUNNERS", reason: "PEON_SCHEDULER_RUNNERS must be a number from 1 to 128")
+            }
+            schedulerRunners = n
+        } else {
+            schedulerRunners = 16
+        }
         socketPath = value("PEON_SOCKET") ?? dataDir + "/run/api.sock"
         guard socketPath.utf8.count < 100 else {
             throw .invalid(field: "PEON_SOCKET", reason: "a unix socket path must be shorter than 100 bytes: set PEON_SOCKET")
@@ -89,7 +115,8 @@ public struct Configuration: Sendable {
 extension Configuration {
     /// Every environment variable the Swift processes read.
     public static let environmentKeys = [
-        "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_SOCKET", "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
+        "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_WORKER_THREADS", "PEON_SCHEDULER_RUNNERS", "PEON_SOCKET",
+        "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS",
     ]
