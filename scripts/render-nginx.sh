@@ -22,7 +22,7 @@ if [ -z "$PEON_TLS_CERT" ] || [ -z "$PEON_TLS_KEY" ]; then
 fi
 
 for n in PEON_RATE_LIMIT PEON_RATE_BURST PEON_CONN_LIMIT; do
-  [[ "${!n}" =~ ^[1-9][0-9]{0,5}$ ]] || { echo "$n must be a whole number from 1 to 999999" >&2; exit 2; }
+  [[ "${!n}" =~ ^[1-9][0-9]{0,6}$ ]] || { echo "$n must be a whole number from 1 to 9999999" >&2; exit 2; }
 done
 
 # nginx drops to www-data when started as root; the API socket is then group www-data.
