@@ -91,10 +91,11 @@ def main():
         time.sleep(1.0)
         loaded = {}
         memory = []
+        supervisor = subprocess.run(["pgrep", "-f", "-P", str(stack.pid), "peon-api"], capture_output=True, text=True).stdout.split()[0]
+        workers = lambda: subprocess.run(["pgrep", "-P", supervisor], capture_output=True, text=True).stdout.split()
         for ep in endpoints:
-            sampler = concurrent.futures.ThreadPoolExecutor(1).submit(lambda: (time.sleep(DURATION / 2), [
-                (pid, rss(pid)) for pid in subprocess.run(["pgrep", "-x", "peon-api"], capture_output=True, text=True)
-                .stdout.split()]))
+            sampler = concurrent.futures.ThreadPoolExecutor(1).submit(
+                lambda: (time.sleep(DURATION / 2), [(pid, rss(pid)) for pid in workers()]))
             loaded[ep] = wrk(base + ep)
             memory.append(sampler.result()[1])
         in_flight_at_end = sum(not f.done() for f in stops)
@@ -110,7 +111,7 @@ def main():
         print(f"slow stops: {sum(r.status_code == 200 for r in results)}/{SLOW} answered 200, all done after {took:.1f} s,"
               f" {in_flight_at_end} still in flight when the last read phase ended")
         for sample in memory:
-            print("RSS with 64 requests in flight: " + ", ".join(f"pid {pid} {mb} MB" for pid, mb in sample))
+            print("worker RSS with 64 requests in flight: " + ", ".join(f"pid {pid} {mb} MB" for pid, mb in sample))
     except Exception:
         print(open(f"{tmp}/stack.log").read()[-4000:])
         raise
