@@ -69,7 +69,11 @@ public struct PlanActions: Sendable, Equatable {
             problems.append("actions/\(path) is both a file and a folder")
         }
         guard problems.isEmpty else { throw PlanError(problems) }
-        self.files = files.sorted { $0.path < $1.path }
+        // The runtime's entry points are executable whatever mode a copy or an archive lost.
+        self.files = files.map { file in
+            [Self.serverStart, Self.initCustom].contains(file.path) && !file.executable
+                ? PlanFile(path: file.path, bytes: file.bytes, executable: true) : file
+        }.sorted { $0.path < $1.path }
     }
 
     /// Safe relative path: 1 to `maximumDepth` components, each a safe name.
