@@ -36,6 +36,11 @@ extension Transaction {
         Set(try query("SELECT game_uid FROM plans").compactMap { try? GameUID(validating: $0[0].text ?? "") })
     }
 
+    /// Files of all plans' `actions/`; 0 in a catalog loaded before `0003_plans`.
+    public func planFileCount() throws(StoreError) -> Int {
+        Int(try query("SELECT count(*) FROM plan_files").first?.first?.integer ?? 0)
+    }
+
     public func planCount() throws(StoreError) -> Int {
         Int(try query("SELECT count(*) FROM plans WHERE listed = 1").first?.first?.integer ?? 0)
     }
