@@ -58,15 +58,17 @@ public enum PlanCatalog {
             let remote: PlanSource.Scan
             if PlanSource.isArchive(plansURL) {
                 let workDir = dataDir + "/tmp"
+                let fetched: (root: String, scratch: String)
                 do {
-                    staged = try PlanSource.fetchArchive(plansURL, curl: curl(), workDir: workDir)
+                    fetched = try PlanSource.fetchArchive(plansURL, curl: curl(), workDir: workDir)
                 } catch let error as CurlError {
                     throw RefreshError.indexUnavailable(url: plansURL, error: error)
                 } catch {
                     throw RefreshError.archiveRefused(
                         url: plansURL, reason: PlanFailure(source: plansURL, gameUID: nil, error: error).error)
                 }
-                remote = PlanSource.scanFolder(staged!.root, label: plansURL)
+                staged = fetched
+                remote = PlanSource.scanFolder(fetched.root, label: plansURL)
             } else {
                 do {
                     remote = try PlanSource.fetchMirror(plansURL, curl: curl())
