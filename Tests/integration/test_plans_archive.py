@@ -164,3 +164,27 @@ def test_hostile_archive_is_refused_and_the_catalog_kept(archive_stack, kind):
     assert s.request("GET", "/api/v1/plans").json() == listed
     assert os.listdir(os.path.join(s.data, "tmp")) == []
     assert not os.path.exists("/tmp/peon-evil") and not os.path.exists(os.path.join(s.data, "..", "peon-evil"))
+
+
+def test_mirror_folder_brings_server_start_and_init_custom(make_stack):
+    """A mirror URL (not an archive): actions/server_start and init_custom are fetched beside each
+    plan.json; a steamcmd plan whose mirror has no server_start is reported."""
+    index = [{"title": "Alpha", "game_uid": "alpha", "plan_url": "a"}, {"title": "No Start", "game_uid": "nostart", "plan_url": "n"}]
+    server = PlanServer({
+        "/mirror/plans.json": json.dumps(index).encode(),
+        "/mirror/alpha/plan.json": json.dumps(plan("alpha")).encode(),
+        "/mirror/alpha/actions/server_start": START,
+        "/mirror/alpha/actions/init_custom": b"#!/bin/sh\n",
+        "/mirror/nostart/plan.json": json.dumps(plan("nostart")).encode(),
+    })
+    try:
+        s = make_stack(env={"PEON_PLANS_URL": server.url + "/mirror"})
+        r = s.request("PUT", "/api/v1/plans")
+        assert r.status_code == 200, r.text
+        assert "alpha" in r.json()["new_recipies"]
+        failed = {f["game_uid"]: f["error"] for f in r.json()["failed"]}
+        assert "server_start is required" in failed["nostart"]
+        _, files, _ = catalog(s)
+        assert [(p, e, c) for u, p, e, c in files if u == "alpha"] == [("init_custom", 1, b"#!/bin/sh\n"), ("server_start", 1, START)]
+    finally:
+        server.close()
