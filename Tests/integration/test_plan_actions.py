@@ -27,6 +27,9 @@ def test_actions_are_copied_on_create_and_refreshed_on_update(make_stack):
     open(os.path.join(actions, ".update"), "w").write("")
     os.unlink(start)
     os.symlink(outside, start)
+    outside_dir = os.path.join(s.dir, "outside-dir")
+    os.mkdir(outside_dir)
+    os.symlink(outside_dir, os.path.join(actions, "lib"))
 
     # The plan changes on disk; a refresh loads it, an update (even image mode) brings it to the server.
     with open(os.path.join(plan_actions, "server_start"), "ab") as f:
@@ -38,7 +41,8 @@ def test_actions_are_copied_on_create_and_refreshed_on_update(make_stack):
     assert r.status_code == 200, r.text
     assert not os.path.islink(start) and open(start, "rb").read() == original + b"# v2\n"
     assert open(os.path.join(actions, "lib", "extra.sh")).read() == "EXTRA=1\n"
-    assert os.stat(os.path.join(actions, "lib")).st_uid == 1000
+    assert not os.path.islink(os.path.join(actions, "lib")) and os.stat(os.path.join(actions, "lib")).st_uid == 1000
+    assert os.listdir(outside_dir) == []
     assert open(os.path.join(actions, "mine.sh")).read() == "mine"
     assert os.path.exists(os.path.join(actions, ".update"))
     assert open(outside).read() == "untouched"
