@@ -43,6 +43,8 @@ let package = Package(
             swiftSettings: settings),
         // libcurl: bounded HTTP(S) transfers (plan downloads now, the Docker socket next).
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
+        // libarchive: bounded, link-free extraction of plan archives (.tar.gz).
+        .target(name: "PeonArchive", dependencies: ["CArchive"], swiftSettings: settings),
         // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
         // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
@@ -62,7 +64,7 @@ let package = Package(
         .target(
             name: "PeonAPI",
             dependencies: [
-                "PeonHTTP", "PeonCore", "PeonStore", "PeonCurl", "PeonJSON", "PeonSystem",
+                "PeonHTTP", "PeonCore", "PeonStore", "PeonCurl", "PeonArchive", "PeonJSON", "PeonSystem",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,6 +95,7 @@ let package = Package(
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
+        .testTarget(name: "PeonArchiveTests", dependencies: ["PeonArchive", "CArchive"], swiftSettings: settings),
         .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON", "PeonSystem"], swiftSettings: settings),
         .testTarget(
             name: "PeonPlatformDockerTests",

@@ -62,7 +62,8 @@ public final class CurlEasy {
 
     deinit { curl_easy_cleanup(handle) }
 
-    /// GETs an http(s) URL with TLS verified and at most 3 redirects; a status other than 2xx throws.
+    /// GETs an http(s) URL with TLS verified and at most 3 redirects (never from https to http); a
+    /// status other than 2xx throws.
     public func get(_ url: String, limits: TransferLimits = TransferLimits()) throws(CurlError) -> [UInt8] {
         let response = try perform(CurlRequest(url: url, limits: limits, followRedirects: true))
         guard (200..<300).contains(response.status) else { throw .status(response.status) }
@@ -95,10 +96,12 @@ public final class CurlEasy {
         for line in request.headers + ["Expect:"] { headers = curl_slist_append(headers, line) }
         defer { curl_slist_free_all(headers) }
         let limits = request.limits
+        let plainHTTP = request.url.lowercased().hasPrefix("http://")
         var rcs = [
             peon_setopt_str(handle, CURLOPT_URL, request.url),
-            peon_setopt_str(handle, CURLOPT_PROTOCOLS_STR, "http,https"),
-            peon_setopt_str(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"),
+            // Plain http only when the URL says so; an https URL never redirects to http.
+            peon_setopt_str(handle, CURLOPT_PROTOCOLS_STR, plainHTTP ? "http,https" : "https"),
+            peon_setopt_str(handle, CURLOPT_REDIR_PROTOCOLS_STR, plainHTTP ? "http,https" : "https"),
             peon_setopt_long(handle, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0),
             peon_setopt_long(handle, CURLOPT_MAXREDIRS, 3),
             peon_setopt_long(handle, CURLOPT_NOSIGNAL, 1),

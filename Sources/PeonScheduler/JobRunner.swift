@@ -198,13 +198,8 @@ public final class JobRunner {
             try Files.setMode(dir, 0o755)
             made.append(dir)
         }
-        let actions = configuration.plansDir + "/" + uid.game.rawValue + "/actions"
         if Files.kind(dir + "/actions") == .missing {
-            if Files.kind(actions) == .directory {
-                try Files.copyTree(from: actions, to: dir + "/actions")
-            } else {
-                try Files.makeDirectories(dir + "/actions")
-            }
+            try installActions(uid)
             made.append(dir + "/actions")
         }
         for volume in plan.volumes where volume.source.hasPrefix("~!/") {
@@ -217,6 +212,13 @@ public final class JobRunner {
         for path in made { try Files.chownTree(path, uid: 1000, gid: 1000) }
     }
 
+    /// Copies the plan's `actions/` files, as the catalog holds them, into the server's `actions/`;
+    /// the user's other files there (and `.update`) stay.
+    func installActions(_ uid: ServerUID) throws {
+        let files = try store.read { tx in try tx.planFiles(uid.game) }
+        try ActionsInstaller().install(files, into: directory(uid) + "/actions")
+    }
+
     func create(_ uid: ServerUID, arguments: JSON) throws {
         var server = try record(uid)
         let plan = try plan(uid.game)
@@ -227,6 +229,7 @@ public final class JobRunner {
                 try save(server)
             }
             try prepareDirectory(uid, plan: plan)
+            try installActions(uid)
             if try platform.imageFacts(plan.image) == nil { try platform.pull(plan.image) }
             let facts = try platform.imageFacts(plan.image)
             let id = try platform.ensure(spec(server, plan: plan))
@@ -314,6 +317,8 @@ public final class JobRunner {
             }
         }
         if mode != "image" { try? Files.removeTree(dir + "/actions/.update") }
+        // A refreshed plan brings new scripts to its servers at every update, whatever the mode.
+        try installActions(uid)
         if mode == "reinit" {
             for name in Files.list(dir + "/data") { try Files.removeTree(dir + "/data/" + name) }
         }

@@ -8,6 +8,11 @@ public struct FileError: Error, Sendable, Equatable, CustomStringConvertible {
     public let reason: String
     public var description: String { "\(path): \(reason)" }
 
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
     static func errno(_ path: String) -> FileError { FileError(path: path, reason: String(cString: strerror(Glibc.errno))) }
 }
 
@@ -76,6 +81,26 @@ public enum Files {
         case S_IFDIR: return .directory
         default: return .other
         }
+    }
+
+    /// Whether a regular file has an execute bit set (lstat: a link is never followed).
+    public static func isExecutable(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && (st.st_mode & 0o111) != 0
+    }
+
+    /// Renames within one file system, atomically replacing nothing: `target` must not exist.
+    public static func rename(_ source: String, to target: String) throws(FileError) {
+        guard Files.kind(target) == .missing else { throw FileError(path: target, reason: "exists") }
+        guard Glibc.rename(source, target) == 0 else { throw .errno(source) }
+    }
+
+    /// Makes a new, empty folder `dir/prefixXXXXXX` (mode 0700) and returns its path.
+    public static func makeTemporaryDirectory(in dir: String, prefix: String) throws(FileError) -> String {
+        try makeDirectories(dir)
+        var template = Array((dir + "/" + prefix + "XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw .errno(dir) }
+        return String(cString: made)
     }
 
     /// The directory part of a path (`.` for a bare name).

@@ -87,7 +87,8 @@ enum PeonAPIMain {
         try Files.setMode(socketDir, 0o711)
         let store = try Store(path: configuration.databasePath)
         try PlanCatalog.seed(plansDir: configuration.plansDir, bundled: configuration.bundledPlansDir)
-        if try store.read({ tx in try tx.planUIDs() }).isEmpty {
+        // Also when no plan has actions yet: a catalog loaded before plans carried their scripts.
+        if try store.read({ tx in try tx.planUIDs().isEmpty || tx.planFileCount() == 0 }) {
             let report = try PlanCatalog.refresh(
                 store: store, plansDir: configuration.plansDir, plansURL: nil, curl: { CurlEasy() }, now: WallClock.now())
             logger.info("plans loaded", metadata: ["plans.added": "\(report.added.count)", "plans.failed": "\(report.failures.count)"])

@@ -160,6 +160,7 @@ class PlanServer:
 
     def __init__(self, files, delays=None):
         files, delays = dict(files), dict(delays or {})
+        self.files = files  # tests may change what is served
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):

@@ -4,17 +4,6 @@ public import PeonJSON
 public import PeonStore
 import PeonSystem
 
-/// A plan file or index entry that was refused, and why.
-public struct PlanFailure: Sendable {
-    public let source: String
-    public let gameUID: GameUID?
-    public let error: String
-
-    public var json: JSON {
-        ["source": .string(source), "game_uid": gameUID.map { .string($0.rawValue) } ?? .null, "error": .string(error)]
-    }
-}
-
 /// Keeps the plan catalog in SQLite in step with the plan sources.
 public enum PlanCatalog {
     /// The outcome of a refresh, as `PUT /plans` reports it.
@@ -38,6 +27,8 @@ public enum PlanCatalog {
     /// Why a refresh changed nothing.
     public enum RefreshError: Error {
         case indexUnavailable(url: String, error: CurlError)
+        /// The archive was downloaded but is unreadable or carries a member that is not allowed.
+        case archiveRefused(url: String, reason: String)
         case nothingValid(failures: [PlanFailure])
     }
 
@@ -47,17 +38,43 @@ public enum PlanCatalog {
         try Files.copyTree(from: bundled, to: plansDir)
     }
 
-    /// Rescans the local folder and, when configured, the remote mirror (which wins for a game both
-    /// have), then applies the result in one write transaction. A plan that failed keeps its
-    /// previous version; an unreachable index or a scan with nothing valid changes nothing.
-    public static func refresh(store: Store, plansDir: String, plansURL: String?, curl: () -> CurlEasy, now: Int64) throws -> Report {
-        var scan = PlanSource.scanLocal(plansDir)
+    /// Where the last accepted archive's tree is kept, beside the local plans folder.
+    public static func remotePlansDir(dataDir: String) -> String { dataDir + "/plans-remote" }
+
+    /// Rescans the local folder and, when configured, the remote source (which wins for a game
+    /// both have), then applies the result in one write transaction. A plan that failed keeps its
+    /// previous version; an unreachable source, a refused archive or a scan with nothing valid
+    /// changes nothing. An archive is extracted under `dataDir` (default: the plans folder's
+    /// parent) and validated whole; its tree replaces `plans-remote/` by a rename inside the same
+    /// transaction.
+    public static func refresh(
+        store: Store, plansDir: String, plansURL: String?, dataDir: String? = nil, curl: () -> CurlEasy, now: Int64
+    ) throws -> Report {
+        let dataDir = dataDir ?? Files.directory(of: plansDir)
+        var scan = PlanSource.scanFolder(plansDir)
+        var staged: (root: String, scratch: String)?
+        defer { if let staged { try? Files.removeTree(staged.scratch) } }
         if let plansURL {
             let remote: PlanSource.Scan
-            do {
-                remote = try PlanSource.fetchRemote(plansURL, curl: curl())
-            } catch {
-                throw RefreshError.indexUnavailable(url: plansURL, error: error)
+            if PlanSource.isArchive(plansURL) {
+                let workDir = dataDir + "/tmp"
+                let fetched: (root: String, scratch: String)
+                do {
+                    fetched = try PlanSource.fetchArchive(plansURL, curl: curl(), workDir: workDir)
+                } catch let error as CurlError {
+                    throw RefreshError.indexUnavailable(url: plansURL, error: error)
+                } catch {
+                    throw RefreshError.archiveRefused(
+                        url: plansURL, reason: PlanFailure(source: plansURL, gameUID: nil, error: error).error)
+                }
+                staged = fetched
+                remote = PlanSource.scanFolder(fetched.root, label: plansURL)
+            } else {
+                do {
+                    remote = try PlanSource.fetchMirror(plansURL, curl: curl())
+                } catch {
+                    throw RefreshError.indexUnavailable(url: plansURL, error: error)
+                }
             }
             scan.plans.merge(remote.plans) { _, new in new }
             scan.failures += remote.failures
@@ -72,7 +89,8 @@ public enum PlanCatalog {
             }
             for (uid, candidate) in scan.plans.sorted(by: { $0.key < $1.key }) {
                 let stored = StoredPlan(
-                    entry: candidate.entry, listed: candidate.listed, documentText: candidate.plan.document.text, source: candidate.source)
+                    entry: candidate.entry, listed: candidate.listed, documentText: candidate.plan.document.text, source: candidate.source,
+                    actions: candidate.actions)
                 try tx.upsertPlan(stored, now: now)
                 if !previous.contains(uid) {
                     if candidate.listed { report.added.append(candidate.entry) }
@@ -83,7 +101,22 @@ public enum PlanCatalog {
             let keep = Set(scan.plans.keys).union(failed)
             report.removed = previous.subtracting(keep).sorted()
             try tx.deletePlans(except: keep)
+            // Last step of the transaction: a failed rename rolls the rows back too.
+            if let staged { try swapRemoteTree(staged, dataDir: dataDir) }
         }
         return report
+    }
+
+    /// Moves the previous tree into the scratch folder (removed with it) and the new one in.
+    static func swapRemoteTree(_ staged: (root: String, scratch: String), dataDir: String) throws {
+        let target = remotePlansDir(dataDir: dataDir)
+        let old = staged.scratch + "/previous"
+        if Files.kind(target) != .missing { try Files.rename(target, to: old) }
+        do {
+            try Files.rename(staged.root, to: target)
+        } catch {
+            if Files.kind(old) != .missing { try? Files.rename(old, to: target) }
+            throw error
+        }
     }
 }

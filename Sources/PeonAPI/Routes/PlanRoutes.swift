@@ -25,7 +25,7 @@ enum PlanRoutes {
             do {
                 let report = try PlanCatalog.refresh(
                     store: context.store, plansDir: context.configuration.plansDir, plansURL: context.configuration.plansURL,
-                    curl: { context.curl }, now: WallClock.now())
+                    dataDir: context.configuration.dataDir, curl: { context.curl }, now: WallClock.now())
                 context.logger.info(
                     "plans refreshed",
                     metadata: [
@@ -38,6 +38,11 @@ enum PlanRoutes {
                     status: 502, code: "plans.index_unavailable",
                     message: "Could not download the plans index from \(url): \(error). The catalog is unchanged.",
                     extra: [("failed", [PlanFailure(source: url, gameUID: nil, error: "\(error)").json])])
+            } catch PlanCatalog.RefreshError.archiveRefused(let url, let reason) {
+                throw HTTPError(
+                    status: 422, code: "plans.archive_refused",
+                    message: "The plans archive from \(url) was refused: \(reason). The catalog is unchanged.",
+                    extra: [("failed", [PlanFailure(source: url, gameUID: nil, error: reason).json])])
             } catch PlanCatalog.RefreshError.nothingValid(let failures) {
                 throw HTTPError(
                     status: 422, code: "plans.none_valid", message: "No valid plan was found. The catalog is unchanged.",

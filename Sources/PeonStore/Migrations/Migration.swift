@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle]
+    public static let all: [Migration] = [core, lifecycle, plans]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -157,6 +157,20 @@ extension Migration {
                 net_tx      INTEGER NOT NULL,
                 uptime      INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (server_uid, at)
+            ) STRICT, WITHOUT ROWID;
+            """)
+
+    /// The files of each plan's `actions/`, stored with the plan so a refresh swaps both in one
+    /// transaction and the scheduler copies what the catalog holds, not a folder edited since.
+    static let plans = Migration(
+        id: "0003_plans",
+        sql: """
+            CREATE TABLE plan_files (
+                game_uid   TEXT NOT NULL REFERENCES plans (game_uid) ON DELETE CASCADE,
+                path       TEXT NOT NULL,                -- relative to actions/, validated by PlanActions
+                executable INTEGER NOT NULL,
+                content    BLOB NOT NULL,
+                PRIMARY KEY (game_uid, path)
             ) STRICT, WITHOUT ROWID;
             """)
 }

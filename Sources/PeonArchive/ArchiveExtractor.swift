@@ -1,0 +1,113 @@
+internal import CArchive
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Extracts a tar(.gz) into a folder that it creates, keeping only regular files and folders.
+///
+/// Any link, device, FIFO or socket member, absolute path, `..` or duplicate refuses the whole
+/// archive: a plan source that carries one is broken or hostile, and half a catalog is worse than
+/// the previous one. Sizes are counted as written, so a header that lies about a size gains nothing.
+public enum ArchiveExtractor {
+    /// What was written.
+    public struct Summary: Sendable, Equatable {
+        public var entries = 0
+        public var files = 0
+        public var bytes = 0
+    }
+
+    /// Extracts `bytes` into `target`, which must not exist yet. On a throw, `target` may hold
+    /// part of the archive: the caller removes it.
+    @discardableResult
+    public static func extract(_ bytes: [UInt8], into target: String, limits: ArchiveLimits = ArchiveLimits()) throws(ArchiveError)
+        -> Summary
+    {
+        guard mkdir(target, 0o755) == 0 else { throw .io(path: target, reason: String(cString: strerror(errno))) }
+        let reader = try ArchiveReader(bytes: bytes)
+        var summary = Summary()
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+        defer { chunk.deallocate() }
+        while let entry = try reader.next() {
+            summary.entries += 1
+            guard summary.entries <= limits.maximumEntries else { throw .tooManyEntries(limit: limits.maximumEntries) }
+            let raw = archive_entry_pathname_utf8(entry) ?? archive_entry_pathname(entry)
+            let name = raw.map { String(cString: $0) } ?? ""
+            let parts = try components(name)
+            if archive_entry_hardlink(entry) != nil { throw .refusedEntry(path: name, reason: "hard link") }
+            if archive_entry_symlink(entry) != nil { throw .refusedEntry(path: name, reason: "symbolic link") }
+            let type = UInt32(archive_entry_filetype(entry))
+            switch type {
+            case UInt32(Glibc.S_IFDIR):
+                try makeDirectories(target, parts, name: name)
+            case UInt32(Glibc.S_IFREG):
+                guard !parts.isEmpty else { throw .refusedEntry(path: name, reason: "empty name") }
+                try makeDirectories(target, parts.dropLast(), name: name)
+                let executable = (archive_entry_perm(entry) & 0o111) != 0
+                let path = target + "/" + parts.joined(separator: "/")
+                summary.bytes += try write(
+                    reader, to: path, name: name, executable: executable, chunk: chunk, already: summary.bytes, limits: limits)
+                summary.files += 1
+            case UInt32(Glibc.S_IFLNK): throw .refusedEntry(path: name, reason: "symbolic link")
+            case UInt32(Glibc.S_IFCHR), UInt32(Glibc.S_IFBLK): throw .refusedEntry(path: name, reason: "device")
+            case UInt32(Glibc.S_IFIFO): throw .refusedEntry(path: name, reason: "FIFO")
+            case UInt32(Glibc.S_IFSOCK): throw .refusedEntry(path: name, reason: "socket")
+            default: throw .refusedEntry(path: name, reason: "not a regular file or folder")
+            }
+        }
+        return summary
+    }
+
+    /// The path's components without `.` and empty ones; refuses absolute paths and `..`.
+    static func components(_ name: String) throws(ArchiveError) -> [String] {
+        guard !name.isEmpty, name.utf8.count <= 4096 else { throw .refusedEntry(path: String(name.prefix(200)), reason: "bad name length") }
+        guard !name.hasPrefix("/") else { throw .refusedEntry(path: name, reason: "absolute path") }
+        let parts = name.split(separator: "/").map(String.init).filter { $0 != "." }
+        if parts.contains("..") { throw .refusedEntry(path: name, reason: "'..' in path") }
+        if parts.contains(where: { $0.utf8.count > 255 }) { throw .refusedEntry(path: name, reason: "name longer than 255 bytes") }
+        return parts
+    }
+
+    /// `mkdir -p` below `root`; every existing component must be a real folder (this tree is
+    /// fresh and holds no links, so none can point elsewhere).
+    static func makeDirectories(_ root: String, _ parts: some Collection<String>, name: String) throws(ArchiveError) {
+        var path = root
+        for part in parts {
+            path += "/" + part
+            if mkdir(path, 0o755) == 0 { continue }
+            var st = stat()
+            guard errno == EEXIST, lstat(path, &st) == 0, (st.st_mode & Glibc.S_IFMT) == Glibc.S_IFDIR else {
+                throw .refusedEntry(path: name, reason: "a file and a folder share a path")
+            }
+        }
+    }
+
+    /// Writes the current entry's data to a new file, counting the bytes as they are written.
+    static func write(
+        _ reader: ArchiveReader, to path: String, name: String, executable: Bool, chunk: UnsafeMutableRawBufferPointer, already: Int,
+        limits: ArchiveLimits
+    ) throws(ArchiveError) -> Int {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, executable ? 0o755 : 0o644)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw .refusedEntry(path: name, reason: "appears twice") }
+            throw .io(path: name, reason: String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        var written = 0
+        while true {
+            let n = try reader.read(into: chunk)
+            if n == 0 { return written }
+            written += n
+            guard already + written <= limits.maximumBytes else { throw .tooLarge(limit: limits.maximumBytes) }
+            var offset = 0
+            while offset < n {
+                let w = Glibc.write(fd, chunk.baseAddress! + offset, n - offset)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    throw .io(path: name, reason: String(cString: strerror(errno)))
+                }
+                offset += w
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+internal import CArchive
+
+/// One libarchive read handle over a copy of the archive's bytes (tar, optionally gzip), confined
+/// to the thread that made it; both are freed in deinit.
+final class ArchiveReader {
+    let handle: OpaquePointer
+    private let buffer: UnsafeMutableRawBufferPointer
+
+    init(bytes: [UInt8]) throws(ArchiveError) {
+        guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
+        self.handle = handle
+        buffer = .allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        buffer.copyBytes(from: bytes)
+        // Only what a warplans archive needs: a smaller parser surface than "all formats".
+        archive_read_support_filter_gzip(handle)
+        archive_read_support_format_tar(handle)
+        guard archive_read_open_memory(handle, buffer.baseAddress, bytes.count) == ARCHIVE_OK else {
+            throw .unreadable(message)
+        }
+    }
+
+    deinit {
+        archive_read_free(handle)
+        buffer.deallocate()
+    }
+
+    var message: String {
+        archive_error_string(handle).map { String(cString: $0) } ?? "unknown error"
+    }
+
+    /// The next entry's header, or nil at the end.
+    func next() throws(ArchiveError) -> OpaquePointer? {
+        var entry: OpaquePointer?
+        let rc = archive_read_next_header(handle, &entry)
+        if rc == ARCHIVE_EOF { return nil }
+        guard rc == ARCHIVE_OK || rc == ARCHIVE_WARN, let entry else { throw .unreadable(message) }
+        return entry
+    }
+
+    /// Reads the current entry's data into `chunk`; 0 at its end.
+    func read(into chunk: UnsafeMutableRawBufferPointer) throws(ArchiveError) -> Int {
+        let n = archive_read_data(handle, chunk.baseAddress, chunk.count)
+        guard n >= 0 else { throw .unreadable(message) }
+        return n
+    }
+}
+
+@available(*, unavailable)
+extension ArchiveReader: Sendable {}
