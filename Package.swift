@@ -45,10 +45,14 @@ let package = Package(
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
         // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
+        // Archives made in-process with libarchive (the tar build context of runtime images).
+        .target(name: "PeonArchive", dependencies: ["CArchive"], swiftSettings: settings),
         // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
         .target(name: "PeonPlatform", dependencies: ["PeonCore"], swiftSettings: settings),
         // Server specs as Docker containers (one network per server, owned by labels).
-        .target(name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform"], swiftSettings: settings),
+        .target(
+            name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive"],
+            swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
         .target(
             name: "PeonScheduler",
@@ -98,6 +102,7 @@ let package = Package(
             name: "PeonPlatformDockerTests",
             dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
             swiftSettings: settings),
+        .testTarget(name: "PeonArchiveTests", dependencies: ["PeonArchive", "CArchive"], swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
         .testTarget(

@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle]
+    public static let all: [Migration] = [core, lifecycle, runtime]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -158,5 +158,14 @@ extension Migration {
                 uptime      INTEGER NOT NULL DEFAULT 0,
                 PRIMARY KEY (server_uid, at)
             ) STRICT, WITHOUT ROWID;
+            """)
+}
+
+extension Migration {
+    /// A long job's progress (`{"phase","percent","lines"}`), written by the scheduler while it runs.
+    static let runtime = Migration(
+        id: "0004_runtime",
+        sql: """
+            ALTER TABLE jobs ADD COLUMN progress TEXT;
             """)
 }
