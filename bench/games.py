@@ -2,7 +2,9 @@
 
 - create-to-playable: from the API call (PUT /server/create, through nginx over HTTPS) until the
   server answers a Luanti client's handshake over UDP, against `docker run` of the same built image
-  (same entry, mounts, user and init) until the same handshake, in the same run, rounds interleaved;
+  (same entry, mounts, user and init) until the same handshake, in the same run, rounds interleaved:
+  on Docker's default bridge, and after `docker network create` (Peon gives each server its own
+  network, which costs the engine 70-100 ms here);
 - the image step of a create, cold (the image is built: apt installs minetest-server) and cached
   (the tag, a hash of the inputs, exists: one inspect), both from the create call until the job's
   progress enters `starting`.
@@ -91,7 +93,7 @@ def main():
             """Create (async) and time the call until the job's progress enters `starting`; then wait for it."""
             started = time.perf_counter()
             r = s.put(f"{base}/api/v1/server/create/luanti.{name}?async=true", json={"SERVER_NAME": "Bench"})
-            r.raise_for_status()
+            assert r.status_code == 202, r.text
             job = r.json()["id"]
             step = None
             while True:
@@ -108,9 +110,9 @@ def main():
         for image in docker("GET", f"/images/json?filters={selector}") or []:
             if any(t.startswith("peon/runtime-debian-luanti:") for t in image.get("RepoTags") or []):
                 docker("DELETE", f"/images/{image['Id']}?force=1")
+        # The first server stays (stopped) for the whole run: Peon prunes runtime images no server uses.
         cold = image_step(f"{RUN}c")
-        made.append(f"luanti.{RUN}c")
-        s.delete(f"{base}/api/v1/server/eradicate/luanti.{RUN}c").raise_for_status()
+        s.put(f"{base}/api/v1/server/stop/luanti.{RUN}c").raise_for_status()
         cached = []
         for i in range(ROUNDS):
             cached.append(image_step(f"{RUN}k{i}"))
@@ -118,7 +120,7 @@ def main():
         image = next(t for i in docker("GET", f"/images/json?filters={selector}") or [] for t in i.get("RepoTags") or []
                      if t.startswith("peon/runtime-debian-luanti:"))
 
-        peon, direct = [], []
+        peon, direct, direct_net = [], [], []
         for i in range(ROUNDS):
             # Peon: the API call until the handshake is answered.
             name = f"{RUN}p{i}"
@@ -130,29 +132,40 @@ def main():
             peon.append(playable(game_port) - started)
             s.delete(f"{base}/api/v1/server/eradicate/luanti.{name}").raise_for_status()
 
-            # Docker: `docker run` of the same image, same entry, mounts, user and init, until the same handshake.
-            home = f"{tmp}/direct{i}"
-            for sub in ("actions", "config", "data", "user"):
-                os.makedirs(f"{home}/{sub}")
-            shutil.copy(f"{ROOT}/plans/luanti/actions/server_start", f"{home}/actions/server_start")
-            subprocess.run(["chown", "-R", "1000:1000", home], check=True)
-            game_port = free_port(socket.SOCK_DGRAM)
-            started = time.perf_counter()
-            subprocess.run(["docker", "run", "-d", "--name", f"{RUN}-direct{i}", "--label", f"peon.test={RUN}", "--init",
-                            "--user", "1000:1000", "-p", f"127.0.0.1:{game_port}:{game_port}/udp", "-e", f"PORT={game_port}",
-                            "-e", "SERVER_NAME=Bench", "-v", f"{home}/actions:/actions",
-                            "-v", f"{home}/data:/home/steam/steamcmd/data", "-v", f"{home}/config:/home/steam/config",
-                            "-v", f"{home}/user:/home/steam/user", image], check=True, capture_output=True)
-            direct.append(playable(game_port) - started)
-            subprocess.run(["docker", "rm", "-f", f"{RUN}-direct{i}"], capture_output=True)
+            # Docker: `docker run` of the same image, same entry, mounts, user and init, until the same
+            # handshake; once on the default bridge, once on a network of its own as Peon gives each server.
+            for variant, results in (("bridge", direct), ("own network", direct_net)):
+                home = f"{tmp}/direct{i}{len(results)}{variant[0]}"
+                for sub in ("actions", "config", "data", "user"):
+                    os.makedirs(f"{home}/{sub}")
+                shutil.copy(f"{ROOT}/plans/luanti/actions/server_start", f"{home}/actions/server_start")
+                subprocess.run(["chown", "-R", "1000:1000", home], check=True)
+                game_port = free_port(socket.SOCK_DGRAM)
+                name = f"{RUN}-direct{i}{variant[0]}"
+                started = time.perf_counter()
+                network = []
+                if variant == "own network":
+                    subprocess.run(["docker", "network", "create", "--label", f"peon.test={RUN}", name], check=True, capture_output=True)
+                    network = ["--network", name]
+                subprocess.run(["docker", "run", "-d", "--name", name, "--label", f"peon.test={RUN}", "--init", *network,
+                                "--user", "1000:1000", "-p", f"127.0.0.1:{game_port}:{game_port}/udp", "-e", f"PORT={game_port}",
+                                "-e", "SERVER_NAME=Bench", "-v", f"{home}/actions:/actions",
+                                "-v", f"{home}/data:/home/steam/steamcmd/data", "-v", f"{home}/config:/home/steam/config",
+                                "-v", f"{home}/user:/home/steam/user", image], check=True, capture_output=True)
+                results.append(playable(game_port) - started)
+                subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+                if network:
+                    subprocess.run(["docker", "network", "rm", name], capture_output=True)
 
         def ms(values):
             return statistics.median(values) * 1000
 
         print(f"luanti, {ROUNDS} rounds, medians in ms ({binaries.rsplit('/', 1)[-1]} binaries)")
-        print(f"create-to-playable  Peon {ms(peon):8.0f}   docker run {ms(direct):8.0f}   ratio {ms(peon) / ms(direct):.2f}x")
-        print(f"  Peon rounds  {[round(v * 1000) for v in peon]}")
-        print(f"  docker rounds {[round(v * 1000) for v in direct]}")
+        print(f"create-to-playable  Peon {ms(peon):6.0f}   docker run {ms(direct):6.0f} (ratio {ms(peon) / ms(direct):.2f}x)"
+              f"   docker network create + run {ms(direct_net):6.0f} (ratio {ms(peon) / ms(direct_net):.2f}x)")
+        print(f"  Peon rounds           {[round(v * 1000) for v in peon]}")
+        print(f"  docker run rounds     {[round(v * 1000) for v in direct]}")
+        print(f"  own network rounds    {[round(v * 1000) for v in direct_net]}")
         print(f"image step of a create  cold {cold * 1000:8.0f}   cached {ms(cached):8.0f}   ratio {cold / statistics.median(cached):.0f}x")
         print(f"  cached rounds {[round(v * 1000) for v in cached]}")
     except Exception:

@@ -65,7 +65,8 @@ extension DockerClient {
     /// Builds an image from a tar context (`POST /build`, the engine's own builder), reporting
     /// each line of its output; a failure inside the stream throws with the builder's message.
     public func buildImage(
-        context: [UInt8], tag: String, labels: [(String, String)], buildArgs: [(String, String)], progress: (String) -> Void = { _ in }
+        context: [UInt8], tag: String, labels: [(String, String)], buildArgs: [(String, String)], network: String? = nil,
+        progress: (String) -> Void = { _ in }
     ) throws(DockerError) {
         var lines = LineBuffer()
         var failure: String?
@@ -73,7 +74,7 @@ extension DockerClient {
             ("t", tag), ("rm", "1"), ("forcerm", "1"),
             ("labels", JSON.object(labels.map { ($0.0, JSON.string($0.1)) }).text),
             ("buildargs", JSON.object(buildArgs.map { ($0.0, JSON.string($0.1)) }).text),
-        ]
+        ] + (network.map { [("networkmode", $0)] } ?? [])
         try stream("POST", "/build", query: query, rawBody: (context, "application/x-tar"), keepGoing: { true }) { chunk in
             for line in lines.feed(chunk) {
                 guard let event = try? JSON.parse(line) else { continue }

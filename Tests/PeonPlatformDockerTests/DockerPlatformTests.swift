@@ -136,6 +136,9 @@ import Testing
         defer {
             try? platform.docker.removeImage(first.reference)
             try? platform.docker.removeImage(second.reference)
+            for network in (try? platform.docker.listNetworks(labels: ["peon.test=\(run)"])) ?? [] {
+                try? platform.docker.removeNetwork(network["Id"]?.stringValue ?? "")
+            }
         }
         #expect(first.reference.hasPrefix("peon/runtime-debian-imgtest:") && first.reference != second.reference)
         var lines: [String] = []
@@ -146,6 +149,8 @@ import Testing
         #expect(Monotonic.seconds() - cachedStart < 1)
         let labels = try platform.docker.inspectImage(first.reference)?["Config"]?["Labels"]
         #expect(labels?["peon.managed"] == "true" && labels?["peon.runtime"] == "debian" && labels?["peon.test"] == .string(run))
+        // RUN steps went through Peon's own labelled build network, not Docker's default bridge.
+        #expect(try platform.docker.listNetworks(labels: ["peon.build=true", "peon.test=\(run)"]).count == 1)
 
         #expect(try platform.ensureImage(second) { _ in })
         #expect(try platform.pruneImages(labels: ["peon.test=\(run)"], keep: [second.reference]) == 1)
