@@ -70,11 +70,12 @@ extension DockerClient {
     ) throws(DockerError) {
         var lines = LineBuffer()
         var failure: String?
-        let query: [(String, String)] = [
-            ("t", tag), ("rm", "1"), ("forcerm", "1"),
-            ("labels", JSON.object(labels.map { ($0.0, JSON.string($0.1)) }).text),
-            ("buildargs", JSON.object(buildArgs.map { ($0.0, JSON.string($0.1)) }).text),
-        ] + (network.map { [("networkmode", $0)] } ?? [])
+        let query: [(String, String)] =
+            [
+                ("t", tag), ("rm", "1"), ("forcerm", "1"),
+                ("labels", JSON.object(labels.map { ($0.0, JSON.string($0.1)) }).text),
+                ("buildargs", JSON.object(buildArgs.map { ($0.0, JSON.string($0.1)) }).text),
+            ] + (network.map { [("networkmode", $0)] } ?? [])
         try stream("POST", "/build", query: query, rawBody: (context, "application/x-tar"), keepGoing: { true }) { chunk in
             for line in lines.feed(chunk) {
                 guard let event = try? JSON.parse(line) else { continue }

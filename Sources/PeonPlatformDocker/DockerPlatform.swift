@@ -239,11 +239,14 @@ extension DockerPlatform {
     /// it): a labelled bridge of Peon's own, made once, rather than Docker's default bridge, which
     /// an engine may run without (`--bridge=none`) or lose.
     func buildNetwork(labels: [RuntimeImage.Pair]) throws(DockerError) -> String {
-        let mine = labels.filter { $0.key != RuntimeImage.runtimeLabel && $0.key != RuntimeImage.inputsLabel }.map { "\($0.key)=\($0.value)" }
+        let mine = labels.filter { $0.key != RuntimeImage.runtimeLabel && $0.key != RuntimeImage.inputsLabel }.map {
+            "\($0.key)=\($0.value)"
+        }
         if let id = try docker.listNetworks(labels: mine + ["\(Self.buildLabel)=true"]).first?["Id"]?.stringValue { return id }
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         return try docker.createNetwork(
-            name: "peon-build-\(suffix)", labels: labels.filter { mine.contains("\($0.key)=\($0.value)") }.map { ($0.key, $0.value) } + [(Self.buildLabel, "true")])
+            name: "peon-build-\(suffix)",
+            labels: labels.filter { mine.contains("\($0.key)=\($0.value)") }.map { ($0.key, $0.value) } + [(Self.buildLabel, "true")])
     }
 
     public func pruneImages(labels: [String], keep: Set<String>) throws(DockerError) -> Int {

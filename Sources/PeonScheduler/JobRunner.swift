@@ -237,7 +237,8 @@ public final class JobRunner {
                 try platform.pull(image.reference)
             } catch {
                 guard try platform.imageFacts(image.reference) != nil else { throw error }
-                logger.warning("image pull failed, keeping the local image", metadata: ["image": "\(image.reference)", "error": "\(error)"])
+                logger.warning(
+                    "image pull failed, keeping the local image", metadata: ["image": "\(image.reference)", "error": "\(error)"])
             }
         } else if try platform.imageFacts(image.reference) == nil {
             progress?.enter(.pulling)

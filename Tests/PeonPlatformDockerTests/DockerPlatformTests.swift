@@ -118,7 +118,8 @@ import Testing
 
     /// A runtime image definition over the busybox test image (no Debian needed for this test).
     func runtimePlan() throws -> Plan {
-        let text = #"{"metadata": {"game_uid": "imgtest", "image": "peon/runtime-debian", "runtime": "debian", "packages": ["busybox"]}, "ports": [], "environment": {}, "volumes": {"~!/actions": "/actions"}}"#
+        let text =
+            #"{"metadata": {"game_uid": "imgtest", "image": "peon/runtime-debian", "runtime": "debian", "packages": ["busybox"]}, "ports": [], "environment": {}, "volumes": {"~!/actions": "/actions"}}"#
         return try Plan(document: JSON.parse(Array(text.utf8)), expectedGameUID: GameUID(validating: "imgtest"))
     }
 

@@ -73,7 +73,9 @@ public struct Configuration: Sendable {
             // BASE and PACKAGES come from Peon and the plan, never from here.
             guard parts.count == 2, Plan.isEnvironmentName(parts[0]), parts[0] != "BASE", parts[0] != "PACKAGES",
                 parts[1].utf8.count <= 128, !parts[1].contains(where: { $0.isWhitespace })
-            else { throw .invalid(field: "PEON_IMAGE_BUILD_ARGS", reason: "PEON_IMAGE_BUILD_ARGS must be NAME=value pairs separated by commas") }
+            else {
+                throw .invalid(field: "PEON_IMAGE_BUILD_ARGS", reason: "PEON_IMAGE_BUILD_ARGS must be NAME=value pairs separated by commas")
+            }
             return (parts[0], parts[1])
         }
         version = value("PEON_VERSION") ?? value("VERSION") ?? Configuration.defaultVersion

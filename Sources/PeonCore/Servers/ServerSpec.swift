@@ -133,7 +133,9 @@ public struct ServerSpec: Sendable {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over everything that shapes the container
         let material =
             [self.image, hostname] + environment + ports.map { "\($0.name)=\($0.port)/\($0.proto)" }
-            + mounts.map { "\($0.source):\($0.target)" } + ["\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)", capabilities.joined(separator: ",")]
+            + mounts.map { "\($0.source):\($0.target)" } + [
+                "\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)", capabilities.joined(separator: ","),
+            ]
         for byte in material.joined(separator: "\n").utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
         }
