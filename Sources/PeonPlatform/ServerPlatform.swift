@@ -46,8 +46,8 @@ public protocol ServerPlatform: AnyObject {
     func publishedPorts() throws -> Set<PortKey>
     /// Facts of a local image, nil when the engine does not have it.
     func imageFacts(_ image: String) throws -> ImageFacts?
-    /// Fetches an image the engine does not have.
-    func pull(_ image: String) throws
+    /// Fetches an image, reporting the engine's progress line by line.
+    func pull(_ image: String, progress: (String) -> Void) throws
     /// The engine's id of a local image, nil when it does not have it.
     func imageID(_ reference: String) throws -> String?
     /// Builds a runtime image unless the engine already has its tag (inputs unchanged); true when

@@ -142,11 +142,22 @@ public final class DockerPlatform: ServerPlatform {
         return ImageFacts(containerType: env["CONTAINER_TYPE"] ?? "unknown", buildVersion: env["VERSION"] ?? "unknown")
     }
 
-    public func pull(_ image: String) throws(DockerError) {
+    public func pull(_ image: String, progress: (String) -> Void) throws(DockerError) {
         let colon = image.lastIndex(of: ":").flatMap { image[$0...].contains("/") ? nil : $0 }
         let name = colon.map { String(image[..<$0]) } ?? image
         let tag = colon.map { String(image[image.index(after: $0)...]) } ?? "latest"
-        try docker.pullImage(name, tag: tag)
+        try docker.pullImage(name, tag: tag) { event in
+            // `<layer>: Downloading 12.5MB/40MB`; the engine's progress bar itself is left out.
+            guard let status = event["status"]?.stringValue else { return }
+            let id = event["id"]?.stringValue.map { "\($0): " } ?? ""
+            var detail = ""
+            if case .number(let current) = event["progressDetail"]?["current"], case .number(let total) = event["progressDetail"]?["total"],
+                total > 0
+            {
+                detail = " \(Int(current * 100 / total))%"
+            }
+            progress(id + status + detail)
+        }
     }
 
     public func sample(_ id: String) throws(DockerError) -> StatsSample {

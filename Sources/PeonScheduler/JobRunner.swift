@@ -4,6 +4,7 @@ import PeonJSON
 public import PeonPlatform
 public import PeonStore
 import PeonSystem
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -22,6 +23,8 @@ public final class JobRunner {
     var progress: JobProgress?
 
     public static let stopGraceSeconds = 30
+    /// Held while a runtime image builds (process-wide: runners are threads of one scheduler).
+    static let builds = Mutex(())
 
     public init(store: Store, platform: any ServerPlatform, configuration: Configuration, hostDataDir: String, logger: Logger) {
         self.store = store
@@ -225,16 +228,20 @@ public final class JobRunner {
         let image = try runtimeImage(plan)
         if image.build != nil {
             guard try platform.imageID(image.reference) == nil else { return image }
-            progress?.enter(.building)
-            let started = Monotonic.seconds()
-            _ = try platform.ensureImage(image) { line in progress?.line(line) }
-            logger.info(
-                "runtime image built",
-                metadata: ["image": "\(image.reference)", "build.ms": "\(Int((Monotonic.seconds() - started) * 1000))"])
+            // One build at a time in this scheduler: two servers of one game created together build
+            // their image once (the second finds the tag when the first is done).
+            try Self.builds.withLock { _ in
+                progress?.enter(.building)
+                let started = Monotonic.seconds()
+                guard try platform.ensureImage(image, progress: { line in progress?.line(line) }) else { return }
+                logger.info(
+                    "runtime image built",
+                    metadata: ["image": "\(image.reference)", "build.ms": "\(Int((Monotonic.seconds() - started) * 1000))"])
+            }
         } else if refresh {
             progress?.enter(.pulling)
             do {
-                try platform.pull(image.reference)
+                try platform.pull(image.reference) { line in progress?.line(line) }
             } catch {
                 guard try platform.imageFacts(image.reference) != nil else { throw error }
                 logger.warning(
@@ -242,7 +249,7 @@ public final class JobRunner {
             }
         } else if try platform.imageFacts(image.reference) == nil {
             progress?.enter(.pulling)
-            try platform.pull(image.reference)
+            try platform.pull(image.reference) { line in progress?.line(line) }
         }
         return image
     }

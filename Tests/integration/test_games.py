@@ -92,9 +92,13 @@ def images(labels):
 def games():
     # The runtime images' base, made from Debian's archive when the engine lacks it (~20 s once).
     subprocess.run([os.path.join(ROOT, "scripts", "base-image.sh")], check=True, timeout=600)
-    s = Stack(env={"PEON_IMAGE_BUILD_ARGS": "STEAMCMD=standin"})
+    # The run id as a build argument gives this run's runtime images tags of their own, so each run
+    # builds (and reports building) and removes only what it built.
+    s = Stack(env={"PEON_IMAGE_BUILD_ARGS": f"STEAMCMD=standin,PEON_TEST_RUN={RUN}"})
     yield s
     s.cleanup()
+    for image in images(["peon.runtime", f"peon.test={RUN}"]):
+        docker("DELETE", f"/images/{image['Id']}?force=1")
 
 
 def test_luanti_plays_saves_keeps_its_world_and_goes_away(games):
@@ -103,7 +107,8 @@ def test_luanti_plays_saves_keeps_its_world_and_goes_away(games):
     assert r.status_code == 202, r.text
     job, seen = wait_job(games, r.json()["id"])
     assert job["state"] == "succeeded", job
-    assert any(p["phase"] == "starting" for p in seen), seen
+    assert [p["phase"] for p in seen if p["phase"] in ("building", "starting")][-1] == "starting", seen
+    assert any(p["phase"] == "building" and "percent" in p and p["lines"] for p in seen), seen
 
     info = container(uid)
     image = info["Config"]["Image"]
