@@ -102,6 +102,9 @@ let package = Package(
             name: "PeonPlatformDockerTests",
             dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
             swiftSettings: settings),
+        .testTarget(
+            name: "PeonSchedulerTests", dependencies: ["PeonScheduler", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem"],
+            swiftSettings: settings),
         .testTarget(name: "PeonArchiveTests", dependencies: ["PeonArchive", "CArchive"], swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
