@@ -381,7 +381,7 @@ public final class JobRunner {
     /// PEON's update modes (`UpdateMode`, docs/runtime.md). The image is rebuilt only when its
     /// inputs changed (the tag is their hash) or pulled again for `image` plans; the markers in
     /// `actions/` tell the runtime what to do with the game at the next start; the container is
-    /// re-created, and started again if it should run.
+    /// re-created (image modes) or restarted, if it should run.
     func update(_ uid: ServerUID, mode: UpdateMode) throws {
         let plan = try plan(uid.game)
         let dir = directory(uid)
@@ -395,7 +395,14 @@ public final class JobRunner {
             try stop(uid, keepDesired: true)
             for name in Files.list(dir + "/data") { try Files.removeTree(dir + "/data/" + name) }
         }
-        try recreate(uid)
+        if mode.refreshesImage || mode.wipesGameFiles {
+            try recreate(uid)
+        } else if try record(uid).desiredState == "running" {
+            // The markers alone change what the runtime does; start re-creates the container
+            // only if the plan or settings changed since.
+            try stop(uid, keepDesired: true)
+            try start(uid)
+        }
         if let facts = try platform.imageFacts(try runtimeImage(plan).reference) {
             var server = try record(uid)
             server.containerType = facts.containerType
