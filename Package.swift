@@ -43,14 +43,16 @@ let package = Package(
             swiftSettings: settings),
         // libcurl: bounded HTTP(S) transfers (plan downloads now, the Docker socket next).
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
-        // libarchive: bounded, link-free extraction of plan archives (.tar.gz).
+        // libarchive: bounded, link-free extraction of plan archives; the tar build context of runtime images.
         .target(name: "PeonArchive", dependencies: ["CArchive"], swiftSettings: settings),
         // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
         // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
         .target(name: "PeonPlatform", dependencies: ["PeonCore"], swiftSettings: settings),
         // Server specs as Docker containers (one network per server, owned by labels).
-        .target(name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform"], swiftSettings: settings),
+        .target(
+            name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive"],
+            swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
         .target(
             name: "PeonScheduler",
@@ -100,6 +102,9 @@ let package = Package(
         .testTarget(
             name: "PeonPlatformDockerTests",
             dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
+            swiftSettings: settings),
+        .testTarget(
+            name: "PeonSchedulerTests", dependencies: ["PeonScheduler", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem"],
             swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),

@@ -5,7 +5,7 @@ set -euo pipefail
 commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg-config curl:curl)
 libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev ca-certificates)
 case "${1:-run}" in
-  test) commands+=(fail2ban-regex:fail2ban) ;;
+  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap) ;;
   bench) commands+=(wrk:wrk) ;;
 esac
 missing=()

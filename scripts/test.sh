@@ -17,6 +17,8 @@ fi
 
 # A real Docker engine (started here when it is not running) and the busybox test game image.
 scripts/docker.sh image
+# The base of Peon's runtime images (debian:bookworm-slim), made with mmdebstrap when missing.
+scripts/base-image.sh
 
 swift build --build-tests
 swift test --skip-build

@@ -60,3 +60,44 @@ struct LineBuffer {
         return lines
     }
 }
+
+extension DockerClient {
+    /// Builds an image from a tar context (`POST /build`, the engine's own builder), reporting
+    /// each line of its output; a failure inside the stream throws with the builder's message.
+    public func buildImage(
+        context: [UInt8], tag: String, labels: [(String, String)], buildArgs: [(String, String)], network: String? = nil,
+        progress: (String) -> Void = { _ in }
+    ) throws(DockerError) {
+        var lines = LineBuffer()
+        var failure: String?
+        let query: [(String, String)] =
+            [
+                ("t", tag), ("rm", "1"), ("forcerm", "1"),
+                ("labels", JSON.object(labels.map { ($0.0, JSON.string($0.1)) }).text),
+                ("buildargs", JSON.object(buildArgs.map { ($0.0, JSON.string($0.1)) }).text),
+            ] + (network.map { [("networkmode", $0)] } ?? [])
+        try stream("POST", "/build", query: query, rawBody: (context, "application/x-tar"), keepGoing: { true }) { chunk in
+            for line in lines.feed(chunk) {
+                guard let event = try? JSON.parse(line) else { continue }
+                if let error = event["error"]?.stringValue {
+                    failure = error
+                    progress(error)
+                } else if let text = event["stream"]?.stringValue ?? event["status"]?.stringValue {
+                    for part in text.split(whereSeparator: \.isNewline) where !part.allSatisfy(\.isWhitespace) { progress(String(part)) }
+                }
+            }
+            return true
+        }
+        if let failure { throw .engine(status: 500, message: failure) }
+    }
+
+    /// Images carrying every label of `labels` (`GET /images/json`).
+    public func listImages(labels: [String]) throws(DockerError) -> [JSON] {
+        try json("GET", "/images/json", query: [("filters", Self.labelFilter(labels))]).arrayValue ?? []
+    }
+
+    /// Removes an image by id or reference; an image a container still uses answers 409.
+    public func removeImage(_ reference: String) throws(DockerError) {
+        try call("DELETE", "/images/\(DockerClient.escapePath(reference))")
+    }
+}

@@ -68,15 +68,20 @@ public final class DockerClient {
     /// A streamed call: `onChunk` gets raw body bytes until it returns false, the stream ends, or
     /// `keepGoing` turns false (polled about once a second, so idle streams stop too).
     public func stream(
-        _ method: String, _ path: String, query: [(String, String)] = [], body: JSON? = nil, keepGoing: @escaping () -> Bool,
+        _ method: String, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
+        rawBody: (bytes: [UInt8], contentType: String)? = nil, keepGoing: @escaping () -> Bool,
         onChunk: (UnsafeRawBufferPointer) -> Bool
     ) throws(DockerError) {
         let response: CurlResponse
         do {
             var limits = TransferLimits(totalTimeoutMilliseconds: 0, maximumBytes: Int.max)
             limits.connectTimeoutMilliseconds = 5_000
-            response = try curl.stream(
-                request(method, path, query: query, body: body, limits: limits), keepGoing: keepGoing, onChunk: onChunk)
+            var request = request(method, path, query: query, body: body, limits: limits)
+            if let rawBody {
+                request.body = rawBody.bytes
+                request.headers = ["Content-Type: \(rawBody.contentType)"]
+            }
+            response = try curl.stream(request, keepGoing: keepGoing, onChunk: onChunk)
         } catch {
             throw .transport(error)
         }

@@ -46,8 +46,16 @@ public protocol ServerPlatform: AnyObject {
     func publishedPorts() throws -> Set<PortKey>
     /// Facts of a local image, nil when the engine does not have it.
     func imageFacts(_ image: String) throws -> ImageFacts?
-    /// Fetches an image the engine does not have.
-    func pull(_ image: String) throws
+    /// Fetches an image, reporting the engine's progress line by line.
+    func pull(_ image: String, progress: (String) -> Void) throws
+    /// The engine's id of a local image, nil when it does not have it.
+    func imageID(_ reference: String) throws -> String?
+    /// Builds a runtime image unless the engine already has its tag (inputs unchanged); true when
+    /// it built. `progress` gets the builder's output line by line.
+    func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws -> Bool
+    /// Removes Peon's runtime images carrying `labels` that no container uses and whose reference
+    /// is not in `keep`; returns how many went.
+    func pruneImages(labels: [String], keep: Set<String>) throws -> Int
     /// One resource sample of a running container.
     func sample(_ id: String) throws -> StatsSample
     /// Follows container events of Peon's servers until `handler` returns false or `keepGoing` turns false.

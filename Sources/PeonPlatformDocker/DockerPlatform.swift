@@ -1,3 +1,4 @@
+import PeonArchive
 public import PeonCore
 public import PeonDocker
 public import PeonJSON
@@ -11,10 +12,6 @@ public final class DockerPlatform: ServerPlatform {
     public let docker: DockerClient
     /// The host address game ports are published on.
     public let bindAddress: String
-
-    /// Capabilities no game server needs; Docker's defaults keep the rest (file ownership, setuid for
-    /// images that drop privileges themselves, binding low ports).
-    public static let droppedCapabilities = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP", "SETPCAP"]
 
     public init(client: DockerClient, bindAddress: String = "0.0.0.0") {
         docker = client
@@ -36,9 +33,13 @@ public final class DockerPlatform: ServerPlatform {
                 "Mounts",
                 .array(spec.mounts.map { ["Type": "bind", "Source": .string($0.source), "Target": .string($0.target), "ReadOnly": false] })
             ),
+            // docker-init as PID 1 forwards SIGTERM to the entry script and reaps what games leave.
             ("Init", true),
             ("SecurityOpt", ["no-new-privileges:true"]),
-            ("CapDrop", .array(droppedCapabilities.map(JSON.string))),
+            // Games run as uid 1000 and need no capability; a plan may add back the few allowed
+            // (`Plan.allowedCapabilities`), e.g. NET_BIND_SERVICE for a port below 1024.
+            ("CapDrop", ["ALL"]),
+            ("CapAdd", .array(spec.capabilities.map(JSON.string))),
             ("PidsLimit", .number(Double(spec.limits.pids))),
             ("LogConfig", ["Type": "json-file", "Config": ["max-size": "10m", "max-file": "3"]]),
             // Peon's crash policy restarts servers, with back-off and a record of each crash.
@@ -55,6 +56,9 @@ public final class DockerPlatform: ServerPlatform {
             ("User", .string(ServerSpec.user)),
             ("Env", .array(spec.environment.map(JSON.string))),
             ("Labels", .object(spec.labels.map { ($0.0, JSON.string($0.1)) })),
+            // Stdin stays open for a console (and for servers such as freeciv that read it).
+            ("OpenStdin", true),
+            ("StdinOnce", false),
             ("ExposedPorts", .object(exposed)),
             ("HostConfig", .object(host)),
         ])
@@ -138,11 +142,22 @@ public final class DockerPlatform: ServerPlatform {
         return ImageFacts(containerType: env["CONTAINER_TYPE"] ?? "unknown", buildVersion: env["VERSION"] ?? "unknown")
     }
 
-    public func pull(_ image: String) throws(DockerError) {
+    public func pull(_ image: String, progress: (String) -> Void) throws(DockerError) {
         let colon = image.lastIndex(of: ":").flatMap { image[$0...].contains("/") ? nil : $0 }
         let name = colon.map { String(image[..<$0]) } ?? image
         let tag = colon.map { String(image[image.index(after: $0)...]) } ?? "latest"
-        try docker.pullImage(name, tag: tag)
+        try docker.pullImage(name, tag: tag) { event in
+            // `<layer>: Downloading 12.5MB/40MB`; the engine's progress bar itself is left out.
+            guard let status = event["status"]?.stringValue else { return }
+            let id = event["id"]?.stringValue.map { "\($0): " } ?? ""
+            var detail = ""
+            if case .number(let current) = event["progressDetail"]?["current"], case .number(let total) = event["progressDetail"]?["total"],
+                total > 0
+            {
+                detail = " \(Int(current * 100 / total))%"
+            }
+            progress(id + status + detail)
+        }
     }
 
     public func sample(_ id: String) throws(DockerError) -> StatsSample {
@@ -205,3 +220,60 @@ public final class DockerPlatform: ServerPlatform {
 
 @available(*, unavailable)
 extension DockerPlatform: Sendable {}
+
+extension DockerPlatform {
+    public func imageID(_ reference: String) throws(DockerError) -> String? {
+        try docker.inspectImage(reference)?["Id"]?.stringValue
+    }
+
+    public func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(DockerError) -> Bool {
+        guard let build = image.build else { return false }
+        // The tag is a hash of every input: if the engine has it, it is this build.
+        if try docker.inspectImage(image.reference) != nil { return false }
+        var context = TarWriter()
+        for file in build.files { context.add(file.path, file.bytes, mode: file.mode) }
+        let bytes: [UInt8]
+        do {
+            bytes = try context.bytes()
+        } catch {
+            throw .badResponse("cannot make the build context: \(error)")
+        }
+        try docker.buildImage(
+            context: bytes, tag: image.reference, labels: build.labels.map { ($0.key, $0.value) },
+            buildArgs: build.buildArgs.map { ($0.key, $0.value) }, network: try buildNetwork(labels: build.labels), progress: progress)
+        return true
+    }
+
+    static let buildLabel = "peon.build"
+
+    /// The network `RUN` steps of runtime image builds use (apt reaches Debian's archive through
+    /// it): a labelled bridge of Peon's own, made once, rather than Docker's default bridge, which
+    /// an engine may run without (`--bridge=none`) or lose.
+    func buildNetwork(labels: [RuntimeImage.Pair]) throws(DockerError) -> String {
+        let mine = labels.filter { $0.key != RuntimeImage.runtimeLabel && $0.key != RuntimeImage.inputsLabel }.map {
+            "\($0.key)=\($0.value)"
+        }
+        if let id = try docker.listNetworks(labels: mine + ["\(Self.buildLabel)=true"]).first?["Id"]?.stringValue { return id }
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return try docker.createNetwork(
+            name: "peon-build-\(suffix)",
+            labels: labels.filter { mine.contains("\($0.key)=\($0.value)") }.map { ($0.key, $0.value) } + [(Self.buildLabel, "true")])
+    }
+
+    public func pruneImages(labels: [String], keep: Set<String>) throws(DockerError) -> Int {
+        let used = Set(try docker.listContainers(labels: [], all: true).compactMap { $0["ImageID"]?.stringValue })
+        var removed = 0
+        for image in try docker.listImages(labels: ["\(ServerSpec.managedLabel)=true", RuntimeImage.runtimeLabel] + labels) {
+            guard let id = image["Id"]?.stringValue, !used.contains(id) else { continue }
+            let tags = (image["RepoTags"]?.arrayValue ?? []).compactMap(\.stringValue)
+            guard !tags.contains(where: keep.contains) else { continue }
+            do {
+                try docker.removeImage(id)
+                removed += 1
+            } catch .conflict, .notFound {
+                // Taken by a container made meanwhile, or removed by someone else: leave it.
+            }
+        }
+        return removed
+    }
+}

@@ -4,6 +4,7 @@ import PeonJSON
 public import PeonPlatform
 public import PeonStore
 import PeonSystem
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -18,8 +19,12 @@ public final class JobRunner {
     var logger: Logger
     /// Absolute `dataDir` as the engine's host sees it (for bind mounts).
     let hostDataDir: String
+    /// The running job's progress (nil between jobs).
+    var progress: JobProgress?
 
     public static let stopGraceSeconds = 30
+    /// Held while a runtime image builds (process-wide: runners are threads of one scheduler).
+    static let builds = Mutex(())
 
     public init(store: Store, platform: any ServerPlatform, configuration: Configuration, hostDataDir: String, logger: Logger) {
         self.store = store
@@ -53,6 +58,11 @@ public final class JobRunner {
         var state = JobState.succeeded
         var message: String?
         var result: JSON?
+        progress = JobProgress(store: store, jobID: job.id)
+        defer {
+            progress?.flush()
+            progress = nil
+        }
         do {
             try perform(job)
         } catch {
@@ -93,7 +103,7 @@ public final class JobRunner {
         case .restart:
             try stop(uid, keepDesired: true)
             try start(uid)
-        case .update: try update(uid, mode: job.arguments["mode"]?.stringValue ?? "full")
+        case .update: try update(uid, mode: UpdateMode(parsing: job.arguments["mode"]?.stringValue))
         case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
         case .eradicate: try destroy(uid, eradicate: true)
         case .adopt: try adopt()
@@ -177,14 +187,82 @@ public final class JobRunner {
         return taken
     }
 
-    func spec(_ server: ServerRecord, plan: Plan) -> ServerSpec {
+    func spec(_ server: ServerRecord, plan: Plan, image: RuntimeImage) -> ServerSpec {
         let dir = directory(server.uid)
         let existing = Set(plan.files.map(\.source).filter { Files.kind(dir + "/" + $0.dropFirst(3)) == .file })
         let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
         return ServerSpec(
             uid: server.uid, plan: plan, settings: server.settings, ports: server.ports,
             directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing, limits: limits,
-            extraLabels: configuration.extraLabels)
+            extraLabels: configuration.extraLabels, image: image.reference)
+    }
+
+    /// The image servers of `plan` run: Peon's runtime image, from the definition files in
+    /// `PEON_IMAGES_DIR` (`common/` and the runtime's folder), or an `image` plan's own.
+    func runtimeImage(_ plan: Plan) throws -> RuntimeImage {
+        guard plan.runtime != .image else { return RuntimeImage(plan: plan, files: [], baseID: nil) }
+        var files: [RuntimeImage.File] = []
+        for folder in ["common", plan.runtime.rawValue] {
+            let dir = configuration.imagesDir + "/" + folder
+            for name in Files.list(dir).sorted() where Files.kind(dir + "/" + name) == .file {
+                let path = dir + "/" + name
+                let mode = access(path, X_OK) == 0 ? 0o755 : 0o644
+                files.append(RuntimeImage.File(path: name, bytes: try Files.read(path, limit: 1 << 20), mode: mode))
+            }
+        }
+        guard files.contains(where: { $0.path == "Dockerfile" }) else {
+            throw DomainError.invalid(
+                field: "metadata.runtime", reason: "no \(plan.runtime.rawValue) runtime image definition in \(configuration.imagesDir)")
+        }
+        return RuntimeImage(
+            plan: plan, files: files, baseID: try platform.imageID(RuntimeImage.base),
+            buildArgs: configuration.imageBuildArgs.map { RuntimeImage.Pair($0.0, $0.1) }, extraLabels: configuration.extraLabels)
+    }
+
+    /// Makes sure the engine has the plan's image: builds Peon's runtime image when its inputs
+    /// changed (the tag is their hash, so an unchanged plan costs one inspect), pulls an `image`
+    /// plan's image when missing or, with `refresh`, again (keeping the local one when no
+    /// registry answers, as Wings does).
+    @discardableResult
+    func prepareImage(_ plan: Plan, refresh: Bool = false) throws -> RuntimeImage {
+        let image = try runtimeImage(plan)
+        if image.build != nil {
+            guard try platform.imageID(image.reference) == nil else { return image }
+            // One build at a time in this scheduler: two servers of one game created together build
+            // their image once (the second finds the tag when the first is done).
+            try Self.builds.withLock { _ in
+                progress?.enter(.building)
+                let started = Monotonic.seconds()
+                guard try platform.ensureImage(image, progress: { line in progress?.line(line) }) else { return }
+                logger.info(
+                    "runtime image built",
+                    metadata: ["image": "\(image.reference)", "build.ms": "\(Int((Monotonic.seconds() - started) * 1000))"])
+            }
+        } else if refresh {
+            progress?.enter(.pulling)
+            do {
+                try platform.pull(image.reference) { line in progress?.line(line) }
+            } catch {
+                guard try platform.imageFacts(image.reference) != nil else { throw error }
+                logger.warning(
+                    "image pull failed, keeping the local image", metadata: ["image": "\(image.reference)", "error": "\(error)"])
+            }
+        } else if try platform.imageFacts(image.reference) == nil {
+            progress?.enter(.pulling)
+            try platform.pull(image.reference) { line in progress?.line(line) }
+        }
+        return image
+    }
+
+    /// Removes this Peon's runtime images that no container uses and no server's plan wants.
+    func pruneImages() throws {
+        var keep = Set<String>()
+        var games = Set<GameUID>()
+        for server in try store.read({ tx in try tx.servers() }) where games.insert(server.uid.game).inserted {
+            if let plan = try? plan(server.uid.game), let image = try? runtimeImage(plan) { keep.insert(image.reference) }
+        }
+        let removed = try platform.pruneImages(labels: configuration.extraLabels.map { "\($0.0)=\($0.1)" }, keep: keep)
+        if removed > 0 { logger.info("unused runtime images removed", metadata: ["images": "\(removed)"]) }
     }
 
     /// Makes the server's directories that are missing and gives what it made to the game's user
@@ -230,9 +308,9 @@ public final class JobRunner {
             }
             try prepareDirectory(uid, plan: plan)
             try installActions(uid)
-            if try platform.imageFacts(plan.image) == nil { try platform.pull(plan.image) }
-            let facts = try platform.imageFacts(plan.image)
-            let id = try platform.ensure(spec(server, plan: plan))
+            let image = try prepareImage(plan)
+            let facts = try platform.imageFacts(image.reference)
+            let id = try platform.ensure(spec(server, plan: plan, image: image))
             server.containerID = id
             server.containerType = facts?.containerType ?? "unknown"
             server.buildVersion = facts?.buildVersion ?? "unknown"
@@ -268,7 +346,8 @@ public final class JobRunner {
             server.containerID = nil
         }
         try prepareDirectory(uid, plan: plan)
-        let wanted = spec(server, plan: plan)
+        // A plan changed since (PUT /plans) means a new runtime image: built here, once.
+        let wanted = spec(server, plan: plan, image: try prepareImage(plan))
         // Settings, limits or the plan changed since the container was made (modify, update): re-create it.
         if let id = server.containerID, let current = try? platform.details(id),
             current.labels[ServerSpec.fingerprintLabel] != wanted.fingerprint
@@ -280,6 +359,7 @@ public final class JobRunner {
         server.containerID = id
         try save(server)
         try writeManifest(server)
+        progress?.enter(.starting)
         try platform.start(id)
         server.observedState = try platform.details(id).state
         try save(server)
@@ -301,38 +381,45 @@ public final class JobRunner {
         try save(server)
     }
 
-    /// PEON's update modes. `image`/`full` fetch the image (keeping the local one when no registry
-    /// answers, as Wings does) and re-create the container; every mode but `image` removes
-    /// `actions/.update` so the runtime image updates the game at its next start; `reinit` also
-    /// empties `data/`.
-    func update(_ uid: ServerUID, mode: String) throws {
+    /// PEON's update modes (`UpdateMode`, docs/runtime.md). The image is rebuilt only when its
+    /// inputs changed (the tag is their hash) or pulled again for `image` plans; the markers in
+    /// `actions/` tell the runtime what to do with the game at the next start; the container is
+    /// re-created (image modes) or restarted, if it should run.
+    func update(_ uid: ServerUID, mode: UpdateMode) throws {
         let plan = try plan(uid.game)
         let dir = directory(uid)
-        if mode == "image" || mode == "full" {
-            do {
-                try platform.pull(plan.image)
-            } catch {
-                guard try platform.imageFacts(plan.image) != nil else { throw error }
-                logger.warning("image pull failed, keeping the local image", metadata: ["server.uid": "\(uid)", "error": "\(error)"])
-            }
+        if mode.refreshesImage { try prepareImage(plan, refresh: true) }
+        if mode.redownloadsGame { try? Files.removeTree(dir + "/actions/.update") }
+        if mode.validatesGame {
+            try Files.write(dir + "/actions/.validate", [])
+            _ = chown(dir + "/actions/.validate", 1000, 1000)
         }
-        if mode != "image" { try? Files.removeTree(dir + "/actions/.update") }
         // A refreshed plan brings new scripts to its servers at every update, whatever the mode.
         try installActions(uid)
-        if mode == "reinit" {
+        if mode.wipesGameFiles {
+            try stop(uid, keepDesired: true)
             for name in Files.list(dir + "/data") { try Files.removeTree(dir + "/data/" + name) }
         }
-        if mode == "image" || mode == "full" || mode == "reinit" {
+        if mode.refreshesImage || mode.wipesGameFiles {
             try recreate(uid)
         } else if try record(uid).desiredState == "running" {
+            // The markers alone change what the runtime does; start re-creates the container
+            // only if the plan or settings changed since.
             try stop(uid, keepDesired: true)
             try start(uid)
         }
-        if let facts = try platform.imageFacts(plan.image) {
+        if let facts = try platform.imageFacts(try runtimeImage(plan).reference) {
             var server = try record(uid)
             server.containerType = facts.containerType
             server.buildVersion = facts.buildVersion
             try save(server)
+        }
+        if mode.refreshesImage {
+            do {
+                try pruneImages()
+            } catch {
+                logger.warning("cannot prune runtime images", metadata: ["error": "\(error)"])
+            }
         }
     }
 
@@ -350,7 +437,7 @@ public final class JobRunner {
             try start(uid)
         } else {
             let plan = try plan(uid.game)
-            fresh.containerID = try platform.ensure(spec(fresh, plan: plan))
+            fresh.containerID = try platform.ensure(spec(fresh, plan: plan, image: try prepareImage(plan)))
             fresh.observedState = "created"
             try save(fresh)
         }

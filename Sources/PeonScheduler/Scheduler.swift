@@ -76,12 +76,25 @@ public struct Scheduler: Sendable {
     func housekeepingLoop() {
         var lastReconcile = 0.0
         var lastSample = 0.0
+        // The first prune waits a minute: a scheduler restarted mid-create must not race it.
+        var lastPrune = Monotonic.seconds() - Self.pruneSeconds + 60
         var previous: [ServerUID: StatsSample] = [:]
         while !Self.stopping {
             do {
                 let store = try Store(path: configuration.databasePath)
                 let platform = try makePlatform()
+                // Runtime images no server uses any more (plans changed, servers destroyed).
+                let images = JobRunner(
+                    store: store, platform: platform, configuration: configuration, hostDataDir: hostDataDir, logger: logger)
                 while !Self.stopping {
+                    if Monotonic.seconds() - lastPrune > Self.pruneSeconds {
+                        lastPrune = Monotonic.seconds()
+                        do {
+                            try images.pruneImages()
+                        } catch {
+                            logger.warning("cannot prune runtime images", metadata: ["error": "\(error)"])
+                        }
+                    }
                     if Monotonic.seconds() - lastReconcile > 10 {
                         lastReconcile = Monotonic.seconds()
                         try reconcile(store: store, platform: platform)
@@ -183,6 +196,7 @@ public struct Scheduler: Sendable {
     }
 
     static let sampleSeconds = 5.0
+    static let pruneSeconds = 600.0
 
     /// Records CPU, memory, network and uptime of every running server; returns the raw samples
     /// for the next round's CPU deltas. Keeps a day of samples.

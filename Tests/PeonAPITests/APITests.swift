@@ -89,7 +89,7 @@ let routes: [(String, String)] = [
         let r = h.send("GET", "/api/v1/orchestrator", key: h.adminKey)
         #expect(r.status == 200)
         #expect(r.json?["version"] == .string(Configuration.defaultVersion))
-        #expect(r.json?["plans"] == .int(16))
+        #expect(r.json?["plans"] == .int(17))  // the bundled plans, luanti included
     }
 
     @Test func plansAreSortedByTitleWithThreeKeys() throws {

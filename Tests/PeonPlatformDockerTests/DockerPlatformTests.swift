@@ -74,6 +74,8 @@ import Testing
         let host = info["HostConfig"]
         #expect(host?["Init"] == true)
         #expect(host?["SecurityOpt"] == ["no-new-privileges:true"])
+        #expect(host?["CapDrop"] == ["ALL"] && (host?["CapAdd"]?.arrayValue ?? []).isEmpty)
+        #expect(info["Config"]?["OpenStdin"] == true && info["Config"]?["StdinOnce"] == false)
         #expect(host?["PidsLimit"] == 128 && host?["Memory"] == .number(Double(64 << 20)))
         #expect(host?["NetworkMode"] == .string(uid.containerName))
         #expect(host?["LogConfig"]?["Config"]?["max-size"] == "10m")
@@ -93,6 +95,67 @@ import Testing
         try platform.remove(uid)
         #expect(try platform.containers(of: uid).isEmpty)
         #expect(try platform.docker.listNetworks(labels: ["peon.server=\(uid)"]).isEmpty)
+    }
+
+    @Test func hardensEveryContainerAndAddsBackOnlyThePlansCapabilities() throws {
+        let platform = try platform()
+        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let text = String(decoding: try Files.read(root + "/plans/peontest/plan.json", limit: 1 << 20), as: UTF8.self)
+        let withCapability = text.replacing(
+            #""image": "peon-test-game:latest""#, with: #""image": "peon-test-game:latest", "capabilities": ["NET_BIND_SERVICE"]"#)
+        let plan = try Plan(document: JSON.parse(Array(withCapability.utf8)), expectedGameUID: GameUID(validating: "peontest"))
+        let uid = try ServerUID(validating: "peontest.\(run)c")
+        defer { cleanUp(platform, uid) }
+        try prepareDirectory()
+        let settings = try ServerSettings.resolve(plan: plan, request: ["SERVER_NAME": "Caps", "PASSWORD": "pw"])
+        let spec = ServerSpec(uid: uid, plan: plan, settings: settings, ports: [], directory: directory, extraLabels: [("peon.test", run)])
+        let host = try platform.docker.inspectContainer(try platform.ensure(spec))["HostConfig"]
+        #expect(host?["CapDrop"] == ["ALL"] && host?["CapAdd"] == ["NET_BIND_SERVICE"])
+        // Defaults when neither plan nor server says: 4 GiB, 4096 processes, CPU unlimited.
+        #expect(host?["Memory"] == .number(Double(4 << 30)) && host?["MemorySwap"] == .number(Double(4 << 30)))
+        #expect(host?["PidsLimit"] == 4096 && host?["NanoCpus"] == 0)
+    }
+
+    /// A runtime image definition over the busybox test image (no Debian needed for this test).
+    func runtimePlan() throws -> Plan {
+        let text =
+            #"{"metadata": {"game_uid": "imgtest", "image": "peon/runtime-debian", "runtime": "debian", "packages": ["busybox"]}, "ports": [], "environment": {}, "volumes": {"~!/actions": "/actions"}}"#
+        return try Plan(document: JSON.parse(Array(text.utf8)), expectedGameUID: GameUID(validating: "imgtest"))
+    }
+
+    @Test func buildsRuntimeImagesOnceAndPrunesUnusedOnes() throws {
+        let platform = try platform()
+        let plan = try runtimePlan()
+        func image(_ marker: String) -> RuntimeImage {
+            let dockerfile = "FROM peon-test-game:latest\nARG PACKAGES\nRUN echo \"$PACKAGES\" > /packages\nLABEL marker=\(marker)\n"
+            return RuntimeImage(
+                plan: plan, files: [RuntimeImage.File(path: "Dockerfile", bytes: Array(dockerfile.utf8), mode: 0o644)], baseID: nil,
+                extraLabels: [("peon.test", run)])
+        }
+        let first = image("\(run)a")
+        let second = image("\(run)b")
+        defer {
+            try? platform.docker.removeImage(first.reference)
+            try? platform.docker.removeImage(second.reference)
+            for network in (try? platform.docker.listNetworks(labels: ["peon.test=\(run)"])) ?? [] {
+                try? platform.docker.removeNetwork(network["Id"]?.stringValue ?? "")
+            }
+        }
+        #expect(first.reference.hasPrefix("peon/runtime-debian-imgtest:") && first.reference != second.reference)
+        var lines: [String] = []
+        #expect(try platform.ensureImage(first) { lines.append($0) })
+        #expect(lines.contains { $0.hasPrefix("Step 1/") }, "the builder's output reaches the caller")
+        let cachedStart = Monotonic.seconds()
+        #expect(try platform.ensureImage(first) { _ in } == false, "an unchanged definition is not built again")
+        #expect(Monotonic.seconds() - cachedStart < 1)
+        let labels = try platform.docker.inspectImage(first.reference)?["Config"]?["Labels"]
+        #expect(labels?["peon.managed"] == "true" && labels?["peon.runtime"] == "debian" && labels?["peon.test"] == .string(run))
+        // RUN steps went through Peon's own labelled build network, not Docker's default bridge.
+        #expect(try platform.docker.listNetworks(labels: ["peon.build=true", "peon.test=\(run)"]).count == 1)
+
+        #expect(try platform.ensureImage(second) { _ in })
+        #expect(try platform.pruneImages(labels: ["peon.test=\(run)"], keep: [second.reference]) == 1)
+        #expect(try platform.imageID(first.reference) == nil && platform.imageID(second.reference) != nil)
     }
 
     @Test func refusesToAdoptAForeignContainer() throws {

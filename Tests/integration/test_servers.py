@@ -247,13 +247,20 @@ def test_crash_restarts_can_be_switched_off_per_server(stack):
 
 
 def test_failed_create_leaves_nothing_unless_noclean(stack):
-    # valheim's image is not on this engine and no registry is reachable: the create fails.
+    # A plan whose image is not on this engine, and no registry is reachable: the create fails.
+    folder = os.path.join(stack.data, "plans", "nosuchimage")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "plan.json"), "w") as f:
+        json.dump({"metadata": {"game_uid": "nosuchimage", "image": f"peon/no-such-image:{RUN}"},
+                   "ports": [[{"PORT": ["7777", "udp"]}]], "environment": {"SERVER_NAME": None},
+                   "volumes": {"~!/data": "/data"}}, f)
+    assert stack.request("PUT", "/api/v1/plans").status_code == 200
     for noclean in (False, True):
-        uid = f"valheim.{RUN}x{int(noclean)}"
-        r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "a", "WORLD_NAME": "b", "PASSWORD": "c", "noclean": noclean})
+        uid = f"nosuchimage.{RUN}x{int(noclean)}"
+        r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "a", "noclean": noclean})
         assert r.status_code == 502 and r.json()["code"] == "job.failed", r.text
         exists = stack.request("GET", f"/api/v1/server/get/{uid}").status_code == 200
-        directory = os.path.isdir(os.path.join(stack.data, "servers", "valheim", f"{RUN}x{int(noclean)}"))
+        directory = os.path.isdir(os.path.join(stack.data, "servers", "nosuchimage", f"{RUN}x{int(noclean)}"))
         assert exists == noclean and directory == noclean
         assert container(uid).get("message", "").startswith("No such container")
         if noclean:

@@ -232,8 +232,11 @@ enum ServerRoutes {
     }
 
     static func update(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
-        let mode = body["mode"]?.stringValue ?? "full"
-        guard ["full", "image", "server", "reinit", "quick", "validate"].contains(mode) else {
+        // PEON's aliases (all, container, game) and any case, stored as the canonical mode.
+        let mode: String
+        do {
+            mode = try UpdateMode(parsing: body["mode"]?.stringValue).rawValue
+        } catch {
             throw HTTPError(status: 400, code: "request.invalid", message: "mode must be full, image, server, reinit, quick or validate.")
         }
         _ = try serverObject(uid, context)

@@ -22,6 +22,10 @@ public struct Configuration: Sendable {
     public var plansURL: String?
     /// Plans shipped with Peon, copied into `dataDir/plans` when that folder is empty.
     public var bundledPlansDir: String
+    /// Peon's runtime image definitions (`common/`, `steamcmd/`, `debian/`; the scheduler only).
+    public var imagesDir: String
+    /// Extra build arguments of runtime images (`PEON_IMAGE_BUILD_ARGS=STEAMCMD=standin` in tests).
+    public var imageBuildArgs: [(String, String)]
     public var version: String
     public var logLevel: String
     /// The Docker engine's socket (the scheduler only).
@@ -89,6 +93,17 @@ public struct Configuration: Sendable {
             throw .invalid(field: "PEON_PLANS_URL", reason: "PEON_PLANS_URL must be an http:// or https:// URL")
         }
         bundledPlansDir = value("PEON_BUNDLED_PLANS") ?? "./plans"
+        imagesDir = value("PEON_IMAGES_DIR") ?? "./images"
+        imageBuildArgs = try (value("PEON_IMAGE_BUILD_ARGS") ?? "").split(separator: ",").map { pair throws(DomainError) in
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            // BASE and PACKAGES come from Peon and the plan, never from here.
+            guard parts.count == 2, Plan.isEnvironmentName(parts[0]), parts[0] != "BASE", parts[0] != "PACKAGES",
+                parts[1].utf8.count <= 128, !parts[1].contains(where: { $0.isWhitespace })
+            else {
+                throw .invalid(field: "PEON_IMAGE_BUILD_ARGS", reason: "PEON_IMAGE_BUILD_ARGS must be NAME=value pairs separated by commas")
+            }
+            return (parts[0], parts[1])
+        }
         version = value("PEON_VERSION") ?? value("VERSION") ?? Configuration.defaultVersion
         logLevel = value("PEON_LOG_LEVEL") ?? (env["DEV_MODE"] == "enabled" ? "debug" : "info")
         dockerSocket = value("PEON_DOCKER_SOCKET") ?? "/var/run/docker.sock"
@@ -118,6 +133,6 @@ extension Configuration {
         "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_WORKER_THREADS", "PEON_SCHEDULER_RUNNERS", "PEON_SOCKET",
         "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
-        "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS",
+        "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS",
     ]
 }

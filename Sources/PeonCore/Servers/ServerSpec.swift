@@ -1,12 +1,17 @@
 public import PeonJSON
 
-/// Resource limits of a server's container: plan defaults, overridable per server.
+/// Resource limits of a server's container: plan defaults, overridable per server. Every container
+/// has a memory and a pids limit (4 GiB and 4096 unless the plan or the server says otherwise), so
+/// one runaway game cannot take the host down; CPU is unlimited unless asked.
 public struct ResourceLimits: Sendable, Equatable {
+    public static let defaultMemoryBytes: Int64 = 4 << 30
+    public static let defaultPids: Int64 = 4096
+
     public var memoryBytes: Int64?
     public var nanoCPUs: Int64?
     public var pids: Int64
 
-    public init(memoryBytes: Int64? = nil, nanoCPUs: Int64? = nil, pids: Int64 = 4096) {
+    public init(memoryBytes: Int64? = ResourceLimits.defaultMemoryBytes, nanoCPUs: Int64? = nil, pids: Int64 = ResourceLimits.defaultPids) {
         self.memoryBytes = memoryBytes
         self.nanoCPUs = nanoCPUs
         self.pids = pids
@@ -67,6 +72,8 @@ public struct ServerSpec: Sendable {
     public static let fingerprintLabel = "peon.spec"
     /// Game servers never run as root.
     public static let user = "1000:1000"
+    /// Where Peon's runtime images keep the game (`GAME_DIR`, the plan's `~!/data` mount).
+    public static let gameDirectory = "/home/steam/steamcmd/data"
 
     public let uid: ServerUID
     public let name: String
@@ -78,6 +85,8 @@ public struct ServerSpec: Sendable {
     public let mounts: [Mount]
     public let labels: [(String, String)]
     public let limits: ResourceLimits
+    /// Linux capabilities added back after dropping all (the plan's `metadata.capabilities`).
+    public let capabilities: [String]
 
     /// - Parameters:
     ///   - settings: the resolved user values (`ServerSettings.resolve`).
@@ -85,7 +94,7 @@ public struct ServerSpec: Sendable {
     ///   - existingFiles: which of the plan's single-file mounts exist in the directory (`~!/x` keys).
     public init(
         uid: ServerUID, plan: Plan, settings: [(String, String)], ports: [PortSpec], directory: String, existingFiles: Set<String> = [],
-        limits: ResourceLimits = ResourceLimits(), extraLabels: [(String, String)] = []
+        limits: ResourceLimits = ResourceLimits(), extraLabels: [(String, String)] = [], image: String? = nil
     ) {
         self.uid = uid
         name = uid.containerName
@@ -93,8 +102,10 @@ public struct ServerSpec: Sendable {
         var host = String(uid.containerName.prefix(63))
         while host.hasSuffix(".") || host.hasSuffix("-") { host.removeLast() }
         hostname = host
-        image = plan.image
+        // The runtime image built for the plan (`RuntimeImage.reference`), or the plan's own.
+        self.image = image ?? plan.image
         self.ports = ports
+        capabilities = plan.capabilities
 
         var env: [(String, String)] = []
         for port in ports {
@@ -110,6 +121,8 @@ public struct ServerSpec: Sendable {
             let value = setting.key == "STEAM_ID" ? setting.defaultValue : given[setting.key] ?? setting.defaultValue
             env.append((setting.key, value ?? ""))
         }
+        // Peon's runtime images install and run the game here (docs/runtime.md).
+        if plan.runtime != .image, !env.contains(where: { $0.0 == "GAME_DIR" }) { env.append(("GAME_DIR", Self.gameDirectory)) }
         environment = env.map { "\($0.0)=\($0.1)" }
 
         func hostPath(_ source: String) -> String { source == "~!" ? directory : directory + source.dropFirst(2) }
@@ -119,8 +132,10 @@ public struct ServerSpec: Sendable {
         self.limits = limits
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over everything that shapes the container
         let material =
-            [image, hostname] + environment + ports.map { "\($0.name)=\($0.port)/\($0.proto)" }
-            + mounts.map { "\($0.source):\($0.target)" } + ["\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)"]
+            [self.image, hostname] + environment + ports.map { "\($0.name)=\($0.port)/\($0.proto)" }
+            + mounts.map { "\($0.source):\($0.target)" } + [
+                "\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)", capabilities.joined(separator: ","),
+            ]
         for byte in material.joined(separator: "\n").utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
         }

@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -172,5 +172,14 @@ extension Migration {
                 content    BLOB NOT NULL,
                 PRIMARY KEY (game_uid, path)
             ) STRICT, WITHOUT ROWID;
+            """)
+}
+
+extension Migration {
+    /// A long job's progress (`{"phase","percent","lines"}`), written by the scheduler while it runs.
+    static let runtime = Migration(
+        id: "0004_runtime",
+        sql: """
+            ALTER TABLE jobs ADD COLUMN progress TEXT;
             """)
 }

@@ -14,6 +14,8 @@ public struct JobRecord: Sendable, Equatable {
     public let createdAt: Int64
     public let startedAt: Int64?
     public let finishedAt: Int64?
+    /// `{"phase": "pulling|building|installing|starting", "percent": n?, "lines": [...]}` while it runs.
+    public let progress: JSON?
 
     /// The job as `GET /jobs/<id>` shows it.
     public var json: JSON {
@@ -21,13 +23,13 @@ public struct JobRecord: Sendable, Equatable {
             ("id", .number(Double(id))), ("server_uid", .string(serverUID)), ("kind", .string(kind.rawValue)),
             ("state", .string(state.rawValue)), ("attempts", .int(attempts)), ("error", error.map(JSON.string) ?? .null),
             ("created_at", .number(Double(createdAt))), ("started_at", startedAt.map { .number(Double($0)) } ?? .null),
-            ("finished_at", finishedAt.map { .number(Double($0)) } ?? .null),
+            ("finished_at", finishedAt.map { .number(Double($0)) } ?? .null), ("progress", progress ?? .null),
         ])
     }
 }
 
 extension Transaction {
-    static let jobColumns = "id, server_uid, kind, arguments, state, attempts, error, result, created_at, started_at, finished_at"
+    static let jobColumns = "id, server_uid, kind, arguments, state, attempts, error, result, created_at, started_at, finished_at, progress"
 
     @discardableResult
     public func enqueueJob(server: String, kind: JobKind, arguments: JSON = .object([]), notBefore: Int64 = 0, now: Int64)
@@ -63,6 +65,11 @@ extension Transaction {
             [.text(state.rawValue), error.map(SQLValue.text) ?? .null, result.map { .text($0.text) } ?? .null, .integer(now), .integer(id)])
     }
 
+    /// Records a running job's progress (the scheduler throttles how often).
+    public func setJobProgress(_ id: Int64, _ progress: JSON) throws(StoreError) {
+        try query("UPDATE jobs SET progress = ? WHERE id = ?", [.text(progress.text), .integer(id)])
+    }
+
     public func job(_ id: Int64) throws(StoreError) -> JobRecord? {
         try query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)]).first.flatMap(Self.job)
     }
@@ -87,7 +94,8 @@ extension Transaction {
         return JobRecord(
             id: id, serverUID: r[1].text ?? "", kind: kind, arguments: (try? JSON.parse(r[3].text ?? "{}")) ?? .object([]), state: state,
             attempts: Int(r[5].integer ?? 0), error: r[6].text, result: r[7].text.flatMap { try? JSON.parse($0) },
-            createdAt: r[8].integer ?? 0, startedAt: r[9].integer, finishedAt: r[10].integer)
+            createdAt: r[8].integer ?? 0, startedAt: r[9].integer, finishedAt: r[10].integer,
+            progress: r[11].text.flatMap { try? JSON.parse($0) })
     }
 }
 

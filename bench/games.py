@@ -1,0 +1,195 @@
+"""Real game benchmark: Luanti (Debian's minetest-server on Peon's Debian runtime image).
+
+- create-to-playable: from the API call (PUT /server/create, through nginx over HTTPS) until the
+  server answers a Luanti client's handshake over UDP, against `docker run` of the same built image
+  (same entry, mounts, user and init) until the same handshake, in the same run, rounds interleaved:
+  on Docker's default bridge, and after `docker network create` (Peon gives each server its own
+  network, which costs the engine 70-100 ms here);
+- the image step of a create, cold (the image is built: apt installs minetest-server) and cached
+  (the tag, a hash of the inputs, exists: one inspect), both from the create call until the job's
+  progress enters `starting`.
+
+Run: bench/games.sh (ROUNDS=5 by default). Only images made by Peon's tests and benchmarks
+(label peon.test) are removed to make the cold build cold."""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+import requests
+import urllib3
+
+urllib3.disable_warnings()
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+RUN = "bench" + os.urandom(3).hex()
+KEY = "bench-key-" + os.urandom(6).hex()
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+HANDSHAKE = bytes.fromhex("4f4574030000" "00" "03" "ffdc" "01" "0000")
+
+
+def docker(method, path, body=None):
+    args = ["curl", "-s", "--unix-socket", "/var/run/docker.sock", "-X", method, f"http://docker/v1.41{path}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    out = subprocess.run(args, capture_output=True).stdout
+    return json.loads(out) if out.strip() else None
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def playable(port, timeout=120.0):
+    """Sends the handshake every 50 ms until the server answers; the time it answered."""
+    deadline = time.perf_counter() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.05)
+        while time.perf_counter() < deadline:
+            s.sendto(HANDSHAKE, ("127.0.0.1", port))
+            try:
+                if s.recvfrom(1024)[0][:4] == HANDSHAKE[:4]:
+                    return time.perf_counter()
+            except OSError:
+                pass
+    raise RuntimeError(f"no handshake answer on {port}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="peon-bench-")
+    os.chmod(tmp, 0o755)
+    port = free_port()
+    binaries = os.environ.get("PEON_BIN") or f"{ROOT}/.build/release"
+    env = {**os.environ, "PEON_DATA_DIR": f"{tmp}/var", "PEON_HTTPS_PORT": str(port), "PEON_HTTP_PORT": str(free_port()),
+           "PEON_API_KEY": KEY, "PEON_WORKERS": "2", "PEON_BIN": binaries, "PEON_RATE_LIMIT": "1000000",
+           "PEON_RATE_BURST": "1000000", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
+           "PEON_PORT_RANGE": "43000-43999"}
+    log = open(f"{tmp}/stack.log", "w")
+    stack = subprocess.Popen([f"{ROOT}/scripts/stack.sh"], env=env, stdout=log, stderr=log, start_new_session=True)
+    base = f"https://127.0.0.1:{port}"
+    s = requests.Session()
+    s.verify = False
+    s.trust_env = False
+    s.headers["X-Api-Key"] = KEY
+    made = []
+    try:
+        for _ in range(100):
+            try:
+                if s.get(base + "/api/v1/orchestrator", timeout=1).json()["scheduler"]["running"]:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.1)
+
+        def image_step(name):
+            """Create (async) and time the call until the job's progress enters `starting`; then wait for it."""
+            started = time.perf_counter()
+            r = s.put(f"{base}/api/v1/server/create/luanti.{name}?async=true", json={"SERVER_NAME": "Bench"})
+            assert r.status_code == 202, r.text
+            job = r.json()["id"]
+            step = None
+            while True:
+                j = s.get(f"{base}/api/v1/jobs/{job}").json()
+                if step is None and (j.get("progress") or {}).get("phase") == "starting":
+                    step = time.perf_counter() - started
+                if j["state"] in ("succeeded", "failed"):
+                    assert j["state"] == "succeeded", j
+                    return step if step is not None else time.perf_counter() - started
+                time.sleep(0.01)
+
+        # Cold: no luanti runtime image made by tests or benchmarks is left, so the engine builds it all.
+        selector = urllib.parse.quote(json.dumps({"label": ["peon.runtime=debian", "peon.test"]}))
+        for image in docker("GET", f"/images/json?filters={selector}") or []:
+            if any(t.startswith("peon/runtime-debian-luanti:") for t in image.get("RepoTags") or []):
+                docker("DELETE", f"/images/{image['Id']}?force=1")
+        # The first server stays (stopped) for the whole run: Peon prunes runtime images no server uses.
+        cold = image_step(f"{RUN}c")
+        s.put(f"{base}/api/v1/server/stop/luanti.{RUN}c").raise_for_status()
+        cached = []
+        for i in range(ROUNDS):
+            cached.append(image_step(f"{RUN}k{i}"))
+            s.delete(f"{base}/api/v1/server/eradicate/luanti.{RUN}k{i}").raise_for_status()
+        image = next(t for i in docker("GET", f"/images/json?filters={selector}") or [] for t in i.get("RepoTags") or []
+                     if t.startswith("peon/runtime-debian-luanti:"))
+
+        peon, direct, direct_net = [], [], []
+        for i in range(ROUNDS):
+            # Peon: the API call until the handshake is answered.
+            name = f"{RUN}p{i}"
+            started = time.perf_counter()
+            r = s.put(f"{base}/api/v1/server/create/luanti.{name}", json={"SERVER_NAME": "Bench"})
+            r.raise_for_status()
+            info = docker("GET", f"/containers/peon.warcamp.luanti.{name}/json")
+            game_port = int(next(iter(info["HostConfig"]["PortBindings"].values()))[0]["HostPort"])
+            peon.append(playable(game_port) - started)
+            s.delete(f"{base}/api/v1/server/eradicate/luanti.{name}").raise_for_status()
+
+            # Docker: `docker run` of the same image, same entry, mounts, user and init, until the same
+            # handshake; once on the default bridge, once on a network of its own as Peon gives each server.
+            for variant, results in (("bridge", direct), ("own network", direct_net)):
+                home = f"{tmp}/direct{i}{len(results)}{variant[0]}"
+                for sub in ("actions", "config", "data", "user"):
+                    os.makedirs(f"{home}/{sub}")
+                shutil.copy(f"{ROOT}/plans/luanti/actions/server_start", f"{home}/actions/server_start")
+                subprocess.run(["chown", "-R", "1000:1000", home], check=True)
+                game_port = free_port(socket.SOCK_DGRAM)
+                name = f"{RUN}-direct{i}{variant[0]}"
+                started = time.perf_counter()
+                network = []
+                if variant == "own network":
+                    subprocess.run(["docker", "network", "create", "--label", f"peon.test={RUN}", name], check=True, capture_output=True)
+                    network = ["--network", name]
+                run = subprocess.run(["docker", "run", "-d", "--name", name, "--label", f"peon.test={RUN}", "--init", *network,
+                                      "--user", "1000:1000", "-p", f"127.0.0.1:{game_port}:{game_port}/udp", "-e", f"PORT={game_port}",
+                                      "-e", "SERVER_NAME=Bench", "-v", f"{home}/actions:/actions",
+                                      "-v", f"{home}/data:/home/steam/steamcmd/data", "-v", f"{home}/config:/home/steam/config",
+                                      "-v", f"{home}/user:/home/steam/user", image], capture_output=True, text=True)
+                if run.returncode == 0:
+                    results.append(playable(game_port) - started)
+                elif variant == "bridge":  # an engine without docker0 (--bridge=none, or lost): that baseline is skipped
+                    print(f"docker run on the default bridge failed: {run.stderr.strip()[:200]}")
+                else:
+                    raise RuntimeError(run.stderr)
+                subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+                if network:
+                    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+        def ms(values):
+            return statistics.median(values) * 1000 if values else float("nan")
+
+        print(f"luanti, {ROUNDS} rounds, medians in ms ({binaries.rsplit('/', 1)[-1]} binaries)")
+        print(f"create-to-playable  Peon {ms(peon):6.0f}   docker run {ms(direct):6.0f} (ratio {ms(peon) / ms(direct):.2f}x)"
+              f"   docker network create + run {ms(direct_net):6.0f} (ratio {ms(peon) / ms(direct_net):.2f}x)")
+        print(f"  Peon rounds           {[round(v * 1000) for v in peon]}")
+        print(f"  docker run rounds     {[round(v * 1000) for v in direct]}")
+        print(f"  own network rounds    {[round(v * 1000) for v in direct_net]}")
+        print(f"image step of a create  cold {cold * 1000:8.0f}   cached {ms(cached):8.0f}   ratio {cold / statistics.median(cached):.0f}x")
+        print(f"  cached rounds {[round(v * 1000) for v in cached]}")
+    except Exception:
+        print(open(f"{tmp}/stack.log").read()[-4000:])
+        raise
+    finally:
+        try:
+            os.killpg(stack.pid, signal.SIGTERM)
+            stack.wait(120)
+        except Exception as error:  # cleanup below must run whatever happened
+            print(f"stack did not stop cleanly: {error}")
+            os.killpg(stack.pid, signal.SIGKILL)
+        sel = urllib.parse.quote(json.dumps({"label": [f"peon.test={RUN}"]}))
+        for c in docker("GET", f"/containers/json?all=1&filters={sel}") or []:
+            docker("DELETE", f"/containers/{c['Id']}?force=1")
+        for n in docker("GET", f"/networks?filters={sel}") or []:
+            docker("DELETE", f"/networks/{n['Id']}")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
