@@ -35,7 +35,8 @@ enum ServerRoutes {
         router.on("PUT", "/api/v1/servers", scope: .admin) { request, context, _, _ in
             try requireScheduler(context)
             let job = try context.store.write { tx in
-                try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
+                try checkCapacity(tx, server: "*", context: context)
+                return try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
             }
             Wakeup.notify(directory: context.configuration.wakeupDir)
             return try answer(job, request, context) { try serverList(context) }
@@ -139,8 +140,11 @@ enum ServerRoutes {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
             let summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
-            let dir = context.configuration.serversDir + "/" + uid.relativeDirectory + "/config"
-            let live = JSON.object(Files.smallTextFiles(in: dir, include: ServerConfig.isVisible).map { ($0.0, JSON.string($0.1)) })
+            let live = JSON.object(
+                Files.smallTextFiles(
+                    in: uid.relativeDirectory + "/config", under: context.configuration.serversDir, include: ServerConfig.isVisible
+                )
+                .map { ($0.0, JSON.string($0.1)) })
             return ServerObject.json(summary, config: live)
         }
     }
@@ -190,6 +194,7 @@ enum ServerRoutes {
             guard try tx.server(uid) == nil else {
                 throw DomainError.conflict("There is already a server named \(uid). Use update or modify to change it.")
             }
+            try checkCapacity(tx, server: uid.description, context: context)
             try tx.insertServer(
                 ServerRecord(
                     uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running",
@@ -323,6 +328,7 @@ enum ServerRoutes {
     static func enqueue(_ uid: ServerUID, _ kind: JobKind, arguments: JSON = .object([]), context: APIContext) throws -> JobRecord {
         let job = try context.store.write { tx in
             if let same = try tx.pendingJobs(server: uid.description).last, same.kind == kind, same.arguments == arguments { return same }
+            try checkCapacity(tx, server: uid.description, context: context)
             if let desired = kind.desiredState, var server = try tx.server(uid) {
                 server.desiredState = desired
                 try tx.updateServer(server, now: WallClock.now())
@@ -331,6 +337,21 @@ enum ServerRoutes {
         }
         Wakeup.notify(directory: context.configuration.wakeupDir)
         return job
+    }
+
+    /// Refuses a new job when its server, or all servers together, have too many unfinished ones
+    /// (`PEON_MAX_PENDING_JOBS`, `PEON_MAX_PENDING_JOBS_TOTAL`): a client looping on an action
+    /// must not queue work without end.
+    static func checkCapacity(_ tx: Transaction, server: String, context: APIContext) throws {
+        let (mine, all) = try tx.pendingJobCounts(server: server)
+        let configuration = context.configuration
+        guard mine < configuration.maxPendingJobsPerServer else {
+            throw DomainError.tooManyJobs(
+                "\(server == "*" ? "Imports" : "Server \(server)") already has \(mine) unfinished jobs; retry when some have run.")
+        }
+        guard all < configuration.maxPendingJobs else {
+            throw DomainError.tooManyJobs("There are \(all) unfinished jobs; retry when some have run.")
+        }
     }
 
     static func wait(for id: Int64, context: APIContext) throws -> JobRecord {

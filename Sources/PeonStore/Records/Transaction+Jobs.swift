@@ -80,6 +80,14 @@ extension Transaction {
         ).compactMap(Self.job)
     }
 
+    /// Unfinished (queued or running) jobs of `server`, and of all servers.
+    public func pendingJobCounts(server: String) throws(StoreError) -> (server: Int, total: Int) {
+        let row = try query(
+            "SELECT count(*) FILTER (WHERE server_uid = ?), count(*) FROM jobs WHERE state IN ('queued', 'running')", [.text(server)]
+        ).first
+        return (Int(row?[0].integer ?? 0), Int(row?[1].integer ?? 0))
+    }
+
     static func job(_ r: Row) -> JobRecord? {
         guard let id = r[0].integer, let kind = JobKind(rawValue: r[2].text ?? ""), let state = JobState(rawValue: r[4].text ?? "") else {
             return nil
