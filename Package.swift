@@ -107,3 +107,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer harness over the JSON parser, the router and request/plan validation. Built only with
+// PEON_FUZZ set (scripts/fuzz.sh, `make fuzz`), in its own scratch path, so normal builds skip it.
+if Context.environment["PEON_FUZZ"] != nil {
+    package.targets += [
+        .systemLibrary(name: "CFuzz", path: "Fuzz/CFuzz"),
+        .executableTarget(
+            name: "peon-fuzz", dependencies: ["CFuzz", "PeonCore", "PeonHTTP", "PeonJSON"], path: "Fuzz/peon-fuzz", swiftSettings: settings),
+    ]
+}
