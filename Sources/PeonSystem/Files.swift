@@ -61,10 +61,12 @@ public enum Files {
         }
     }
 
-    /// Names in a directory (no `.`/`..`), sorted; empty when it does not exist or is a symlink.
-    /// At most `limit` entries are read, so a folder of millions costs no more than `limit`.
+    /// Names in a directory (no `.`/`..`), sorted; empty when it does not exist. At most `limit`
+    /// entries are read, so a folder of millions costs no more than `limit`. For Peon's own folders
+    /// (an operator may link `plans` elsewhere); folders a game server writes go through
+    /// `openDirectory` and the descriptor-relative functions below.
     public static func list(_ path: String, limit: Int = 10_000) -> [String] {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         return (try? names(in: fd, path: path, limit: limit))?.sorted() ?? []
