@@ -98,6 +98,13 @@ let package = Package(
             name: "PeonPlatformDockerTests",
             dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
             swiftSettings: settings),
+        .testTarget(
+            name: "PeonSchedulerTests",
+            dependencies: [
+                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
         .testTarget(

@@ -43,7 +43,8 @@ enum ServerRoutes {
         }
 
         router.on("GET", "/api/v1/jobs/:id", scope: .read) { _, context, p, _ in
-            guard let id = CheckedNumber.integer(p["id"], in: 1...Int64.max), let job = try context.store.read({ tx in try tx.job(id) }) else {
+            guard let id = CheckedNumber.integer(p["id"], in: 1...Int64.max), let job = try context.store.read({ tx in try tx.job(id) })
+            else {
                 throw HTTPError(status: 404, code: "job.not_found", message: "No such job.")
             }
             return .json(job.json)
