@@ -77,8 +77,9 @@ public enum Files {
         let copy = dup(fd)
         guard copy >= 0 else { throw .errno(path) }
         guard let dir = fdopendir(copy) else {
+            let failed = FileError.errno(path)  // before close() can change errno
             close(copy)
-            throw .errno(path)
+            throw failed
         }
         defer { closedir(dir) }
         rewinddir(dir)
@@ -164,8 +165,9 @@ public enum Files {
             var next = openat(fd, name, directoryFlags)
             if next < 0, Glibc.errno == ENOENT, create {
                 if mkdirat(fd, name, mode) != 0, Glibc.errno != EEXIST {
+                    let failed = FileError.errno(path)
                     close(fd)
-                    throw .errno(path)
+                    throw failed
                 }
                 next = openat(fd, name, directoryFlags)
                 if next >= 0, let owner {

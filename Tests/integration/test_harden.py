@@ -208,3 +208,29 @@ def test_pending_jobs_are_capped_per_server_and_in_total(make_stack):
     assert s.request("PUT", f"/api/v1/server/start/{b}?async=true").status_code == 202  # 5 in total
     r = s.request("PUT", f"/api/v1/server/stop/{b}?async=true")
     assert r.status_code == 429 and r.json()["code"] == "jobs.too_many"
+
+
+def test_a_planted_symlink_is_never_a_bind_source(stack):
+    """A folder a container could once write (a plan mounting ~!) holds a link to a host path: the
+    next start refuses it instead of letting Docker mount /etc into the game container."""
+    uid = f"peontest.{RUN}sl"
+    r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True})
+    assert r.status_code == 200, r.text
+    user = os.path.join(server_dir(stack, uid), "user")
+    if os.path.isdir(user):
+        os.rmdir(user)
+    os.symlink("/etc", user)
+    try:
+        r = stack.request("PUT", f"/api/v1/server/start/{uid}")
+        assert r.status_code == 502 and r.json()["code"] == "job.failed" and "unsafe mount source" in r.json()["info"], r.text
+        from conftest import docker
+        info = docker("GET", f"/containers/peon.warcamp.{uid}/json") or {}
+        assert not (info.get("State") or {}).get("Running")
+        assert all(m.get("Source") != "/etc" for m in info.get("Mounts") or [])
+        os.remove(user)  # the operator removes the link: the next start makes the folder again
+        r = stack.request("PUT", f"/api/v1/server/start/{uid}")
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        assert os.path.isdir(user) and not os.path.islink(user)
+    finally:
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+    assert os.path.exists("/etc/hostname")
