@@ -68,7 +68,15 @@ extension Transaction {
     }
 
     /// Jobs a killed scheduler left running go back to the queue; their steps are idempotent.
-    public func requeueInterruptedJobs() throws(StoreError) -> Int {
+    /// A job already interrupted `maximumAttempts` times fails instead: should it be what kills the
+    /// scheduler, retrying it at every start would be a crash loop.
+    public func requeueInterruptedJobs(maximumAttempts: Int = 3) throws(StoreError) -> Int {
+        try query(
+            """
+            UPDATE jobs SET state = 'failed', finished_at = unixepoch(),
+                error = 'interrupted ' || attempts || ' times (the scheduler stopped while running it); not retried'
+            WHERE state = 'running' AND attempts >= ?
+            """, [.integer(Int64(maximumAttempts))])
         try query("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
         return changes
     }
