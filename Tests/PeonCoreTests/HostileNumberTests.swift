@@ -43,6 +43,13 @@ import Testing
         }
     }
 
+    /// Found by `make fuzz` against the landed parser from a benign seed (`{"interval": 15}`) in
+    /// about 40 s: the whole-number check passed and `Int64(n)` trapped.
+    @Test func fuzzerFoundIntervalIs400() throws {
+        let body = try JSON.parse(#"{"interval": 122222222222222222222222222222222222222222225}"#)
+        #expect(throws: DomainError.self) { try ScheduledTime.parse(body, now: 1_800_000_000) }
+    }
+
     @Test func inRangeNumbersStillWork() throws {
         #expect(try ScheduledTime.parse(["interval": 15], now: 100)?.due == 100 + 900)
         #expect(try ScheduledTime.parse(["epoch_time": .number(1_900_000_000)], now: 1_800_000_000)?.due == 1_900_000_000)
