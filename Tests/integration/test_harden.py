@@ -234,3 +234,33 @@ def test_a_planted_symlink_is_never_a_bind_source(stack):
     finally:
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
     assert os.path.exists("/etc/hostname")
+
+
+def test_the_scheduler_prunes_old_history_at_start(make_stack):
+    s = make_stack(env={"PEON_START_SCHEDULER": "0", "PEON_RETAIN_DAYS": "7"})
+    old, recent = int(time.time()) - 30 * 86400, int(time.time()) - 3600
+    rw = sqlite3.connect(f"{s.data}/peon.db", timeout=10)
+    for at in (old, recent):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+        rw.execute("INSERT INTO audit (at, key_id, client_ip, method, path, status, result) VALUES (?, 'key_x', '127.0.0.1', 'PUT', '/x', 200, 'ok')",
+                   (stamp,))
+        rw.execute("INSERT INTO jobs (server_uid, kind, state, created_at, finished_at) VALUES ('g.a', 'start', 'succeeded', ?, ?)",
+                   (at, at))
+        rw.execute("INSERT INTO crashes (server_uid, at, exit_code, oom_killed) VALUES ('g.a', ?, 1, 0)", (at,))
+    # Old but not yet due: still work, never history.
+    rw.execute("INSERT INTO jobs (server_uid, kind, state, created_at, not_before) VALUES ('g.a', 'start', 'queued', ?, ?)",
+               (old, int(time.time()) + 86400))
+    rw.commit()
+    scheduler = s.start_scheduler()
+    try:
+        def counts():
+            return [rw.execute(q).fetchone()[0] for q in (
+                "SELECT count(*) FROM audit", "SELECT count(*) FROM jobs WHERE state = 'succeeded'", "SELECT count(*) FROM crashes",
+                "SELECT count(*) FROM jobs WHERE state = 'queued'")]
+        deadline = time.time() + 10
+        while time.time() < deadline and counts() != [1, 1, 1, 1]:
+            time.sleep(0.2)
+        assert counts() == [1, 1, 1, 1], "old history went, recent history and queued work stayed"
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=10)
