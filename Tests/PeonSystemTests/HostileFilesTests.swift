@@ -23,6 +23,16 @@ import Testing
         #expect(throws: FileError.self) { try Files.read(root + "/hang", limit: 100) }
     }
 
+    @Test func writeRefusesAFIFOOrALinkWithoutBlocking() throws {
+        defer { cleanup() }
+        #expect(mkfifo(root + "/peon-server.json", 0o644) == 0)
+        #expect(throws: FileError.self) { try Files.write(root + "/peon-server.json", [1]) }
+        symlink("/etc/hostname", root + "/link")
+        #expect(throws: FileError.self) { try Files.write(root + "/link", [1]) }
+        try Files.write(root + "/plain", [1, 2])
+        #expect(try Files.read(root + "/plain", limit: 2) == [1, 2])
+    }
+
     @Test func smallTextFilesSkipFIFOsLinksAndBigFiles() throws {
         defer { cleanup() }
         try Files.makeDirectories(root + "/servers/g/s/config")
