@@ -312,7 +312,8 @@ public final class JobRunner {
     /// PEON's update modes. `image`/`full` fetch the image (keeping the local one when no registry
     /// answers, as Wings does) and re-create the container; every mode but `image` removes
     /// `actions/.update` so the runtime image updates the game at its next start; `reinit` also
-    /// empties `data/`.
+    /// empties `data/`. The container is stopped before any file changes and deletion goes by
+    /// descriptor, so a running game cannot swap a folder for a symlink under the delete.
     func update(_ uid: ServerUID, mode: String) throws {
         let plan = try plan(uid.game)
         if mode == "image" || mode == "full" {
