@@ -104,7 +104,11 @@ let package = Package(
             dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
             swiftSettings: settings),
         .testTarget(
-            name: "PeonSchedulerTests", dependencies: ["PeonScheduler", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem"],
+            name: "PeonSchedulerTests",
+            dependencies: [
+                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),
@@ -115,3 +119,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer harness over the JSON parser, the router and request/plan validation. Built only with
+// PEON_FUZZ set (scripts/fuzz.sh, `make fuzz`), in its own scratch path, so normal builds skip it.
+if Context.environment["PEON_FUZZ"] != nil {
+    package.targets += [
+        .systemLibrary(name: "CFuzz", path: "Fuzz/CFuzz"),
+        .executableTarget(
+            name: "peon-fuzz", dependencies: ["CFuzz", "PeonCore", "PeonHTTP", "PeonJSON"], path: "Fuzz/peon-fuzz", swiftSettings: settings),
+    ]
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: install what the tests need, build, run the Swift tests (unit, and the Docker client
-# against the real engine), then the integration tests against the real stack (nginx over TLS +
-# peon-api + SQLite files).
+# against the real engine), a minute of fuzzing, then the integration tests against the real stack
+# (nginx over TLS + peon-api + SQLite files).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -22,4 +22,6 @@ scripts/base-image.sh
 
 swift build --build-tests
 swift test --skip-build
+# A minute of fuzzing (the harness builds in .build-fuzz; `make fuzz` runs longer).
+scripts/fuzz.sh 60
 PEON_BIN=$root/.build/debug "$venv/bin/python" -m pytest -p no:cacheprovider -q Tests/integration "$@"

@@ -39,6 +39,8 @@ enum ErrorMapping {
                 extra: [("missing", .array(keys.map(JSON.string)))])
         case .conflict(let message): HTTPError(status: 409, code: "conflict", message: message)
         case .noFreePorts(let message): HTTPError(status: 409, code: "ports.exhausted", message: message)
+        case .tooManyJobs(let message):
+            HTTPError(status: 429, code: "jobs.too_many", message: message, headers: [("Retry-After", "5")])
         }
     }
 

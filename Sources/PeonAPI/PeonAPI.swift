@@ -27,8 +27,8 @@ public struct PeonAPI: Sendable {
 typealias AuthenticatedHandler = @Sendable (Request, APIContext, Parameters, Principal) throws -> Response
 
 extension Router where Context == APIContext {
-    /// Adds a route that needs an `X-Api-Key` of at least `scope`. Requests that may change
-    /// something (every method but GET) leave an audit row, whatever their outcome.
+    /// Adds a route that needs an `X-Api-Key` of at least `scope`. Authenticated requests that may
+    /// change something (every method but GET) leave an audit row, whatever their outcome.
     mutating func on(_ method: String, _ path: String, scope: Scope, _ body: @escaping AuthenticatedHandler) {
         on(method, path) { request, context, parameters in
             var principal: Principal?
@@ -51,7 +51,9 @@ extension Router where Context == APIContext {
                         "http.status": "\(response.status)", "error": "\(failure.map(Audit.describe) ?? "")",
                     ])
             }
-            if method != "GET" {
+            // Only callers with a valid key are audited: unauthenticated noise is in nginx's
+            // access log (and fail2ban's), and must not be able to grow the database.
+            if method != "GET", principal != nil {
                 Audit.record(request: request, principal: principal, status: response.status, failure: failure, context: context)
             }
             return response

@@ -9,4 +9,6 @@ public enum DomainError: Error, Sendable, Equatable {
     case conflict(String)
     /// No port group is free for a new server.
     case noFreePorts(String)
+    /// Too many unfinished jobs (of one server or of all): the caller should retry later.
+    case tooManyJobs(String)
 }

@@ -57,8 +57,10 @@ extension DockerClient {
         let answer = try json(
             "POST", "/containers/\(DockerClient.escape(id))/wait", query: [("condition", condition)],
             timeoutMilliseconds: timeoutSeconds * 1000)
-        guard case .number(let code) = answer["StatusCode"] else { throw .badResponse("wait returned no StatusCode") }
-        return Int(code)
+        guard case .number(let code) = answer["StatusCode"], let status = Int32(exactly: code) else {
+            throw .badResponse("wait returned no StatusCode")
+        }
+        return Int(status)
     }
 
     /// The last `tail` lines of stdout and stderr (demultiplexed; the container must not use a TTY).

@@ -109,10 +109,10 @@ public final class DockerPlatform: ServerPlatform {
         var keys = Set<PortKey>()
         for container in try docker.listContainers(labels: [], all: false) {
             for port in container["Ports"]?.arrayValue ?? [] {
-                guard case .number(let p) = port["PublicPort"], let t = port["Type"]?.stringValue,
+                guard let p = CheckedNumber.int(port["PublicPort"], in: 1...65535), let t = port["Type"]?.stringValue,
                     let transport = PortKey.Transport(rawValue: t)
                 else { continue }
-                keys.insert(PortKey(Int(p), transport))
+                keys.insert(PortKey(p, transport))
             }
         }
         return keys
@@ -123,8 +123,7 @@ public final class DockerPlatform: ServerPlatform {
         let info = try docker.inspectContainer(id)
         let labels = Self.labels(info["Config"]?["Labels"])
         let state = info["State"]
-        var code = 0
-        if case .number(let n) = state?["ExitCode"] { code = Int(n) }
+        let code = CheckedNumber.int(state?["ExitCode"], in: Int(Int32.min)...Int(Int32.max)) ?? 0
         return ObservedContainer(
             id: info["Id"]?.stringValue ?? id, uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
             state: state?["Status"]?.stringValue ?? "unknown", exitCode: code, oomKilled: state?["OOMKilled"]?.boolValue ?? false,
@@ -172,9 +171,13 @@ public final class DockerPlatform: ServerPlatform {
         }
         let cpu = stats["cpu_stats"]
         return StatsSample(
-            cpuTotal: UInt64(number(cpu?["cpu_usage"]?["total_usage"])), systemTotal: UInt64(number(cpu?["system_cpu_usage"])),
-            onlineCPUs: Int(number(cpu?["online_cpus"])), memory: Int64(number(stats["memory_stats"]?["usage"])),
-            memoryLimit: Int64(number(stats["memory_stats"]?["limit"])), networkRx: Int64(rx), networkTx: Int64(tx),
+            // Counters from the engine are clamped, never converted unchecked: a trap here kills the scheduler.
+            cpuTotal: UInt64(CheckedNumber.clamped(number(cpu?["cpu_usage"]?["total_usage"]))),
+            systemTotal: UInt64(CheckedNumber.clamped(number(cpu?["system_cpu_usage"]))),
+            onlineCPUs: CheckedNumber.int(cpu?["online_cpus"], in: 0...65536) ?? 0,
+            memory: CheckedNumber.clamped(number(stats["memory_stats"]?["usage"])),
+            memoryLimit: CheckedNumber.clamped(number(stats["memory_stats"]?["limit"])), networkRx: CheckedNumber.clamped(rx),
+            networkTx: CheckedNumber.clamped(tx),
             startedAt: Self.epoch(started) ?? 0)
     }
 

@@ -133,21 +133,21 @@ public final class JobRunner {
             for name in Files.list(configuration.serversDir + "/" + game) {
                 guard let uid = try? ServerUID(validating: "\(game).\(name)"), !known.contains(uid),
                     let bytes = try? Files.read(directory(uid) + "/" + Self.manifest, limit: 1 << 20),
-                    let manifest = try? JSON.parse(bytes),
-                    manifest["uid"]?.stringValue == uid.description, (try? plan(uid.game)) != nil
+                    let document = try? JSON.parse(bytes), let plan = try? plan(uid.game)
                 else { continue }
-                let ports = (manifest["ports"]?.arrayValue ?? []).compactMap { p -> PortSpec? in
-                    guard let n = p["name"]?.stringValue, case .number(let port) = p["port"],
-                        let proto = PortSpec.Proto(rawValue: p["proto"]?.stringValue ?? "")
-                    else { return nil }
-                    return PortSpec(name: n, port: Int(port), proto: proto)
+                // The manifest is hostile input: checked like a request, refused whole when wrong.
+                let manifest: ServerManifest
+                do {
+                    manifest = try ServerManifest(document: document, uid: uid, plan: plan)
+                } catch {
+                    logger.warning("server manifest refused", metadata: ["server.uid": "\(uid)", "error": "\(error)"])
+                    continue
                 }
                 let container = containers.first { $0.uid == uid }
                 let record = ServerRecord(
-                    uid: uid, description: manifest["description"]?.stringValue ?? "",
-                    settings: (manifest["settings"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, ports: ports,
+                    uid: uid, description: manifest.description, settings: manifest.settings, ports: manifest.ports,
                     desiredState: container?.state == "running" ? "running" : "stopped", observedState: container?.state ?? "missing",
-                    containerID: container?.id, limits: manifest["limits"] ?? .object([]), createdAt: WallClock.now())
+                    containerID: container?.id, limits: manifest.limits, createdAt: WallClock.now())
                 try store.write { tx in try tx.insertServer(record, now: WallClock.now()) }
                 logger.info("server adopted", metadata: ["server.uid": "\(uid)"])
             }
@@ -280,14 +280,24 @@ public final class JobRunner {
             try installActions(uid)
             made.append(dir + "/actions")
         }
-        for volume in plan.volumes where volume.source.hasPrefix("~!/") {
-            let path = dir + "/" + volume.source.dropFirst(3)
-            if Files.kind(path) == .missing {
-                try Files.makeDirectories(path)
-                made.append(path)
-            }
-        }
         for path in made { try Files.chownTree(path, uid: 1000, gid: 1000) }
+        try checkMounts(uid, plan: plan)
+    }
+
+    /// Every bind source, checked right before a start: reached from the data dir without a
+    /// symlink at any level (Docker would follow one), folders made for the game's user when missing.
+    func checkMounts(_ uid: ServerUID, plan: Plan) throws {
+        let base = "servers/" + uid.relativeDirectory + "/"
+        do {
+            for volume in plan.volumes {
+                try Files.checkBindSource(base + volume.source.dropFirst(3), in: configuration.dataDir, owner: (1000, 1000))
+            }
+            for file in plan.files where Files.kind(directory(uid) + "/" + file.source.dropFirst(3)) != .missing {
+                try Files.checkBindSource(base + file.source.dropFirst(3), in: configuration.dataDir, file: true)
+            }
+        } catch {
+            throw DomainError.invalid(field: "volumes", reason: "unsafe mount source: \(error)")
+        }
     }
 
     /// Copies the plan's `actions/` files, as the catalog holds them, into the server's `actions/`;
@@ -322,7 +332,7 @@ public final class JobRunner {
             if arguments["noclean"] != .bool(true) {
                 // A failed create leaves nothing behind.
                 try? platform.remove(uid)
-                try? Files.removeTree(directory(uid))
+                try? Files.removeTree(uid.relativeDirectory, in: configuration.serversDir)
                 try? store.write { tx in try tx.deleteServer(uid) }
             }
             throw error
@@ -359,6 +369,7 @@ public final class JobRunner {
         server.containerID = id
         try save(server)
         try writeManifest(server)
+        try checkMounts(uid, plan: plan)
         progress?.enter(.starting)
         try platform.start(id)
         server.observedState = try platform.details(id).state
@@ -384,28 +395,28 @@ public final class JobRunner {
     /// PEON's update modes (`UpdateMode`, docs/runtime.md). The image is rebuilt only when its
     /// inputs changed (the tag is their hash) or pulled again for `image` plans; the markers in
     /// `actions/` tell the runtime what to do with the game at the next start; the container is
-    /// re-created (image modes) or restarted, if it should run.
+    /// re-created (image modes) or restarted, if it should run. The container is stopped before
+    /// any file changes and deletion goes by descriptor, so a running game cannot swap a folder
+    /// for a symlink under the delete.
     func update(_ uid: ServerUID, mode: UpdateMode) throws {
         let plan = try plan(uid.game)
-        let dir = directory(uid)
         if mode.refreshesImage { try prepareImage(plan, refresh: true) }
-        if mode.redownloadsGame { try? Files.removeTree(dir + "/actions/.update") }
-        if mode.validatesGame {
-            try Files.write(dir + "/actions/.validate", [])
-            _ = chown(dir + "/actions/.validate", 1000, 1000)
-        }
+        // Stop first: files a running container can write are changed only once it cannot.
+        let wasRunning = try record(uid).desiredState == "running"
+        try stop(uid, keepDesired: true)
+        let base = uid.relativeDirectory
         // A refreshed plan brings new scripts to its servers at every update, whatever the mode.
         try installActions(uid)
-        if mode.wipesGameFiles {
-            try stop(uid, keepDesired: true)
-            for name in Files.list(dir + "/data") { try Files.removeTree(dir + "/data/" + name) }
+        if mode.redownloadsGame { try Files.removeTree(base + "/actions/.update", in: configuration.serversDir) }
+        if mode.validatesGame {
+            let marker = directory(uid) + "/actions/.validate"
+            try Files.write(marker, [])
+            _ = chown(marker, 1000, 1000)
         }
+        if mode.wipesGameFiles { try Files.removeContents(base + "/data", in: configuration.serversDir) }
         if mode.refreshesImage || mode.wipesGameFiles {
             try recreate(uid)
-        } else if try record(uid).desiredState == "running" {
-            // The markers alone change what the runtime does; start re-creates the container
-            // only if the plan or settings changed since.
-            try stop(uid, keepDesired: true)
+        } else if wasRunning {
             try start(uid)
         }
         if let facts = try platform.imageFacts(try runtimeImage(plan).reference) {
@@ -445,7 +456,7 @@ public final class JobRunner {
 
     func destroy(_ uid: ServerUID, eradicate: Bool) throws {
         try platform.remove(uid)
-        if eradicate { try Files.removeTree(directory(uid)) }
+        if eradicate { try Files.removeTree(uid.relativeDirectory, in: configuration.serversDir) }
         try store.write { tx in try tx.deleteServer(uid) }
     }
 }

@@ -14,7 +14,7 @@ import PeonSystem
 /// Threads, each with its own store connection and platform session:
 /// - `runners` job runners sleeping on their own wake-up socket (API workers wake them);
 /// - one event watcher keeping each server's observed state right and applying the crash policy;
-/// - one housekeeping thread: stats samples and a periodic full reconcile;
+/// - one housekeeping thread: stats samples, a periodic full reconcile, pruning of old history;
 /// - the calling thread: timed actions and the heartbeat, never delayed by Docker.
 /// SIGTERM (`Signals.stopRequested`) ends every loop; running game servers are left alone.
 public struct Scheduler: Sendable {
@@ -76,9 +76,12 @@ public struct Scheduler: Sendable {
     func housekeepingLoop() {
         var lastReconcile = 0.0
         var lastSample = 0.0
-        // The first prune waits a minute: a scheduler restarted mid-create must not race it.
-        var lastPrune = Monotonic.seconds() - Self.pruneSeconds + 60
+        // The first image prune waits a minute: a scheduler restarted mid-create must not race it.
+        var lastImagePrune = Monotonic.seconds() - Self.imagePruneSeconds + 60
+        var lastPrune: Double?
         var previous: [ServerUID: StatsSample] = [:]
+        let retention = Retention(
+            days: configuration.retainDays, rows: configuration.retainRows, statsHours: configuration.statsRetainHours)
         while !Self.stopping {
             do {
                 let store = try Store(path: configuration.databasePath)
@@ -87,13 +90,18 @@ public struct Scheduler: Sendable {
                 let images = JobRunner(
                     store: store, platform: platform, configuration: configuration, hostDataDir: hostDataDir, logger: logger)
                 while !Self.stopping {
-                    if Monotonic.seconds() - lastPrune > Self.pruneSeconds {
-                        lastPrune = Monotonic.seconds()
+                    if Monotonic.seconds() - lastImagePrune > Self.imagePruneSeconds {
+                        lastImagePrune = Monotonic.seconds()
                         do {
                             try images.pruneImages()
                         } catch {
                             logger.warning("cannot prune runtime images", metadata: ["error": "\(error)"])
                         }
+                    }
+                    if lastPrune.map({ Monotonic.seconds() - $0 > Self.pruneSeconds }) ?? true {
+                        lastPrune = Monotonic.seconds()
+                        let removed = try store.write { tx in try tx.prune(retention, now: WallClock.now()) }
+                        if removed > 0 { logger.info("history pruned", metadata: ["rows": "\(removed)"]) }
                     }
                     if Monotonic.seconds() - lastReconcile > 10 {
                         lastReconcile = Monotonic.seconds()
@@ -196,10 +204,13 @@ public struct Scheduler: Sendable {
     }
 
     static let sampleSeconds = 5.0
-    static let pruneSeconds = 600.0
+    /// Runtime images no server uses are removed this often.
+    static let imagePruneSeconds = 600.0
+    /// Jobs, crashes, audit and stats are pruned this often (and at start).
+    static let pruneSeconds = 300.0
 
     /// Records CPU, memory, network and uptime of every running server; returns the raw samples
-    /// for the next round's CPU deltas. Keeps a day of samples.
+    /// for the next round's CPU deltas. Old samples go with the rest of the history (`prune`).
     func sampleStats(store: Store, platform: any ServerPlatform, previous: [ServerUID: StatsSample]) throws -> [ServerUID: StatsSample] {
         var samples: [ServerUID: StatsSample] = [:]
         var records: [(ServerUID, StatsRecord, JSON)] = []
@@ -211,8 +222,11 @@ public struct Scheduler: Sendable {
                 at: now, cpuPercent: sample.cpuPercent(since: previous[server.uid]), memory: sample.memory, memoryLimit: sample.memoryLimit,
                 networkRx: sample.networkRx, networkTx: sample.networkTx, uptime: sample.startedAt > 0 ? max(0, now - sample.startedAt) : 0)
             // Listings show this snapshot, so `GET /servers` never reads a file per server.
-            let dir = configuration.serversDir + "/" + server.uid.relativeDirectory + "/config"
-            let config = JSON.object(Files.smallTextFiles(in: dir, include: ServerConfig.isVisible).map { ($0.0, JSON.string($0.1)) })
+            let config = JSON.object(
+                Files.smallTextFiles(
+                    in: server.uid.relativeDirectory + "/config", under: configuration.serversDir, include: ServerConfig.isVisible
+                )
+                .map { ($0.0, JSON.string($0.1)) })
             records.append((server.uid, record, config))
         }
         try store.write { tx in
@@ -220,7 +234,6 @@ public struct Scheduler: Sendable {
                 try tx.insertStats(server: uid.description, record)
                 try tx.setConfigSnapshot(uid, config)
             }
-            try tx.pruneStats(before: now - 86400)
         }
         return samples
     }

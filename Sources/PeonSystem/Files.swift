@@ -19,16 +19,25 @@ public struct FileError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Bounded, symlink-aware file access for data Peon reads from disk (plans, certificates).
 public enum Files {
     /// Reads a regular file, refusing anything larger than `limit` bytes.
+    ///
+    /// The last component must not be a symlink, and the open never blocks: a FIFO a game server
+    /// left in its folder is refused after `fstat` instead of stalling the caller forever.
     public static func read(_ path: String, limit: Int) throws(FileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        let fd = open(path, readFlags)
         guard fd >= 0 else { throw .errno(path) }
         defer { close(fd) }
+        return try readRegular(fd, path: path, limit: limit)
+    }
+
+    static let readFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
+
+    static func readRegular(_ fd: Int32, path: String, limit: Int) throws(FileError) -> [UInt8] {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .errno(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "not a regular file") }
         guard st.st_size <= limit else { throw FileError(path: path, reason: "larger than \(limit) bytes") }
         var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        var buffer = [UInt8](repeating: 0, count: min(65536, limit + 1))
         while true {
             let n = Glibc.read(fd, &buffer, buffer.count)
             if n < 0 {
@@ -42,10 +51,15 @@ public enum Files {
         return out
     }
 
+    /// Writes a regular file (created or truncated). The last component must not be a symlink, and
+    /// a FIFO in its place fails at once (`O_NONBLOCK`) instead of waiting for a reader.
     public static func write(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o644) throws(FileError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, mode)
         guard fd >= 0 else { throw .errno(path) }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .errno(path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "not a regular file") }
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -57,18 +71,36 @@ public enum Files {
         }
     }
 
-    /// Names in a directory (no `.`/`..`), sorted; empty when it does not exist.
-    public static func list(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
+    /// Names in a directory (no `.`/`..`), sorted; empty when it does not exist. At most `limit`
+    /// entries are read, so a folder of millions costs no more than `limit`. For Peon's own folders
+    /// (an operator may link `plans` elsewhere); folders a game server writes go through
+    /// `openDirectory` and the descriptor-relative functions below.
+    public static func list(_ path: String, limit: Int = 10_000) -> [String] {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        return (try? names(in: fd, path: path, limit: limit))?.sorted() ?? []
+    }
+
+    /// Reads up to `limit` names from an open directory; the descriptor stays open and is not moved.
+    static func names(in fd: Int32, path: String, limit: Int = .max) throws(FileError) -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0 else { throw .errno(path) }
+        guard let dir = fdopendir(copy) else {
+            let failed = FileError.errno(path)  // before close() can change errno
+            close(copy)
+            throw failed
+        }
         defer { closedir(dir) }
+        rewinddir(dir)
         var names: [String] = []
-        while let entry = readdir(dir) {
+        while names.count < limit, let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             if name != ".", name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return names
     }
 
     public enum Kind { case missing, file, directory, other }
@@ -118,15 +150,95 @@ public enum Files {
         }
     }
 
-    /// `(name, trimmed text)` of the small UTF-8 regular files in `dir` that `include` accepts.
-    public static func smallTextFiles(in dir: String, limit: Int = 4096, maximumFiles: Int = 64, include: (String) -> Bool)
-        -> [(String, String)]
-    {
-        list(dir).prefix(maximumFiles).compactMap { name in
-            guard include(name), let bytes = try? read(dir + "/" + name, limit: limit), let text = String(validating: bytes, as: UTF8.self)
-            else { return nil }
+    /// `(name, trimmed text)` of the small UTF-8 regular files in `relative` below `root` that
+    /// `include` accepts, sorted by name.
+    ///
+    /// The folder is reached without following a symlink at any level below `root`, each file is
+    /// opened with `O_NOFOLLOW | O_NONBLOCK` and kept only when `fstat` says regular and small, and at
+    /// most `maximumEntries` names are read: a game server writes this folder, so nothing in it may
+    /// stall or mislead the reader.
+    public static func smallTextFiles(
+        in relative: String, under root: String, limit: Int = 4096, maximumFiles: Int = 64, maximumEntries: Int = 1024,
+        include: (String) -> Bool
+    ) -> [(String, String)] {
+        guard let dir = try? openDirectory(relative, in: root) else { return [] }
+        defer { close(dir) }
+        guard let names = try? names(in: dir, path: relative, limit: maximumEntries) else { return [] }
+        return names.filter(include).sorted().prefix(maximumFiles).compactMap { name in
+            let fd = openat(dir, name, readFlags)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            guard let bytes = try? readRegular(fd, path: name, limit: limit), let text = String(validating: bytes, as: UTF8.self) else {
+                return nil
+            }
             return (name, trimmed(text))
         }
+    }
+
+    /// Opens the directory `relative` below the trusted directory `root`, one component at a time
+    /// with `O_NOFOLLOW | O_DIRECTORY`: a symlink at any level below `root` is refused. With
+    /// `create`, missing components are made with `mode` (and given to `owner`). The caller closes
+    /// the returned descriptor.
+    public static func openDirectory(
+        _ relative: String, in root: String, create: Bool = false, mode: UInt32 = 0o755, owner: (uid: UInt32, gid: UInt32)? = nil
+    ) throws(FileError) -> Int32 {
+        var fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .errno(root) }
+        var path = root
+        for part in relative.split(separator: "/") {
+            let name = String(part)
+            path += "/" + name
+            guard name != "..", name != "." else {
+                close(fd)
+                throw FileError(path: path, reason: "'.' and '..' are not allowed")
+            }
+            var next = openat(fd, name, directoryFlags)
+            if next < 0, Glibc.errno == ENOENT, create {
+                if mkdirat(fd, name, mode) != 0, Glibc.errno != EEXIST {
+                    let failed = FileError.errno(path)
+                    close(fd)
+                    throw failed
+                }
+                next = openat(fd, name, directoryFlags)
+                if next >= 0, let owner {
+                    // mkdir's mode is filtered by the umask; the game's user needs exactly this one.
+                    _ = fchmod(next, mode)
+                    _ = fchown(next, owner.uid, owner.gid)
+                }
+            }
+            if next < 0 {
+                let failed: FileError =
+                    Glibc.errno == ELOOP || Glibc.errno == ENOTDIR
+                    ? FileError(path: path, reason: "not a directory (a symlink or a file)") : .errno(path)
+                close(fd)
+                throw failed
+            }
+            close(fd)
+            fd = next
+        }
+        return fd
+    }
+
+    static let directoryFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+
+    /// Checks a bind-mount source right before a container starts: `relative` below `root` is a
+    /// directory (made when missing, for `owner`) or, with `file`, a regular file, and no component
+    /// below `root` is a symlink. Docker follows symlinks in bind sources, so one planted by a game
+    /// server would otherwise mount any host path into its next container.
+    public static func checkBindSource(
+        _ relative: String, in root: String, file: Bool = false, owner: (uid: UInt32, gid: UInt32)? = nil
+    ) throws(FileError) {
+        guard file else {
+            close(try openDirectory(relative, in: root, create: true, owner: owner))
+            return
+        }
+        let parent = directory(of: relative)
+        let name = String(relative.split(separator: "/").last ?? "")
+        let dir = try openDirectory(parent == "." ? "" : parent, in: root)
+        defer { close(dir) }
+        var st = stat()
+        guard !name.isEmpty, fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw .errno(root + "/" + relative) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: root + "/" + relative, reason: "not a regular file") }
     }
 
     static func trimmed(_ text: String) -> String {
@@ -145,15 +257,86 @@ public enum Files {
     /// Restricts files this process creates: no access for others, none to write for the group.
     public static func restrictUmask() { umask(0o027) }
 
-    /// Deletes a tree without following symlinks (a link is removed, never its target).
+    /// Deletes a tree without following symlinks (a link is removed, never its target). The
+    /// folder holding `path` is trusted; everything below it is handled by descriptor.
     public static func removeTree(_ path: String) throws(FileError) {
-        switch kind(path) {
-        case .missing: return
-        case .directory:
-            for name in list(path) { try removeTree(path + "/" + name) }
-            guard rmdir(path) == 0 else { throw .errno(path) }
-        default:
-            guard unlink(path) == 0 else { throw .errno(path) }
+        let parent = open(directory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard parent >= 0 else {
+            if Glibc.errno == ENOENT { return }
+            throw .errno(path)
+        }
+        defer { close(parent) }
+        try removeEntry(String(path.split(separator: "/").last ?? ""), in: parent, path: path, depth: 0, willOpen: nil)
+    }
+
+    /// Deletes `relative` below the trusted `root`, following no symlink at any level.
+    public static func removeTree(_ relative: String, in root: String) throws(FileError) {
+        try removeTree(relative, in: root, willOpen: nil)
+    }
+
+    /// Empties the folder `relative` below `root` (kept: it may be a bind-mount source).
+    public static func removeContents(_ relative: String, in root: String) throws(FileError) {
+        let dir: Int32
+        do {
+            dir = try openDirectory(relative, in: root)
+        } catch {
+            if Files.kind(root + "/" + relative) == .missing { return }
+            throw error
+        }
+        defer { close(dir) }
+        for name in try names(in: dir, path: relative) {
+            try removeEntry(name, in: dir, path: root + "/" + relative + "/" + name, depth: 1, willOpen: nil)
+        }
+    }
+
+    /// `willOpen` runs before each entry is opened (tests swap folders for symlinks there).
+    static func removeTree(_ relative: String, in root: String, willOpen: ((String) -> Void)?) throws(FileError) {
+        let parentPath = directory(of: relative)
+        let parent: Int32
+        do {
+            parent = try openDirectory(parentPath == "." ? "" : parentPath, in: root)
+        } catch {
+            if Files.kind(root + "/" + parentPath) == .missing { return }
+            throw error
+        }
+        defer { close(parent) }
+        try removeEntry(
+            String(relative.split(separator: "/").last ?? ""), in: parent, path: root + "/" + relative, depth: 0, willOpen: willOpen)
+    }
+
+    /// A game server can nest folders without end; deeper trees are refused, not recursed into.
+    static let maximumDepth = 256
+
+    /// Removes the entry `name` of the open folder `parent`: a folder is opened with
+    /// `O_NOFOLLOW | O_DIRECTORY` and emptied by descriptor; anything else, symlinks included, is
+    /// unlinked itself. A folder swapped for a symlink meanwhile loses the link, never its target.
+    static func removeEntry(_ name: String, in parent: Int32, path: String, depth: Int, willOpen: ((String) -> Void)?) throws(FileError) {
+        guard !name.isEmpty, name != ".", name != ".." else { throw FileError(path: path, reason: "not a removable name") }
+        willOpen?(path)
+        let fd = openat(parent, name, directoryFlags)
+        if fd < 0 {
+            switch Glibc.errno {
+            case ENOENT: return
+            case ENOTDIR, ELOOP:
+                guard unlinkat(parent, name, 0) == 0 || Glibc.errno == ENOENT else { throw .errno(path) }
+                return
+            default: throw .errno(path)
+            }
+        }
+        defer { close(fd) }
+        guard depth < maximumDepth else { throw FileError(path: path, reason: "more than \(maximumDepth) folders deep") }
+        // Names first, then removal: unlinking while a directory stream is open may skip entries.
+        for child in try names(in: fd, path: path) {
+            try removeEntry(child, in: fd, path: path + "/" + child, depth: depth + 1, willOpen: willOpen)
+        }
+        if unlinkat(parent, name, AT_REMOVEDIR) != 0 {
+            switch Glibc.errno {
+            case ENOENT: return
+            case ENOTDIR:
+                // The folder became a symlink or a file after it was opened: remove that entry.
+                guard unlinkat(parent, name, 0) == 0 || Glibc.errno == ENOENT else { throw .errno(path) }
+            default: throw .errno(path)
+            }
         }
     }
 

@@ -76,13 +76,13 @@ extension Peon.Key {
         func run() throws {
             let store = try data.openStore()
             let keys = try store.read { tx in try tx.listKeys() }
-            print("ID                PREFIX     SCOPE    STATE    CREATED               LABEL")
+            print("ID                PREFIX     SCOPE    STATE    CREATED               LAST USED             LABEL")
             for k in keys {
                 let state = k.revokedAt == nil ? "active" : "revoked"
                 print(
                     [
                         k.id.padded(17), k.prefix.padded(10), k.scope.rawValue.padded(8), state.padded(8),
-                        WallClock.iso8601(k.createdAt).padded(21), k.label,
+                        WallClock.iso8601(k.createdAt).padded(21), (k.lastUsedAt.map(WallClock.iso8601) ?? "never").padded(21), k.label,
                     ].joined(separator: " "))
             }
         }
@@ -95,12 +95,21 @@ extension Peon.Key {
 
         func run() throws {
             let store = try data.openStore()
-            guard try store.write({ tx in try tx.revokeKey(id: id, now: WallClock.now()) }) else {
-                throw ValidationError("no active key with id \(id)")
+            switch try store.write({ tx in try tx.revokeKey(id: id, now: WallClock.now()) }) {
+            case .revoked: print("revoked \(id)")
+            case .notFound: throw ValidationError("no active key with id \(id)")
+            case .lastAdmin:
+                throw CLIError(
+                    "refusing to revoke \(id): it is the last admin key. Create another first: peon key create --scope admin")
             }
-            print("revoked \(id)")
         }
     }
+}
+
+/// A refusal printed as `Error: <message>` with a non-zero exit, without the usage text.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }
 
 extension String {

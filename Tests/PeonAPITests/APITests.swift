@@ -20,10 +20,10 @@ final class Harness {
     var readKey = ""
     var readKeyID = ""
 
-    init(plans: [String: String]? = nil) throws {
+    init(plans: [String: String]? = nil, environment: [String: String] = [:]) throws {
         var template = Array("/tmp/peon-api-test-XXXXXX".utf8CString)
         dataDir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-        let configuration = try Configuration(environment: ["PEON_DATA_DIR": dataDir], defaultWorkers: 1)
+        let configuration = try Configuration(environment: environment.merging(["PEON_DATA_DIR": dataDir]) { $1 }, defaultWorkers: 1)
         if let plans {
             for (path, text) in plans {
                 try Files.makeDirectories(Files.directory(of: "\(configuration.plansDir)/\(path)"))
@@ -73,7 +73,7 @@ let routes: [(String, String)] = [
     @Test func revokedKeysStopWorking() throws {
         #expect(h.send("GET", "/api/v1/plans", key: h.readKey).status == 200)
         let id = h.readKeyID
-        #expect(try h.context.store.write { tx in try tx.revokeKey(id: id, now: 1) })
+        #expect(try h.context.store.write { tx in try tx.revokeKey(id: id, now: 1) } == .revoked)
         let r = h.send("GET", "/api/v1/plans", key: h.readKey)
         #expect(r.status == 401)
         #expect(r.json?["code"] == "auth.revoked_key")
@@ -126,13 +126,39 @@ let routes: [(String, String)] = [
         _ = h.send("PUT", "/api/v1/plans", key: h.adminKey)
         _ = h.send("PUT", "/api/v1/plans", key: h.readKey)
         _ = h.send("PUT", "/api/v1/plans", key: "nope-nope-nope")
+        _ = h.send("DELETE", "/api/v1/server/destroy/a.b")
         _ = h.send("GET", "/api/v1/plans", key: h.adminKey)
         let rows = try h.context.store.read { tx in try tx.recentAudit(limit: 10) }
-        #expect(rows.map(\.status) == [401, 403, 200])
+        // Requests without a valid key leave no row (nginx's access log has them).
+        #expect(rows.map(\.status) == [403, 200])
         #expect(rows.allSatisfy { $0.method == "PUT" && $0.path == "/api/v1/plans" && $0.clientIP == "203.0.113.5" })
-        #expect(rows[1].keyID == h.readKeyID)
-        #expect(rows[0].keyID == nil)
-        #expect(rows[0].result == "auth.invalid_key")
+        #expect(rows[0].keyID == h.readKeyID && rows[0].result == "auth.scope")
+        #expect(rows.allSatisfy { $0.keyID != nil })
+    }
+
+    @Test func lastUsedAtIsWrittenOncePerMinute() throws {
+        #expect(try h.context.store.read { tx in try tx.listKeys() }.allSatisfy { $0.lastUsedAt == nil })
+        #expect(h.send("GET", "/api/v1/plans", key: h.readKey).status == 200)
+        let used = try h.context.store.read { tx in try tx.listKeys() }.first { $0.id == h.readKeyID }?.lastUsedAt
+        #expect(used != nil && abs(used! - WallClock.now()) < 5)
+        try h.context.store.write { tx in try tx.touchKey(id: h.readKeyID, now: used! + 30) }
+        #expect(try h.context.store.read { tx in try tx.listKeys() }.first { $0.id == h.readKeyID }?.lastUsedAt == used)
+        try h.context.store.write { tx in try tx.touchKey(id: h.readKeyID, now: used! + 61) }
+        #expect(try h.context.store.read { tx in try tx.listKeys() }.first { $0.id == h.readKeyID }?.lastUsedAt == used! + 61)
+    }
+
+    @Test func changingTheConfiguredKeyRevokesTheOldOneButNeverTheLastAdmin() throws {
+        let store = h.context.store
+        try store.write { tx in _ = try APIKeys.bootstrap(in: tx, configured: "a-new-admin-key-0123456789", now: 5) }
+        #expect(h.send("GET", "/api/v1/plans", key: h.adminKey).json?["code"] == "auth.revoked_key")
+        #expect(h.send("GET", "/api/v1/plans", key: "a-new-admin-key-0123456789").status == 200)
+        // The same key again changes nothing.
+        try store.write { tx in _ = try APIKeys.bootstrap(in: tx, configured: "a-new-admin-key-0123456789", now: 6) }
+        #expect(h.send("GET", "/api/v1/plans", key: "a-new-admin-key-0123456789").status == 200)
+        let admin = try store.read { tx in try tx.listKeys() }.first { $0.scope == .admin && $0.revokedAt == nil }!
+        #expect(try store.write { tx in try tx.revokeKey(id: admin.id, now: 7) } == .lastAdmin)
+        #expect(try store.write { tx in try tx.revokeKey(id: "key_nope", now: 7) } == .notFound)
+        #expect(try store.write { tx in try tx.revokeKey(id: h.readKeyID, now: 7) } == .revoked, "other scopes may all go")
     }
 }
 
@@ -244,5 +270,25 @@ let routes: [(String, String)] = [
         #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json?.arrayValue?.first?["time"] == "9")
         try h.context.store.write { tx in try tx.deleteServer(uid) }
         #expect(h.send("GET", "/api/v1/servers", key: h.readKey).json == .array([]))
+    }
+}
+
+/// A client looping on an action cannot queue work without end: per-server and global caps.
+@Suite struct PendingJobCapTests {
+    @Test func actionsBeyondTheCapsAre429WithRetryAfter() throws {
+        let h = try Harness(environment: ["PEON_MAX_PENDING_JOBS": "3", "PEON_MAX_PENDING_JOBS_TOTAL": "5"])
+        // No scheduler runs the jobs; a heartbeat in the future lets actions be queued.
+        try h.context.store.write { tx in try tx.setMeta("scheduler.heartbeat", "\(WallClock.now() + 3600)") }
+        let create = #"{"SERVER_NAME": "x", "PASSWORD": "p", "start_later": true}"#
+        #expect(h.send("PUT", "/api/v1/server/create/peontest.a?async=true", key: h.adminKey, body: create).status == 202)
+        #expect(h.send("PUT", "/api/v1/server/create/peontest.b?async=true", key: h.adminKey, body: create).status == 202)
+        let a = ["start", "stop", "start"].map { h.send("PUT", "/api/v1/server/\($0)/peontest.a?async=true", key: h.adminKey) }
+        #expect(a.map(\.status) == [202, 202, 429])
+        #expect(a[2].json?["code"] == "jobs.too_many" && a[2].headers.contains { $0.0 == "Retry-After" })
+        // A repeat of the last pending job joins it instead of counting twice.
+        #expect(h.send("PUT", "/api/v1/server/stop/peontest.a?async=true", key: h.adminKey).status == 202)
+        #expect(h.send("PUT", "/api/v1/server/start/peontest.b?async=true", key: h.adminKey).status == 202)
+        #expect(h.send("PUT", "/api/v1/server/stop/peontest.b?async=true", key: h.adminKey).json?["code"] == "jobs.too_many")
+        #expect(h.send("PUT", "/api/v1/servers?async=true", key: h.adminKey).status == 429, "imports count in the total")
     }
 }

@@ -13,14 +13,27 @@ import Testing
     }
 
     @Test func peonDeploymentsSetAPI_KEY() throws {
-        #expect(try Configuration(environment: ["API_KEY": "Zu88Zu88"], defaultWorkers: 1).bootstrapAPIKey == "Zu88Zu88")
+        #expect(try Configuration(environment: ["API_KEY": "a-key-of-16-chars"], defaultWorkers: 1).bootstrapAPIKey == "a-key-of-16-chars")
         #expect(
-            try Configuration(environment: ["API_KEY": "aaaaaaaa", "PEON_API_KEY": "bbbbbbbb"], defaultWorkers: 1).bootstrapAPIKey
-                == "bbbbbbbb")
+            try Configuration(environment: ["API_KEY": "aaaaaaaaaaaaaaaa", "PEON_API_KEY": "bbbbbbbbbbbbbbbb"], defaultWorkers: 1)
+                .bootstrapAPIKey == "bbbbbbbbbbbbbbbb")
+    }
+
+    @Test func retentionAndJobCapsHaveDefaults() throws {
+        let c = try Configuration(environment: [:], defaultWorkers: 1)
+        #expect(c.maxPendingJobsPerServer == 16 && c.maxPendingJobs == 256)
+        #expect(c.retainDays == 30 && c.retainRows == 100_000 && c.statsRetainHours == 24)
+        let set = try Configuration(environment: ["PEON_RETAIN_DAYS": "7", "PEON_MAX_PENDING_JOBS": "4"], defaultWorkers: 1)
+        #expect(set.retainDays == 7 && set.maxPendingJobsPerServer == 4)
     }
 
     @Test(arguments: [
         ["PEON_WORKERS": "0"], ["PEON_WORKERS": "many"], ["PEON_API_KEY": "short"], ["PEON_API_KEY": "has a space"],
+        // PEON's published default, bare, padded or in another case, and 8-15 character keys.
+        ["API_KEY": "Zu88Zu88"], ["PEON_API_KEY": "Zu88Zu88Zu88Zu88"], ["PEON_API_KEY": "xxxxzu88zu88xxxxxx"],
+        ["PEON_API_KEY": "fifteen-chars-1"],
+        ["PEON_WORKERS": "99999999999999999999999"], ["PEON_RETAIN_DAYS": "0"], ["PEON_RETAIN_DAYS": "1e19"],
+        ["PEON_MAX_PENDING_JOBS": "-1"], ["PEON_MAX_PENDING_JOBS_TOTAL": "0x10"],
         ["PEON_PLANS_URL": "file:///etc/passwd"], ["PEON_DATA_DIR": "/" + String(repeating: "d", count: 120)],
     ])
     func refusesBadValues(_ env: [String: String]) {

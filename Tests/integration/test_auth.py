@@ -58,10 +58,10 @@ def test_changes_are_audited_with_key_and_client_ip(stack):
     rows = db.execute("SELECT at, key_id, client_ip, request_id, method, path, status, result FROM audit ORDER BY id").fetchall()
     ok = [r for r in rows if r[6] == 200 and r[4] == "PUT"]
     refused = [r for r in rows if r[6] == 401]
-    assert ok and refused
+    assert ok and not refused, "requests without a valid key are in the access log, not the audit"
     assert ok[-1][1] and ok[-1][1].startswith("key_") and ok[-1][2] == "127.0.0.1" and len(ok[-1][3]) == 32
     assert ok[-1][5] == "/api/v1/plans" and ok[-1][0].endswith("Z")
-    assert refused[-1][1] is None and refused[-1][7] == "auth.invalid_key"
+    assert all(r[1] for r in rows)
     # Reads are not audited.
     assert all(r[4] != "GET" for r in rows)
 

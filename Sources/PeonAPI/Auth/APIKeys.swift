@@ -39,24 +39,28 @@ public enum APIKeys {
 
     /// Stores `key` (or a new one) with `scope`; returns its id and the key text.
     public static func create(
-        in tx: Transaction, scope: Scope, label: String, key: String? = nil, now: Int64
+        in tx: Transaction, scope: Scope, label: String, key: String? = nil, bootstrap: Bool = false, now: Int64
     ) throws -> (id: String, key: String) {
         let text = key ?? generate()
         let digest = digest(text)
         var rng = SystemRandomNumberGenerator()
         let id = "key_" + hex((0..<6).map { _ in UInt8.random(in: 0...255, using: &rng) })
         try tx.insertKey(
-            id: id, prefix: displayPrefix(text), lookup: lookup(digest), hash: digest, scope: scope, label: label, now: now)
+            id: id, prefix: displayPrefix(text), lookup: lookup(digest), hash: digest, scope: scope, label: label, bootstrap: bootstrap,
+            now: now)
         return (id, text)
     }
 
-    /// Ensures the operator's configured key exists as an admin key; generates one on a first run
+    /// Ensures the operator's configured key exists as an admin key, and revokes the key an earlier
+    /// `PEON_API_KEY` made (changing the setting retires the old key); generates one on a first run
     /// with none configured. Returns a generated key (to print once), else nil.
     public static func bootstrap(in tx: Transaction, configured: String?, now: Int64) throws -> String? {
         if let configured {
-            if try !tx.keyExists(lookup: lookup(digest(configured))) {
-                _ = try create(in: tx, scope: .admin, label: "PEON_API_KEY", key: configured, now: now)
+            let lookup = lookup(digest(configured))
+            if try !tx.keyExists(lookup: lookup) {
+                _ = try create(in: tx, scope: .admin, label: "PEON_API_KEY", key: configured, bootstrap: true, now: now)
             }
+            try tx.replaceBootstrapKeys(keeping: lookup, now: now)
             return nil
         }
         guard try tx.listKeys().isEmpty else { return nil }

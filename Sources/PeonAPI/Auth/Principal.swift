@@ -1,6 +1,7 @@
 public import PeonCore
 import PeonHTTP
 import PeonStore
+import PeonSystem
 
 /// The authenticated caller: which key, with which scope.
 public struct Principal: Sendable, Equatable {
@@ -17,6 +18,11 @@ public struct Principal: Sendable, Equatable {
             throw AuthError.invalidKey
         }
         guard !match.revoked else { throw AuthError.revokedKey }
+        let now = WallClock.now()
+        if (match.lastUsedAt ?? 0) <= now - 60 {
+            // At most one write a minute per key; a busy database must not fail the request.
+            try? store.write { tx in try tx.touchKey(id: match.id, now: now) }
+        }
         return Principal(keyID: match.id, scope: match.scope)
     }
 }

@@ -35,14 +35,16 @@ enum ServerRoutes {
         router.on("PUT", "/api/v1/servers", scope: .admin) { request, context, _, _ in
             try requireScheduler(context)
             let job = try context.store.write { tx in
-                try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
+                try checkCapacity(tx, server: "*", context: context)
+                return try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
             }
             Wakeup.notify(directory: context.configuration.wakeupDir)
             return try answer(job, request, context) { try serverList(context) }
         }
 
         router.on("GET", "/api/v1/jobs/:id", scope: .read) { _, context, p, _ in
-            guard let id = Int64(p["id"]), id > 0, let job = try context.store.read({ tx in try tx.job(id) }) else {
+            guard let id = CheckedNumber.integer(p["id"], in: 1...Int64.max), let job = try context.store.read({ tx in try tx.job(id) })
+            else {
                 throw HTTPError(status: 404, code: "job.not_found", message: "No such job.")
             }
             return .json(job.json)
@@ -139,8 +141,11 @@ enum ServerRoutes {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
             let summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
-            let dir = context.configuration.serversDir + "/" + uid.relativeDirectory + "/config"
-            let live = JSON.object(Files.smallTextFiles(in: dir, include: ServerConfig.isVisible).map { ($0.0, JSON.string($0.1)) })
+            let live = JSON.object(
+                Files.smallTextFiles(
+                    in: uid.relativeDirectory + "/config", under: context.configuration.serversDir, include: ServerConfig.isVisible
+                )
+                .map { ($0.0, JSON.string($0.1)) })
             return ServerObject.json(summary, config: live)
         }
     }
@@ -190,6 +195,7 @@ enum ServerRoutes {
             guard try tx.server(uid) == nil else {
                 throw DomainError.conflict("There is already a server named \(uid). Use update or modify to change it.")
             }
+            try checkCapacity(tx, server: uid.description, context: context)
             try tx.insertServer(
                 ServerRecord(
                     uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running",
@@ -330,6 +336,7 @@ enum ServerRoutes {
     static func enqueue(_ uid: ServerUID, _ kind: JobKind, arguments: JSON = .object([]), context: APIContext) throws -> JobRecord {
         let job = try context.store.write { tx in
             if let same = try tx.pendingJobs(server: uid.description).last, same.kind == kind, same.arguments == arguments { return same }
+            try checkCapacity(tx, server: uid.description, context: context)
             if let desired = kind.desiredState, var server = try tx.server(uid) {
                 server.desiredState = desired
                 try tx.updateServer(server, now: WallClock.now())
@@ -338,6 +345,21 @@ enum ServerRoutes {
         }
         Wakeup.notify(directory: context.configuration.wakeupDir)
         return job
+    }
+
+    /// Refuses a new job when its server, or all servers together, have too many unfinished ones
+    /// (`PEON_MAX_PENDING_JOBS`, `PEON_MAX_PENDING_JOBS_TOTAL`): a client looping on an action
+    /// must not queue work without end.
+    static func checkCapacity(_ tx: Transaction, server: String, context: APIContext) throws {
+        let (mine, all) = try tx.pendingJobCounts(server: server)
+        let configuration = context.configuration
+        guard mine < configuration.maxPendingJobsPerServer else {
+            throw DomainError.tooManyJobs(
+                "\(server == "*" ? "Imports" : "Server \(server)") already has \(mine) unfinished jobs; retry when some have run.")
+        }
+        guard all < configuration.maxPendingJobs else {
+            throw DomainError.tooManyJobs("There are \(all) unfinished jobs; retry when some have run.")
+        }
     }
 
     /// Waits for a job to finish; nil when the client went away first.

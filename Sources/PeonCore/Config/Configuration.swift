@@ -38,6 +38,16 @@ public struct Configuration: Sendable {
     public var gameBind: String
     /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
     public var extraLabels: [(String, String)]
+    /// Unfinished jobs one server may have (`PEON_MAX_PENDING_JOBS`); more answer 429.
+    public var maxPendingJobsPerServer: Int
+    /// Unfinished jobs of all servers together (`PEON_MAX_PENDING_JOBS_TOTAL`).
+    public var maxPendingJobs: Int
+    /// Finished jobs, crashes and audit rows older than this many days are deleted (`PEON_RETAIN_DAYS`).
+    public var retainDays: Int
+    /// At most this many rows are kept of each of jobs, crashes, audit and stats (`PEON_RETAIN_ROWS`).
+    public var retainRows: Int
+    /// Stats samples older than this many hours are deleted (`PEON_STATS_RETAIN_HOURS`).
+    public var statsRetainHours: Int
 
     public var databasePath: String { dataDir + "/peon.db" }
     public var plansDir: String { dataDir + "/plans" }
@@ -46,6 +56,10 @@ public struct Configuration: Sendable {
     public var wakeupDir: String { dataDir + "/run/scheduler" }
 
     public static let defaultVersion = "0.1.0"
+    /// Configured keys shorter than this are refused: PEON's 8-character default was guessable.
+    public static let minimumKeyLength = 16
+    /// PEON's default key, printed in its samples and help texts.
+    public static let publishedDefaultKey = "Zu88Zu88"
 
     public init(environment env: [String: String], defaultWorkers: Int) throws(DomainError) {
         func value(_ key: String) -> String? {
@@ -55,34 +69,32 @@ public struct Configuration: Sendable {
         dataDir = value("PEON_DATA_DIR") ?? "./var"
         while dataDir.count > 1, dataDir.hasSuffix("/") { dataDir.removeLast() }
         bootstrapAPIKey = value("PEON_API_KEY") ?? value("API_KEY")
-        if let key = bootstrapAPIKey, key.utf8.count < 8 || key.utf8.count > 256 || key.contains(where: { $0.isWhitespace }) {
-            throw .invalid(field: "PEON_API_KEY", reason: "an API key must be 8-256 characters without spaces")
-        }
-        if let w = value("PEON_WORKERS") {
-            guard let n = Int(w), (1...64).contains(n) else {
-                throw .invalid(field: "PEON_WORKERS", reason: "PEON_WORKERS must be a number from 1 to 64")
-            }
-            workers = n
-        } else {
-            workers = max(1, min(defaultWorkers, 64))
-        }
-        if let t = value("PEON_WORKER_THREADS") {
-            guard let n = Int(t), (1...256).contains(n) else {
+        if let key = bootstrapAPIKey {
+            guard (Self.minimumKeyLength...256).contains(key.utf8.count), !key.contains(where: { $0.isWhitespace }) else {
                 throw .invalid(
-                    field: "PEON_WORKER_THREADS", reason: "PEON_WORKER_THREADS must be a number from 1 to 256")
+                    field: "PEON_API_KEY", reason: "PEON_API_KEY must be \(Self.minimumKeyLength)-256 characters without spaces")
             }
-            workerThreads = n
-        } else {
-            workerThreads = 32
-        }
-        if let r = value("PEON_SCHEDULER_RUNNERS") {
-            guard let n = Int(r), (1...128).contains(n) else {
-                throw .invalid(field: "PEON_SCHEDULER_RUNNERS", reason: "PEON_SCHEDULER_RUNNERS must be a number from 1 to 128")
+            // PEON's published default is known to everyone, however it is padded.
+            guard !key.lowercased().contains(Self.publishedDefaultKey.lowercased()) else {
+                throw .invalid(field: "PEON_API_KEY", reason: "PEON_API_KEY must not contain PEON's published default key")
             }
-            schedulerRunners = n
-        } else {
-            schedulerRunners = 16
         }
+        /// A whole number in `range` from `key`, else `fallback` when unset.
+        func number(_ key: String, _ range: ClosedRange<Int>, _ fallback: Int) throws(DomainError) -> Int {
+            guard let text = value(key) else { return fallback }
+            guard let n = CheckedNumber.int(text, in: range) else {
+                throw .invalid(field: key, reason: "\(key) must be a number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
+        workers = try number("PEON_WORKERS", 1...64, max(1, min(defaultWorkers, 64)))
+        maxPendingJobsPerServer = try number("PEON_MAX_PENDING_JOBS", 1...10_000, 16)
+        maxPendingJobs = try number("PEON_MAX_PENDING_JOBS_TOTAL", 1...1_000_000, 256)
+        retainDays = try number("PEON_RETAIN_DAYS", 1...36_500, 30)
+        retainRows = try number("PEON_RETAIN_ROWS", 100...100_000_000, 100_000)
+        statsRetainHours = try number("PEON_STATS_RETAIN_HOURS", 1...87_600, 24)
+        workerThreads = try number("PEON_WORKER_THREADS", 1...256, 32)
+        schedulerRunners = try number("PEON_SCHEDULER_RUNNERS", 1...128, 16)
         socketPath = value("PEON_SOCKET") ?? dataDir + "/run/api.sock"
         guard socketPath.utf8.count < 100 else {
             throw .invalid(field: "PEON_SOCKET", reason: "a unix socket path must be shorter than 100 bytes: set PEON_SOCKET")
@@ -133,6 +145,7 @@ extension Configuration {
         "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_WORKER_THREADS", "PEON_SCHEDULER_RUNNERS", "PEON_SOCKET",
         "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
-        "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS",
+        "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
+        "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS",
     ]
 }

@@ -26,15 +26,20 @@ public struct CrashPolicy: Sendable, Equatable {
             throw .invalid(field: "crash_policy", reason: "crash_policy must be an object like {\"enabled\": true, \"max_restarts\": 3}")
         }
         var policy = base
+        let invalid = DomainError.invalid(
+            field: "crash_policy", reason: "crash_policy takes enabled (boolean), max_restarts (0-100) and window_seconds (10-86400)")
         for (key, v) in members {
-            switch (key, v) {
-            case ("enabled", .bool(let b)): policy.enabled = b
-            case ("max_restarts", .number(let n)) where n.rounded() == n && (0...100).contains(n): policy.maxRestarts = Int(n)
-            case ("window_seconds", .number(let n)) where n.rounded() == n && (10...86400).contains(n): policy.windowSeconds = Int64(n)
-            default:
-                throw .invalid(
-                    field: "crash_policy",
-                    reason: "crash_policy takes enabled (boolean), max_restarts (0-100) and window_seconds (10-86400)")
+            switch key {
+            case "enabled":
+                guard let b = v.boolValue else { throw invalid }
+                policy.enabled = b
+            case "max_restarts":
+                guard let n = CheckedNumber.int(v, in: 0...100) else { throw invalid }
+                policy.maxRestarts = n
+            case "window_seconds":
+                guard let n = CheckedNumber.integer(v, in: 10...86400) else { throw invalid }
+                policy.windowSeconds = n
+            default: throw invalid
             }
         }
         return policy

@@ -25,6 +25,7 @@ extension Plan {
         let settings = Plan.parseEnvironment(document["environment"], problems: &problems)
         let volumes = Plan.parseMounts(document["volumes"], field: "volumes", required: true, problems: &problems)
         let files = Plan.parseMounts(document["files"], field: "files", required: false, problems: &problems)
+        Plan.checkDisjoint((volumes + files).map(\.source), problems: &problems)
 
         let runtime = Plan.parseRuntime(metadata?["runtime"], image: image, problems: &problems)
         let packages = Plan.parseNames(
@@ -144,13 +145,7 @@ extension Plan {
                         continue
                     }
                     let parts = spec.arrayValue ?? []
-                    let portText: String? =
-                        switch parts.first {
-                        case .string(let s): s
-                        case .number(let n): JSON.format(n)
-                        default: nil
-                        }
-                    guard let portText, let port = Int(portText), (1...65535).contains(port) else {
+                    guard let port = CheckedNumber.port(parts.first) else {
                         problems.append("ports[\(g)].\(name): port must be 1-65535")
                         continue
                     }
@@ -235,13 +230,34 @@ extension Plan {
                 problems.append("\(field): target of '\(Identifier.quoted(source))' must be an absolute path without '..'")
                 continue
             }
-            guard source == "~!" || (source.hasPrefix("~!/") && isSafePath(String(source.dropFirst(3)), absolute: false)) else {
-                problems.append("\(field): source '\(Identifier.quoted(source))' must be inside the server directory (~!/...)")
+            // Never `~!` itself: a container that can write the server folder can plant symlinks
+            // that Docker follows as bind sources at the next start, or rewrite Peon's manifest.
+            guard source.hasPrefix("~!/"), isSafePath(String(source.dropFirst(3)), absolute: false),
+                source.dropFirst(3).split(separator: "/").first != "peon-server.json"
+            else {
+                problems.append(
+                    "\(field): source '\(Identifier.quoted(source))' must be a named folder inside the server directory (~!/name), not ~! itself"
+                )
                 continue
             }
             mounts.append((source, target))
         }
         return mounts
+    }
+
+    /// Refuses two mounts where one contains the other: through the outer one a container could
+    /// swap the inner source for a symlink that Docker follows at the next start.
+    static func checkDisjoint(_ sources: [String], problems: inout [String]) {
+        let paths = sources.map { $0.dropFirst(3).split(separator: "/") }
+        for i in paths.indices {
+            for j in paths.indices where j > i {
+                let (a, b) = paths[i].count <= paths[j].count ? (paths[i], paths[j]) : (paths[j], paths[i])
+                if b.starts(with: a) {
+                    problems.append(
+                        "mounts '\(Identifier.quoted(sources[i]))' and '\(Identifier.quoted(sources[j]))' overlap: one contains the other")
+                }
+            }
+        }
     }
 
     static func isSafePath(_ path: String, absolute: Bool) -> Bool {

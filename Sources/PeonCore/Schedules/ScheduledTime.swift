@@ -29,10 +29,14 @@ public struct ScheduledTime: Sendable, Equatable {
             let text: String
             switch epoch {
             case .string(let s): text = s
-            case .number(let n) where n.rounded() == n && abs(n) < 1e15: text = String(Int64(n))
+            case .number:
+                // Out-of-range numbers (1e19, -1e19, 1.5e300) fall to the same 400 as bad text.
+                text = CheckedNumber.integer(epoch, in: 0...999_999_999_999).map { String($0) } ?? ""
             default: throw .invalid(field: "epoch_time", reason: "epoch_time must be seconds since 1970, e.g. \"1999999999\".")
             }
-            guard !text.isEmpty, text.utf8.count <= 12, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let due = Int64(text) else {
+            guard !text.isEmpty, text.utf8.count <= 12, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let due = CheckedNumber.integer(text, in: 0...999_999_999_999)
+            else {
                 throw .invalid(field: "epoch_time", reason: "epoch_time must be seconds since 1970, e.g. \"1999999999\".")
             }
             guard due > now else { throw .invalid(field: "epoch_time", reason: "epoch_time must be in the future.") }
@@ -48,7 +52,10 @@ public struct ScheduledTime: Sendable, Equatable {
         var text: String
         switch value {
         case .string(let s): text = s.trimmingSpaces()
-        case .number(let n) where n.rounded() == n: text = String(Int64(n))
+        case .number:
+            // A whole number of minutes; 1e19 or 1.5e300 must be a 400, never a trap.
+            guard let n = CheckedNumber.integer(value, in: 1...99_999_999) else { throw .invalid(field: "interval", reason: reason) }
+            text = String(n)
         default: throw .invalid(field: "interval", reason: reason)
         }
         var unit: Int64 = 60
@@ -56,7 +63,8 @@ public struct ScheduledTime: Sendable, Equatable {
             unit = Int64(u)
             text.removeLast()
         }
-        guard !text.isEmpty, text.utf8.count <= 8, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let count = Int64(text), count > 0
+        guard !text.isEmpty, text.utf8.count <= 8, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let count = CheckedNumber.integer(text, in: 1...99_999_999)
         else { throw .invalid(field: "interval", reason: reason) }
         guard count * unit <= 366 * 86400 else { throw .invalid(field: "interval", reason: "interval must be at most a year.") }
         return count * unit

@@ -25,23 +25,22 @@ public struct ResourceLimits: Sendable, Equatable {
         }
         var limits = base
         for (key, v) in members {
-            guard case .number(let n) = v else {
+            guard case .number = v else {
                 throw .invalid(field: "limits", reason: "limits.\(Identifier.quoted(key)) must be a number")
             }
             switch key {
             case "memory_mb":
-                guard n.rounded() == n, (16...1_048_576).contains(n) else {
-                    throw .invalid(field: "limits", reason: "limits.memory_mb must be a whole number from 16 to 1048576")
-                }
-                limits.memoryBytes = Int64(n) << 20
+                limits.memoryBytes =
+                    try CheckedNumber.integer(
+                        v, in: 16...1_048_576, field: "limits", reason: "limits.memory_mb must be a whole number from 16 to 1048576") << 20
             case "cpus":
-                guard (0.05...512).contains(n) else { throw .invalid(field: "limits", reason: "limits.cpus must be from 0.05 to 512") }
-                limits.nanoCPUs = Int64(n * 1e9)
-            case "pids":
-                guard n.rounded() == n, (16...1_000_000).contains(n) else {
-                    throw .invalid(field: "limits", reason: "limits.pids must be a whole number from 16 to 1000000")
+                guard let n = CheckedNumber.real(v, in: 0.05...512) else {
+                    throw .invalid(field: "limits", reason: "limits.cpus must be from 0.05 to 512")
                 }
-                limits.pids = Int64(n)
+                limits.nanoCPUs = CheckedNumber.clamped(n * 1e9)
+            case "pids":
+                limits.pids = try CheckedNumber.integer(
+                    v, in: 16...1_000_000, field: "limits", reason: "limits.pids must be a whole number from 16 to 1000000")
             default:
                 throw .invalid(field: "limits", reason: "limits takes memory_mb, cpus and pids (got \(Identifier.quoted(key)))")
             }

@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -181,5 +181,18 @@ extension Migration {
         id: "0004_runtime",
         sql: """
             ALTER TABLE jobs ADD COLUMN progress TEXT;
+            """)
+}
+
+extension Migration {
+    /// Keys: which one came from `PEON_API_KEY` (a new value revokes it). Indexes for pruning by age.
+    static let harden = Migration(
+        id: "0006_harden",
+        sql: """
+            ALTER TABLE api_keys ADD COLUMN bootstrap INTEGER NOT NULL DEFAULT 0;  -- 1: made from PEON_API_KEY
+            UPDATE api_keys SET bootstrap = 1 WHERE label = 'PEON_API_KEY';
+            CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+            CREATE INDEX crashes_at ON crashes (at);
+            CREATE INDEX stats_at ON stats (at);
             """)
 }

@@ -75,7 +75,15 @@ extension Transaction {
     }
 
     /// Jobs a killed scheduler left running go back to the queue; their steps are idempotent.
-    public func requeueInterruptedJobs() throws(StoreError) -> Int {
+    /// A job already interrupted `maximumAttempts` times fails instead: should it be what kills the
+    /// scheduler, retrying it at every start would be a crash loop.
+    public func requeueInterruptedJobs(maximumAttempts: Int = 3) throws(StoreError) -> Int {
+        try query(
+            """
+            UPDATE jobs SET state = 'failed', finished_at = unixepoch(),
+                error = 'interrupted ' || attempts || ' times (the scheduler stopped while running it); not retried'
+            WHERE state = 'running' AND attempts >= ?
+            """, [.integer(Int64(maximumAttempts))])
         try query("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
         return changes
     }
@@ -85,6 +93,14 @@ extension Transaction {
         try query(
             "SELECT \(Self.jobColumns) FROM jobs WHERE server_uid = ? AND state IN ('queued', 'running') ORDER BY id", [.text(server)]
         ).compactMap(Self.job)
+    }
+
+    /// Unfinished (queued or running) jobs of `server`, and of all servers.
+    public func pendingJobCounts(server: String) throws(StoreError) -> (server: Int, total: Int) {
+        let row = try query(
+            "SELECT count(*) FILTER (WHERE server_uid = ?), count(*) FROM jobs WHERE state IN ('queued', 'running')", [.text(server)]
+        ).first
+        return (Int(row?[0].integer ?? 0), Int(row?[1].integer ?? 0))
     }
 
     static func job(_ r: Row) -> JobRecord? {

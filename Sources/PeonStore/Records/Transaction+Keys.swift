@@ -17,22 +17,52 @@ public struct APIKeyCandidate: Sendable {
     public let hash: [UInt8]
     public let scope: Scope
     public let revoked: Bool
+    public let lastUsedAt: Int64?
+}
+
+/// What `revokeKey` did.
+public enum KeyRevocation: Sendable, Equatable {
+    case revoked
+    case notFound
+    /// Refused: without an active admin key nobody could administer the installation.
+    case lastAdmin
 }
 
 extension Transaction {
     public func insertKey(
-        id: String, prefix: String, lookup: String, hash: [UInt8], scope: Scope, label: String, now: Int64
+        id: String, prefix: String, lookup: String, hash: [UInt8], scope: Scope, label: String, bootstrap: Bool = false, now: Int64
     ) throws(StoreError) {
         try query(
-            "INSERT INTO api_keys (id, prefix, lookup, hash, scope, label, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [.text(id), .text(prefix), .text(lookup), .blob(hash), .text(scope.rawValue), .text(label), .integer(now)])
+            "INSERT INTO api_keys (id, prefix, lookup, hash, scope, label, bootstrap, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(id), .text(prefix), .text(lookup), .blob(hash), .text(scope.rawValue), .text(label), .integer(bootstrap ? 1 : 0),
+                .integer(now),
+            ])
     }
 
     public func keyCandidates(lookup: String) throws(StoreError) -> [APIKeyCandidate] {
-        try query("SELECT id, hash, scope, revoked_at FROM api_keys WHERE lookup = ?", [.text(lookup)]).compactMap { row in
+        try query("SELECT id, hash, scope, revoked_at, last_used_at FROM api_keys WHERE lookup = ?", [.text(lookup)]).compactMap { row in
             guard let scope = Scope(rawValue: row[2].text ?? "") else { return nil }
-            return APIKeyCandidate(id: row[0].text ?? "", hash: row[1].blob ?? [], scope: scope, revoked: row[3] != .null)
+            return APIKeyCandidate(
+                id: row[0].text ?? "", hash: row[1].blob ?? [], scope: scope, revoked: row[3] != .null, lastUsedAt: row[4].integer)
         }
+    }
+
+    /// Records a use of the key, at most once per `interval` seconds (one write a minute, not one a request).
+    public func touchKey(id: String, now: Int64, interval: Int64 = 60) throws(StoreError) {
+        try query(
+            "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+            [.integer(now), .text(id), .integer(now - interval)])
+    }
+
+    /// Makes the key with `lookup` the bootstrap key and revokes every other key made from an
+    /// earlier `PEON_API_KEY`: changing the setting retires the key it replaced.
+    @discardableResult
+    public func replaceBootstrapKeys(keeping lookup: String, now: Int64) throws(StoreError) -> Int {
+        try query("UPDATE api_keys SET bootstrap = 1 WHERE lookup = ?", [.text(lookup)])
+        try query(
+            "UPDATE api_keys SET revoked_at = ? WHERE bootstrap = 1 AND lookup <> ? AND revoked_at IS NULL", [.integer(now), .text(lookup)])
+        return changes
     }
 
     public func listKeys() throws(StoreError) -> [APIKeyInfo] {
@@ -45,10 +75,13 @@ extension Transaction {
             }
     }
 
-    /// Revokes the key with this id; false when there is no such active key.
-    public func revokeKey(id: String, now: Int64) throws(StoreError) -> Bool {
+    /// Revokes the key with this id, unless it is the last active admin key.
+    public func revokeKey(id: String, now: Int64) throws(StoreError) -> KeyRevocation {
+        guard let scope = try query("SELECT scope FROM api_keys WHERE id = ? AND revoked_at IS NULL", [.text(id)]).first?.first?.text
+        else { return .notFound }
+        if scope == Scope.admin.rawValue, try activeAdminKeyCount() <= 1 { return .lastAdmin }
         try query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [.integer(now), .text(id)])
-        return changes > 0
+        return changes > 0 ? .revoked : .notFound
     }
 
     public func activeAdminKeyCount() throws(StoreError) -> Int {

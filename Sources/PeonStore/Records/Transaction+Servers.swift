@@ -165,10 +165,10 @@ extension Transaction {
             return (k, v)
         }
         let ports = ((try? JSON.parse(row[3].text ?? "[]"))?.arrayValue ?? []).compactMap { p -> PortSpec? in
-            guard let name = p["name"]?.stringValue, case .number(let n) = p["port"],
+            guard let name = p["name"]?.stringValue, let port = CheckedNumber.int(p["port"], in: 1...65535),
                 let proto = PortSpec.Proto(rawValue: p["proto"]?.stringValue ?? "")
             else { return nil }
-            return PortSpec(name: name, port: Int(n), proto: proto)
+            return PortSpec(name: name, port: port, proto: proto)
         }
         return ServerRecord(
             uid: uid, description: row[1].text ?? "", settings: settings, ports: ports, desiredState: row[4].text ?? "stopped",

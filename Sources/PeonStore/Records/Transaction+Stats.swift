@@ -44,8 +44,4 @@ extension Transaction {
                 networkRx: r[4].integer ?? 0, networkTx: r[5].integer ?? 0, uptime: r[6].integer ?? 0)
         }
     }
-
-    public func pruneStats(before: Int64) throws(StoreError) {
-        try query("DELETE FROM stats WHERE at < ?", [.integer(before)])
-    }
 }

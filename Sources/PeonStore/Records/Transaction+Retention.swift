@@ -1,0 +1,44 @@
+/// How long history is kept (`PEON_RETAIN_DAYS`, `PEON_RETAIN_ROWS`, `PEON_STATS_RETAIN_HOURS`).
+public struct Retention: Sendable, Equatable {
+    public var days: Int
+    public var rows: Int
+    public var statsHours: Int
+
+    public init(days: Int = 30, rows: Int = 100_000, statsHours: Int = 24) {
+        self.days = days
+        self.rows = rows
+        self.statsHours = statsHours
+    }
+}
+
+extension Transaction {
+    /// Deletes history older than the retention, and the oldest rows beyond `rows` per table:
+    /// finished jobs, crashes, audit rows and stats samples. Unfinished jobs are never touched.
+    /// Returns how many rows went.
+    @discardableResult
+    public func prune(_ retention: Retention, now: Int64) throws(StoreError) -> Int {
+        let cutoff = now - Int64(retention.days) * 86400
+        let rows = Int64(retention.rows)
+        let finished = "state NOT IN ('queued', 'running')"
+        var removed = 0
+        let steps: [(String, [SQLValue])] = [
+            ("DELETE FROM jobs WHERE \(finished) AND finished_at < ?", [.integer(cutoff)]),
+            (
+                "DELETE FROM jobs WHERE \(finished) AND id <= (SELECT id FROM jobs WHERE \(finished) ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                [.integer(rows)]
+            ),
+            ("DELETE FROM crashes WHERE at < ?", [.integer(cutoff)]),
+            ("DELETE FROM crashes WHERE rowid <= (SELECT rowid FROM crashes ORDER BY rowid DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
+            // Audit times are ISO-8601 UTC text, which sorts like the time it names.
+            ("DELETE FROM audit WHERE at < strftime('%Y-%m-%dT%H:%M:%SZ', ?, 'unixepoch')", [.integer(cutoff)]),
+            ("DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
+            ("DELETE FROM stats WHERE at < ?", [.integer(now - Int64(retention.statsHours) * 3600)]),
+            ("DELETE FROM stats WHERE at < (SELECT at FROM stats ORDER BY at DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
+        ]
+        for (sql, arguments) in steps {
+            try query(sql, arguments)
+            removed += changes
+        }
+        return removed
+    }
+}

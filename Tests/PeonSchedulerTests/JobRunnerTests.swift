@@ -1,0 +1,143 @@
+import Logging
+import PeonCore
+import PeonJSON
+import PeonPlatform
+import PeonStore
+import PeonSystem
+import Testing
+
+@testable import PeonScheduler
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A platform that records calls and lets a test look at the files when the container stops.
+final class RecordingPlatform: ServerPlatform {
+    var calls: [String] = []
+    var onStop: () -> Void = {}
+    var state = "running"
+
+    func ensure(_ spec: ServerSpec) throws -> String {
+        calls.append("ensure")
+        return "c1"
+    }
+    func start(_ id: String) throws {
+        calls.append("start")
+        state = "running"
+    }
+    func stop(_ id: String, graceSeconds: Int) throws {
+        onStop()
+        calls.append("stop")
+        state = "exited"
+    }
+    func remove(_ uid: ServerUID) throws { calls.append("remove") }
+    func observe(labels: [String]) throws -> [ObservedContainer] { [] }
+    func details(_ id: String) throws -> ObservedContainer {
+        ObservedContainer(id: id, uid: nil, state: state, exitCode: 0, oomKilled: false, labels: [:])
+    }
+    func publishedPorts() throws -> Set<PortKey> { [] }
+    func imageFacts(_ image: String) throws -> ImageFacts? { ImageFacts(containerType: "test", buildVersion: "1") }
+    func pull(_ image: String, progress: (String) -> Void) throws {}
+    func imageID(_ reference: String) throws -> String? { "sha256:test" }
+    func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws -> Bool { false }
+    func pruneImages(labels: [String], keep: Set<String>) throws -> Int { 0 }
+    func sample(_ id: String) throws -> StatsSample { throw DomainError.notFound(kind: "container", id: id) }
+    func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws {}
+}
+
+/// JobRunner against real files and SQLite: the order of stop and delete, bind-source checks,
+/// hostile manifests.
+@Suite struct JobRunnerTests {
+    let dataDir: String = {
+        var template = Array("/tmp/peon-runner-XXXXXX".utf8CString)
+        return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }()
+    let uid = try! ServerUID(validating: "fuzz.one")
+    static let plan = #"""
+        {"metadata": {"game_uid": "fuzz", "image": "peon-test-game:latest"}, "ports": [[{"PORT": ["27960", "tcp"]}]],
+         "environment": {"SERVER_NAME": null}, "volumes": {"~!/data": "/data", "~!/user": "/user"}}
+        """#
+
+    func runner(_ platform: RecordingPlatform) throws -> JobRunner {
+        let configuration = try Configuration(environment: ["PEON_DATA_DIR": dataDir], defaultWorkers: 1)
+        let store = try Store(path: configuration.databasePath)
+        try store.write { tx in
+            try tx.upsertPlan(
+                StoredPlan(
+                    entry: PlanIndexEntry(title: "Fuzz", gameUID: uid.game, planURL: "local://fuzz"), listed: true,
+                    documentText: Self.plan, source: "local"), now: 0)
+            if try tx.server(uid) == nil {
+                try tx.insertServer(
+                    ServerRecord(
+                        uid: uid, description: "", settings: [("SERVER_NAME", "x")],
+                        ports: [PortSpec(name: "PORT", port: 27960, proto: .tcp)],
+                        desiredState: "running", observedState: "running", containerID: "c1", createdAt: 0), now: 0)
+            }
+        }
+        return JobRunner(
+            store: store, platform: platform, configuration: configuration, hostDataDir: dataDir, logger: Logger(label: "test"))
+    }
+
+    var serverDir: String { dataDir + "/servers/fuzz/one" }
+
+    @Test func reinitStopsTheContainerBeforeDeletingItsFiles() throws {
+        defer { try? Files.removeTree(dataDir) }
+        try Files.makeDirectories(serverDir + "/data/world")
+        try Files.write(serverDir + "/data/world/save", [1])
+        try Files.makeDirectories(serverDir + "/actions")
+        try Files.write(serverDir + "/actions/.update", [1])
+        let platform = RecordingPlatform()
+        var filesAtStop: [Bool] = []
+        platform.onStop = { [serverDir] in
+            filesAtStop.append(Files.kind(serverDir + "/data/world/save") == .file && Files.kind(serverDir + "/actions/.update") == .file)
+        }
+        try runner(platform).update(uid, mode: .reinit)
+        #expect(filesAtStop.first == true, "the files were still there when the container stopped")
+        #expect(Files.list(serverDir + "/data").isEmpty && Files.kind(serverDir + "/actions/.update") == .missing)
+        #expect(Files.kind(serverDir + "/data") == .directory, "the bind source itself stays")
+        #expect(platform.calls.first == "stop" && platform.calls.last == "start")
+    }
+
+    @Test func aSymlinkedBindSourceRefusesTheStart() throws {
+        defer { try? Files.removeTree(dataDir) }
+        try Files.makeDirectories(serverDir + "/data")
+        try Files.makeDirectories(dataDir + "/outside")
+        // What a container with the whole folder mounted could have left behind.
+        symlink(dataDir + "/outside", serverDir + "/user")
+        let platform = RecordingPlatform()
+        platform.state = "exited"
+        #expect(throws: DomainError.self) { try runner(platform).start(uid) }
+        #expect(!platform.calls.contains("start"), "Docker never got to follow the link")
+        #expect(Files.kind(serverDir + "/user") != .directory)
+    }
+
+    @Test func aMissingBindSourceIsMadeForTheGame() throws {
+        defer { try? Files.removeTree(dataDir) }
+        let platform = RecordingPlatform()
+        platform.state = "exited"
+        try runner(platform).start(uid)
+        #expect(platform.calls.contains("start"))
+        var st = stat()
+        #expect(lstat(serverDir + "/user", &st) == 0 && st.st_uid == 1000 && (st.st_mode & S_IFMT) == S_IFDIR)
+    }
+
+    @Test func importRefusesHostileManifestsAndKeepsGoing() throws {
+        defer { try? Files.removeTree(dataDir) }
+        let platform = RecordingPlatform()
+        let runner = try runner(platform)
+        try runner.store.write { tx in try tx.deleteServer(uid) }
+        for (name, port) in [("bad", "1e19"), ("neg", "-1"), ("good", "27961")] {
+            try Files.makeDirectories(dataDir + "/servers/fuzz/" + name)
+            let manifest =
+                #"{"uid": "fuzz.\#(name)", "settings": {"SERVER_NAME": "x"}, "ports": [{"name": "PORT", "port": \#(port), "proto": "tcp"}]}"#
+            try Files.write(dataDir + "/servers/fuzz/\(name)/peon-server.json", Array(manifest.utf8))
+        }
+        // A manifest that is a FIFO must not stall the scheduler.
+        try Files.makeDirectories(dataDir + "/servers/fuzz/fifo")
+        #expect(mkfifo(dataDir + "/servers/fuzz/fifo/peon-server.json", 0o644) == 0)
+        try runner.adopt()
+        let adopted = try runner.store.read { tx in try tx.servers() }.map(\.uid.name)
+        #expect(adopted == ["good"])
+    }
+}

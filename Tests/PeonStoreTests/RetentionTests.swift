@@ -1,0 +1,74 @@
+import PeonCore
+import PeonJSON
+import PeonStore
+import PeonSystem
+import Testing
+
+/// History is pruned by age and by count; unfinished jobs never are.
+@Suite struct RetentionTests {
+    let temporary = TemporaryDirectory()
+
+    func store() throws -> Store { try Store(path: temporary.path + "/peon.db") }
+
+    @Test func pruneDeletesOldHistoryAndKeepsTheNewestRows() throws {
+        let store = try store()
+        let day: Int64 = 86400
+        let now: Int64 = 1_800_000_000
+        try store.write { tx in
+            for at in [now - 40 * day, now - 35 * day, now - 2 * day, now] {
+                let id = try tx.enqueueJob(server: "g.a", kind: .start, now: at)
+                try tx.finishJob(id, state: .succeeded, now: at)
+                try tx.recordCrash(server: "g.a", at: at, exitCode: 1, oomKilled: false)
+                try tx.appendAudit(
+                    AuditEntry(
+                        at: WallClock.iso8601(at), keyID: "key_x", clientIP: "127.0.0.1", requestID: "", method: "PUT", path: "/x",
+                        status: 200,
+                        result: "ok"))
+                try tx.insertStats(
+                    server: "g.a", StatsRecord(at: at, cpuPercent: 1, memory: 1, memoryLimit: 2, networkRx: 0, networkTx: 0, uptime: 0))
+            }
+            // An old job still queued is work, not history.
+            try tx.enqueueJob(server: "g.b", kind: .start, now: now - 50 * day)
+        }
+        let removed = try store.write { tx in try tx.prune(Retention(days: 30, rows: 100, statsHours: 24), now: now) }
+        #expect(removed == 2 + 2 + 2 + 3)
+        let counts = try store.read { tx in
+            try ["jobs", "crashes", "audit", "stats"].map { try tx.query("SELECT count(*) FROM \($0)").first?.first?.integer ?? -1 }
+        }
+        #expect(counts == [3, 2, 2, 1])
+        #expect(try store.read { tx in try tx.pendingJobs(server: "g.b") }.count == 1)
+
+        // By count: only the newest row of each table stays.
+        try store.write { tx in try tx.prune(Retention(days: 30, rows: 1, statsHours: 24), now: now) }
+        let left = try store.read { tx in
+            try ["crashes", "audit", "stats"].map { try tx.query("SELECT count(*) FROM \($0)").first?.first?.integer ?? -1 }
+        }
+        #expect(left == [1, 1, 1])
+        #expect(try store.read { tx in try tx.query("SELECT count(*) FROM jobs WHERE state = 'succeeded'") }.first?.first?.integer == 1)
+        #expect(try store.read { tx in try tx.pendingJobs(server: "g.b") }.count == 1)
+    }
+
+    @Test func pendingJobCountsPerServerAndInTotal() throws {
+        let store = try store()
+        try store.write { tx in
+            try tx.enqueueJob(server: "g.a", kind: .start, now: 1)
+            try tx.enqueueJob(server: "g.a", kind: .stop, now: 1)
+            let done = try tx.enqueueJob(server: "g.a", kind: .start, now: 1)
+            try tx.finishJob(done, state: .failed, now: 2)
+            try tx.enqueueJob(server: "g.b", kind: .start, now: 1)
+        }
+        let counts = try store.read { tx in try tx.pendingJobCounts(server: "g.a") }
+        #expect(counts.server == 2 && counts.total == 3)
+    }
+
+    @Test func aJobInterruptedThreeTimesFailsInsteadOfLooping() throws {
+        let store = try store()
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .adopt, now: 1) }
+        for round in 1...3 {
+            #expect(try store.write { tx in try tx.claimNextJob(now: 2) }?.id == id)
+            #expect(try store.write { tx in try tx.requeueInterruptedJobs() } == (round < 3 ? 1 : 0))
+        }
+        let job = try store.read { tx in try tx.job(id) }
+        #expect(job?.state == .failed && job?.error?.contains("interrupted 3 times") == true && job?.finishedAt != nil)
+    }
+}
