@@ -20,6 +20,8 @@ public final class JobRunner {
     let hostDataDir: String
 
     public static let stopGraceSeconds = 30
+    /// Test only (`PEON_TEST_CRASH_ON_JOB`): the process kills itself when it starts a job of this kind.
+    public var crashOnJob: JobKind?
 
     public init(store: Store, platform: any ServerPlatform, configuration: Configuration, hostDataDir: String, logger: Logger) {
         self.store = store
@@ -53,6 +55,10 @@ public final class JobRunner {
         var state = JobState.succeeded
         var message: String?
         var result: JSON?
+        if job.kind == crashOnJob {
+            logger.critical("PEON_TEST_CRASH_ON_JOB: killing the scheduler", metadata: ["job.id": "\(job.id)"])
+            kill(getpid(), SIGKILL)
+        }
         do {
             try perform(job)
         } catch {
@@ -214,7 +220,11 @@ public final class JobRunner {
                 made.append(path)
             }
         }
-        for path in made { try Files.chownTree(path, uid: 1000, gid: 1000) }
+        for path in made {
+            try Files.chownTree(path, uid: 1000, gid: 1000)
+            // The API reads `config/` live and may run as another user.
+            try Files.setMode(path, 0o755)
+        }
     }
 
     func create(_ uid: ServerUID, arguments: JSON) throws {

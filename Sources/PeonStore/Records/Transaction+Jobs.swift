@@ -67,10 +67,20 @@ extension Transaction {
         try query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)]).first.flatMap(Self.job)
     }
 
-    /// Jobs a killed scheduler left running go back to the queue; their steps are idempotent.
-    public func requeueInterruptedJobs() throws(StoreError) -> Int {
+    /// Jobs a killed scheduler left running go back to the queue (their steps are idempotent),
+    /// except those already claimed `maximumAttempts` times: each claim after the first followed a
+    /// scheduler death during that job, so it is failed with the reason instead (a poison job).
+    /// Returns how many were re-queued, and the failed ones.
+    public func requeueInterruptedJobs(maximumAttempts: Int, now: Int64) throws(StoreError) -> (requeued: Int, failed: [JobRecord]) {
+        let failed = try query(
+            """
+            UPDATE jobs SET state = 'failed', finished_at = ?,
+                error = 'The scheduler died while running this job ' || attempts || ' times; it is not retried.'
+            WHERE state = 'running' AND attempts >= ? RETURNING \(Self.jobColumns)
+            """, [.integer(now), .integer(Int64(maximumAttempts))]
+        ).compactMap(Self.job)
         try query("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
-        return changes
+        return (changes, failed)
     }
 
     /// The unfinished job of a server, if any (queued or running).
