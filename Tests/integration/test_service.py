@@ -1,0 +1,195 @@
+"""Peon as a service: the stack restarts what dies, a poison job cannot keep the scheduler down,
+workers do not run as root, and faults (scheduler killed mid-crash, full disk) heal."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from conftest import RUN, docker
+from test_servers import SETTINGS, container
+
+
+def child_pid(stack, name):
+    """The pid of a direct child of the stack script (peon-api, peon-scheduler, nginx)."""
+    for _ in range(100):
+        out = subprocess.run(["pgrep", "-P", str(stack.proc.pid), "-x", name], capture_output=True, text=True).stdout.split()
+        if out:
+            return int(out[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no {name} under the stack: " + stack.output())
+
+
+def scheduler_running(stack):
+    return stack.request("GET", "/api/v1/orchestrator").json()["scheduler"]["running"]
+
+
+def wait_until(predicate, timeout, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def wait_job(stack, job_id, timeout=60):
+    assert wait_until(lambda: stack.request("GET", f"/api/v1/jobs/{job_id}").json()["state"] in ("succeeded", "failed"), timeout)
+    return stack.request("GET", f"/api/v1/jobs/{job_id}").json()
+
+
+class Reader(threading.Thread):
+    """GETs at about 20 requests per second until stopped; keeps every failure."""
+
+    def __init__(self, stack, path="/api/v1/servers"):
+        super().__init__(daemon=True)
+        self.stack, self.path, self.done, self.count, self.failures = stack, path, threading.Event(), 0, []
+
+    def run(self):
+        import requests
+        session = requests.Session()
+        cert = os.path.join(self.stack.data, "tls", "cert.pem")
+        while not self.done.is_set():
+            started = time.time()
+            try:
+                r = session.get(self.stack.url(self.path), headers={"X-Api-Key": self.stack.api_key}, verify=cert, timeout=5)
+                if r.status_code != 200:
+                    self.failures.append(r.status_code)
+            except Exception as e:  # noqa: BLE001 - any failure counts
+                self.failures.append(repr(e))
+            self.count += 1
+            time.sleep(max(0.0, 0.05 - (time.time() - started)))
+
+    def stop(self):
+        self.done.set()
+        self.join(10)
+
+
+def test_sigkill_of_the_scheduler_is_survived_and_reads_never_fail(make_stack):
+    s = make_stack()
+    assert wait_until(lambda: scheduler_running(s), 10)
+    reader = Reader(s)
+    reader.start()
+    time.sleep(1)
+    old = child_pid(s, "peon-scheduler")
+    os.kill(old, signal.SIGKILL)
+    killed = time.time()
+    seen_down = wait_until(lambda: not scheduler_running(s), 3, step=0.02)
+    down_at = time.time()
+    assert seen_down, "the orchestrator shows the scheduler down at once"
+    uid = f"peontest.{RUN}sv"
+    r = s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+    assert r.status_code == 503 and r.json()["code"] == "scheduler.down", r.text
+    assert wait_until(lambda: scheduler_running(s), 5, step=0.05), s.output()
+    up_after = time.time() - killed
+    assert up_after <= 5, up_after
+    assert child_pid(s, "peon-scheduler") != old
+    r = s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+    assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+    time.sleep(0.5)
+    reader.stop()
+    assert reader.failures == [] and reader.count >= 40, (reader.failures, reader.count)
+    assert "peon-scheduler exited unexpectedly (killed by signal 9" in s.output()
+    assert s.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+    print(f"scheduler down seen after {down_at - killed:.2f} s, up after {up_after:.2f} s, {reader.count} reads, 0 failed")
+
+
+def alive(pid):
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def answers(stack):
+    try:
+        return stack.request("GET", "/api/v1/orchestrator").status_code == 200
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def test_nginx_and_the_api_pool_are_restarted_and_sigterm_still_stops_all(make_stack):
+    s = make_stack()
+    for name in ("nginx", "peon-api"):
+        old = child_pid(s, name)
+        os.kill(old, signal.SIGKILL)
+        assert wait_until(lambda: child_pid(s, name) != old and answers(s), 10), s.output()
+        assert f"{name} exited unexpectedly (killed by signal 9" in s.output()
+        if name == "nginx":
+            # The dead master's orphaned workers (holding the ports) went with it.
+            left = subprocess.run(["pgrep", "-g", str(old)], capture_output=True, text=True).stdout.split()
+            assert all(not alive(pid) for pid in left), left
+    assert s.stop() == 0
+    assert "peon stopped" in s.output()
+
+
+def test_a_job_that_kills_the_scheduler_twice_fails_and_the_scheduler_stays_up(make_stack):
+    s = make_stack(env={"PEON_TEST_CRASH_ON_JOB": "restart"})
+    uid = f"peontest.{RUN}pj"
+    assert s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS).status_code == 200
+    r = s.request("PUT", f"/api/v1/server/restart/{uid}?async=true")
+    assert r.status_code == 202, r.text
+    job = wait_job(s, r.json()["id"], timeout=30)
+    assert job["state"] == "failed" and job["attempts"] == 2, job
+    assert "died while running this job 2 times" in job["error"]
+    assert s.output().count("peon-scheduler exited unexpectedly (killed by signal 9") == 2
+    assert wait_until(lambda: scheduler_running(s), 5)
+    # The queue moves on: the server's next job runs.
+    r = s.request("PUT", f"/api/v1/server/stop/{uid}")
+    assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
+    assert s.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+
+
+def status_ids(pid):
+    fields = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+    return int(fields["Uid"].split()[1]), int(fields["Gid"].split()[1])
+
+
+def test_api_workers_drop_root(make_stack):
+    assert os.geteuid() == 0, "this test starts the stack as root"
+    s = make_stack()
+    peon = subprocess.run(["id", "-u", "peon"], capture_output=True, text=True)
+    assert peon.returncode == 0, "stack.sh created the peon user"
+    uid = int(peon.stdout)
+    assert status_ids(s.api_pid())[0] == uid
+    for pid in s.worker_pids():
+        assert status_ids(pid)[0] == uid != 0
+    # Both the workers (peon) and the scheduler (root) write the database and its WAL files.
+    server = f"peontest.{RUN}dr"
+    assert s.request("PUT", f"/api/v1/server/create/{server}", json=SETTINGS).status_code == 200
+    for suffix in ("", "-wal", "-shm"):
+        st = os.stat(os.path.join(s.data, "peon.db" + suffix))
+        assert st.st_uid == uid and st.st_mode & 0o777 == 0o660, (suffix, st)
+    obj = s.request("GET", f"/api/v1/server/get/{server}").json()
+    assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{server}").json()["server_config"].get("state") == "STARTED", 5), \
+        "workers read a server's config directory"
+    assert obj["container_state"] == "running"
+    assert s.request("DELETE", f"/api/v1/server/eradicate/{server}").status_code == 200
+    assert s.stop() == 0
+    assert not os.path.exists(os.path.join(s.data, "run", "api.sock")), "the pool removed its socket without root"
+
+
+def test_a_game_that_crashes_while_the_scheduler_is_dead_is_restarted(make_stack):
+    s = make_stack(env={"PEON_START_SCHEDULER": "0"})
+    scheduler = s.start_scheduler()
+    try:
+        assert wait_until(lambda: scheduler_running(s), 10)
+        uid = f"peontest.{RUN}kc"
+        r = s.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "MODE": "crash", "CRASH_AFTER": "3"})
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        first = container(uid)["State"]["StartedAt"]
+        scheduler.send_signal(signal.SIGKILL)
+        scheduler.wait(10)
+        assert wait_until(lambda: not container(uid)["State"]["Running"], 15), "the game crashed while nobody watched"
+        assert container(uid)["State"]["ExitCode"] == 3
+        scheduler = s.start_scheduler()
+        assert wait_until(lambda: container(uid)["State"]["StartedAt"] != first, 20, step=0.2), "reconcile applied the crash policy"
+        import sqlite3
+        db = sqlite3.connect(os.path.join(s.data, "peon.db"))
+        rows = db.execute("SELECT exit_code FROM crashes WHERE server_uid = ?", (uid,)).fetchall()
+        assert rows and rows[0][0] == 3, rows
+        assert s.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        scheduler.wait(15)
