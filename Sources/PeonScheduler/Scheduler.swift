@@ -84,6 +84,7 @@ public struct Scheduler: Sendable {
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
         // This loop only beats and fires timed actions: nothing slow may delay either.
+        var failing = false
         while !Self.stopping {
             let now = WallClock.now()
             do {
@@ -94,8 +95,12 @@ public struct Scheduler: Sendable {
                     }
                 }
                 Wakeup.notify(directory: configuration.wakeupDir)
+                if failing { logger.info("scheduler tick works again") }
+                failing = false
             } catch {
-                logger.warning("scheduler tick failed", metadata: ["error": "\(error)"])
+                // Once per streak: a full disk fails every tick.
+                if !failing { logger.warning("scheduler tick failed", metadata: ["error": "\(error)"]) }
+                failing = true
             }
             Monotonic.sleep(0.25)
         }

@@ -193,3 +193,64 @@ def test_a_game_that_crashes_while_the_scheduler_is_dead_is_restarted(make_stack
     finally:
         scheduler.send_signal(signal.SIGTERM)
         scheduler.wait(15)
+
+
+def fill(path):
+    """Fills the file system holding `path` to the last byte."""
+    for n, block in enumerate(("1M", "4k", "512")):
+        subprocess.run(["dd", "if=/dev/zero", f"of={path}/filler{n}", f"bs={block}"], capture_output=True)
+
+
+def test_a_full_disk_answers_507_loses_nothing_and_recovers(make_stack):
+    import tempfile
+    mount = tempfile.mkdtemp(prefix="peon-disk-")  # reachable by nginx's workers and the peon user
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", mount], check=True)
+    try:
+        data = mount + "/var"
+        s = make_stack(env={"PEON_DATA_DIR": data})
+        s.data = data
+        assert wait_until(lambda: scheduler_running(s), 10)
+        assert s.request("PUT", "/api/v1/plans").status_code == 200
+        made = s.peon("key", "create", "--scope", "read", "--label", "before the disk filled")
+        assert made.returncode == 0, made.stderr
+        key = [line.split()[-1] for line in made.stdout.splitlines() if line.startswith("key:")][0]
+
+        fill(mount)
+        # Give the WAL's space back to the disk, then take it too: every write now needs a new page.
+        import sqlite3
+        db = sqlite3.connect(os.path.join(data, "peon.db"))
+        wal = os.path.join(data, "peon.db-wal")
+        # TRUNCATE needs a moment with no reader in the WAL (the scheduler reads four times a second).
+        assert wait_until(lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall() and os.path.getsize(wal) == 0, 10)
+        db.close()
+        fill(mount)
+        # A write needs a page: 507 (503 once the scheduler, which cannot beat either, counts as down).
+        uid = f"peontest.{RUN}df"
+        r = s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+        statuses = [r.status_code]
+        assert r.status_code == 507 and r.json()["code"] == "store.full" and r.headers["Retry-After"], r.text
+        for _ in range(3):
+            r = s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+            statuses.append(r.status_code)
+            assert r.status_code in (503, 507) and r.json()["code"] in ("store.full", "scheduler.down"), r.text
+        # A refresh that changes nothing writes nothing; one that does cannot.
+        assert s.request("PUT", "/api/v1/plans").status_code in (200, 507)
+        # Reads work, and what was committed is there.
+        assert s.request("GET", "/api/v1/plans").status_code == 200
+        assert s.request("GET", "/api/v1/orchestrator", key=key).status_code == 200
+        assert "internal" not in s.output() and " 500 " not in open(os.path.join(data, "log", "access.log")).read()
+
+        for name in os.listdir(mount):
+            if name.startswith("filler"):
+                os.remove(os.path.join(mount, name))
+        assert wait_until(lambda: scheduler_running(s), 5), "the scheduler beats again"
+        r = s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        assert s.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+        assert s.request("GET", "/api/v1/orchestrator", key=key).status_code == 200
+        assert "before the disk filled" in s.peon("key", "list").stdout
+        print(f"full disk: {statuses}")
+        s.stop()
+    finally:
+        subprocess.run(["umount", "-l", mount])
+        os.rmdir(mount)
