@@ -20,6 +20,7 @@ public final class JobRunner {
     let hostDataDir: String
 
     public static let stopGraceSeconds = 30
+    public static let engineRetrySeconds: Int64 = 2
     /// Test only (`PEON_TEST_CRASH_ON_JOB`): the process kills itself when it starts a job of this kind.
     public var crashOnJob: JobKind?
 
@@ -61,6 +62,16 @@ public final class JobRunner {
         }
         do {
             try perform(job)
+        } catch where !platform.reachable() {
+            // The engine is away (restarting): the job waits for it instead of failing.
+            logger.warning("engine unreachable, job deferred", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
+            do {
+                try store.write { tx in try tx.deferJob(job.id, seconds: Self.engineRetrySeconds, now: WallClock.now()) }
+                return
+            } catch {
+                state = .failed
+                message = "\(error)"
+            }
         } catch {
             state = .failed
             switch error {
@@ -248,7 +259,8 @@ public final class JobRunner {
             try writeManifest(server)
             if arguments["start"] == .bool(true) { try start(uid) }
         } catch {
-            if arguments["noclean"] != .bool(true) {
+            // With the engine away the job is retried later: keep what it needs.
+            if arguments["noclean"] != .bool(true), platform.reachable() {
                 // A failed create leaves nothing behind.
                 try? platform.remove(uid)
                 try? Files.removeTree(directory(uid))

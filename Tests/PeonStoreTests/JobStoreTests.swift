@@ -49,6 +49,16 @@ import Testing
         #expect(try store.write { tx in try tx.claimNextJob(now: 4) }?.id == other, "the queue moves on")
     }
 
+    @Test func aDeferredJobWaitsAndKeepsItsAttempts() throws {
+        let store = try store()
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .start, now: 1) }
+        _ = try store.write { tx in try tx.claimNextJob(now: 2) }
+        try store.write { tx in try tx.deferJob(id, seconds: 2, now: 2) }
+        #expect(try store.write { tx in try tx.claimNextJob(now: 3) } == nil)
+        let again = try store.write { tx in try tx.claimNextJob(now: 4) }
+        #expect(again?.id == id && again?.attempts == 1)
+    }
+
     @Test func notBeforeDelaysAJob() throws {
         let store = try store()
         try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .start, notBefore: 10, now: 1) }

@@ -254,3 +254,98 @@ def test_a_full_disk_answers_507_loses_nothing_and_recovers(make_stack):
     finally:
         subprocess.run(["umount", "-l", mount])
         os.rmdir(mount)
+
+
+class PrivateDocker:
+    """A Docker engine of this test's own (its own data root, socket and address pool, no bridge or
+    iptables), so it can be restarted without touching the machine's shared engine."""
+
+    def __init__(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="pdk-")
+        os.chmod(self.dir, 0o755)
+        self.sock = f"{self.dir}/docker.sock"
+        self.proc = None
+        self.start()
+        env = dict(os.environ, PEON_DOCKER_SOCKET=self.sock)
+        built = subprocess.run([os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "docker.sh"), "image"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert built.returncode == 0, built.stderr
+
+    def start(self):
+        log = open(f"{self.dir}/dockerd.log", "a")
+        self.proc = subprocess.Popen(
+            ["dockerd", "--data-root", f"{self.dir}/data", "--exec-root", f"{self.dir}/exec", "--pidfile", f"{self.dir}/docker.pid",
+             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false", "--ip-masq=false",
+             "--default-address-pool", "base=10.231.0.0/16,size=24"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        assert wait_until(self.ping, 30, step=0.2), open(log.name).read()[-2000:]
+
+    def ping(self):
+        return subprocess.run(["curl", "-sf", "--max-time", "2", "--unix-socket", self.sock, "http://d/_ping"],
+                              capture_output=True).returncode == 0
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+    def api(self, method, path):
+        import json
+        out = subprocess.run(["curl", "-s", "--unix-socket", self.sock, "-X", method, f"http://d{path}"], capture_output=True,
+                             timeout=60).stdout
+        return json.loads(out) if out.strip() else None
+
+    def containers(self, uid):
+        import json
+        import urllib.parse
+        selector = urllib.parse.quote(json.dumps({"label": [f"peon.server={uid}"]}))
+        return self.api("GET", f"/containers/json?all=1&filters={selector}")
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            for c in self.api("GET", "/containers/json?all=1") or []:
+                self.api("DELETE", f"/containers/{c['Id']}?force=1&v=1")
+            for n in self.api("GET", "/networks") or []:
+                if n["Name"].startswith("peon."):
+                    self.api("DELETE", f"/networks/{n['Id']}")
+            self.stop()
+        subprocess.run(["rm", "-rf", self.dir])
+
+
+def test_a_restarted_docker_engine_is_followed_again_without_duplicates_or_lost_jobs(make_stack):
+    engine = PrivateDocker()
+    try:
+        s = make_stack(env={"PEON_DOCKER_SOCKET": engine.sock, "PEON_PORT_RANGE": "43000-43999"})
+        assert wait_until(lambda: scheduler_running(s), 10)
+        a, b = f"peontest.{RUN}ea", f"peontest.{RUN}eb"
+        for uid in (a, b):
+            r = s.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+            assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+
+        engine.stop()  # stops the containers too (no live-restore)
+        # Jobs asked for while the engine is away wait for it.
+        r = s.request("PUT", f"/api/v1/server/restart/{a}?async=true")
+        assert r.status_code == 202, r.text
+        job = r.json()["id"]
+        time.sleep(3)
+        assert s.request("GET", f"/api/v1/jobs/{job}").json()["state"] in ("queued", "running")
+        engine.start()
+
+        final = wait_job(s, job, timeout=60)
+        assert final["state"] == "succeeded", final
+        assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{a}").json()["container_state"] == "running", 10)
+        # The reconcile caught up with b (stopped with the engine) and the event stream follows the new engine.
+        assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{b}").json()["container_state"] == "exited", 15)
+        r = s.request("PUT", f"/api/v1/server/start/{b}")
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        engine.api("POST", f"/containers/peon.warcamp.{b}/stop?t=5")
+        assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{b}").json()["container_state"] == "exited", 3), \
+            "a hand stop on the new engine is seen through events"
+        for uid in (a, b):
+            assert len(engine.containers(uid)) == 1, engine.containers(uid)
+        assert "event stream interrupted, reconnecting" in s.output()
+        for uid in (a, b):
+            assert s.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
+        s.stop()
+    finally:
+        engine.cleanup()

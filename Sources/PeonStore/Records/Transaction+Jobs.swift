@@ -63,6 +63,14 @@ extension Transaction {
             [.text(state.rawValue), error.map(SQLValue.text) ?? .null, result.map { .text($0.text) } ?? .null, .integer(now), .integer(id)])
     }
 
+    /// Puts a running job back in the queue for `seconds`, not counting this attempt (its platform
+    /// was unreachable: nothing it did is the job's fault).
+    public func deferJob(_ id: Int64, seconds: Int64, now: Int64) throws(StoreError) {
+        try query(
+            "UPDATE jobs SET state = 'queued', not_before = ?, started_at = NULL, attempts = max(attempts - 1, 0) WHERE id = ?",
+            [.integer(now + seconds), .integer(id)])
+    }
+
     public func job(_ id: Int64) throws(StoreError) -> JobRecord? {
         try query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)]).first.flatMap(Self.job)
     }
