@@ -257,8 +257,10 @@ def test_a_full_disk_answers_507_loses_nothing_and_recovers(make_stack):
 
 
 class PrivateDocker:
-    """A Docker engine of this test's own (its own data root, socket and address pool, no bridge or
-    iptables), so it can be restarted without touching the machine's shared engine."""
+    """A Docker engine of this test's own (its own data root and socket), so it can be restarted
+    without touching the machine's shared engine. It runs in a network namespace of its own: a
+    dockerd restarted with a saved network store deletes the host's `docker0` (the shared engine's
+    bridge), and so does `--bridge=none`."""
 
     def __init__(self):
         import tempfile
@@ -266,6 +268,13 @@ class PrivateDocker:
         os.chmod(self.dir, 0o755)
         self.sock = f"{self.dir}/docker.sock"
         self.proc = None
+        self.netns = "pdk" + os.urandom(4).hex()
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
+        with open(f"{self.dir}/daemon.json", "w") as f:
+            f.write("{}")  # not the machine's /etc/docker/daemon.json
+
+    def setup(self):
         self.start()
         env = dict(os.environ, PEON_DOCKER_SOCKET=self.sock)
         built = subprocess.run([os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "docker.sh"), "image"], env=env,
@@ -275,9 +284,10 @@ class PrivateDocker:
     def start(self):
         log = open(f"{self.dir}/dockerd.log", "a")
         self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", f"{self.dir}/data", "--exec-root", f"{self.dir}/exec", "--pidfile", f"{self.dir}/docker.pid",
-             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--default-address-pool", "base=10.231.0.0/16,size=24"],
+            # nsenter, not `ip netns exec`: that also remounts /sys, hiding the cgroup mounts.
+            ["nsenter", f"--net=/run/netns/{self.netns}", "dockerd", "--data-root", f"{self.dir}/data", "--exec-root", f"{self.dir}/exec",
+             "--pidfile", f"{self.dir}/docker.pid", "-H", f"unix://{self.sock}", "--config-file", f"{self.dir}/daemon.json",
+             "--iptables=false", "--ip-masq=false", "--default-address-pool", "base=10.231.0.0/16,size=24"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         assert wait_until(self.ping, 30, step=0.2), open(log.name).read()[-2000:]
 
@@ -309,12 +319,14 @@ class PrivateDocker:
                 if n["Name"].startswith("peon."):
                     self.api("DELETE", f"/networks/{n['Id']}")
             self.stop()
+        subprocess.run(["ip", "netns", "del", self.netns])
         subprocess.run(["rm", "-rf", self.dir])
 
 
 def test_a_restarted_docker_engine_is_followed_again_without_duplicates_or_lost_jobs(make_stack):
     engine = PrivateDocker()
     try:
+        engine.setup()
         s = make_stack(env={"PEON_DOCKER_SOCKET": engine.sock, "PEON_PORT_RANGE": "43000-43999"})
         assert wait_until(lambda: scheduler_running(s), 10)
         a, b = f"peontest.{RUN}ea", f"peontest.{RUN}eb"
@@ -344,6 +356,7 @@ def test_a_restarted_docker_engine_is_followed_again_without_duplicates_or_lost_
         for uid in (a, b):
             assert len(engine.containers(uid)) == 1, engine.containers(uid)
         assert "event stream interrupted, reconnecting" in s.output()
+        assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0, "the shared engine's bridge"
         for uid in (a, b):
             assert s.request("DELETE", f"/api/v1/server/eradicate/{uid}").status_code == 200
         s.stop()
