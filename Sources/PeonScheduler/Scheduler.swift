@@ -259,9 +259,12 @@ public struct Scheduler: Sendable {
     /// crash policy for servers that should run and exited while nobody watched (the scheduler or
     /// the engine was down, so no `die` event came).
     func reconcile(store: Store, platform: any ServerPlatform) throws {
+        // Read before the listing: a row that changed since (an event, a job) is newer than the
+        // listing, and is left to the next round instead of being overwritten with stale state.
+        let known = try store.read { tx in try tx.servers() }
         let observed = try platform.observe(labels: [])
         var exited: [ServerUID: ObservedContainer] = [:]
-        for server in try store.read({ tx in try tx.servers() }) where server.desiredState == "running" {
+        for server in known where server.desiredState == "running" {
             // The listing carries no exit code or OOM flag: look at those that stopped.
             guard let mine = observed.first(where: { $0.uid == server.uid }), mine.state == "exited" || mine.state == "dead",
                 let details = try? platform.details(mine.id), details.state == "exited" || details.state == "dead"
@@ -271,6 +274,9 @@ public struct Scheduler: Sendable {
         let now = WallClock.now()
         try store.write { tx in
             for server in try tx.servers() {
+                guard let before = known.first(where: { $0.uid == server.uid }), before.observedState == server.observedState,
+                    before.containerID == server.containerID, before.desiredState == server.desiredState
+                else { continue }
                 let mine = observed.first { $0.uid == server.uid }
                 let state = mine?.state ?? "missing"
                 if state != server.observedState || mine?.id != server.containerID {
