@@ -80,7 +80,7 @@ def test_make_install_units_verify_and_the_installed_stack_runs():
         key = "install-key-" + os.urandom(6).hex()
         with open(env_path, "a") as f:
             f.write(f"PEON_HTTPS_PORT={https}\nPEON_HTTP_PORT={http}\nPEON_API_KEY={key}\nPEON_LABELS=peon.test={RUN}\n"
-                    "PEON_GAME_BIND=127.0.0.1\nPEON_PORT_RANGE=42000-42999\nPEON_WORKERS=2\nPEON_NGINX_WORKERS=1\n")
+                    "PEON_GAME_BIND=127.0.0.1\nPEON_PORT_RANGE=46000-46999\nPEON_WORKERS=2\nPEON_NGINX_WORKERS=1\n")
         edited = open(env_path).read()
         assert make("install", dirs).returncode == 0
         assert open(env_path).read() == edited and stat.S_IMODE(os.stat(env_path).st_mode) == 0o600
