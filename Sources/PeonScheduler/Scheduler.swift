@@ -142,17 +142,21 @@ public struct Scheduler: Sendable {
     func runnerLoop(_ n: Int) {
         var logger = self.logger
         logger[metadataKey: "runner"] = "\(n)"
-        do {
-            let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-\(n).sock")
-            let runner = try JobRunner(
-                store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration,
-                hostDataDir: hostDataDir, logger: logger)
-            runner.crashOnJob = crashOnJob
-            while !Self.stopping {
-                if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
+        // Retried: the engine may be restarting when the runner starts.
+        while !Self.stopping {
+            do {
+                let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-\(n).sock")
+                let runner = try JobRunner(
+                    store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration,
+                    hostDataDir: hostDataDir, logger: logger)
+                runner.crashOnJob = crashOnJob
+                while !Self.stopping {
+                    if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
+                }
+            } catch {
+                logger.warning("job runner cannot start, retrying", metadata: ["error": "\(error)"])
+                Monotonic.sleep(1)
             }
-        } catch {
-            logger.critical("job runner cannot start", metadata: ["error": "\(error)"])
         }
     }
 
