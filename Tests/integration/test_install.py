@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 
+import pytest
 import requests
 
 from conftest import BIN, ROOT, RUN, free_port
@@ -48,6 +49,7 @@ def as_unit(u, command):
     return wrap + ["--"] + command
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs a user and runs the units' users: needs root")
 def test_make_install_units_verify_and_the_installed_stack_runs():
     base = tempfile.mkdtemp(prefix="peon-install-")
     os.chmod(base, 0o755)  # the peon user and nginx's workers reach the data dir below it
