@@ -9,7 +9,8 @@ public enum ProcessLock {
     /// Tries to take the lock at `path`; on success the descriptor stays open, and the lock held,
     /// until the process exits. Nil while another process holds it.
     public static func tryHold(_ path: String) throws(FileError) -> Int32? {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        // Read-only is enough for flock, and opens a lock file another user made.
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw .errno(path) }
         // Readable by the API workers, whatever user they run as.
         fchmod(fd, 0o644)
