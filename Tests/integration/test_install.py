@@ -136,6 +136,9 @@ def test_make_install_units_verify_and_the_installed_stack_runs():
         # The installed CLI finds the installed data dir.
         cli = subprocess.run([f"{base}/usr/bin/peon", "key", "list"], capture_output=True, text=True, env=dict(env))
         assert cli.returncode == 0 and "admin" in cli.stdout, cli.stderr
+    except BaseException:
+        subprocess.run(["rm", "-rf", base])
+        raise
     finally:
         for p, sig in zip(procs, (signal.SIGTERM, signal.SIGTERM, signal.SIGQUIT)):
             p.send_signal(sig)
@@ -145,8 +148,10 @@ def test_make_install_units_verify_and_the_installed_stack_runs():
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
 
-    r = make("uninstall", dirs)
-    assert r.returncode == 0, r.stderr
-    assert not os.path.exists(f"{base}/usr/lib/peon") and not any(os.path.exists(f"{dirs['UNITDIR']}/{u}") for u in UNITS)
-    assert os.path.isfile(f"{dirs['STATEDIR']}/peon.db") and os.path.isfile(env_path), "the data and configuration stay"
-    subprocess.run(["rm", "-rf", base])
+    try:
+        r = make("uninstall", dirs)
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(f"{base}/usr/lib/peon") and not any(os.path.exists(f"{dirs['UNITDIR']}/{u}") for u in UNITS)
+        assert os.path.isfile(f"{dirs['STATEDIR']}/peon.db") and os.path.isfile(env_path), "the data and configuration stay"
+    finally:
+        subprocess.run(["rm", "-rf", base])
