@@ -54,7 +54,7 @@ def test_make_install_units_verify_and_the_installed_stack_runs():
     base = tempfile.mkdtemp(prefix="peon-install-")
     os.chmod(base, 0o755)  # the peon user and nginx's workers reach the data dir below it
     dirs = {"PREFIX": f"{base}/usr", "SYSCONFDIR": f"{base}/etc", "UNITDIR": f"{base}/units", "STATEDIR": f"{base}/state"}
-    procs = []
+    procs, ok = [], False
     try:
         r = make("install", dirs)
         assert r.returncode == 0, r.stderr
@@ -136,9 +136,7 @@ def test_make_install_units_verify_and_the_installed_stack_runs():
         # The installed CLI finds the installed data dir.
         cli = subprocess.run([f"{base}/usr/bin/peon", "key", "list"], capture_output=True, text=True, env=dict(env))
         assert cli.returncode == 0 and "admin" in cli.stdout, cli.stderr
-    except BaseException:
-        subprocess.run(["rm", "-rf", base])
-        raise
+        ok = True
     finally:
         for p, sig in zip(procs, (signal.SIGTERM, signal.SIGTERM, signal.SIGQUIT)):
             p.send_signal(sig)
@@ -147,6 +145,8 @@ def test_make_install_units_verify_and_the_installed_stack_runs():
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+        if not ok:
+            subprocess.run(["rm", "-rf", base])
 
     try:
         r = make("uninstall", dirs)
