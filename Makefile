@@ -1,11 +1,17 @@
 # The two set-up commands: `make run` (the whole stack) and `make test` (every test).
-.PHONY: run test bench build format clean fuzz
+.PHONY: run test bench build format clean fuzz install uninstall
 
 run:
 	scripts/run.sh
 
 test:
 	scripts/test.sh
+
+install:
+	scripts/install.sh
+
+uninstall:
+	scripts/install.sh uninstall
 
 bench:
 	bench/run.sh

@@ -5,7 +5,9 @@ set -euo pipefail
 commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg-config curl:curl)
 libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev ca-certificates)
 case "${1:-run}" in
-  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap) ;;
+  # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
+  # mmdebstrap makes the Debian base image of the runtime images.
+  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2) ;;
   bench) commands+=(wrk:wrk) ;;
 esac
 missing=()

@@ -48,6 +48,15 @@ enum ErrorMapping {
         switch error {
         case .busy:
             HTTPError(status: 503, code: "store.busy", message: "The database is busy; retry shortly.", headers: [("Retry-After", "1")])
+        case .failed where error.isDiskFull:
+            HTTPError(
+                status: 507, code: "store.full",
+                message: "The disk holding Peon's database is full; nothing was changed. Retry once space is free.",
+                headers: [("Retry-After", "30")])
+        case .failed where error.isIOError:
+            HTTPError(
+                status: 503, code: "store.unavailable", message: "The database cannot be written now; nothing was changed. Retry shortly.",
+                headers: [("Retry-After", "5")])
         case .constraint, .failed:
             HTTPError(status: 500, code: "internal", message: "Internal error; see the API log.")
         }

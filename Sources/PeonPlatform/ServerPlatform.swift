@@ -60,6 +60,12 @@ public protocol ServerPlatform: AnyObject {
     func sample(_ id: String) throws -> StatsSample
     /// Follows container events of Peon's servers until `handler` returns false or `keepGoing` turns false.
     func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws
+    /// Whether the platform answers at all (a failed job is retried later when it does not).
+    func reachable() -> Bool
+}
+
+extension ServerPlatform {
+    public func reachable() -> Bool { true }
 }
 
 /// Something that happened to a server's container.

@@ -208,6 +208,10 @@ public final class DockerPlatform: ServerPlatform {
         }
     }
 
+    public func reachable() -> Bool {
+        (try? docker.call("GET", "/_ping", timeoutMilliseconds: 2000)) != nil
+    }
+
     /// Docker's label object as a dictionary.
     static func labels(_ value: JSON?) -> [String: String] {
         Dictionary((value?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })

@@ -25,6 +25,9 @@ public final class JobRunner {
     public static let stopGraceSeconds = 30
     /// Held while a runtime image builds (process-wide: runners are threads of one scheduler).
     static let builds = Mutex(())
+    public static let engineRetrySeconds: Int64 = 2
+    /// Test only (`PEON_TEST_CRASH_ON_JOB`): the process kills itself when it starts a job of this kind.
+    public var crashOnJob: JobKind?
 
     public init(store: Store, platform: any ServerPlatform, configuration: Configuration, hostDataDir: String, logger: Logger) {
         self.store = store
@@ -58,6 +61,10 @@ public final class JobRunner {
         var state = JobState.succeeded
         var message: String?
         var result: JSON?
+        if job.kind == crashOnJob {
+            logger.critical("PEON_TEST_CRASH_ON_JOB: killing the scheduler", metadata: ["job.id": "\(job.id)"])
+            kill(getpid(), SIGKILL)
+        }
         progress = JobProgress(store: store, jobID: job.id)
         defer {
             progress?.flush()
@@ -65,6 +72,16 @@ public final class JobRunner {
         }
         do {
             try perform(job)
+        } catch  where !platform.reachable() {
+            // The engine is away (restarting): the job waits for it instead of failing.
+            logger.warning("engine unreachable, job deferred", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
+            do {
+                try store.write { tx in try tx.deferJob(job.id, seconds: Self.engineRetrySeconds, now: WallClock.now()) }
+                return
+            } catch {
+                state = .failed
+                message = "\(error)"
+            }
         } catch {
             state = .failed
             switch error {
@@ -280,7 +297,11 @@ public final class JobRunner {
             try installActions(uid)
             made.append(dir + "/actions")
         }
-        for path in made { try Files.chownTree(path, uid: 1000, gid: 1000) }
+        for path in made {
+            try Files.chownTree(path, uid: 1000, gid: 1000)
+            // The API reads `config/` live and may run as another user.
+            try Files.setMode(path, 0o755)
+        }
         try checkMounts(uid, plan: plan)
     }
 
@@ -329,7 +350,8 @@ public final class JobRunner {
             try writeManifest(server)
             if arguments["start"] == .bool(true) { try start(uid) }
         } catch {
-            if arguments["noclean"] != .bool(true) {
+            // With the engine away the job is retried later: keep what it needs.
+            if arguments["noclean"] != .bool(true), platform.reachable() {
                 // A failed create leaves nothing behind.
                 try? platform.remove(uid)
                 try? Files.removeTree(uid.relativeDirectory, in: configuration.serversDir)

@@ -24,11 +24,14 @@ public struct Scheduler: Sendable {
     public let logger: Logger
     public let makePlatform: @Sendable () throws -> any ServerPlatform
     public let crashPolicy: CrashPolicy
+    /// Test only: see `JobRunner.crashOnJob`.
+    public let crashOnJob: JobKind?
 
     public init(
-        configuration: Configuration, hostDataDir: String, runners: Int = 2, crashPolicy: CrashPolicy = CrashPolicy(), logger: Logger,
-        makePlatform: @escaping @Sendable () throws -> any ServerPlatform
+        configuration: Configuration, hostDataDir: String, runners: Int = 2, crashPolicy: CrashPolicy = CrashPolicy(),
+        crashOnJob: JobKind? = nil, logger: Logger, makePlatform: @escaping @Sendable () throws -> any ServerPlatform
     ) {
+        self.crashOnJob = crashOnJob
         self.configuration = configuration
         self.hostDataDir = hostDataDir
         self.runners = runners
@@ -39,11 +42,40 @@ public struct Scheduler: Sendable {
 
     static var stopping: Bool { Signals.stopRequested.load(ordering: .relaxed) }
 
+    /// A job that was running when the scheduler died this many times is failed, not re-queued:
+    /// a job that crashes the scheduler cannot keep it down.
+    public static let maximumInterruptedAttempts = 2
+
+    /// One scheduler per data directory; waits while another holds the lock (nil: stopped meanwhile).
+    func holdLock() throws -> Int32? {
+        var waited = false
+        while !Self.stopping {
+            if let fd = try ProcessLock.tryHold(configuration.schedulerLockPath) { return fd }
+            if !waited {
+                logger.warning("another scheduler holds the lock; waiting", metadata: ["lock": "\(configuration.schedulerLockPath)"])
+            }
+            waited = true
+            Monotonic.sleep(0.05)
+        }
+        return nil
+    }
+
     public func run() throws {
         try Files.makeDirectories(configuration.wakeupDir)
+        // API workers may run as another user: they list this directory to wake the runners.
+        try Files.setMode(configuration.wakeupDir, 0o755)
+        guard let lock = try holdLock() else { return }
+        defer { close(lock) }
         let store = try Store(path: configuration.databasePath)
-        let requeued = try store.write { tx in try tx.requeueInterruptedJobs() }
+        let (requeued, poisoned) = try store.write { tx in
+            try tx.requeueInterruptedJobs(maximumAttempts: Self.maximumInterruptedAttempts, now: WallClock.now())
+        }
         if requeued > 0 { logger.warning("requeued jobs a previous scheduler left running", metadata: ["jobs": "\(requeued)"]) }
+        for job in poisoned {
+            logger.error(
+                "job failed: it was running when the scheduler died twice; not retried",
+                metadata: ["job.id": "\(job.id)", "job.kind": "\(job.kind.rawValue)", "server.uid": "\(job.serverUID)"])
+        }
 
         var threads: [ThreadHandle] = []
         for n in 0..<runners { threads.append(ThreadHandle { self.runnerLoop(n) }) }
@@ -52,6 +84,7 @@ public struct Scheduler: Sendable {
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
         // This loop only beats and fires timed actions: nothing slow may delay either.
+        var failing = false
         while !Self.stopping {
             let now = WallClock.now()
             do {
@@ -62,8 +95,12 @@ public struct Scheduler: Sendable {
                     }
                 }
                 Wakeup.notify(directory: configuration.wakeupDir)
+                if failing { logger.info("scheduler tick works again") }
+                failing = false
             } catch {
-                logger.warning("scheduler tick failed", metadata: ["error": "\(error)"])
+                // Once per streak: a full disk fails every tick.
+                if !failing { logger.warning("scheduler tick failed", metadata: ["error": "\(error)"]) }
+                failing = true
             }
             Monotonic.sleep(0.25)
         }
@@ -126,16 +163,21 @@ public struct Scheduler: Sendable {
     func runnerLoop(_ n: Int) {
         var logger = self.logger
         logger[metadataKey: "runner"] = "\(n)"
-        do {
-            let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-\(n).sock")
-            let runner = try JobRunner(
-                store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration,
-                hostDataDir: hostDataDir, logger: logger)
-            while !Self.stopping {
-                if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
+        // Retried: the engine may be restarting when the runner starts.
+        while !Self.stopping {
+            do {
+                let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-\(n).sock")
+                let runner = try JobRunner(
+                    store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration,
+                    hostDataDir: hostDataDir, logger: logger)
+                runner.crashOnJob = crashOnJob
+                while !Self.stopping {
+                    if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
+                }
+            } catch {
+                logger.warning("job runner cannot start, retrying", metadata: ["error": "\(error)"])
+                Monotonic.sleep(1)
             }
-        } catch {
-            logger.critical("job runner cannot start", metadata: ["error": "\(error)"])
         }
     }
 
@@ -168,38 +210,44 @@ public struct Scheduler: Sendable {
                 guard server.containerID == nil || server.containerID == event.containerID else { return }
                 try tx.setObservedState(
                     event.uid, state: details?.state ?? "missing", containerID: details == nil ? nil : event.containerID, now: now)
-                // A die while a stop, restart, update or removal is pending was asked for; during a
-                // create or start it is a crash like any other.
-                let intended: Set<JobKind> = [.stop, .restart, .update, .destroy, .eradicate]
-                guard event.action == "die", server.desiredState == "running",
-                    !(try tx.pendingJobs(server: event.uid.description)).contains(where: { intended.contains($0.kind) })
-                else { return }
-                let exitCode = details?.exitCode ?? event.exitCode ?? -1
-                let oomKilled = details?.oomKilled ?? false
-                func leaveStopped() throws {
-                    var stopped = server
-                    stopped.desiredState = "stopped"
-                    stopped.observedState = details?.state ?? "exited"
-                    try tx.updateServer(stopped, now: now)
-                }
-                // A clean exit (stopped by hand, or the game quit) is a stop, not a crash (as in Wings).
-                if exitCode == 0, !oomKilled { return try leaveStopped() }
-                let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
-                let previous = try tx.crashTimes(server: event.uid.description, since: now - policy.windowSeconds)
-                try tx.recordCrash(server: event.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
-                switch policy.decide(previousCrashes: previous, now: now) {
-                case .restart(let delay):
-                    try tx.enqueueJob(server: event.uid.description, kind: .start, notBefore: now + delay, now: now)
-                    logger.warning(
-                        "server crashed, restarting",
-                        metadata: ["server.uid": "\(event.uid)", "exit.code": "\(details?.exitCode ?? -1)", "delay.s": "\(delay)"])
-                case .giveUp(let reason):
-                    try leaveStopped()
-                    logger.error("server crashed, not restarting", metadata: ["server.uid": "\(event.uid)", "reason": "\(reason)"])
-                }
+                guard event.action == "die" else { return }
+                try containerExited(
+                    server, state: details?.state ?? "exited", exitCode: details?.exitCode ?? event.exitCode ?? -1,
+                    oomKilled: details?.oomKilled ?? false, in: tx, now: now)
             }
         } catch {
             logger.warning("cannot record an event", metadata: ["server.uid": "\(event.uid)", "error": "\(error)"])
+        }
+    }
+
+    /// A server that should run and whose container exited on its own: a clean exit (stopped by
+    /// hand, or the game quit) is a stop, as in Wings; anything else is a crash under the crash
+    /// policy. A die while a stop, restart, update or removal is pending was asked for; during a
+    /// create or start it is a crash like any other. Once a restart is queued the exit is handled:
+    /// the event stream and the reconcile may both see one exit.
+    func containerExited(_ server: ServerRecord, state: String, exitCode: Int, oomKilled: Bool, in tx: Transaction, now: Int64) throws {
+        guard server.desiredState == "running" else { return }
+        let intended: Set<JobKind> = [.stop, .restart, .update, .destroy, .eradicate]
+        let pending = try tx.pendingJobs(server: server.uid.description)
+        guard !pending.contains(where: { intended.contains($0.kind) || ($0.kind == .start && $0.state == .queued) }) else { return }
+        func leaveStopped() throws {
+            var stopped = server
+            stopped.desiredState = "stopped"
+            stopped.observedState = state
+            try tx.updateServer(stopped, now: now)
+        }
+        if exitCode == 0, !oomKilled { return try leaveStopped() }
+        let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
+        let previous = try tx.crashTimes(server: server.uid.description, since: now - policy.windowSeconds)
+        try tx.recordCrash(server: server.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
+        switch policy.decide(previousCrashes: previous, now: now) {
+        case .restart(let delay):
+            try tx.enqueueJob(server: server.uid.description, kind: .start, notBefore: now + delay, now: now)
+            logger.warning(
+                "server crashed, restarting", metadata: ["server.uid": "\(server.uid)", "exit.code": "\(exitCode)", "delay.s": "\(delay)"])
+        case .giveUp(let reason):
+            try leaveStopped()
+            logger.error("server crashed, not restarting", metadata: ["server.uid": "\(server.uid)", "reason": "\(reason)"])
         }
     }
 
@@ -238,16 +286,35 @@ public struct Scheduler: Sendable {
         return samples
     }
 
-    /// The backstop for missed events: every server's observed state from a full listing.
+    /// The backstop for missed events: every server's observed state from a full listing, and the
+    /// crash policy for servers that should run and exited while nobody watched (the scheduler or
+    /// the engine was down, so no `die` event came).
     func reconcile(store: Store, platform: any ServerPlatform) throws {
+        // Read before the listing: a row that changed since (an event, a job) is newer than the
+        // listing, and is left to the next round instead of being overwritten with stale state.
+        let known = try store.read { tx in try tx.servers() }
         let observed = try platform.observe(labels: [])
+        var exited: [ServerUID: ObservedContainer] = [:]
+        for server in known where server.desiredState == "running" {
+            // The listing carries no exit code or OOM flag: look at those that stopped.
+            guard let mine = observed.first(where: { $0.uid == server.uid }), mine.state == "exited" || mine.state == "dead",
+                let details = try? platform.details(mine.id), details.state == "exited" || details.state == "dead"
+            else { continue }
+            exited[server.uid] = details
+        }
         let now = WallClock.now()
         try store.write { tx in
             for server in try tx.servers() {
+                guard let before = known.first(where: { $0.uid == server.uid }), before.observedState == server.observedState,
+                    before.containerID == server.containerID, before.desiredState == server.desiredState
+                else { continue }
                 let mine = observed.first { $0.uid == server.uid }
                 let state = mine?.state ?? "missing"
                 if state != server.observedState || mine?.id != server.containerID {
                     try tx.setObservedState(server.uid, state: state, containerID: mine?.id, now: now)
+                }
+                if let exit = exited[server.uid], server.containerID == nil || server.containerID == exit.id {
+                    try containerExited(server, state: exit.state, exitCode: exit.exitCode, oomKilled: exit.oomKilled, in: tx, now: now)
                 }
             }
         }

@@ -14,3 +14,15 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension StoreError {
+    /// SQLITE_FULL: the disk (or the database's size limit) is full; the transaction was rolled back.
+    public var isDiskFull: Bool {
+        if case .failed(let code, _, _, _) = self { code == 13 } else { false }
+    }
+
+    /// SQLITE_IOERR, SQLITE_CANTOPEN: the disk failed under the database (the transaction was rolled back).
+    public var isIOError: Bool {
+        if case .failed(let code, _, _, _) = self { code == 10 || code == 14 } else { false }
+    }
+}

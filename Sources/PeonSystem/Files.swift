@@ -257,6 +257,31 @@ public enum Files {
     /// Restricts files this process creates: no access for others, none to write for the group.
     public static func restrictUmask() { umask(0o027) }
 
+    /// Gives a file the group `gid` and exactly `mode` (its owner stays).
+    public static func setGroup(_ path: String, _ gid: UInt32, mode: UInt32) throws(FileError) {
+        guard lchown(path, uid_t.max, gid) == 0 else { throw .errno(path) }
+        try setMode(path, mode)
+    }
+
+    public static func setOwner(_ path: String, uid: UInt32, gid: UInt32, mode: UInt32) throws(FileError) {
+        guard lchown(path, uid, gid) == 0 else { throw .errno(path) }
+        try setMode(path, mode)
+    }
+
+    /// Lets group `gid` read a tree: its group, plus read (and search, on directories) for the group.
+    /// Symlinks are left alone.
+    public static func shareTree(_ path: String, gid: UInt32) throws(FileError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR:
+            try setGroup(path, gid, mode: (st.st_mode & 0o7777) | 0o2050)
+            for name in list(path) { try shareTree(path + "/" + name, gid: gid) }
+        case S_IFREG: try setGroup(path, gid, mode: (st.st_mode & 0o7777) | 0o040)
+        default: return
+        }
+    }
+
     /// Deletes a tree without following symlinks (a link is removed, never its target). The
     /// folder holding `path` is trusted; everything below it is handled by descriptor.
     public static func removeTree(_ path: String) throws(FileError) {

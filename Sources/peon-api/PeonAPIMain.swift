@@ -42,6 +42,9 @@ enum PeonAPIMain {
             logger.critical("cannot open the FastCGI socket", metadata: ["error": "\(error)"])
             exit(1)
         }
+        if Privileges.isRoot, let name = configuration.runUser, name != "root" {
+            dropRoot(to: name, configuration, logger: logger)
+        }
         logger.info(
             "worker pool starting",
             metadata: [
@@ -73,6 +76,49 @@ enum PeonAPIMain {
         unlink(configuration.socketPath)
         logger.info("worker pool stopped")
         exit(status)
+    }
+
+    /// Started as root with `PEON_USER`: shares the data dir with that user's group, then becomes it,
+    /// so no worker runs as root. Stays root (with a warning) when the user cannot reach the data dir.
+    static func dropRoot(to name: String, _ configuration: Configuration, logger: Logger) {
+        guard let account = Account(named: name) else {
+            logger.critical("PEON_USER: no such user", metadata: ["user": "\(name)"])
+            exit(2)
+        }
+        if let blocked = Privileges.blockedDirectory(configuration.dataDir, for: account) {
+            logger.warning(
+                "the API workers stay root: the user cannot reach the data directory",
+                metadata: ["user": "\(name)", "blocked.at": "\(blocked)"])
+            return
+        }
+        do {
+            try share(configuration, with: account)
+            try Privileges.drop(to: account)
+        } catch {
+            logger.critical("cannot drop root", metadata: ["user": "\(name)", "error": "\(error)"])
+            exit(1)
+        }
+        logger.info("dropped root", metadata: ["user": "\(name)", "uid": "\(account.uid)"])
+    }
+
+    /// What the workers need once they are not root: the database and its WAL files (SQLite gives
+    /// new `-wal`/`-shm` files the database's owner and mode), the data dir to create them in, the
+    /// socket dir, and read access to plans and server config. The data dir is setgid (new files
+    /// get the group) and sticky (the group cannot rename or delete what it does not own).
+    static func share(_ configuration: Configuration, with account: Account) throws {
+        let data = configuration.dataDir
+        try Files.makeDirectories(configuration.serversDir)
+        try Files.setGroup(data, account.gid, mode: 0o3771)
+        for suffix in ["", "-wal", "-shm"] where Files.kind(configuration.databasePath + suffix) == .file {
+            try Files.setOwner(configuration.databasePath + suffix, uid: account.uid, gid: account.gid, mode: 0o660)
+        }
+        let socketDir = Files.directory(of: configuration.socketPath)
+        if socketDir == data + "/run" { try Files.setOwner(socketDir, uid: account.uid, gid: account.gid, mode: 0o711) }
+        try Files.shareTree(configuration.plansDir, gid: account.gid)
+        try Files.setGroup(configuration.serversDir, account.gid, mode: 0o2750)
+        for game in Files.list(configuration.serversDir) where Files.kind(configuration.serversDir + "/" + game) == .directory {
+            try Files.setGroup(configuration.serversDir + "/" + game, account.gid, mode: 0o2750)
+        }
     }
 
     /// Runs once in the supervisor, before any fork; every handle it opens is closed on return.

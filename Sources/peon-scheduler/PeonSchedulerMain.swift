@@ -40,8 +40,11 @@ enum PeonSchedulerMain {
         }
         let hostDataDir = configuration.hostDataDir ?? absolute(configuration.dataDir)
         let gameBind = configuration.gameBind
+        // Test only: a job kind whose start kills the scheduler (the poison-job tests).
+        let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
         let scheduler = Scheduler(
-            configuration: configuration, hostDataDir: hostDataDir, runners: configuration.schedulerRunners, logger: logger
+            configuration: configuration, hostDataDir: hostDataDir, runners: configuration.schedulerRunners, crashOnJob: crashOnJob,
+            logger: logger
         ) {
             DockerPlatform(client: try DockerClient(socketPath: socket), bindAddress: gameBind)
         }

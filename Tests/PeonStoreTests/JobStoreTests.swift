@@ -29,9 +29,34 @@ import Testing
         let store = try store()
         let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .create, now: 1) }
         _ = try store.write { tx in try tx.claimNextJob(now: 2) }
-        #expect(try store.write { tx in try tx.requeueInterruptedJobs() } == 1)
+        #expect(try store.write { tx in try tx.requeueInterruptedJobs(maximumAttempts: 2, now: 3) }.requeued == 1)
         let again = try store.write { tx in try tx.claimNextJob(now: 3) }
         #expect(again?.id == id && again?.attempts == 2)
+    }
+
+    @Test func aJobInterruptedTwiceFailsWithTheReason() throws {
+        let store = try store()
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .restart, now: 1) }
+        let other = try store.write { tx in try tx.enqueueJob(server: "g.b", kind: .start, now: 1) }
+        for now in Int64(2)...3 {
+            #expect(try store.write { tx in try tx.claimNextJob(now: now) }?.id == id)
+            let (requeued, failed) = try store.write { tx in try tx.requeueInterruptedJobs(maximumAttempts: 2, now: now) }
+            #expect(requeued == (now == 2 ? 1 : 0) && failed.map(\.id) == (now == 2 ? [] : [id]))
+        }
+        let job = try #require(try store.read { tx in try tx.job(id) })
+        #expect(job.state == .failed && job.attempts == 2 && job.finishedAt == 3)
+        #expect(job.error == "The scheduler died while running this job 2 times; it is not retried.")
+        #expect(try store.write { tx in try tx.claimNextJob(now: 4) }?.id == other, "the queue moves on")
+    }
+
+    @Test func aDeferredJobWaitsAndKeepsItsAttempts() throws {
+        let store = try store()
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .start, now: 1) }
+        _ = try store.write { tx in try tx.claimNextJob(now: 2) }
+        try store.write { tx in try tx.deferJob(id, seconds: 2, now: 2) }
+        #expect(try store.write { tx in try tx.claimNextJob(now: 3) } == nil)
+        let again = try store.write { tx in try tx.claimNextJob(now: 4) }
+        #expect(again?.id == id && again?.attempts == 1)
     }
 
     @Test func notBeforeDelaysAJob() throws {

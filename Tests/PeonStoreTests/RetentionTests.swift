@@ -60,15 +60,4 @@ import Testing
         let counts = try store.read { tx in try tx.pendingJobCounts(server: "g.a") }
         #expect(counts.server == 2 && counts.total == 3)
     }
-
-    @Test func aJobInterruptedThreeTimesFailsInsteadOfLooping() throws {
-        let store = try store()
-        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .adopt, now: 1) }
-        for round in 1...3 {
-            #expect(try store.write { tx in try tx.claimNextJob(now: 2) }?.id == id)
-            #expect(try store.write { tx in try tx.requeueInterruptedJobs() } == (round < 3 ? 1 : 0))
-        }
-        let job = try store.read { tx in try tx.job(id) }
-        #expect(job?.state == .failed && job?.error?.contains("interrupted 3 times") == true && job?.finishedAt != nil)
-    }
 }

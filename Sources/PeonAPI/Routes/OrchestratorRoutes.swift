@@ -8,9 +8,9 @@ import PeonSystem
 /// `GET /api/v1/orchestrator`: PEON's `{"version"}` plus what helps an operator.
 enum OrchestratorRoutes {
     /// Whether the scheduler's heartbeat is fresh, and when it last beat.
-    static func schedulerJSON(_ heartbeat: String?) -> JSON {
+    static func schedulerJSON(_ heartbeat: String?, _ context: APIContext) -> JSON {
         let beat = heartbeat.flatMap { Int64($0) } ?? 0
-        let running = WallClock.now() - beat <= ServerRoutes.heartbeatSeconds
+        let running = ServerRoutes.schedulerRunning(heartbeat: heartbeat, context)
         return .object([("running", .bool(running)), ("heartbeat", beat > 0 ? .string(WallClock.iso8601(beat)) : .null)])
     }
 
@@ -29,7 +29,7 @@ enum OrchestratorRoutes {
                 ("plans", .int(plans)),
                 ("workers", .int(context.configuration.workers)),
                 ("uptime", .int(Int(WallClock.now() - context.startedAt))),
-                ("scheduler", schedulerJSON(heartbeat)),
+                ("scheduler", schedulerJSON(heartbeat, context)),
                 ("database", .object([("sqlite", .string(Connection.libraryVersion)), ("migrations", .int(Int(migrations)))])),
                 ("key", .object([("id", .string(principal.keyID)), ("scope", .string(principal.scope.rawValue))])),
             ])

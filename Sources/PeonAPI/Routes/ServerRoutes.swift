@@ -323,13 +323,19 @@ enum ServerRoutes {
     }
 
     static func requireScheduler(_ context: APIContext) throws {
-        let beat = try context.store.read { tx in try tx.meta("scheduler.heartbeat") }.flatMap { Int64($0) } ?? 0
-        guard WallClock.now() - beat <= heartbeatSeconds else {
+        let beat = try context.store.read { tx in try tx.meta("scheduler.heartbeat") }
+        guard schedulerRunning(heartbeat: beat, context) else {
             throw HTTPError(
                 status: 503, code: "scheduler.down",
                 message: "The scheduler is not running, so servers cannot change now. Try again shortly.",
                 headers: [("Retry-After", "5")])
         }
+    }
+
+    /// The scheduler holds its lock (it is alive) and its heartbeat is fresh (it is not wedged).
+    static func schedulerRunning(heartbeat: String?, _ context: APIContext) -> Bool {
+        let beat = heartbeat.flatMap { Int64($0) } ?? 0
+        return WallClock.now() - beat <= heartbeatSeconds && ProcessLock.isHeld(context.configuration.schedulerLockPath)
     }
 
     /// Writes the job (or joins an identical one already pending) and wakes the scheduler.

@@ -19,6 +19,8 @@ public struct Configuration: Sendable {
     public var socketPath: String
     /// Group that may connect to the socket (nginx's workers), e.g. `www-data`.
     public var socketGroup: String?
+    /// The user `peon-api` becomes after binding its socket when started as root (`PEON_USER`).
+    public var runUser: String?
     public var plansURL: String?
     /// Plans shipped with Peon, copied into `dataDir/plans` when that folder is empty.
     public var bundledPlansDir: String
@@ -54,6 +56,8 @@ public struct Configuration: Sendable {
     public var serversDir: String { dataDir + "/servers" }
     /// Where scheduler threads listen for wake-ups from the API workers.
     public var wakeupDir: String { dataDir + "/run/scheduler" }
+    /// Held (flock) by the running scheduler for its whole life: the API sees a dead one at once.
+    public var schedulerLockPath: String { wakeupDir + "/scheduler.lock" }
 
     public static let defaultVersion = "0.1.0"
     /// Configured keys shorter than this are refused: PEON's 8-character default was guessable.
@@ -100,6 +104,7 @@ public struct Configuration: Sendable {
             throw .invalid(field: "PEON_SOCKET", reason: "a unix socket path must be shorter than 100 bytes: set PEON_SOCKET")
         }
         socketGroup = value("PEON_SOCKET_GROUP")
+        runUser = value("PEON_USER")
         plansURL = value("PEON_PLANS_URL")
         if let url = plansURL, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
             throw .invalid(field: "PEON_PLANS_URL", reason: "PEON_PLANS_URL must be an http:// or https:// URL")
@@ -146,6 +151,6 @@ extension Configuration {
         "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
-        "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS",
+        "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
     ]
 }

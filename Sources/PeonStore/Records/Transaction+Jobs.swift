@@ -70,22 +70,32 @@ extension Transaction {
         try query("UPDATE jobs SET progress = ? WHERE id = ?", [.text(progress.text), .integer(id)])
     }
 
+    /// Puts a running job back in the queue for `seconds`, not counting this attempt (its platform
+    /// was unreachable: nothing it did is the job's fault).
+    public func deferJob(_ id: Int64, seconds: Int64, now: Int64) throws(StoreError) {
+        try query(
+            "UPDATE jobs SET state = 'queued', not_before = ?, started_at = NULL, attempts = max(attempts - 1, 0) WHERE id = ?",
+            [.integer(now + seconds), .integer(id)])
+    }
+
     public func job(_ id: Int64) throws(StoreError) -> JobRecord? {
         try query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.integer(id)]).first.flatMap(Self.job)
     }
 
-    /// Jobs a killed scheduler left running go back to the queue; their steps are idempotent.
-    /// A job already interrupted `maximumAttempts` times fails instead: should it be what kills the
-    /// scheduler, retrying it at every start would be a crash loop.
-    public func requeueInterruptedJobs(maximumAttempts: Int = 3) throws(StoreError) -> Int {
-        try query(
+    /// Jobs a killed scheduler left running go back to the queue (their steps are idempotent),
+    /// except those already claimed `maximumAttempts` times: each claim after the first followed a
+    /// scheduler death during that job, so it is failed with the reason instead (a poison job).
+    /// Returns how many were re-queued, and the failed ones.
+    public func requeueInterruptedJobs(maximumAttempts: Int, now: Int64) throws(StoreError) -> (requeued: Int, failed: [JobRecord]) {
+        let failed = try query(
             """
-            UPDATE jobs SET state = 'failed', finished_at = unixepoch(),
-                error = 'interrupted ' || attempts || ' times (the scheduler stopped while running it); not retried'
-            WHERE state = 'running' AND attempts >= ?
-            """, [.integer(Int64(maximumAttempts))])
+            UPDATE jobs SET state = 'failed', finished_at = ?,
+                error = 'The scheduler died while running this job ' || attempts || ' times; it is not retried.'
+            WHERE state = 'running' AND attempts >= ? RETURNING \(Self.jobColumns)
+            """, [.integer(now), .integer(Int64(maximumAttempts))]
+        ).compactMap(Self.job)
         try query("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
-        return changes
+        return (changes, failed)
     }
 
     /// The unfinished job of a server, if any (queued or running).
