@@ -277,8 +277,11 @@ let routes: [(String, String)] = [
 @Suite struct PendingJobCapTests {
     @Test func actionsBeyondTheCapsAre429WithRetryAfter() throws {
         let h = try Harness(environment: ["PEON_MAX_PENDING_JOBS": "3", "PEON_MAX_PENDING_JOBS_TOTAL": "5"])
-        // No scheduler runs the jobs; a heartbeat in the future lets actions be queued.
+        // No scheduler runs the jobs; its lock held here and a heartbeat in the future let actions be queued.
         try h.context.store.write { tx in try tx.setMeta("scheduler.heartbeat", "\(WallClock.now() + 3600)") }
+        try Files.makeDirectories(h.context.configuration.wakeupDir)
+        let lock = try #require(try ProcessLock.tryHold(h.context.configuration.schedulerLockPath))
+        defer { close(lock) }
         let create = #"{"SERVER_NAME": "x", "PASSWORD": "p", "start_later": true}"#
         #expect(h.send("PUT", "/api/v1/server/create/peontest.a?async=true", key: h.adminKey, body: create).status == 202)
         #expect(h.send("PUT", "/api/v1/server/create/peontest.b?async=true", key: h.adminKey, body: create).status == 202)
