@@ -72,3 +72,23 @@ extension DockerClient {
         return decoder.feed(response.body)
     }
 }
+
+extension DockerClient {
+    /// Follows a container's stdout and stderr with Docker's timestamps (`follow=1`), from `since`
+    /// (`seconds.nanoseconds`), until the container stops or `keepGoing` turns false; `onFrames`
+    /// gets the frames of each chunk as they arrive.
+    public func followLogs(
+        _ id: String, since: String, keepGoing: @escaping () -> Bool, onFrames: ([LogFrame]) -> Void
+    ) throws(DockerError) {
+        var decoder = LogFrameDecoder()
+        try stream(
+            "GET", "/containers/\(DockerClient.escape(id))/logs",
+            query: [("follow", "1"), ("stdout", "1"), ("stderr", "1"), ("timestamps", "1"), ("since", since)], keepGoing: keepGoing
+        ) { chunk in
+            let frames = decoder.feed(chunk)
+            if !frames.isEmpty { onFrames(frames) }
+            // A frame larger than any log line Docker writes (16 KiB) means a broken stream.
+            return decoder.pending <= 1 << 20
+        }
+    }
+}

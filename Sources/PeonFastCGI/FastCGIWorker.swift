@@ -52,12 +52,30 @@ final class FCGXRequest {
     func write(_ response: Response) {
         var head = "Status: \(response.status) \(Response.reason(response.status))\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }
+        if let stream = response.stream {
+            // No length: nginx passes the pieces on as they come (the answer says X-Accel-Buffering: no).
+            // The stream always runs (it may hold resources to give back); it ends at the first failed write.
+            var open = put(Array((head + "\r\n").utf8))
+            let connection = raw.pointee.ipcFd
+            stream { piece in
+                open = open && put(piece) && !FCGXRequest.peerClosed(connection)
+                return open
+            }
+            return
+        }
         head += "Content-Length: \(response.body.count)\r\n\r\n"
         var bytes = Array(head.utf8)
         bytes.append(contentsOf: response.body)
-        bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { _ = FCGX_PutStr($0.baseAddress, Int32($0.count), raw.pointee.out) }
+        _ = put(bytes, flush: false)
+    }
+
+    /// Writes bytes to nginx (flushed at once for streams); false when the connection failed.
+    func put(_ bytes: [UInt8], flush: Bool = true) -> Bool {
+        let written = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { FCGX_PutStr($0.baseAddress, Int32($0.count), raw.pointee.out) }
         }
+        guard written == Int32(bytes.count) else { return false }
+        return !flush || FCGX_FFlush(raw.pointee.out) == 0
     }
 }
 

@@ -1,15 +1,27 @@
 public import PeonJSON
 
-/// One HTTP response: status, headers, body.
-public struct Response: Sendable {
+/// One HTTP response: status, headers, and a body, or a stream the transport runs after the
+/// headers (Server-Sent Events). Made and sent on the thread that handles the request, so the
+/// stream may use that thread's connections; it is not Sendable.
+public struct Response {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// Writes the body in pieces until it returns; the writer answers false once the client is gone.
+    public var stream: ((_ write: ([UInt8]) -> Bool) -> Void)?
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A streamed answer: `stream` runs after the headers are sent, with no Content-Length.
+    public init(status: Int, headers: [(String, String)], stream: @escaping (_ write: ([UInt8]) -> Bool) -> Void) {
+        self.status = status
+        self.headers = headers
+        self.body = []
+        self.stream = stream
     }
 
     /// A JSON response; PEON's clients expect `application/json` on every answer.

@@ -115,3 +115,28 @@ public struct StatsSample: Sendable, Equatable {
         return Double(cpuTotal - previous.cpuTotal) / Double(systemTotal - previous.systemTotal) * Double(max(onlineCPUs, 1)) * 100
     }
 }
+
+/// One line a server's game wrote (stdout or stderr), as the platform timestamped it.
+public struct PlatformLogLine: Sendable, Equatable {
+    /// Unix milliseconds.
+    public let at: Int64
+    /// 1 stdout, 2 stderr.
+    public let stream: Int
+    public let text: String
+
+    public init(at: Int64, stream: Int, text: String) {
+        self.at = at
+        self.stream = stream
+        self.text = text
+    }
+}
+
+/// Platforms that can follow a running server's output (the Docker engine's log stream).
+public protocol LogFollowing {
+    /// Follows the output of the container's current run from `sinceMilliseconds` (or from the
+    /// run's start when that is earlier) until the run ends or `keepGoing` turns false. `handler`
+    /// gets the run's start (unix seconds) and each batch of lines as it arrives.
+    func followLogs(
+        _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
+    ) throws
+}

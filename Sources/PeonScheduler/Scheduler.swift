@@ -83,6 +83,7 @@ public struct Scheduler: Sendable {
         logger.info("scheduler started", metadata: ["runners": "\(runners)", "version": "\(configuration.version)"])
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
+        threads.append(ThreadHandle { LogCollector(scheduler: self).run() })
         // This loop only beats and fires timed actions: nothing slow may delay either.
         var failing = false
         while !Self.stopping {

@@ -25,4 +25,9 @@ public final class ThreadHandle: Sendable {
     }
 
     public func join() { pthread_join(handle, nil) }
+
+    /// Starts a thread nobody joins: its resources go back when it ends.
+    public static func detach(_ body: @escaping @Sendable () -> Void) {
+        pthread_detach(ThreadHandle(body).handle)
+    }
 }

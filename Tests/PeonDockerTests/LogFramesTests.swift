@@ -41,3 +41,22 @@ import Testing
         #expect(DockerClient.labelFilter(["peon.managed=true"]) == #"{"label":["peon.managed=true"]}"#)
     }
 }
+
+@Suite struct DockerTimeTests {
+    @Test func readsDockersTimestamps() {
+        #expect(DockerTime.milliseconds("1970-01-02T00:00:00Z") == 86_400_000)
+        #expect(DockerTime.milliseconds("2026-11-29T21:10:00.123456789Z") == 1_795_986_600_123)
+        #expect(DockerTime.milliseconds("2000-02-29T12:00:00.5Z") == 951_825_600_500)
+    }
+
+    @Test(arguments: ["", "0001-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-29 21:10:00Z", "2026-11-29T21:10:00.Z",
+        "2026-11-29T21:10:00+01:00", "2026-11-29T21:10:00.12a4Z", String(repeating: "9", count: 40)])
+    func refusesWhatIsNotOne(_ text: String) {
+        #expect(DockerTime.milliseconds(text[...]) == nil)
+    }
+
+    @Test func sinceKeepsMilliseconds() {
+        #expect(DockerTime.since(milliseconds: 1_795_986_600_123) == "1795986600.123000000")
+        #expect(DockerTime.since(milliseconds: 5) == "0.005000000")
+    }
+}

@@ -20,8 +20,9 @@ enum ServerRoutes {
     static func register(on router: inout Router<APIContext>) {
         router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in try serverList(context) }
 
-        router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { _, context, p, _ in
+        router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { request, context, p, _ in
             let uid = try ServerUID(validating: p["uid"])
+            if p["action"] == "logs" { return try LogRoutes.logs(uid, request: request, context: context) }
             var object = try serverObject(uid, context)
             if p["action"] == "stats", case .object(var members) = object {
                 let running = object["container_state"] == "running"

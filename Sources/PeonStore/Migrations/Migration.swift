@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, logs]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -194,5 +194,23 @@ extension Migration {
             CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
             CREATE INDEX crashes_at ON crashes (at);
             CREATE INDEX stats_at ON stats (at);
+            """)
+}
+
+extension Migration {
+    /// The recent output of each server's game (a bounded tail per server), copied from the
+    /// platform by the scheduler so the API serves and streams it without touching Docker.
+    static let logs = Migration(
+        id: "0010_logs",
+        sql: """
+            CREATE TABLE server_logs (
+                server_uid TEXT NOT NULL,
+                seq        INTEGER NOT NULL,   -- per server, increasing: the SSE event id
+                at         INTEGER NOT NULL,   -- unix milliseconds (the platform's timestamp)
+                session    INTEGER NOT NULL,   -- the container run (its start, unix seconds)
+                stream     INTEGER NOT NULL,   -- 1 stdout, 2 stderr
+                line       TEXT NOT NULL,
+                PRIMARY KEY (server_uid, seq)
+            ) STRICT, WITHOUT ROWID;
             """)
 }

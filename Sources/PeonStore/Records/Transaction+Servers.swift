@@ -144,6 +144,7 @@ extension Transaction {
 
     public func deleteServer(_ uid: ServerUID) throws(StoreError) {
         try query("DELETE FROM servers WHERE uid = ?", [.text(uid.description)])
+        try deleteLogs(server: uid.description)
     }
 
     /// Stores the scheduler's snapshot of a server's visible config files (for listings).

@@ -1,0 +1,36 @@
+public import PeonDocker
+public import PeonPlatform
+
+extension DockerPlatform: LogFollowing {
+    /// Docker's log stream of the container's current run, demultiplexed, with each line's
+    /// timestamp. A game's output is hostile input: lines are cut at 4 KiB, control characters
+    /// (but tabs) dropped, invalid UTF-8 replaced.
+    public func followLogs(
+        _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
+    ) throws(DockerError) {
+        let state = try docker.inspectContainer(id)["State"]
+        guard state?["Running"] == .bool(true), let started = state?["StartedAt"]?.stringValue.flatMap({ DockerTime.milliseconds($0[...]) })
+        else { return }
+        let run = started / 1000
+        try docker.followLogs(id, since: DockerTime.since(milliseconds: max(sinceMilliseconds, started)), keepGoing: keepGoing) { frames in
+            var lines: [PlatformLogLine] = []
+            for frame in frames where frame.stream != .stdin {
+                // `timestamps=1`: "<RFC 3339 nanoseconds> <text>"; Docker splits long lines itself.
+                let payload = frame.payload[...]
+                let space = payload.firstIndex(of: UInt8(ascii: " ")) ?? payload.startIndex
+                let at = DockerTime.milliseconds(Substring(decoding: payload[..<space], as: UTF8.self)) ?? started
+                var body = payload[(space == payload.endIndex ? space : space + 1)...]
+                while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { body.removeLast() }
+                for part in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                    lines.append(PlatformLogLine(at: at, stream: Int(frame.stream.rawValue), text: Self.cleanLine(part)))
+                }
+            }
+            if !lines.isEmpty { handler(run, lines) }
+        }
+    }
+
+    static func cleanLine(_ bytes: ArraySlice<UInt8>) -> String {
+        let kept = bytes.prefix(4096).filter { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7f) }
+        return String(decoding: kept, as: UTF8.self)
+    }
+}
