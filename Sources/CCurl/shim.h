@@ -9,3 +9,4 @@ static inline CURLcode peon_setopt_writefn(CURL *h, peon_write_cb f) { return cu
 static inline CURLcode peon_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 typedef int (*peon_xferinfo_cb)(void *, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
 static inline CURLcode peon_setopt_xferinfofn(CURL *h, peon_xferinfo_cb f) { return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, f); }
+static inline CURLcode peon_getinfo_socket(CURL *h, curl_socket_t *v) { return curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, v); }

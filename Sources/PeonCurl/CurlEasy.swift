@@ -54,7 +54,7 @@ public struct CurlResponse: Sendable {
 
 /// One libcurl easy handle, confined to the thread that made it; connections are reused across calls.
 public final class CurlEasy {
-    private let handle: UnsafeMutableRawPointer
+    let handle: UnsafeMutableRawPointer
 
     public init() {
         handle = curl_easy_init()!

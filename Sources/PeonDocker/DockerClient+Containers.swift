@@ -1,3 +1,4 @@
+import PeonCurl
 public import PeonJSON
 
 extension DockerClient {
@@ -89,6 +90,28 @@ extension DockerClient {
             if !frames.isEmpty { onFrames(frames) }
             // A frame larger than any log line Docker writes (16 KiB) means a broken stream.
             return decoder.pending <= 1 << 20
+        }
+    }
+}
+
+extension DockerClient {
+    /// Writes `bytes` to a container's stdin (`attach` with `stdin=1`, upgraded to a raw stream).
+    /// The container must have been created with `OpenStdin`; its stdin stays open afterwards.
+    public func sendInput(_ id: String, _ bytes: [UInt8]) throws(DockerError) {
+        let path = "/v\(apiVersion)/containers/\(DockerClient.escape(id))/attach?stream=1&stdin=1"
+        let head = "POST \(path) HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        let status: Int
+        do {
+            // A connection of its own: an upgraded one is never handed back to the shared handle.
+            status = try CurlEasy().upgradeAndSend(url: "http://docker/", unixSocket: socketPath, head: Array(head.utf8), payload: bytes)
+        } catch {
+            throw .transport(error)
+        }
+        switch status {
+        case 101, 200: return
+        case 404: throw .notFound("container \(id)")
+        case 409: throw .conflict("container \(id) is not running")
+        default: throw .engine(status: status, message: "attach answered \(status)")
         }
     }
 }

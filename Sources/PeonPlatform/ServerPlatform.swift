@@ -140,3 +140,9 @@ public protocol LogFollowing {
         _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
     ) throws
 }
+
+/// Platforms that can type into a running server's console (its stdin).
+public protocol ConsoleInput {
+    /// Sends one line (a newline is added) to the game's stdin.
+    func sendLine(_ id: String, _ line: String) throws
+}

@@ -12,7 +12,11 @@ extension DockerPlatform: LogFollowing {
         guard state?["Running"] == .bool(true), let started = state?["StartedAt"]?.stringValue.flatMap({ DockerTime.milliseconds($0[...]) })
         else { return }
         let run = started / 1000
-        try docker.followLogs(id, since: DockerTime.since(milliseconds: max(sinceMilliseconds, started)), keepGoing: keepGoing) { frames in
+        // The run's first lines can precede its recorded start; everything after the previous
+        // run finished belongs to this one (a first run has Docker's zero time: no bound).
+        let previousEnd = state?["FinishedAt"]?.stringValue.flatMap { DockerTime.milliseconds($0[...]) } ?? 0
+        let since = max(sinceMilliseconds, previousEnd < started ? previousEnd + 1 : 0)
+        try docker.followLogs(id, since: DockerTime.since(milliseconds: since), keepGoing: keepGoing) { frames in
             var lines: [PlatformLogLine] = []
             for frame in frames where frame.stream != .stdin {
                 // `timestamps=1`: "<RFC 3339 nanoseconds> <text>"; Docker splits long lines itself.
@@ -32,5 +36,11 @@ extension DockerPlatform: LogFollowing {
     static func cleanLine(_ bytes: ArraySlice<UInt8>) -> String {
         let kept = bytes.prefix(4096).filter { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7f) }
         return String(decoding: kept, as: UTF8.self)
+    }
+}
+
+extension DockerPlatform: ConsoleInput {
+    public func sendLine(_ id: String, _ line: String) throws(DockerError) {
+        try docker.sendInput(id, Array((line + "\n").utf8))
     }
 }

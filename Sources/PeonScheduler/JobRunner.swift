@@ -124,6 +124,7 @@ public final class JobRunner {
         case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
         case .eradicate: try destroy(uid, eradicate: true)
         case .adopt: try adopt()
+        case .console: try console(uid, command: job.arguments["command"]?.stringValue ?? "")
         }
     }
 
@@ -396,6 +397,18 @@ public final class JobRunner {
         try platform.start(id)
         server.observedState = try platform.details(id).state
         try save(server)
+    }
+
+    /// Types one line into the running game's stdin.
+    func console(_ uid: ServerUID, command: String) throws {
+        let server = try record(uid)
+        guard let id = server.containerID, (try? platform.details(id))?.state == "running" else {
+            throw DomainError.conflict("\(uid) is not running, so it has no console to type into.")
+        }
+        guard let console = platform as? any ConsoleInput else {
+            throw DomainError.invalid(field: "command", reason: "this platform has no console input")
+        }
+        try console.sendLine(id, command)
     }
 
     func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {

@@ -29,7 +29,9 @@ struct LogCollector: Sendable {
             do {
                 let store = try Store(path: scheduler.configuration.databasePath)
                 while !Scheduler.stopping {
-                    let running = try store.read { tx in try tx.servers() }.filter { $0.observedState == "running" && $0.containerID != nil }
+                    let running = try store.read { tx in try tx.servers() }.filter {
+                        $0.observedState == "running" && $0.containerID != nil
+                    }
                     for server in running where following.servers.withLock({ $0.insert(server.uid).inserted }) {
                         let (uid, id) = (server.uid, server.containerID!)
                         // Followers end with their container's run (or at SIGTERM): nobody joins them.
@@ -59,7 +61,9 @@ struct LogCollector: Sendable {
                     if second != window.second {
                         if window.dropped > 0 {
                             kept.append(
-                                LogRecord(at: line.at, session: session, stream: 2, line: "[peon] \(window.dropped) lines dropped (over \(Self.linesPerSecond)/s)"))
+                                LogRecord(
+                                    at: line.at, session: session, stream: 2,
+                                    line: "[peon] \(window.dropped) lines dropped (over \(Self.linesPerSecond)/s)"))
                         }
                         window = (second, 0, 0)
                     }

@@ -49,8 +49,10 @@ import Testing
         #expect(DockerTime.milliseconds("2000-02-29T12:00:00.5Z") == 951_825_600_500)
     }
 
-    @Test(arguments: ["", "0001-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-29 21:10:00Z", "2026-11-29T21:10:00.Z",
-        "2026-11-29T21:10:00+01:00", "2026-11-29T21:10:00.12a4Z", String(repeating: "9", count: 40)])
+    @Test(arguments: [
+        "", "0001-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-29 21:10:00Z", "2026-11-29T21:10:00.Z",
+        "2026-11-29T21:10:00+01:00", "2026-11-29T21:10:00.12a4Z", String(repeating: "9", count: 40),
+    ])
     func refusesWhatIsNotOne(_ text: String) {
         #expect(DockerTime.milliseconds(text[...]) == nil)
     }

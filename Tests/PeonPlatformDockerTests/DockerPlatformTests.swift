@@ -1,9 +1,10 @@
 import PeonCore
 import PeonDocker
 import PeonJSON
-@testable import PeonPlatformDocker
 import PeonSystem
 import Testing
+
+@testable import PeonPlatformDocker
 
 #if canImport(Glibc)
     import Glibc

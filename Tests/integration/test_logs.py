@@ -93,3 +93,28 @@ def test_hostile_log_queries_are_400(stack, query):
 def test_logs_of_an_unknown_server_are_404(stack):
     r = stack.request("GET", f"/api/v1/server/logs/peontest.{RUN}nosuch")
     assert r.status_code == 404 and r.json()["code"] == "server.not_found"
+
+
+def test_console_types_a_line_and_answers_the_output(stack):
+    uid = f"peontest.{RUN}console"
+    assert stack.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS).status_code == 200
+    try:
+        wait_for_line(stack, uid, "peon test game listening")
+        for command in ["status", "say $(id) `id`; rm -rf / && echo 'x' \"y\"", "sägen 🎮 " + "x" * 900]:
+            r = stack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": command})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["command"] == command and f"peon test game got: {command}" in body["output"], body
+        audit = stack.request("GET", "/api/v1/orchestrator")  # the stack is still healthy
+        assert audit.status_code == 200
+        for bad in [{"command": "a\nb"}, {"command": ""}, {"command": "x" * 1025}, {"command": 5}, {},
+                    {"command": "\u0000"}, {"command": "\u001b[31m"}]:
+            r = stack.request("PUT", f"/api/v1/server/console/{uid}", json=bad)
+            assert r.status_code == 400 and r.json()["code"] == "request.invalid", (bad, r.text)
+        assert stack.request("PUT", f"/api/v1/server/stop/{uid}").status_code == 200
+        r = stack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "status"})
+        assert r.status_code == 409 and r.json()["code"] == "server.not_running"
+        r = stack.request("PUT", f"/api/v1/server/console/peontest.{RUN}nosuch", json={"command": "status"})
+        assert r.status_code == 404
+    finally:
+        stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})

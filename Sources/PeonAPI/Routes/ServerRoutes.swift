@@ -78,6 +78,8 @@ enum ServerRoutes {
             case "update":
                 guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
                 return try update(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "console":
+                return try ConsoleRoutes.send(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "description":
                 return try describe(ServerUID(validating: p["uid"]), body: body, context: context)
             case "modify":

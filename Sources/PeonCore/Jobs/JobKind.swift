@@ -4,11 +4,13 @@ public enum JobKind: String, Sendable, CaseIterable {
     case create, start, stop, restart, update, destroy, eradicate
     /// Adopt server directories and labelled containers the store does not know (server uid `*`).
     case adopt
+    /// Type a line into the game's console (`arguments.command`).
+    case console
 
     /// The desired state a job leaves behind, when it sets one.
     public var desiredState: String? {
         switch self {
-        case .create, .update, .destroy, .eradicate, .adopt: nil
+        case .create, .update, .destroy, .eradicate, .adopt, .console: nil
         case .start, .restart: "running"
         case .stop: "stopped"
         }
