@@ -57,7 +57,8 @@ let package = Package(
         .target(
             name: "PeonScheduler",
             dependencies: [
-                "PeonCore", "PeonStore", "PeonPlatform", "PeonSystem", "PeonJSON", .product(name: "Logging", package: "swift-log"),
+                "PeonCore", "PeonStore", "PeonPlatform", "PeonSystem", "PeonJSON", "PeonArchive",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: settings),
         // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.

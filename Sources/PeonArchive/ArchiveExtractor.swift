@@ -24,7 +24,20 @@ public enum ArchiveExtractor {
         -> Summary
     {
         guard mkdir(target, 0o755) == 0 else { throw .io(path: target, reason: String(cString: strerror(errno))) }
-        let reader = try ArchiveReader(bytes: bytes)
+        return try extract(try ArchiveReader(bytes: bytes), into: target, limits: limits)
+    }
+
+    /// Extracts the archive file at `path` (a backup: tar.zst, tar.gz or zip) into `target`, which
+    /// must not exist yet, with the same refusals and limits.
+    @discardableResult
+    public static func extract(file path: String, into target: String, limits: ArchiveLimits = ArchiveLimits()) throws(ArchiveError)
+        -> Summary
+    {
+        guard mkdir(target, 0o755) == 0 else { throw .io(path: target, reason: String(cString: strerror(errno))) }
+        return try extract(try ArchiveReader(path: path), into: target, limits: limits)
+    }
+
+    static func extract(_ reader: ArchiveReader, into target: String, limits: ArchiveLimits) throws(ArchiveError) -> Summary {
         var summary = Summary()
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
         defer { chunk.deallocate() }
@@ -109,5 +122,26 @@ public enum ArchiveExtractor {
                 offset += w
             }
         }
+    }
+}
+
+extension ArchiveExtractor {
+    /// Reads every entry of the archive file at `path` to its end without writing anything: a
+    /// backup is checked this way right after it is written (a truncated or corrupt stream throws).
+    @discardableResult
+    public static func verify(file path: String) throws(ArchiveError) -> Summary {
+        let reader = try ArchiveReader(path: path)
+        var summary = Summary()
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+        defer { chunk.deallocate() }
+        while try reader.next() != nil {
+            summary.entries += 1
+            while true {
+                let n = try reader.read(into: chunk)
+                if n == 0 { break }
+                summary.bytes += n
+            }
+        }
+        return summary
     }
 }

@@ -6,6 +6,18 @@ final class ArchiveReader {
     let handle: OpaquePointer
     private let buffer: UnsafeMutableRawBufferPointer
 
+    /// Opens a backup archive on disk: tar (zstd or gzip) or zip.
+    init(path: String) throws(ArchiveError) {
+        guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
+        self.handle = handle
+        buffer = .allocate(byteCount: 1, alignment: 16)
+        archive_read_support_filter_zstd(handle)
+        archive_read_support_filter_gzip(handle)
+        archive_read_support_format_tar(handle)
+        archive_read_support_format_zip(handle)
+        guard archive_read_open_filename(handle, path, 1 << 16) == ARCHIVE_OK else { throw .unreadable(message) }
+    }
+
     init(bytes: [UInt8]) throws(ArchiveError) {
         guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
         self.handle = handle

@@ -71,8 +71,8 @@ public final class JobRunner {
             progress = nil
         }
         do {
-            try perform(job)
-        } catch  where !platform.reachable() {
+            result = try perform(job)
+        } catch where !platform.reachable() {
             // The engine is away (restarting): the job waits for it instead of failing.
             logger.warning("engine unreachable, job deferred", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
             do {
@@ -110,8 +110,12 @@ public final class JobRunner {
         }
     }
 
-    func perform(_ job: JobRecord) throws {
-        if job.kind == .adopt { return try adopt() }
+    /// Carries out a job; what it made (a backup) is recorded as the job's result.
+    func perform(_ job: JobRecord) throws -> JSON? {
+        if job.kind == .adopt {
+            try adopt()
+            return nil
+        }
         let uid = try ServerUID(validating: job.serverUID)
         switch job.kind {
         case .create: try create(uid, arguments: job.arguments)
@@ -125,7 +129,11 @@ public final class JobRunner {
         case .eradicate: try destroy(uid, eradicate: true)
         case .adopt: try adopt()
         case .console: try console(uid, command: job.arguments["command"]?.stringValue ?? "")
+        case .backup: return try backup(uid, format: job.arguments["format"]?.stringValue == "zip" ? .zip : .tarZstd)
+        case .restore: try restore(uid, backup: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
+        case .deleteBackup: try deleteBackup(uid, id: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
         }
+        return nil
     }
 
     // MARK: - Steps

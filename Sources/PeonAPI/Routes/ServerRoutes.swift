@@ -20,9 +20,16 @@ enum ServerRoutes {
     static func register(on router: inout Router<APIContext>) {
         router.on("GET", "/api/v1/servers", scope: .read) { _, context, _, _ in try serverList(context) }
 
-        router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { request, context, p, _ in
+        router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { request, context, p, principal in
             let uid = try ServerUID(validating: p["uid"])
-            if p["action"] == "logs" { return try LogRoutes.logs(uid, request: request, context: context) }
+            switch p["action"] {
+            case "logs": return try LogRoutes.logs(uid, request: request, context: context)
+            case "backups": return try BackupRoutes.list(uid, context: context)
+            case "save":
+                guard principal.scope.allows(.operate) else { throw AuthError.scope(needed: "operate") }
+                return try BackupRoutes.save(uid, request: request, context: context)
+            default: break
+            }
             var object = try serverObject(uid, context)
             if p["action"] == "stats", case .object(var members) = object {
                 let running = object["container_state"] == "running"
@@ -49,6 +56,10 @@ enum ServerRoutes {
                 throw HTTPError(status: 404, code: "job.not_found", message: "No such job.")
             }
             return .json(job.json)
+        }
+
+        router.on("POST", "/api/v1/server/backup/:uid", scope: .operate) { request, context, p, _ in
+            try BackupRoutes.create(ServerUID(validating: p["uid"]), request: request, context: context)
         }
 
         router.on("POST", "/api/v1/server/create", scope: .admin) { request, context, _, _ in
@@ -78,6 +89,9 @@ enum ServerRoutes {
             case "update":
                 guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
                 return try update(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "restore":
+                guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
+                return try BackupRoutes.restore(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "console":
                 return try ConsoleRoutes.send(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "description":
@@ -94,6 +108,9 @@ enum ServerRoutes {
 
         router.on("DELETE", "/api/v1/server/:action/:uid", scope: .admin) { request, context, p, _ in
             let body = try request.jsonObject()
+            if p["action"] == "backup" {
+                return try BackupRoutes.delete(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            }
             guard p["action"] == "destroy" || p["action"] == "eradicate" else {
                 throw HTTPError(
                     status: 404, code: "action.unknown", message: "Incorrect action [\(Identifier.quoted(p["action"]))] provided")
@@ -300,12 +317,19 @@ enum ServerRoutes {
     /// succeeded, answers what `done` makes. With every wait slot of this process taken, or when
     /// the client goes away while it waits, the job is answered as with `?async=true`.
     static func answer(_ job: JobRecord, _ request: Request, _ context: APIContext, done: () throws -> Response) throws -> Response {
+        try answer(job, request, context) { (_: JobRecord) in try done() }
+    }
+
+    /// As above, with the finished job (its `result`) at hand.
+    static func answer(_ job: JobRecord, _ request: Request, _ context: APIContext, done: (JobRecord) throws -> Response) throws
+        -> Response
+    {
         if try isAsync(request) { return .json(job.json, status: 202) }
         guard context.waits.acquire() else { return .json(job.json, status: 202) }
         defer { context.waits.release() }
         guard let finished = try wait(for: job.id, request: request, context: context) else { return .json(job.json, status: 202) }
         try ensureSucceeded(finished)
-        return try done()
+        return try done(finished)
     }
 
     /// `?async=true` answers 202 with the job at once; `false` or absent waits.

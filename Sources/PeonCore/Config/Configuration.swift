@@ -51,6 +51,11 @@ public struct Configuration: Sendable {
     /// Stats samples older than this many hours are deleted (`PEON_STATS_RETAIN_HOURS`).
     public var statsRetainHours: Int
 
+    /// Where backups are written (`PEON_BACKUP_DIR`, default `dataDir/backups`).
+    public var backupDir: String
+    /// Backups kept per server; older ones are removed when a new one is made.
+    public var backupKeep: Int
+
     public var databasePath: String { dataDir + "/peon.db" }
     public var plansDir: String { dataDir + "/plans" }
     public var serversDir: String { dataDir + "/servers" }
@@ -98,7 +103,10 @@ public struct Configuration: Sendable {
         retainRows = try number("PEON_RETAIN_ROWS", 100...100_000_000, 100_000)
         statsRetainHours = try number("PEON_STATS_RETAIN_HOURS", 1...87_600, 24)
         workerThreads = try number("PEON_WORKER_THREADS", 1...256, 32)
+        backupKeep = try number("PEON_BACKUP_KEEP", 1...10_000, 10)
         schedulerRunners = try number("PEON_SCHEDULER_RUNNERS", 1...128, 16)
+        backupDir = value("PEON_BACKUP_DIR") ?? dataDir + "/backups"
+        while backupDir.count > 1, backupDir.hasSuffix("/") { backupDir.removeLast() }
         socketPath = value("PEON_SOCKET") ?? dataDir + "/run/api.sock"
         guard socketPath.utf8.count < 100 else {
             throw .invalid(field: "PEON_SOCKET", reason: "a unix socket path must be shorter than 100 bytes: set PEON_SOCKET")
@@ -152,5 +160,6 @@ extension Configuration {
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
+        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP",
     ]
 }

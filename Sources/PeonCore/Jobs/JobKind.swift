@@ -6,11 +6,17 @@ public enum JobKind: String, Sendable, CaseIterable {
     case adopt
     /// Type a line into the game's console (`arguments.command`).
     case console
+    /// Archive the server's actions, config and user files (`arguments.format`: `tar.zst` or `zip`).
+    case backup
+    /// Put a backup's files back (`arguments.id`), stopping and starting the server around it.
+    case restore
+    /// Remove one backup (`arguments.id`).
+    case deleteBackup = "delete_backup"
 
     /// The desired state a job leaves behind, when it sets one.
     public var desiredState: String? {
         switch self {
-        case .create, .update, .destroy, .eradicate, .adopt, .console: nil
+        case .create, .update, .destroy, .eradicate, .adopt, .console, .backup, .restore, .deleteBackup: nil
         case .start, .restart: "running"
         case .stop: "stopped"
         }

@@ -33,6 +33,18 @@ extension Plan {
         let capabilities = Plan.parseNames(
             metadata?["capabilities"], field: "metadata.capabilities", maximum: Plan.allowedCapabilities.count,
             valid: Plan.allowedCapabilities.contains, problems: &problems)
+        var backup = BackupMethod.live
+        if let value = metadata?["backup"], !value.isNull {
+            if let command = value["save_command"]?.stringValue, value["stop"] == nil, (1...256).contains(command.unicodeScalars.count),
+                !command.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            {
+                backup = .saveCommand(command)
+            } else if value["stop"] == .bool(true), value["save_command"] == nil {
+                backup = .stop
+            } else if value["stop"] != .bool(false) || value["save_command"] != nil {
+                problems.append("metadata.backup must be {\"save_command\": \"<one line>\"} or {\"stop\": true}")
+            }
+        }
         if !packages.isEmpty, runtime == .image {
             problems.append("metadata.packages needs the steamcmd or debian runtime")
         }
@@ -56,6 +68,7 @@ extension Plan {
         self.runtime = runtime
         self.packages = packages
         self.capabilities = capabilities
+        self.backup = backup
         self.document = document
     }
 

@@ -20,10 +20,21 @@ public struct Plan: Sendable, Equatable {
     public let packages: [String]
     /// Linux capabilities added back to a container that drops all (`metadata.capabilities`).
     public let capabilities: [String]
+    /// How a backup gets a consistent copy of a running server (`metadata.backup`).
+    public let backup: BackupMethod
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
 
     public static func == (a: Plan, b: Plan) -> Bool { a.document == b.document }
+}
+
+/// How a backup of a running server gets consistent files: `{"save_command": "save"}` types the
+/// game's own save command into its console first; `{"stop": true}` stops and starts it around
+/// the copy; neither copies the files as they are.
+public enum BackupMethod: Sendable, Equatable {
+    case live
+    case saveCommand(String)
+    case stop
 }
 
 /// How a plan's container image comes to be (`metadata.runtime`).

@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, logs]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, logs, backups]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -212,5 +212,16 @@ extension Migration {
                 line       TEXT NOT NULL,
                 PRIMARY KEY (server_uid, seq)
             ) STRICT, WITHOUT ROWID;
+            """)
+}
+
+extension Migration {
+    /// Backups as first-class objects: checksum, format and why they were made.
+    static let backups = Migration(
+        id: "0011_backups",
+        sql: """
+            ALTER TABLE backups ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
+            ALTER TABLE backups ADD COLUMN format TEXT NOT NULL DEFAULT 'tar.zst';
+            CREATE INDEX backups_server ON backups (server_uid, created_at);
             """)
 }

@@ -1,0 +1,156 @@
+import Crypto
+import PeonArchive
+import PeonCore
+import PeonJSON
+import PeonPlatform
+import PeonStore
+import PeonSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Backups: the server's `actions`, `config` and `user` (never `data`, the game install) archived
+/// with libarchive, checksummed, verified after writing, restored atomically per folder.
+extension JobRunner {
+    static let backupFolders = ["actions", "config", "user"]
+
+    /// Makes a backup; the job's result names it (`{"id"}`). A running server is made consistent as
+    /// its plan says: its save command first, or a stop and a start around the copy.
+    func backup(_ uid: ServerUID, format: ArchiveWriter.Format) throws -> JSON {
+        let plan = try plan(uid.game)
+        let server = try record(uid)
+        let running = server.containerID.flatMap { try? platform.details($0) }?.state == "running"
+        var restart = false
+        if running, let id = server.containerID {
+            switch plan.backup {
+            case .saveCommand(let command):
+                if let console = platform as? any ConsoleInput {
+                    try? console.sendLine(id, command)
+                    Monotonic.sleep(2)  // games answer a save command within a second or two
+                }
+            case .stop:
+                try stop(uid, keepDesired: true)
+                restart = true
+            case .live:
+                break
+            }
+        }
+        defer { if restart { try? start(uid) } }
+        progress?.enter(.building)
+        let folder = configuration.backupDir + "/" + uid.relativeDirectory
+        try Files.makeDirectories(folder, mode: 0o750)
+        for path in [configuration.backupDir, configuration.backupDir + "/" + uid.game.rawValue, folder] {
+            shareWithDataGroup(path, mode: 0o750)
+        }
+        let name = "\(uid)-\(Self.stamp(WallClock.now()))-\(Self.randomHex(4)).\(format.rawValue)"
+        let partial = folder + "/." + name + ".partial"
+        let final = folder + "/" + name
+        do {
+            try ArchiveWriter.write(root: directory(uid), folders: Self.backupFolders, to: partial, format: format)
+            try ArchiveExtractor.verify(file: partial)
+            try Files.rename(partial, to: final)
+        } catch {
+            unlink(partial)
+            throw error
+        }
+        let (digest, size) = try Self.sha256(ofFile: final)
+        shareWithDataGroup(final, mode: 0o640)
+        let record = BackupRecord(
+            serverUID: uid.description, path: uid.relativeDirectory + "/" + name, bytes: size, createdAt: WallClock.now(), sha256: digest,
+            format: format.rawValue)
+        let id = try store.write { tx in try tx.insertBackup(record) }
+        try applyRetention(uid)
+        return ["id": .number(Double(id))]
+    }
+
+    /// Puts a backup's folders back: checksum checked first, the server stopped, the archive
+    /// extracted into a fresh folder (links, devices, absolute paths and `..` refuse it), then each
+    /// folder swapped in by rename; started again if it should run.
+    func restore(_ uid: ServerUID, backup id: Int64) throws {
+        guard let backup = try store.read({ tx in try tx.backup(id, server: uid.description) }) else {
+            throw DomainError.notFound(kind: "backup", id: "\(id)")
+        }
+        let archive = configuration.backupDir + "/" + backup.path
+        guard try Self.sha256(ofFile: archive).0 == backup.sha256 else {
+            throw DomainError.invalid(field: "id", reason: "backup \(id) does not match its checksum: it changed since it was made")
+        }
+        let wasRunning = try record(uid).desiredState == "running"
+        try stop(uid, keepDesired: true)
+        let dir = directory(uid)
+        let staging = ".restore-\(id)"
+        try? Files.removeTree(staging, in: dir)
+        do {
+            try ArchiveExtractor.extract(
+                file: archive, into: dir + "/" + staging, limits: ArchiveLimits(maximumEntries: 1_000_000, maximumBytes: 1 << 40))
+            for folder in Self.backupFolders where Files.kind(dir + "/" + staging + "/" + folder) == .directory {
+                try Files.chownTree(dir + "/" + staging + "/" + folder, uid: 1000, gid: 1000)
+                let old = ".old-\(folder)-\(id)"
+                try? Files.removeTree(old, in: dir)
+                if Files.kind(dir + "/" + folder) != .missing { try Files.rename(dir + "/" + folder, to: dir + "/" + old) }
+                try Files.rename(dir + "/" + staging + "/" + folder, to: dir + "/" + folder)
+                try Files.removeTree(old, in: dir)
+            }
+        } catch {
+            try? Files.removeTree(staging, in: dir)
+            if wasRunning { try? start(uid) }
+            throw error
+        }
+        try Files.removeTree(staging, in: dir)
+        if wasRunning { try start(uid) }
+    }
+
+    func deleteBackup(_ uid: ServerUID, id: Int64) throws {
+        guard let backup = try store.read({ tx in try tx.backup(id, server: uid.description) }) else {
+            throw DomainError.notFound(kind: "backup", id: "\(id)")
+        }
+        unlink(configuration.backupDir + "/" + backup.path)
+        try store.write { tx in try tx.deleteBackup(id) }
+    }
+
+    /// Keeps the newest `PEON_BACKUP_KEEP` backups of a server.
+    func applyRetention(_ uid: ServerUID) throws {
+        let all = try store.read { tx in try tx.backups(server: uid.description) }
+        for old in all.dropFirst(configuration.backupKeep) { try deleteBackup(uid, id: old.id) }
+    }
+
+    /// API workers may run as another user of the data dir's group: they stream save downloads.
+    func shareWithDataGroup(_ path: String, mode: UInt32) {
+        var st = stat()
+        guard stat(configuration.dataDir, &st) == 0 else { return }
+        _ = chown(path, uid_t.max, st.st_gid)
+        _ = chmod(path, mode)
+    }
+
+    static func sha256(ofFile path: String) throws -> (String, Int64) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw FileError(path: path, reason: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            size += Int64(n)
+        }
+        return (hasher.finalize().map { String($0, radix: 16).leftPadded(2) }.joined(), size)
+    }
+
+    /// `YYYYmmdd-HHMMSS` in UTC, as PEON named its save zips.
+    static func stamp(_ seconds: Int64) -> String {
+        String(WallClock.iso8601(seconds).filter { $0 != "-" && $0 != ":" && $0 != "Z" }.map { $0 == "T" ? "-" : $0 })
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16).leftPadded(2) }.joined()
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
