@@ -154,6 +154,22 @@ def test_luanti_plays_saves_keeps_its_world_and_goes_away(games):
     assert not any(p["phase"] == "building" for p in seen) and time.time() - started < 30
     assert handshake(port) is not None
 
+    # Backup (the plan stops the game around the copy, so the world on disk is whole), a changed
+    # world, a restore: the backup's world is back and the server answers again.
+    r = games.request("POST", f"/api/v1/server/backup/{uid}")
+    assert r.status_code == 201, r.text
+    backup = r.json()
+    assert handshake(port) is not None
+    saved = read(os.path.join(world, "world.mt"))
+    action(games, "stop", uid)
+    with open(os.path.join(world, "world.mt"), "a") as f:
+        f.write("peon_changed_after_backup = true\n")
+    open(os.path.join(world, "extra.txt"), "w").write("not in the backup")
+    action(games, "start", uid)
+    action(games, "restore", uid, {"id": backup["id"]})
+    assert read(os.path.join(world, "world.mt")) == saved and not os.path.exists(os.path.join(world, "extra.txt"))
+    assert handshake(port) is not None
+
     # Destroy with eradicate: container, network and files go.
     r = games.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
     assert r.status_code == 200, r.text
