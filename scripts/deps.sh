@@ -8,7 +8,7 @@ case "${1:-run}" in
   # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
   # mmdebstrap makes the Debian base image of the runtime images.
   test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2) ;;
-  bench) commands+=(wrk:wrk) ;;
+  bench) commands+=(wrk:wrk zstd:zstd) ;;
 esac
 missing=()
 for pair in "${commands[@]}"; do

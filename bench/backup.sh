@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Backup and restore of a 1 GiB folder through Peon against tar|zstd (bench/backup.py).
+# PEON_BIN=.build/debug skips the release build.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/deps.sh" bench
+"$root/scripts/docker.sh" image
+if [ -z "${PEON_BIN:-}" ]; then
+  (cd "$root" && for p in peon-api peon-scheduler peon; do swift build -c release --product $p >/dev/null; done)
+fi
+python=$root/.build-venv/bin/python
+[ -x "$python" ] || python=python3
+"$python" "$root/bench/backup.py"
