@@ -84,7 +84,9 @@ let package = Package(
             swiftSettings: settings),
         .executableTarget(
             name: "peon-scheduler",
-            dependencies: ["PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore"],
+            dependencies: [
+                "PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore", "PeonStore",
+            ],
             swiftSettings: settings),
         .executableTarget(
             name: "peon",
