@@ -71,11 +71,11 @@ public enum APIKeys {
 }
 
 extension APIKeys {
-    /// A label is one line of at most 100 bytes without control characters (it is printed in
-    /// tables and logs).
+    /// A label is one line of at most 100 characters (Unicode scalars, as JSON Schema counts)
+    /// without control characters or line breaks: it is printed in tables and logs.
     public static func isValidLabel(_ label: String) -> Bool {
-        label.utf8.count <= 100 && !label.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0.properties.isNoncharacterCodePoint }
-            && !label.contains(where: \.isNewline)
+        let refused: Set<UInt32> = [0x7F, 0x85, 0x2028, 0x2029]
+        return label.unicodeScalars.count <= 100 && !label.unicodeScalars.contains { $0.value < 0x20 || refused.contains($0.value) }
     }
 
     /// An expiry from a client (epoch seconds or ISO 8601); it must lie in the future.
