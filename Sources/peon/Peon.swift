@@ -55,17 +55,30 @@ extension Peon.Key {
         @OptionGroup var data: DataOptions
         @Option(help: "read, operate or admin.") var scope: Scope
         @Option(help: "A note to recognise the key by.") var label: String = ""
+        @Option(help: "When the key stops working: epoch seconds or ISO 8601, e.g. 2030-01-01T00:00:00Z.") var expiresAt: String?
 
         func validate() throws {
-            guard label.utf8.count <= 100, !label.contains(where: { $0.isNewline }) else {
-                throw ValidationError("--label must be one line of at most 100 bytes")
+            guard APIKeys.isValidLabel(label) else {
+                throw ValidationError("--label must be one line of at most 100 characters, without control characters")
             }
+            if let expiresAt { _ = try expiry(expiresAt) }
+        }
+
+        func expiry(_ text: String) throws -> Int64 {
+            guard let at = Timestamp.parse(text), at > WallClock.now() else {
+                throw ValidationError("--expires-at must be a future time: epoch seconds or ISO 8601 (2030-01-01T00:00:00Z)")
+            }
+            return at
         }
 
         func run() throws {
             let store = try data.openStore()
-            let (id, key) = try store.write { tx in try APIKeys.create(in: tx, scope: scope, label: label, now: WallClock.now()) }
+            let expires = try expiresAt.map(expiry)
+            let (id, key) = try store.write { tx in
+                try APIKeys.create(in: tx, scope: scope, label: label, expiresAt: expires, now: WallClock.now())
+            }
             print("id:    \(id)\nscope: \(scope.rawValue)\nkey:   \(key)")
+            if let expires { print("expires: \(WallClock.iso8601(expires))") }
         }
     }
 
@@ -76,13 +89,15 @@ extension Peon.Key {
         func run() throws {
             let store = try data.openStore()
             let keys = try store.read { tx in try tx.listKeys() }
-            print("ID                PREFIX     SCOPE    STATE    CREATED               LAST USED             LABEL")
+            print("ID                PREFIX     SCOPE    STATE    CREATED               LAST USED             EXPIRES               LABEL")
+            let now = WallClock.now()
             for k in keys {
-                let state = k.revokedAt == nil ? "active" : "revoked"
+                let state = k.revokedAt != nil ? "revoked" : (k.expiresAt.map { $0 <= now } ?? false) ? "expired" : "active"
                 print(
                     [
                         k.id.padded(17), k.prefix.padded(10), k.scope.rawValue.padded(8), state.padded(8),
-                        WallClock.iso8601(k.createdAt).padded(21), (k.lastUsedAt.map(WallClock.iso8601) ?? "never").padded(21), k.label,
+                        WallClock.iso8601(k.createdAt).padded(21), (k.lastUsedAt.map(WallClock.iso8601) ?? "never").padded(21),
+                        (k.expiresAt.map(WallClock.iso8601) ?? "never").padded(21), k.label,
                     ].joined(separator: " "))
             }
         }
