@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "peon",
             dependencies: [
-                "PeonAPI", "PeonStore", "PeonCore",
+                "PeonAPI", "PeonStore", "PeonCore", "PeonCurl", "PeonJSON", "PeonSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings),

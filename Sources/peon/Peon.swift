@@ -9,7 +9,19 @@ import PeonSystem
 struct Peon: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer a Peon installation.",
-        subcommands: [Key.self, Migrate.self])
+        discussion: """
+            `key` and `migrate` work on the database (--data-dir). The server verbs talk to a running API, found \
+            with --url/--key, else PEON_URL/PEON_API_KEY, else ~/.config/peon/config (`url = …` and `key = …` lines, \
+            mode 0600). On the stack's own host (a loopback URL) the certificate in $PEON_DATA_DIR/tls is trusted \
+            without --insecure.
+
+            Exit codes: 0 done; 1 the API refused or the job failed; 2 not supported by this server; 3 the API \
+            cannot be reached, or the URL, key or config file is unusable; 64 bad usage.
+            """,
+        subcommands: [
+            Key.self, Migrate.self, Servers.self, Plans.self, Create.self, Start.self, Stop.self, Restart.self, Update.self, Logs.self,
+            Backup.self, Restore.self,
+        ])
 }
 
 /// Where the database is; shared by every subcommand.
@@ -128,5 +140,5 @@ struct CLIError: Error, CustomStringConvertible {
 }
 
 extension String {
-    fileprivate func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }
