@@ -11,7 +11,8 @@ import Testing
     let h = try! Harness()
 
     @Test func keysCreateListRevoke() throws {
-        let created = h.send("POST", "/api/v1/keys", key: h.adminKey, body: #"{"scope":"operate","label":"ci","expires_at":"2099-01-01T00:00:00Z"}"#)
+        let created = h.send(
+            "POST", "/api/v1/keys", key: h.adminKey, body: #"{"scope":"operate","label":"ci","expires_at":"2099-01-01T00:00:00Z"}"#)
         #expect(created.status == 201)
         let id = try #require(created.json?["id"]?.stringValue)
         let secret = try #require(created.json?["key"]?.stringValue)
@@ -30,7 +31,10 @@ import Testing
 
     @Test func theLastAdminKeyStays() throws {
         let keys = h.send("GET", "/api/v1/keys", key: h.adminKey).json?["keys"]
-        guard case .array(let items)? = keys else { Issue.record("no keys"); return }
+        guard case .array(let items)? = keys else {
+            Issue.record("no keys")
+            return
+        }
         let admin = try #require(items.first { $0["scope"] == "admin" }?["id"]?.stringValue)
         let answer = h.send("DELETE", "/api/v1/keys/\(admin)", key: h.adminKey)
         #expect(answer.status == 409 && answer.json?["code"] == "key.last_admin")
@@ -46,7 +50,8 @@ import Testing
     @Test(arguments: [
         #"{"scope":"root"}"#, #"{}"#, #"[]"#, #"{"scope":"read","label":"a\nb"}"#, #"{"scope":"read","label":5}"#,
         #"{"scope":"read","expires_at":"yesterday"}"#, #"{"scope":"read","expires_at":1}"#, #"{"scope":"read","expires_at":1e300}"#,
-        #"{"scope":"read","expires_at":-5}"#, #"{"scope":"read","expires_at":"2020-01-01"}"#, #"{"scope":"read","label":"\#(String(repeating: "x", count: 10_000))"}"#,
+        #"{"scope":"read","expires_at":-5}"#, #"{"scope":"read","expires_at":"2020-01-01"}"#,
+        #"{"scope":"read","label":"\#(String(repeating: "x", count: 10_000))"}"#,
         #"{"scope":"read","label":"\u0000"}"#, "not json", #"{"scope":{"$(id)":1}}"#,
     ])
     func hostileKeyBodiesAre400(_ body: String) {
@@ -65,11 +70,17 @@ import Testing
         for n in 0..<5 { _ = h.send("POST", "/api/v1/keys", key: h.adminKey, body: #"{"scope":"read","label":"k\#(n)"}"#) }
         let first = h.send("GET", "/api/v1/audit?limit=2", key: h.adminKey)
         #expect(first.status == 200)
-        guard case .array(let page)? = first.json?["entries"] else { Issue.record("no entries"); return }
+        guard case .array(let page)? = first.json?["entries"] else {
+            Issue.record("no entries")
+            return
+        }
         #expect(page.count == 2)
         let cursor = try #require(first.json?["next"]?.stringValue)
         let second = h.send("GET", "/api/v1/audit?limit=2&cursor=\(cursor)", key: h.adminKey)
-        guard case .array(let older)? = second.json?["entries"] else { Issue.record("no entries"); return }
+        guard case .array(let older)? = second.json?["entries"] else {
+            Issue.record("no entries")
+            return
+        }
         let ids = (page + older).compactMap { CheckedNumber.integer($0["id"], in: 1...Int64.max) }
         #expect(ids == ids.sorted(by: >) && Set(ids).count == 4)
         let byKey = h.send("GET", "/api/v1/audit?key=nobody", key: h.adminKey)

@@ -1,6 +1,6 @@
 import Crypto
-public import PeonJSON
 public import PeonCore
+public import PeonJSON
 public import PeonStore
 
 /// Making, hashing and storing API keys. A key is stored only as its SHA-256; the first 16 hex
@@ -82,7 +82,8 @@ extension APIKeys {
     public static func parseExpiry(_ value: JSON?, now: Int64) throws(DomainError) -> Int64? {
         guard let value, !value.isNull else { return nil }
         guard let at = Timestamp.parse(value) else {
-            throw .invalid(field: "expires_at", reason: "expires_at must be epoch seconds or an ISO 8601 time such as 2030-01-01T00:00:00Z.")
+            throw .invalid(
+                field: "expires_at", reason: "expires_at must be epoch seconds or an ISO 8601 time such as 2030-01-01T00:00:00Z.")
         }
         guard at > now else { throw .invalid(field: "expires_at", reason: "expires_at must be in the future.") }
         return at

@@ -23,7 +23,9 @@ enum KeyRoutes {
             case nil, .null?: label = ""
             case .string(let s)? where APIKeys.isValidLabel(s): label = s
             default:
-                throw HTTPError(status: 400, code: "request.invalid", message: "label must be one line of at most 100 characters, without control characters.")
+                throw HTTPError(
+                    status: 400, code: "request.invalid",
+                    message: "label must be one line of at most 100 characters, without control characters.")
             }
             let now = WallClock.now()
             let expiresAt = try APIKeys.parseExpiry(body["expires_at"], now: now)

@@ -40,7 +40,8 @@ enum MetricsRoutes {
         for name in ["peon_http_requests_total", "peon_auth_failures_total"] {
             let help =
                 name == "peon_http_requests_total"
-                ? "API requests by route (as registered), method and status." : "Requests refused for a missing, invalid, revoked or expired key, by client address."
+                ? "API requests by route (as registered), method and status."
+                : "Requests refused for a missing, invalid, revoked or expired key, by client address."
             out.family(name, "counter", help)
             for (key, value) in try tx.counters(named: name) { out.sample(name, rendered: key.labels, Double(value)) }
         }

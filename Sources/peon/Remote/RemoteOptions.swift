@@ -112,8 +112,9 @@ final class APIClient {
     }
 
     /// One call; transport failures exit `unreachable`. Returns the status and the parsed body.
-    func send(_ method: String, _ path: String, body: JSON? = nil, timeoutSeconds: Int = 180) throws -> (status: Int, body: JSON?, raw: [UInt8])
-    {
+    func send(_ method: String, _ path: String, body: JSON? = nil, timeoutSeconds: Int = 180) throws -> (
+        status: Int, body: JSON?, raw: [UInt8]
+    ) {
         var request = CurlRequest(
             method: method, url: base + path, headers: ["X-Api-Key: \(key)", "Accept: application/json", "Expect:"],
             body: body?.bytes ?? (method == "GET" ? nil : Array("{}".utf8)),
@@ -131,8 +132,9 @@ final class APIClient {
     }
 
     /// A call that must succeed (2xx); anything else is a `Failure` with the API's message.
-    func expect(_ method: String, _ path: String, body: JSON? = nil, unsupported: String? = nil) throws -> (status: Int, body: JSON?, raw: [UInt8])
-    {
+    func expect(_ method: String, _ path: String, body: JSON? = nil, unsupported: String? = nil) throws -> (
+        status: Int, body: JSON?, raw: [UInt8]
+    ) {
         let answer = try send(method, path, body: body)
         if let unsupported, answer.status == 404 || answer.status == 405,
             answer.body?["code"] == "route.not_found" || answer.body?["code"] == "action.unknown"

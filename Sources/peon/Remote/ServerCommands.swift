@@ -52,7 +52,9 @@ extension Peon {
             out("SERVER                          STATE       DESCRIPTION")
             for s in answer.body?.arrayValue ?? [] {
                 let uid = "\(s["game_uid"]?.stringValue ?? "").\(s["servername"]?.stringValue ?? "")"
-                out([uid.padded(31), (s["container_state"]?.stringValue ?? "").padded(11), s["description"]?.stringValue ?? ""].joined(separator: " "))
+                out(
+                    [uid.padded(31), (s["container_state"]?.stringValue ?? "").padded(11), s["description"]?.stringValue ?? ""].joined(
+                        separator: " "))
             }
         }
     }
@@ -81,7 +83,9 @@ extension Peon {
         @Flag(help: "Create the files but do not start the server.") var startLater = false
 
         func validate() throws {
-            for s in settings where !s.contains("=") || s.hasPrefix("=") { throw ValidationError("--set takes KEY=VALUE (got \(s.prefix(60)))") }
+            for s in settings where !s.contains("=") || s.hasPrefix("=") {
+                throw ValidationError("--set takes KEY=VALUE (got \(s.prefix(60)))")
+            }
         }
 
         func run(_ client: APIClient) throws {
@@ -91,7 +95,8 @@ extension Peon {
             }
             if let description { body.append(("description", .string(description))) }
             if startLater { body.append(("start_later", .bool(true))) }
-            try JobFollower(client: client, json: remote.json).run("PUT", "/api/v1/server/create/\(target.server)?async=true", body: .object(body))
+            try JobFollower(client: client, json: remote.json).run(
+                "PUT", "/api/v1/server/create/\(target.server)?async=true", body: .object(body))
         }
     }
 
@@ -246,7 +251,9 @@ struct JobFollower {
         if terminal { ProcessEnvironment.writeOut("\n") }
         if json { ProcessEnvironment.writeOut(String(decoding: raw, as: UTF8.self) + "\n") }
         guard job["state"] == "succeeded" else {
-            throw Failure("job \(id) \(job["state"]?.stringValue ?? "failed"): \(job["error"]?.stringValue ?? "no reason given")", code: ExitCodes.refused)
+            throw Failure(
+                "job \(id) \(job["state"]?.stringValue ?? "failed"): \(job["error"]?.stringValue ?? "no reason given")",
+                code: ExitCodes.refused)
         }
         if !json { ProcessEnvironment.writeOut("job \(id) succeeded\n") }
     }
