@@ -110,3 +110,19 @@ def test_help_lists_exit_codes():
     out = subprocess.run([os.path.join(BIN, "peon"), "start", "--help"], capture_output=True, text=True)
     assert out.stdout.startswith("OVERVIEW: Start a server.\n\nUSAGE: peon start [--url <url>] [--key <key>] [--cacert <cacert>] "
                                  "[--insecure] [--json] <server>\n")
+
+
+def test_progress_bar_on_a_terminal(stack, existing):
+    # script(1) gives peon a pseudo-terminal: the job is drawn as a bar redrawn with \r.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEON_")}
+    env.update({"PEON_URL": stack.url(""), "PEON_API_KEY": stack.api_key, "PEON_DATA_DIR": stack.data, "HOME": stack.dir})
+    cmd = f"{os.path.join(BIN, 'peon')} update {existing} --mode quick"
+    out = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=300, env=env)
+    text = out.stdout.decode()  # bytes: text mode would turn each \r into \n
+    assert out.returncode == 0, text
+    assert "\r\x1b[K[" in text and " update: " in text and text.rstrip().endswith("succeeded"), repr(text)
+
+
+def test_json_errors_go_to_stdout_for_scripts(stack):
+    out = peon(stack, "start", f"peontest.{RUN}none", "--json")
+    assert out.returncode == 1 and json.loads(out.stdout)["code"] == "server.not_found"

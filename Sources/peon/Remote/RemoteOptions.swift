@@ -44,7 +44,9 @@ struct RemoteOptions: ParsableArguments {
             let dataDir = env["PEON_DATA_DIR"] ?? "./var"
             if Files.kind(dataDir + "/tls/cert.pem") == .file { ca = dataDir + "/tls/cert.pem" }
         }
-        return APIClient(base: String(base.hasSuffix("/") ? base.dropLast() : base[...]), key: key, caFile: ca, insecure: insecure)
+        let client = APIClient(base: String(base.hasSuffix("/") ? base.dropLast() : base[...]), key: key, caFile: ca, insecure: insecure)
+        client.json = json
+        return client
     }
 
     static func isLoopback(_ url: String) -> Bool {
@@ -102,6 +104,8 @@ final class APIClient {
     let key: String
     let caFile: String?
     let insecure: Bool
+    /// `--json`: an error answer's JSON goes to stdout too, so scripts read the code from it.
+    var json = false
     let curl = CurlEasy()
 
     init(base: String, key: String, caFile: String?, insecure: Bool) {
@@ -142,7 +146,10 @@ final class APIClient {
         {
             throw Failure("\(unsupported) is not supported by this server (its API has no such route)", code: ExitCodes.unsupported)
         }
-        guard (200..<300).contains(answer.status) else { throw Self.failure(answer.status, answer.body) }
+        guard (200..<300).contains(answer.status) else {
+            if json, answer.body != nil { ProcessEnvironment.writeOut(String(decoding: answer.raw, as: UTF8.self) + "\n") }
+            throw Self.failure(answer.status, answer.body)
+        }
         return answer
     }
 
