@@ -39,20 +39,20 @@ struct RemoteOptions: ParsableArguments {
                 code: ExitCodes.unreachable)
         }
         var ca = cacert
-        if ca == nil, Self.isLoopback(base) {
-            // On the stack's own host: trust the certificate the stack generated, without --insecure.
+        var stackCertificate = false
+        if ca == nil {
+            // On the stack's own host: trust the certificate the stack generated, without --insecure
+            // (and the system's CAs if the server's certificate is not that one).
             let dataDir = env["PEON_DATA_DIR"] ?? "./var"
-            if Files.kind(dataDir + "/tls/cert.pem") == .file { ca = dataDir + "/tls/cert.pem" }
+            if Files.kind(dataDir + "/tls/cert.pem") == .file {
+                ca = dataDir + "/tls/cert.pem"
+                stackCertificate = true
+            }
         }
         let client = APIClient(base: String(base.hasSuffix("/") ? base.dropLast() : base[...]), key: key, caFile: ca, insecure: insecure)
         client.json = json
+        client.fallBackToSystemCAs = stackCertificate
         return client
-    }
-
-    static func isLoopback(_ url: String) -> Bool {
-        let rest = url.drop { $0 != "/" }.dropFirst(2)
-        let host = rest.prefix { $0 != "/" && $0 != "?" }
-        return host.hasPrefix("127.") || host.hasPrefix("localhost") || host.hasPrefix("[::1]")
     }
 
     /// `name = value` lines; `#` starts a comment. The file holds a key, so others must not read it.
@@ -102,11 +102,14 @@ struct Failure: Error, CustomStringConvertible {
 final class APIClient {
     let base: String
     let key: String
-    let caFile: String?
+    private(set) var caFile: String?
     let insecure: Bool
+    /// `caFile` is the local stack's certificate: a server with another certificate is checked
+    /// against the system's CAs instead.
+    var fallBackToSystemCAs = false
     /// `--json`: an error answer's JSON goes to stdout too, so scripts read the code from it.
     var json = false
-    let curl = CurlEasy()
+    private(set) var curl = CurlEasy()
 
     init(base: String, key: String, caFile: String?, insecure: Bool) {
         self.base = base
@@ -129,6 +132,13 @@ final class APIClient {
         let response: CurlResponse
         do {
             response = try curl.perform(request)
+        } catch .transport(code: 60, _) where fallBackToSystemCAs {
+            // CURLE_PEER_FAILED_VERIFICATION: not the stack's own certificate. A new handle, as
+            // CURLOPT_CAINFO stays set on the old one.
+            fallBackToSystemCAs = false
+            caFile = nil
+            curl = CurlEasy()
+            return try send(method, path, body: body, timeoutSeconds: timeoutSeconds)
         } catch {
             throw Failure("cannot reach the API at \(base): \(error)", code: ExitCodes.unreachable)
         }
