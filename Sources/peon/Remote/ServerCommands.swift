@@ -172,13 +172,13 @@ extension Peon {
         func run(_ client: APIClient) throws {
             var (answer, seen) = try fetch(client)
             if remote.json, !follow { return printJSON(answer) }
-            seen.forEach { out($0) }
+            for line in seen { out(line) }
             while follow {
                 Monotonic.sleep(2)
                 let now = try fetch(client).lines
                 // New lines are those after the last line already printed.
                 let start = seen.last.flatMap { last in now.lastIndex(of: last).map { $0 + 1 } } ?? 0
-                now[start...].forEach { out($0) }
+                for line in now[start...] { out(line) }
                 seen = now
             }
         }
