@@ -36,7 +36,21 @@ import Testing
             return
         }
         let admin = try #require(items.first { $0["scope"] == "admin" }?["id"]?.stringValue)
-        let answer = h.send("DELETE", "/api/v1/keys/\(admin)", key: h.adminKey)
+        let (_, other) = try h.context.store.write { tx in try APIKeys.create(in: tx, scope: .admin, label: "other", now: 0) }
+        // Not with itself, and then not as the last admin key that does not expire.
+        #expect(h.send("DELETE", "/api/v1/keys/\(admin)", key: h.adminKey).json?["code"] == "key.self")
+        let first = h.send("DELETE", "/api/v1/keys/\(admin)", key: other)
+        #expect(first.status == 200)
+        let keys2 = h.send("GET", "/api/v1/keys", key: other).json?["keys"]
+        guard case .array(let now)? = keys2 else {
+            Issue.record("no keys")
+            return
+        }
+        let last = try #require(now.first { $0["scope"] == "admin" && $0["revoked"] == .bool(false) }?["id"]?.stringValue)
+        let (_, third) = try h.context.store.write { tx in
+            try APIKeys.create(in: tx, scope: .admin, label: "expiring", expiresAt: WallClock.now() + 3600, now: 0)
+        }
+        let answer = h.send("DELETE", "/api/v1/keys/\(last)", key: third)
         #expect(answer.status == 409 && answer.json?["code"] == "key.last_admin")
     }
 

@@ -45,10 +45,10 @@ def test_keys_over_the_api(stack):
     assert made["id"] in out.stdout and "2099-01-01T00:00:00Z" in out.stdout, out.stdout + out.stderr
     assert stack.request("DELETE", f"/api/v1/keys/{made['id']}").status_code == 200
     assert stack.request("GET", "/api/v1/servers", key=made["key"]).json()["code"] == "auth.revoked_key"
-    # The bootstrap key (PEON_API_KEY) is the last admin key: it stays.
+    # A request cannot revoke the key it is made with.
     boot = [k for k in listed if k["bootstrap"] and not k["revoked"]][0]
     r = stack.request("DELETE", f"/api/v1/keys/{boot['id']}")
-    assert r.status_code == 409 and r.json()["code"] == "key.last_admin"
+    assert r.status_code == 409 and r.json()["code"] == "key.self"
 
 
 def test_expired_keys_are_refused(stack):

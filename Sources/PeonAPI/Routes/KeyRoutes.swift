@@ -40,9 +40,15 @@ enum KeyRoutes {
             return .json(.object(members + [("key", .string(key))]), status: 201)
         }
 
-        router.on("DELETE", "/api/v1/keys/:id", scope: .admin) { _, context, p, _ in
+        router.on("DELETE", "/api/v1/keys/:id", scope: .admin) { _, context, p, principal in
             let id = p["id"]
             guard id.utf8.count <= 64 else { throw HTTPError(status: 404, code: "key.not_found", message: "No active key with this id.") }
+            // A caller revoking the key it holds locks itself out mid-session (a script looping over
+            // the list would): that takes another admin key, or `peon key revoke` on the host.
+            guard id != principal.keyID else {
+                throw HTTPError(
+                    status: 409, code: "key.self", message: "Refusing to revoke the key this request was made with; use another admin key.")
+            }
             switch try context.store.write({ tx in try tx.revokeKey(id: id, now: WallClock.now()) }) {
             case .revoked:
                 return .json(["status": "success", "info": .string("revoked \(id)"), "id": .string(id)])
