@@ -56,7 +56,7 @@ enum MetricsRoutes {
         out.sample("peon_api_worker_processes", [], Double(processes.count))
         out.family("peon_api_threads", "gauge", "Request threads of the live API worker processes.")
         out.sample("peon_api_threads", [], Double(processes.reduce(0) { $0 + $1.threads }))
-        out.family("peon_api_busy_threads", "gauge", "Threads answering a request (as last reported; this scrape counts itself).")
+        out.family("peon_api_busy_threads", "gauge", "Threads answering a request, as each process last reported (once a second).")
         out.sample("peon_api_busy_threads", [], Double(processes.reduce(0) { $0 + $1.busy }))
 
         let jobs = try tx.jobMetrics()
