@@ -139,3 +139,17 @@ def test_metrics_allow_is_validated(make_stack, bad):
     with pytest.raises(RuntimeError) as e:
         make_stack(env={"PEON_METRICS_ALLOW": bad})
     assert "PEON_METRICS_ALLOW" in str(e.value)
+
+
+def test_metrics_show_each_server(stack):
+    from conftest import RUN
+    uid = f"peontest.{RUN}met"
+    r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "m", "PASSWORD": "pw", "start_later": True})
+    assert r.status_code == 200, r.text
+    m = metrics(stack)
+    states = [s for s in m["peon_server_state"].samples if s.labels["server"] == uid]
+    assert len(states) == 1 and states[0].labels["game"] == "peontest" and states[0].value == 1
+    assert value(m, "peon_server_desired_running", "peon_server_desired_running", server=uid) == 0
+    assert value(m, "peon_server_crashes", "peon_server_crashes_total", server=uid) == 0
+    # No sample yet (never started): CPU and memory are omitted, not reported as 0.
+    assert all(s.labels["server"] != uid for s in m.get("peon_server_cpu_percent", type("", (), {"samples": []})).samples)
