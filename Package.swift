@@ -85,12 +85,14 @@ let package = Package(
             swiftSettings: settings),
         .executableTarget(
             name: "peon-scheduler",
-            dependencies: ["PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore"],
+            dependencies: [
+                "PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore", "PeonStore",
+            ],
             swiftSettings: settings),
         .executableTarget(
             name: "peon",
             dependencies: [
-                "PeonAPI", "PeonStore", "PeonCore",
+                "PeonAPI", "PeonStore", "PeonCore", "PeonCurl", "PeonJSON", "PeonSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings),

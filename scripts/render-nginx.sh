@@ -46,6 +46,25 @@ if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
   echo '}'
 } > "$PEON_NGINX_DIR/cors.conf"
 
+# /metrics: loopback always, plus PEON_METRICS_ALLOW (comma-separated addresses or CIDRs), nobody else.
+{
+  echo 'allow 127.0.0.0/8;'
+  echo 'allow ::1;'
+  IFS=',' read -ra nets <<< "${PEON_METRICS_ALLOW:-}"
+  for n in "${nets[@]}"; do
+    n=$(echo "$n" | tr -d '[:space:]')
+    [ -z "$n" ] && continue
+    octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+    if [[ "$n" =~ ^$octet(\.$octet){3}(/(3[0-2]|[12]?[0-9]))?$ ]] \
+      || [[ "$n" =~ ^[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$ && ${#n} -le 43 ]]; then
+      echo "allow $n;"
+    else
+      echo "PEON_METRICS_ALLOW: not an address or CIDR: $n" >&2; exit 2
+    fi
+  done
+  echo 'deny all;'
+} > "$PEON_NGINX_DIR/metrics-allow.conf"
+
 vars='${PEON_NGINX_USER} ${PEON_NGINX_WORKERS} ${PEON_NGINX_DIR} ${PEON_LOG_DIR} ${PEON_RATE_LIMIT} ${PEON_RATE_BURST} ${PEON_CONN_LIMIT}
 ${PEON_BIND} ${PEON_HTTP_PORT} ${PEON_HTTPS_PORT} ${PEON_TLS_CERT} ${PEON_TLS_KEY} ${PEON_SOCKET} ${PEON_DOCS_DIR}'
 envsubst "$vars" < "$peon_root/nginx/peon.conf.template" > "$PEON_NGINX_DIR/nginx.conf"

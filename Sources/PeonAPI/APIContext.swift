@@ -13,14 +13,18 @@ public final class APIContext {
     public let startedAt: Int64
     /// The process's budget of threads that may wait for a job (shared by its threads).
     public let waits: WaitBudget
+    /// The process's metrics since its last flush (shared by its threads).
+    public let metrics: MetricsRecorder
     private var curlHandle: CurlEasy?
     /// The rendered `GET /servers` answer and the `servers.version` it was rendered at.
     var serverListCache: (version: String, body: [UInt8])?
 
     public init(
-        store: Store, configuration: Configuration, logger: Logger, startedAt: Int64, waits: WaitBudget = WaitBudget(limit: 1 << 20)
+        store: Store, configuration: Configuration, logger: Logger, startedAt: Int64, waits: WaitBudget = WaitBudget(limit: 1 << 20),
+        metrics: MetricsRecorder = MetricsRecorder()
     ) {
         self.waits = waits
+        self.metrics = metrics
         self.store = store
         self.configuration = configuration
         self.logger = logger

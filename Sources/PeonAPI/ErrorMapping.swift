@@ -22,6 +22,7 @@ enum ErrorMapping {
         case .missingKey: HTTPError(status: 401, code: "auth.missing_key", message: "Not authorized: send an X-Api-Key header.")
         case .invalidKey: HTTPError(status: 401, code: "auth.invalid_key", message: "Not authorized: the API key is not valid.")
         case .revokedKey: HTTPError(status: 401, code: "auth.revoked_key", message: "Not authorized: the API key was revoked.")
+        case .expiredKey: HTTPError(status: 401, code: "auth.expired_key", message: "Not authorized: the API key has expired.")
         case .scope(let needed):
             HTTPError(status: 403, code: "auth.scope", message: "Forbidden: this action needs a key with the \(needed) scope.")
         }

@@ -15,12 +15,28 @@ public struct PeonAPI: Sendable {
         OrchestratorRoutes.register(on: &router)
         PlanRoutes.register(on: &router)
         ServerRoutes.register(on: &router)
+        KeyRoutes.register(on: &router)
+        AuditRoutes.register(on: &router)
+        MetricsRoutes.register(on: &router)
         responder = router.responder(mapError: ErrorMapping.map)
     }
 
+    /// Answers, counting the request and its latency by route, method and status in the
+    /// process's recorder (flushed to SQLite by the worker's metrics thread).
     public func respond(to request: Request, context: APIContext) -> Response {
-        responder.respond(to: request, context: context)
+        let started = Monotonic.seconds()
+        context.metrics.requestStarted()
+        let (response, route) = responder.respondWithRoute(to: request, context: context)
+        context.metrics.requestFinished()
+        let method = Self.knownMethods.contains(request.method) ? request.method : "other"
+        let labels = [("route", route), ("method", method), ("status", "\(response.status)")]
+        context.metrics.increment("peon_http_requests_total", labels: labels)
+        context.metrics.observe("peon_http_request_duration_seconds", labels: labels, seconds: Monotonic.seconds() - started)
+        return response
     }
+
+    /// Methods counted by name; anything else is `other` (the label set stays bounded).
+    static let knownMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 }
 
 /// A route body once the caller is authenticated.
@@ -42,6 +58,11 @@ extension Router where Context == APIContext {
             } catch {
                 failure = error
                 response = ErrorMapping.map(error).response
+                if let auth = error as? AuthError, auth.isFailedKey {
+                    // Per client address, so a key-guessing source stands out in the metrics.
+                    context.metrics.increment(
+                        "peon_auth_failures_total", labels: [("client", request.remoteAddress), ("reason", ErrorMapping.map(auth).code)])
+                }
             }
             if response.status >= 500 {
                 context.logger.error(

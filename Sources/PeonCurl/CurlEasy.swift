@@ -31,6 +31,10 @@ public struct CurlRequest: Sendable {
     public var body: [UInt8]?
     public var limits: TransferLimits
     public var followRedirects: Bool
+    /// A PEM file of certificates to trust instead of the system's (a stack's self-signed one).
+    public var caFile: String?
+    /// Skip TLS verification (`peon --insecure`): only for a server the user vouches for.
+    public var insecure = false
 
     public init(
         method: String = "GET", url: String, unixSocket: String? = nil, headers: [String] = [], body: [UInt8]? = nil,
@@ -105,8 +109,8 @@ public final class CurlEasy {
             peon_setopt_long(handle, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0),
             peon_setopt_long(handle, CURLOPT_MAXREDIRS, 3),
             peon_setopt_long(handle, CURLOPT_NOSIGNAL, 1),
-            peon_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1),
-            peon_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2),
+            peon_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, request.insecure ? 0 : 1),
+            peon_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, request.insecure ? 0 : 2),
             peon_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, limits.connectTimeoutMilliseconds),
             peon_setopt_long(handle, CURLOPT_TIMEOUT_MS, limits.totalTimeoutMilliseconds),
             peon_setopt_long(handle, CURLOPT_MAXFILESIZE, limits.maximumBytes),
@@ -121,6 +125,7 @@ public final class CurlEasy {
                 }),
             peon_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()),
         ]
+        if let caFile = request.caFile { rcs.append(peon_setopt_str(handle, CURLOPT_CAINFO, caFile)) }
         if let socket = request.unixSocket { rcs.append(peon_setopt_str(handle, CURLOPT_UNIX_SOCKET_PATH, socket)) }
         if request.method == "HEAD" { rcs.append(peon_setopt_long(handle, CURLOPT_NOBODY, 1)) }
         if sink.keepGoing != nil {

@@ -11,6 +11,9 @@ public final class DockerClient {
     public let apiVersion: String
     public let engineVersion: String
     let curl = CurlEasy()
+    /// Told of every completed call (method, path without the version, seconds): the scheduler
+    /// records Docker's latency with it. Streams are not timed (they last as long as they are read).
+    public var observer: (@Sendable (_ method: String, _ path: String, _ seconds: Double) -> Void)?
 
     /// Connects and negotiates the API version with `GET /version`.
     public init(socketPath: String = "/var/run/docker.sock") throws(DockerError) {
@@ -41,6 +44,11 @@ public final class DockerClient {
         maximumBytes: Int = 16 << 20
     ) throws(DockerError) -> CurlResponse {
         let response: CurlResponse
+        let started = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - started
+            observer?(method, path, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
         do {
             response = try curl.perform(
                 request(
@@ -123,6 +131,15 @@ public final class DockerClient {
             }
         }
         return out
+    }
+
+    /// A bounded label for a call's path: ids and names become `*`, e.g. `/containers/*/start`.
+    public static func pathLabel(_ path: String) -> String {
+        let parts = path.split(separator: "/").map(String.init)
+        guard let first = parts.first else { return "/" }
+        let verbs: Set<String> = ["json", "create", "prune", "build", "events", "version", "_ping", "info"]
+        let shaped = parts.enumerated().map { i, p in i == 0 || verbs.contains(p) || (i == parts.count - 1 && i >= 2) ? p : "*" }
+        return "/" + (shaped.count > 4 ? [first, "*"] : shaped).joined(separator: "/")
     }
 
     /// The `filters` query value for a label selector, e.g. `peon.managed=true`.

@@ -168,6 +168,7 @@ extension Request {
         self.init(
             method: p["REQUEST_METHOD"] ?? "GET", target: p["REQUEST_URI"] ?? p["DOCUMENT_URI"] ?? "/", headers: headers,
             body: body, remoteAddress: p["REMOTE_ADDR"] ?? "", requestID: p["REQUEST_ID"] ?? "")
+        metricsAllowed = p["PEON_METRICS_ALLOWED"] == "1"
     }
 }
 

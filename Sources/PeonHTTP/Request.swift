@@ -15,6 +15,9 @@ public struct Request: Sendable {
     public var requestID: String
     /// True once the client has gone away (the transport closed): long waits end early.
     public var clientGone: @Sendable () -> Bool = { false }
+    /// Set only by nginx's `location = /metrics`, after its `allow`/`deny` let the client in (a
+    /// FastCGI parameter of its own, never a header, so no client can set it).
+    public var metricsAllowed = false
 
     /// - Parameter target: the request target, `path?query`.
     public init(

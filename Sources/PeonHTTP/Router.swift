@@ -13,6 +13,8 @@ public struct Router<Context> {
 
     struct Route {
         let method: String
+        /// The path as registered (`/api/v1/server/:action/:uid`): a bounded metrics label.
+        let path: String
         let pattern: [Segment]
         let handler: Handler
     }
@@ -31,7 +33,7 @@ public struct Router<Context> {
         let pattern = path.split(separator: "/").map { s -> Segment in
             s.hasPrefix(":") ? .parameter(String(s.dropFirst())) : .literal(String(s))
         }
-        routes.append(Route(method: method, pattern: pattern, handler: handler))
+        routes.append(Route(method: method, path: path, pattern: pattern, handler: handler))
     }
 
     public func responder(mapError: @escaping @Sendable (any Error) -> HTTPError) -> RouterResponder<Context> {
@@ -46,13 +48,21 @@ public struct RouterResponder<Context>: Sendable {
     let mapError: @Sendable (any Error) -> HTTPError
 
     public func respond(to request: Request, context: Context) -> Response {
+        respondWithRoute(to: request, context: context).response
+    }
+
+    /// Answers, and names the route that answered (its registered path), or `unmatched`: never
+    /// the client's path, so a metrics label cannot be grown by a client.
+    public func respondWithRoute(to request: Request, context: Context) -> (response: Response, route: String) {
+        var path = "unmatched"
         do {
             let (route, parameters) = try match(request)
-            return try route.handler(request, context, parameters)
+            path = route.path
+            return (try route.handler(request, context, parameters), path)
         } catch let error as HTTPError {
-            return error.response
+            return (error.response, path)
         } catch {
-            return mapError(error).response
+            return (mapError(error).response, path)
         }
     }
 

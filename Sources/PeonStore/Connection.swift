@@ -11,6 +11,14 @@ public enum SQLValue: Sendable, Equatable {
     public var text: String? { if case .text(let s) = self { s } else { nil } }
     public var integer: Int64? { if case .integer(let i) = self { i } else { nil } }
     public var blob: [UInt8]? { if case .blob(let b) = self { b } else { nil } }
+    /// A number column as a Double (SQLite stores whole REALs as integers in some paths); 0 otherwise.
+    public var real: Double {
+        switch self {
+        case .real(let d): d
+        case .integer(let i): Double(i)
+        default: 0
+        }
+    }
 }
 
 public typealias Row = [SQLValue]

@@ -58,6 +58,9 @@ enum PeonAPIMain {
             var workerLogger = logger
             workerLogger[metadataKey: "worker.pid"] = "\(getpid())"
             let waits = WaitBudget(limit: configuration.waitingThreads)
+            let metrics = MetricsRecorder()
+            let flusher = MetricsFlusher(configuration: configuration, metrics: metrics, logger: workerLogger)
+            defer { flusher.stop() }
             let threadLogger = workerLogger
             return FastCGIWorker.serve(socket: socket, threads: configuration.workerThreads, logger: workerLogger) {
                 // Each thread opens its own connection: SQLite handles never cross threads.
@@ -69,7 +72,7 @@ enum PeonAPIMain {
                     return nil
                 }
                 let context = APIContext(
-                    store: store, configuration: configuration, logger: threadLogger, startedAt: startedAt, waits: waits)
+                    store: store, configuration: configuration, logger: threadLogger, startedAt: startedAt, waits: waits, metrics: metrics)
                 return { request in api.respond(to: request, context: context) }
             }
         }

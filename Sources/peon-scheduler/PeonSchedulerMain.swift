@@ -5,6 +5,7 @@ import PeonDocker
 import PeonPlatform
 import PeonPlatformDocker
 import PeonScheduler
+import PeonStore
 import PeonSystem
 
 #if canImport(Glibc)
@@ -42,11 +43,28 @@ enum PeonSchedulerMain {
         let gameBind = configuration.gameBind
         // Test only: a job kind whose start kills the scheduler (the poison-job tests).
         let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
+        // Docker's latency, per call, flushed to SQLite for `/metrics` (see MetricsRecorder).
+        let metrics = MetricsRecorder()
+        let observe: @Sendable (String, String, Double) -> Void = { method, path, seconds in
+            metrics.observe(
+                "peon_docker_api_duration_seconds", labels: [("method", method), ("path", DockerClient.pathLabel(path))], seconds: seconds)
+        }
+        let flusher = ThreadHandle {
+            guard let store = try? Store(path: configuration.databasePath) else { return }
+            while !Signals.stopRequested.load(ordering: .relaxed) {
+                try? store.write { tx in try metrics.flush(into: tx, now: WallClock.now()) }
+                for _ in 0..<20 where !Signals.stopRequested.load(ordering: .relaxed) { Monotonic.sleep(0.1) }
+            }
+            try? store.write { tx in try metrics.flush(into: tx, now: WallClock.now()) }
+        }
+        defer { flusher.join() }
         let scheduler = Scheduler(
             configuration: configuration, hostDataDir: hostDataDir, runners: configuration.schedulerRunners, crashOnJob: crashOnJob,
             logger: logger
         ) {
-            DockerPlatform(client: try DockerClient(socketPath: socket), bindAddress: gameBind)
+            let client = try DockerClient(socketPath: socket)
+            client.observer = observe
+            return DockerPlatform(client: client, bindAddress: gameBind)
         }
         do {
             try scheduler.run()

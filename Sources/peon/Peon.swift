@@ -9,7 +9,19 @@ import PeonSystem
 struct Peon: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer a Peon installation.",
-        subcommands: [Key.self, Migrate.self])
+        discussion: """
+            `key` and `migrate` work on the database (--data-dir). The server verbs talk to a running API, found \
+            with --url/--key, else PEON_URL/PEON_API_KEY, else ~/.config/peon/config (`url = …` and `key = …` lines, \
+            mode 0600). On the stack's own host the certificate in $PEON_DATA_DIR/tls is trusted without \
+            --insecure.
+
+            Exit codes: 0 done; 1 the API refused or the job failed; 2 not supported by this server; 3 the API \
+            cannot be reached, or the URL, key or config file is unusable; 64 bad usage.
+            """,
+        subcommands: [
+            Key.self, Migrate.self, Servers.self, Plans.self, Create.self, Start.self, Stop.self, Restart.self, Update.self, Logs.self,
+            Backup.self, Restore.self,
+        ])
 }
 
 /// Where the database is; shared by every subcommand.
@@ -55,17 +67,30 @@ extension Peon.Key {
         @OptionGroup var data: DataOptions
         @Option(help: "read, operate or admin.") var scope: Scope
         @Option(help: "A note to recognise the key by.") var label: String = ""
+        @Option(help: "When the key stops working: epoch seconds or ISO 8601, e.g. 2030-01-01T00:00:00Z.") var expiresAt: String?
 
         func validate() throws {
-            guard label.utf8.count <= 100, !label.contains(where: { $0.isNewline }) else {
-                throw ValidationError("--label must be one line of at most 100 bytes")
+            guard APIKeys.isValidLabel(label) else {
+                throw ValidationError("--label must be one line of at most 100 characters, without control characters")
             }
+            if let expiresAt { _ = try expiry(expiresAt) }
+        }
+
+        func expiry(_ text: String) throws -> Int64 {
+            guard let at = Timestamp.parse(text), at > WallClock.now() else {
+                throw ValidationError("--expires-at must be a future time: epoch seconds or ISO 8601 (2030-01-01T00:00:00Z)")
+            }
+            return at
         }
 
         func run() throws {
             let store = try data.openStore()
-            let (id, key) = try store.write { tx in try APIKeys.create(in: tx, scope: scope, label: label, now: WallClock.now()) }
+            let expires = try expiresAt.map(expiry)
+            let (id, key) = try store.write { tx in
+                try APIKeys.create(in: tx, scope: scope, label: label, expiresAt: expires, now: WallClock.now())
+            }
             print("id:    \(id)\nscope: \(scope.rawValue)\nkey:   \(key)")
+            if let expires { print("expires: \(WallClock.iso8601(expires))") }
         }
     }
 
@@ -76,13 +101,15 @@ extension Peon.Key {
         func run() throws {
             let store = try data.openStore()
             let keys = try store.read { tx in try tx.listKeys() }
-            print("ID                PREFIX     SCOPE    STATE    CREATED               LAST USED             LABEL")
+            print("ID                PREFIX     SCOPE    STATE    CREATED               LAST USED             EXPIRES               LABEL")
+            let now = WallClock.now()
             for k in keys {
-                let state = k.revokedAt == nil ? "active" : "revoked"
+                let state = k.revokedAt != nil ? "revoked" : (k.expiresAt.map { $0 <= now } ?? false) ? "expired" : "active"
                 print(
                     [
                         k.id.padded(17), k.prefix.padded(10), k.scope.rawValue.padded(8), state.padded(8),
-                        WallClock.iso8601(k.createdAt).padded(21), (k.lastUsedAt.map(WallClock.iso8601) ?? "never").padded(21), k.label,
+                        WallClock.iso8601(k.createdAt).padded(21), (k.lastUsedAt.map(WallClock.iso8601) ?? "never").padded(21),
+                        (k.expiresAt.map(WallClock.iso8601) ?? "never").padded(21), k.label,
                     ].joined(separator: " "))
             }
         }
@@ -113,5 +140,5 @@ struct CLIError: Error, CustomStringConvertible {
 }
 
 extension String {
-    fileprivate func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }

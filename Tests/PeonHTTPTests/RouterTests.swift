@@ -25,6 +25,18 @@ import Testing
         #expect(send("GET", "/api/v1/plans?x=1").status == 200)
     }
 
+    @Test func namesTheRouteAsRegisteredNeverAsSent() {
+        func route(_ method: String, _ target: String) -> String {
+            responder.respondWithRoute(to: Request(method: method, target: target), context: 7).route
+        }
+        #expect(route("GET", "/api/v1/plan/$(id)") == "/api/v1/plan/:game_uid")
+        #expect(route("GET", "/api/v1/boom") == "/api/v1/boom")
+        // Unknown paths, wrong methods and malformed escapes never become labels of their own.
+        #expect(route("GET", "/api/v1/\(String(repeating: "x", count: 10_000))") == "unmatched")
+        #expect(route("DELETE", "/api/v1/plans") == "unmatched")
+        #expect(route("GET", "/api/v1/plan/%zz") == "unmatched")
+    }
+
     @Test func decodesParameters() {
         #expect(send("GET", "/api/v1/plan/a%20b").json == "a b")
         #expect(send("GET", "/api/v1/plan/%24(id)").json == "$(id)")

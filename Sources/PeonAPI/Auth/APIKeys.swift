@@ -1,5 +1,6 @@
 import Crypto
 public import PeonCore
+public import PeonJSON
 public import PeonStore
 
 /// Making, hashing and storing API keys. A key is stored only as its SHA-256; the first 16 hex
@@ -39,7 +40,8 @@ public enum APIKeys {
 
     /// Stores `key` (or a new one) with `scope`; returns its id and the key text.
     public static func create(
-        in tx: Transaction, scope: Scope, label: String, key: String? = nil, bootstrap: Bool = false, now: Int64
+        in tx: Transaction, scope: Scope, label: String, key: String? = nil, bootstrap: Bool = false, expiresAt: Int64? = nil,
+        now: Int64
     ) throws -> (id: String, key: String) {
         let text = key ?? generate()
         let digest = digest(text)
@@ -47,7 +49,7 @@ public enum APIKeys {
         let id = "key_" + hex((0..<6).map { _ in UInt8.random(in: 0...255, using: &rng) })
         try tx.insertKey(
             id: id, prefix: displayPrefix(text), lookup: lookup(digest), hash: digest, scope: scope, label: label, bootstrap: bootstrap,
-            now: now)
+            expiresAt: expiresAt, now: now)
         return (id, text)
     }
 
@@ -65,5 +67,25 @@ public enum APIKeys {
         }
         guard try tx.listKeys().isEmpty else { return nil }
         return try create(in: tx, scope: .admin, label: "generated at first start", now: now).key
+    }
+}
+
+extension APIKeys {
+    /// A label is one line of at most 100 characters (Unicode scalars, as JSON Schema counts)
+    /// without control characters or line breaks: it is printed in tables and logs.
+    public static func isValidLabel(_ label: String) -> Bool {
+        let refused: Set<UInt32> = [0x7F, 0x85, 0x2028, 0x2029]
+        return label.unicodeScalars.count <= 100 && !label.unicodeScalars.contains { $0.value < 0x20 || refused.contains($0.value) }
+    }
+
+    /// An expiry from a client (epoch seconds or ISO 8601); it must lie in the future.
+    public static func parseExpiry(_ value: JSON?, now: Int64) throws(DomainError) -> Int64? {
+        guard let value, !value.isNull else { return nil }
+        guard let at = Timestamp.parse(value) else {
+            throw .invalid(
+                field: "expires_at", reason: "expires_at must be epoch seconds or an ISO 8601 time such as 2030-01-01T00:00:00Z.")
+        }
+        guard at > now else { throw .invalid(field: "expires_at", reason: "expires_at must be in the future.") }
+        return at
     }
 }

@@ -19,6 +19,7 @@ public struct Principal: Sendable, Equatable {
         }
         guard !match.revoked else { throw AuthError.revokedKey }
         let now = WallClock.now()
+        if let expiry = match.expiresAt, now >= expiry { throw AuthError.expiredKey }
         if (match.lastUsedAt ?? 0) <= now - 60 {
             // At most one write a minute per key; a busy database must not fail the request.
             try? store.write { tx in try tx.touchKey(id: match.id, now: now) }

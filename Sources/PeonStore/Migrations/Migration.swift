@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, logs, backups]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, api, logs, backups]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -223,5 +223,38 @@ extension Migration {
             ALTER TABLE backups ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
             ALTER TABLE backups ADD COLUMN format TEXT NOT NULL DEFAULT 'tar.zst';
             CREATE INDEX backups_server ON backups (server_uid, created_at);
+            """)
+}
+
+extension Migration {
+    /// Key expiry, and the metrics every process writes: per-process counters and latency
+    /// histograms merged by UPSERT (SQLite is the one store all API processes and threads share),
+    /// and each API process's live thread counts.
+    static let api = Migration(
+        id: "0008_api",
+        sql: """
+            ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;   -- refused at auth from this time on
+            CREATE INDEX audit_key ON audit (key_id, id);
+            CREATE TABLE metric_counters (
+                name       TEXT NOT NULL,
+                labels     TEXT NOT NULL,                -- rendered Prometheus labels, e.g. client="1.2.3.4"
+                value      INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (name, labels)
+            ) STRICT, WITHOUT ROWID;
+            CREATE TABLE metric_histograms (
+                name    TEXT NOT NULL,
+                labels  TEXT NOT NULL,
+                count   INTEGER NOT NULL,
+                sum     REAL NOT NULL,
+                buckets TEXT NOT NULL,                   -- JSON array of per-bucket (not cumulative) counts
+                PRIMARY KEY (name, labels)
+            ) STRICT, WITHOUT ROWID;
+            CREATE TABLE api_processes (
+                pid        INTEGER PRIMARY KEY,
+                threads    INTEGER NOT NULL,
+                busy       INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            ) STRICT;
             """)
 }

@@ -34,6 +34,15 @@ extension Transaction {
             ("DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
             ("DELETE FROM stats WHERE at < ?", [.integer(now - Int64(retention.statsHours) * 3600)]),
             ("DELETE FROM stats WHERE at < (SELECT at FROM stats ORDER BY at DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
+            // Failed keys per client: one row per address, so a spread-out guesser cannot grow it forever.
+            ("DELETE FROM metric_counters WHERE name = 'peon_auth_failures_total' AND updated_at < ?", [.integer(cutoff)]),
+            (
+                """
+                DELETE FROM metric_counters WHERE name = 'peon_auth_failures_total' AND updated_at < (SELECT updated_at
+                FROM metric_counters WHERE name = 'peon_auth_failures_total' ORDER BY updated_at DESC LIMIT 1 OFFSET ?)
+                """, [.integer(rows)]
+            ),
+            ("DELETE FROM api_processes WHERE updated_at < ?", [.integer(now - 3600)]),
         ]
         for (sql, arguments) in steps {
             try query(sql, arguments)
