@@ -16,6 +16,8 @@ WORKDIR /src
 COPY Package.swift .peon-imag[e] prebuilt/
 COPY Package.swift Package.resolve[d] ./
 COPY Sources Sources
+# SwiftPM checks every target's folder, test targets' too.
+COPY Tests Tests
 RUN set -eu; mkdir -p /out/bin /out/lib; \
     if [ -n "${PEON_PREBUILT}" ]; then \
       [ -x prebuilt/bin/peon-scheduler ] || { echo "PEON_PREBUILT: no binaries in .peon-image/bin" >&2; exit 1; }; \

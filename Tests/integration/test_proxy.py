@@ -68,6 +68,13 @@ def render(tmp_path, **env):
     return out.returncode, out.stderr
 
 
+def test_x_forwarded_for_from_an_untrusted_address_is_ignored(make_stack):
+    s = make_stack(env={**LIMITED, "PEON_TRUSTED_PROXIES": "10.9.0.0/16", "PEON_START_SCHEDULER": "0"})
+    assert exhaust(s, "203.0.113.1")[-1] == 429
+    assert get(s, "203.0.113.2") == 429
+    assert all(line.startswith("127.0.0.1 ") for line in access_log(s)), access_log(s)
+
+
 @pytest.mark.parametrize("value", ["bogus", "10.0.0.0/0", "1.2.3.4/33", "300.1.1.1", "*", "10.0.0.0/", "fe80::/129"])
 def test_bad_trusted_proxies_are_refused(tmp_path, value):
     code, err = render(tmp_path, PEON_TRUSTED_PROXIES=value)
