@@ -34,8 +34,10 @@ echo "data dir $data is $PEON_HOST_DIR on the Docker host" >&2
 if [ "$(id -u)" -ne 0 ]; then exec /opt/peon/scripts/stack.sh; fi
 
 mkdir -p "$data"
-# A folder the engine made for a bind mount belongs to root; Peon's own files stay as they are.
-[ "$(stat -c %u "$data")" = 1000 ] || chown peon:peon "$data"
+# A folder the engine made for a bind mount belongs to root, and so does the state of an image that
+# ran Peon as root: hand it to peon (links themselves, never followed; game servers' folders, made
+# for uid 1000 and possibly huge, are not walked).
+find "$data" -xdev -path "$data/servers/*" -prune -o ! -user 1000 -exec chown -h peon:peon {} +
 groups=peon
 if [ -S "$socket" ]; then
   groups=$(stat -c %g "$socket")

@@ -90,6 +90,9 @@ def deployment():
     spec["networks"] = {"default": {"labels": {"peon.test": RUN}}}
     with open(os.path.join(project_dir, "compose.yaml"), "w") as f:
         yaml.safe_dump(spec, f)
+    # ./var as an earlier image that ran as root left it: the entrypoint hands it to peon.
+    os.makedirs(os.path.join(project_dir, "var", "log"))
+    open(os.path.join(project_dir, "var", "log", "old.log"), "w").close()
     with open(os.path.join(project_dir, "peon.env"), "w") as f:
         f.write(f"PEON_API_KEY={KEY}\n")
     d = Deployment(project_dir, compose)
@@ -114,10 +117,13 @@ def test_the_stack_runs_as_peon_with_the_socket_group(deployment):
     # tini (pid 1, reaps and forwards signals) stays root; everything it runs is uid 1000.
     assert {"/opt/peon/bin/peon-api", "/opt/peon/bin/peon-scheduler", "nginx:"} <= set(names), top
     for uid, supgid, args in rows:
-        if not args.startswith("/usr/bin/tini"):
+        # The engine runs the HEALTHCHECK (curl) as the image's user, root, beside the stack.
+        if not args.startswith("/usr/bin/tini") and "/api/v1/orchestrator" not in args:
             assert uid == "1000" and supgid == socket_gid, (uid, supgid, args)
     r = deployment.request("GET", "/api/v1/orchestrator")
     assert r.status_code == 200 and r.json()["scheduler"]["running"], r.text
+    for path in ("var", "var/log", "var/log/old.log", "var/peon.db"):
+        assert os.stat(os.path.join(deployment.dir, path)).st_uid == 1000, path
 
 
 def test_a_game_server_lives_on_the_hosts_engine_with_files_in_the_host_dir(deployment):
