@@ -122,6 +122,9 @@ def test_the_stack_runs_as_peon_with_the_socket_group(deployment):
             assert uid == "1000" and supgid == socket_gid, (uid, supgid, args)
     r = deployment.request("GET", "/api/v1/orchestrator")
     assert r.status_code == 200 and r.json()["scheduler"]["running"], r.text
+    # The admin CLI, as operations.md says to run it.
+    keys = deployment.run("exec", "-T", "-u", "peon", "peon", "peon", "key", "list")
+    assert "admin" in keys.stdout, keys.stdout + keys.stderr
     for path in ("var", "var/log", "var/log/old.log", "var/peon.db"):
         assert os.stat(os.path.join(deployment.dir, path)).st_uid == 1000, path
 
