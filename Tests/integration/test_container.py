@@ -156,6 +156,11 @@ def test_http_redirect_and_clean_stop(deployment):
     r = requests.put(f"http://127.0.0.1:{deployment.http_port}/api/v1/plans", headers={"X-Api-Key": KEY}, json={}, verify=os.path.join(deployment.dir, "var", "tls", "cert.pem"),
                      timeout=30)
     assert [h.status_code for h in r.history] == [308] and r.status_code == 200, r.text
+    # The certificate renewal hook's reload: tini forwards SIGHUP to the stack, which reloads nginx.
+    deployment.run("kill", "-s", "HUP", "peon")
+    assert wait_until(lambda: "nginx reloading (SIGHUP)" in deployment.logs(), 10), deployment.logs()
+    assert deployment.request("GET", "/api/v1/orchestrator").status_code == 200
+    assert deployment.inspect()["State"]["Running"]
     deployment.run("stop", "--timeout", "20")
     state = deployment.inspect()["State"]
     assert state["ExitCode"] == 0, (state, deployment.logs())
