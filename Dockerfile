@@ -19,7 +19,7 @@ COPY Sources Sources
 # SwiftPM checks every target's folder, test targets' too.
 COPY Tests Tests
 RUN set -eu; mkdir -p /out/bin /out/lib; \
-    if [ -n "${PEON_PREBUILT}" ]; then \
+    if [ -n "${PEON_PREBUILT:-}" ]; then \
       [ -x prebuilt/bin/peon-scheduler ] || { echo "PEON_PREBUILT: no binaries in .peon-image/bin" >&2; exit 1; }; \
       cp -a prebuilt/bin/. /out/bin/; [ ! -d prebuilt/lib ] || cp -a prebuilt/lib/. /out/lib/; \
     else \
