@@ -36,14 +36,16 @@ def exhaust(stack, forwarded):
 
 def test_trusted_proxy_gives_each_client_its_own_bucket_and_log_address(make_stack):
     s = make_stack(env={**LIMITED, "PEON_TRUSTED_PROXIES": "127.0.0.1/32, 10.9.0.0/16"})
-    assert exhaust(s, "203.0.113.1") == [200, 200, 429]
+    codes = exhaust(s, "203.0.113.1")
+    assert codes[-1] == 429 and codes.count(200) >= 2, codes  # 1 r/s and a burst of 1
     # Another client behind the same proxy has its own bucket.
     assert get(s, "203.0.113.2") == 200
     # A client's own X-Forwarded-For entries are skipped: the proxy's last hop names the client.
     r = s.request("PUT", "/api/v1/plans", headers={"X-Forwarded-For": "198.51.100.66, 203.0.113.3"})
     assert r.status_code == 200, r.text
     log = access_log(s)
-    assert [line.split()[0] for line in log[-5:]] == ["203.0.113.1"] * 3 + ["203.0.113.2", "203.0.113.3"], log[-5:]
+    n = len(codes) + 2
+    assert [line.split()[0] for line in log[-n:]] == ["203.0.113.1"] * len(codes) + ["203.0.113.2", "203.0.113.3"], log[-n:]
     # Only the fixture's start-up probe, which came without the header, is the proxy's own address.
     assert not any(line.startswith("198.51.100.66 ") for line in log), log
     with sqlite3.connect(os.path.join(s.data, "peon.db")) as db:
@@ -56,7 +58,7 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_stack):
     # A different header value is no way out of the bucket: everyone here is 127.0.0.1.
     assert get(s, "203.0.113.2") == 429
     log = access_log(s)
-    assert all(line.startswith("127.0.0.1 ") for line in log) and len(log) >= 4, log
+    assert all(line.startswith("127.0.0.1 ") for line in log) and len(log) >= 3, log
     r = s.request("GET", "/api/v1/orchestrator")
     assert r.status_code == 429 and r.headers["Cache-Control"] == "no-store" and r.headers["X-Content-Type-Options"] == "nosniff"
 
