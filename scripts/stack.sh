@@ -72,7 +72,9 @@ fi
 # PEON_START_SCHEDULER=0 leaves the scheduler to someone else (tests that kill and restart it).
 [ "${PEON_START_SCHEDULER:-1}" != 0 ] && start peon-scheduler
 start nginx
-echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator (HTTP :$PEON_HTTP_PORT redirects; data in $PEON_DATA_DIR)"
+http="HTTP :$PEON_HTTP_PORT redirects"
+[ "${PEON_HTTP_MODE:-redirect}" = off ] && http="no plain HTTP"
+echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator ($http; data in $PEON_DATA_DIR)"
 
 # Supervise until a signal: restart whatever exits, with back-off.
 while [ "$asked" -eq 0 ]; do
