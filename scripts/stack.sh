@@ -94,7 +94,8 @@ while [ "$asked" -eq 0 ]; do
     [ "$name" = nginx ] && kill -KILL -- "-$exited" 2>/dev/null || true
     sleep "$d" &
     sleeper=$!
-    wait "$sleeper" || true
+    # A SIGHUP ends the wait early; the back-off still runs its course (SIGTERM ends it in stop).
+    while [ "$asked" -eq 0 ] && kill -0 "$sleeper" 2>/dev/null; do wait "$sleeper" || true; done
     sleeper=""
     delay[$name]=$((d * 2 > 60 ? 60 : d * 2))
     [ "$asked" -eq 1 ] && break
