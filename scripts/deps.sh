@@ -6,8 +6,8 @@ commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg
 libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev ca-certificates)
 case "${1:-run}" in
   # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
-  # mmdebstrap makes the Debian base image of the runtime images.
-  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2) ;;
+  # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml.
+  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose) ;;
   bench) commands+=(wrk:wrk zstd:zstd) ;;
 esac
 missing=()

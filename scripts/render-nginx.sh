@@ -25,6 +25,54 @@ for n in PEON_RATE_LIMIT PEON_RATE_BURST PEON_CONN_LIMIT; do
   [[ "${!n}" =~ ^[1-9][0-9]{0,6}$ ]] || { echo "$n must be a whole number from 1 to 9999999" >&2; exit 2; }
 done
 
+# PEON_TRUSTED_PROXIES: the proxies whose X-Forwarded-For names the client (CIDRs or addresses,
+# comma- or space-separated). Unset, the header is ignored: a client cannot pick its address.
+ipv4='((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])'
+IFS=$', \t\n' read -ra proxies <<< "${PEON_TRUSTED_PROXIES:-}"
+{
+  for p in "${proxies[@]}"; do
+    addr=${p%/*} bits=""
+    [ "$addr" = "$p" ] || bits=${p#*/}
+    if [[ "$addr" =~ ^$ipv4$ ]]; then max=32
+    elif [[ "$addr" =~ ^[0-9A-Fa-f:.]+$ && "$addr" == *:*:* ]]; then max=128
+    else echo "PEON_TRUSTED_PROXIES: not an IP address or CIDR: $p" >&2; exit 2; fi
+    if [ -n "$bits" ] || [ "$addr" != "$p" ]; then
+      [[ "$bits" =~ ^[0-9]{1,3}$ ]] && [ "$bits" -le "$max" ] || { echo "PEON_TRUSTED_PROXIES: bad prefix length: $p" >&2; exit 2; }
+      # Trusting every address would let any client name its own.
+      [ "$bits" -gt 0 ] || { echo "PEON_TRUSTED_PROXIES: $p trusts every address; name the proxies" >&2; exit 2; }
+    fi
+    echo "set_real_ip_from $p;"
+  done
+} > "$PEON_NGINX_DIR/realip.conf"
+if [ -s "$PEON_NGINX_DIR/realip.conf" ]; then
+  # Recursive: the rightmost address not of a trusted proxy, so a client's own X-Forwarded-For
+  # entries in front of it are skipped.
+  printf 'real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n' >> "$PEON_NGINX_DIR/realip.conf"
+fi
+
+# PEON_HTTP_MODE: redirect (308 keeps the method and body: Python requests resends a PUT's body) or off.
+case "${PEON_HTTP_MODE:-redirect}" in
+  redirect)
+    cat > "$PEON_NGINX_DIR/http.conf" <<CONF
+server {
+    listen $PEON_BIND:$PEON_HTTP_PORT;
+    location / { return 308 https://\$host:$PEON_HTTPS_PORT\$request_uri; }
+}
+CONF
+    ;;
+  off) : > "$PEON_NGINX_DIR/http.conf" ;;
+  *) echo "PEON_HTTP_MODE must be redirect or off" >&2; exit 2 ;;
+esac
+
+# Headers of every HTTPS answer, nginx's own errors included. HSTS: PEON_HSTS_MAX_AGE seconds, 0 off.
+hsts=${PEON_HSTS_MAX_AGE:-31536000}
+[[ "$hsts" =~ ^[0-9]{1,9}$ ]] || { echo "PEON_HSTS_MAX_AGE must be a whole number of seconds (0 turns HSTS off)" >&2; exit 2; }
+{
+  echo 'add_header X-Content-Type-Options nosniff always;'
+  echo 'add_header Cache-Control no-store always;'
+  [ "$hsts" -eq 0 ] || echo "add_header Strict-Transport-Security \"max-age=$hsts\" always;"
+} > "$PEON_NGINX_DIR/headers.conf"
+
 # nginx drops to www-data when started as root; the API socket is then group www-data.
 export PEON_NGINX_USER=""
 if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi

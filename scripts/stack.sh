@@ -2,7 +2,8 @@
 # Runs the whole stack in the foreground and keeps it up: peon-api (the FastCGI worker pool),
 # peon-scheduler (the only process that drives Docker) and nginx. A process that exits unexpectedly
 # is restarted after a back-off (1 s, doubling to 60 s, back to 1 s once it has run 5 minutes) while
-# the others keep serving; only SIGTERM or Ctrl-C stop everything, cleanly.
+# the others keep serving; only SIGTERM or Ctrl-C stop everything, cleanly. SIGHUP reloads nginx
+# (`nginx -s reload`: new TLS certificate files, new workers; requests in flight finish on the old).
 # Binaries come from $PEON_BIN (default .build/release).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -24,6 +25,13 @@ asked=0 sleeper=""
 # SIGTERM, or Ctrl-C (SIGINT also reaches peon-api and peon-scheduler, which stop on it; nginx has
 # a process group of its own and is stopped here).
 trap 'asked=1' TERM INT
+trap 'reload' HUP
+
+reload() {
+  if [ -n "${pid[nginx]:-}" ] && kill -HUP "${pid[nginx]}" 2>/dev/null; then
+    echo "nginx reloading (SIGHUP): configuration and TLS certificate files are read again" >&2
+  fi
+}
 
 start() {
   case $1 in
@@ -36,7 +44,7 @@ start() {
 }
 
 stop() {
-  trap - TERM INT
+  trap - TERM INT HUP
   [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null || true
   [ -n "${pid[nginx]:-}" ] && kill -QUIT "${pid[nginx]}" 2>/dev/null || true
   [ -n "${pid[peon-api]:-}" ] && kill -TERM "${pid[peon-api]}" 2>/dev/null || true
@@ -64,14 +72,17 @@ fi
 # PEON_START_SCHEDULER=0 leaves the scheduler to someone else (tests that kill and restart it).
 [ "${PEON_START_SCHEDULER:-1}" != 0 ] && start peon-scheduler
 start nginx
-echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator (HTTP :$PEON_HTTP_PORT redirects; data in $PEON_DATA_DIR)"
+http="HTTP :$PEON_HTTP_PORT redirects"
+[ "${PEON_HTTP_MODE:-redirect}" = off ] && http="no plain HTTP"
+echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator ($http; data in $PEON_DATA_DIR)"
 
 # Supervise until a signal: restart whatever exits, with back-off.
 while [ "$asked" -eq 0 ]; do
   exited="" status=0
   wait -n -p exited "${pid[@]}" || status=$?
   [ "$asked" -eq 1 ] && break
-  [ -n "$exited" ] || continue
+  # A trapped signal (SIGHUP) ends the wait with no pid, and wait -p then unsets the variable.
+  [ -n "${exited:-}" ] || continue
   for name in "${!pid[@]}"; do
     [ "${pid[$name]}" = "$exited" ] || continue
     up=$((SECONDS - since[$name]))
@@ -83,7 +94,8 @@ while [ "$asked" -eq 0 ]; do
     [ "$name" = nginx ] && kill -KILL -- "-$exited" 2>/dev/null || true
     sleep "$d" &
     sleeper=$!
-    wait "$sleeper" || true
+    # A SIGHUP ends the wait early; the back-off still runs its course (SIGTERM ends it in stop).
+    while [ "$asked" -eq 0 ] && kill -0 "$sleeper" 2>/dev/null; do wait "$sleeper" || true; done
     sleeper=""
     delay[$name]=$((d * 2 > 60 ? 60 : d * 2))
     [ "$asked" -eq 1 ] && break

@@ -17,7 +17,7 @@ def test_tls_versions_and_http2(stack):
 
 def test_http_redirects_to_https(stack):
     r = requests.get(f"http://127.0.0.1:{stack.http_port}/api/v1/plans?x=1", allow_redirects=False)
-    assert r.status_code == 301
+    assert r.status_code == 308
     assert r.headers["Location"] == f"https://127.0.0.1:{stack.https_port}/api/v1/plans?x=1"
 
 

@@ -1,0 +1,167 @@
+"""The container deployment: the Dockerfile's runtime stage, built from this host's binaries
+(--build-arg PEON_PREBUILT=1, scripts/image.sh: the Swift build image cannot be pulled here), started
+with compose.yaml as it ships (only the image, ports and labels changed), driven over HTTPS from the
+host: a game server is created, started, stopped and destroyed on the host's engine, and its files
+appear in the host's ./var (PEON_HOST_DIR=auto)."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+import yaml
+
+from conftest import BIN, ROOT, RUN, free_port
+from test_servers import SETTINGS, container
+
+KEY = "container-key-" + os.urandom(8).hex()
+IMAGE = f"peon:test-{RUN}"
+PROJECT = f"peon{RUN}"
+
+
+def compose_command():
+    """Debian 12's docker-compose 1.29, else Compose v2."""
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    pytest.skip("neither docker-compose nor docker compose is installed (scripts/deps.sh test installs it)")
+
+
+def wait_until(predicate, timeout, step=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+class Deployment:
+    def __init__(self, project_dir, compose):
+        self.dir, self.compose = project_dir, compose
+
+    def run(self, *args, check=True):
+        out = subprocess.run([*self.compose, "-p", PROJECT, *args], cwd=self.dir, capture_output=True, text=True, timeout=180)
+        assert not check or out.returncode == 0, out.stdout + out.stderr
+        return out
+
+    def container_id(self):
+        return self.run("ps", "-q", "peon").stdout.strip()
+
+    def inspect(self):
+        return json.loads(subprocess.run(["docker", "inspect", self.container_id()], capture_output=True, text=True).stdout)[0]
+
+    def logs(self):
+        return self.run("logs", "--no-color", "peon", check=False).stdout
+
+    def url(self, path):
+        return f"https://127.0.0.1:{self.https_port}{path}"
+
+    def request(self, method, path, **kw):
+        return requests.request(method, self.url(path), headers={"X-Api-Key": KEY}, verify=os.path.join(self.dir, "var", "tls", "cert.pem"), timeout=60, **kw)
+
+
+@pytest.fixture(scope="module")
+def deployment():
+    compose = compose_command()
+    started = time.time()
+    build = subprocess.run([os.path.join(ROOT, "scripts", "image.sh"), IMAGE, BIN], capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "PEON_IMAGE_BUILD_FLAGS": f"--label peon.test={RUN}"})
+    assert build.returncode == 0, build.stdout + build.stderr
+    print(f"image built from {BIN} in {time.time() - started:.1f} s")
+    project_dir = tempfile.mkdtemp(prefix="peon-compose-")
+    # compose.yaml as shipped; only what would collide with the machine or other runs changes.
+    spec = yaml.safe_load(open(os.path.join(ROOT, "compose.yaml")))
+    service = spec["services"]["peon"]
+    service.pop("build")
+    service["image"] = IMAGE
+    # Free ports, the same inside and out: the 308's Location names PEON_HTTPS_PORT.
+    https_port, http_port = free_port(), free_port()
+    service["ports"] = [f"127.0.0.1:{https_port}:{https_port}", f"127.0.0.1:{http_port}:{http_port}"]
+    service["labels"] = {"peon.test": RUN}
+    service["environment"].update({"PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1", "PEON_PORT_RANGE": "43000-43999",
+                                   "PEON_WORKERS": "2",
+                                   "PEON_HTTPS_PORT": str(https_port), "PEON_HTTP_PORT": str(http_port)})
+    service["healthcheck"] = {"interval": "1s"}  # the image's own check, tried every second here
+    spec["networks"] = {"default": {"labels": {"peon.test": RUN}}}
+    with open(os.path.join(project_dir, "compose.yaml"), "w") as f:
+        yaml.safe_dump(spec, f)
+    # ./var as an earlier image that ran as root left it: the entrypoint hands it to peon.
+    os.makedirs(os.path.join(project_dir, "var", "log"))
+    open(os.path.join(project_dir, "var", "log", "old.log"), "w").close()
+    with open(os.path.join(project_dir, "peon.env"), "w") as f:
+        f.write(f"PEON_API_KEY={KEY}\n")
+    d = Deployment(project_dir, compose)
+    d.https_port, d.http_port = https_port, http_port
+    try:
+        d.run("-f", "compose.yaml", "up", "-d", "--no-build")
+        assert wait_until(lambda: d.inspect()["State"].get("Health", {}).get("Status") == "healthy", 60), d.logs()
+        print(f"healthy {time.time() - started:.1f} s after the build started")
+        yield d
+    finally:
+        d.run("down", "--timeout", "20", check=False)
+        subprocess.run(["docker", "rmi", IMAGE], capture_output=True)
+        shutil.rmtree(project_dir, ignore_errors=True)
+
+
+def test_the_stack_runs_as_peon_with_the_socket_group(deployment):
+    socket_gid = str(os.stat("/var/run/docker.sock").st_gid)
+    out = subprocess.run(["docker", "top", deployment.container_id(), "-eo", "pid,uid,supgid,args"], capture_output=True, text=True)
+    top = out.stdout + out.stderr
+    rows = [line.split(None, 3)[1:] for line in top.splitlines()[1:]]
+    names = {args.split()[0]: (uid, supgid) for uid, supgid, args in rows}
+    # tini (pid 1, reaps and forwards signals) stays root; everything it runs is uid 1000.
+    assert {"/opt/peon/bin/peon-api", "/opt/peon/bin/peon-scheduler", "nginx:"} <= set(names), top
+    for uid, supgid, args in rows:
+        # The engine runs the HEALTHCHECK (curl) as the image's user, root, beside the stack.
+        if not args.startswith("/usr/bin/tini") and "/api/v1/orchestrator" not in args:
+            assert uid == "1000" and supgid == socket_gid, (uid, supgid, args)
+    r = deployment.request("GET", "/api/v1/orchestrator")
+    assert r.status_code == 200 and r.json()["scheduler"]["running"], r.text
+    # The admin CLI, as operations.md says to run it.
+    keys = deployment.run("exec", "-T", "-u", "peon", "peon", "peon", "key", "list")
+    assert "admin" in keys.stdout, keys.stdout + keys.stderr
+    for path in ("var", "var/log", "var/log/old.log", "var/peon.db"):
+        assert os.stat(os.path.join(deployment.dir, path)).st_uid == 1000, path
+
+
+def test_a_game_server_lives_on_the_hosts_engine_with_files_in_the_host_dir(deployment):
+    uid = f"peontest.{RUN}c"
+    server_dir = os.path.join(deployment.dir, "var", "servers", "peontest", f"{RUN}c")
+    r = deployment.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+    assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+    # The engine bind-mounted the host's ./var, which the container sees at /srv/peon/var.
+    mounts = {m["Destination"]: m["Source"] for m in container(uid)["Mounts"]}
+    assert mounts["/home/steam/config"] == os.path.join(server_dir, "config"), mounts
+    state = os.path.join(server_dir, "config", "state")
+    assert wait_until(lambda: os.path.exists(state) and open(state).read() == "STARTED\n", 10)
+    assert os.stat(server_dir).st_uid == 1000
+    r = deployment.request("PUT", f"/api/v1/server/stop/{uid}")
+    assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
+    assert open(state).read() == "OFFLINE\n"
+    r = deployment.request("PUT", f"/api/v1/server/start/{uid}")
+    assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+    assert wait_until(lambda: open(state).read() == "STARTED\n", 10)
+    r = deployment.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+    assert r.status_code == 200, r.text
+    assert container(uid).get("message", "").startswith("No such container"), container(uid)
+    assert wait_until(lambda: not os.path.exists(server_dir), 20)
+
+
+def test_http_redirect_and_clean_stop(deployment):
+    r = requests.put(f"http://127.0.0.1:{deployment.http_port}/api/v1/plans", headers={"X-Api-Key": KEY}, json={}, verify=os.path.join(deployment.dir, "var", "tls", "cert.pem"),
+                     timeout=30)
+    assert [h.status_code for h in r.history] == [308] and r.status_code == 200, r.text
+    # The certificate renewal hook's reload: tini forwards SIGHUP to the stack, which reloads nginx.
+    deployment.run("kill", "-s", "HUP", "peon")
+    assert wait_until(lambda: "nginx reloading (SIGHUP)" in deployment.logs(), 10), deployment.logs()
+    assert deployment.request("GET", "/api/v1/orchestrator").status_code == 200
+    assert deployment.inspect()["State"]["Running"]
+    deployment.run("stop", "--timeout", "20")
+    state = deployment.inspect()["State"]
+    assert state["ExitCode"] == 0, (state, deployment.logs())
+    assert "peon stopped" in deployment.logs()
