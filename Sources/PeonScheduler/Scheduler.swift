@@ -85,6 +85,7 @@ public struct Scheduler: Sendable {
         threads.append(ThreadHandle { self.housekeepingLoop() })
         // This loop only beats and fires timed actions: nothing slow may delay either.
         var failing = false
+        var zones = ZoneCache()
         while !Self.stopping {
             let now = WallClock.now()
             do {
@@ -93,6 +94,7 @@ public struct Scheduler: Sendable {
                     for due in try tx.takeDueSchedules(now: now) {
                         try tx.enqueueJob(server: due.server, kind: due.action, now: now)
                     }
+                    try fireCronSchedules(in: tx, now: now, zones: &zones)
                 }
                 Wakeup.notify(directory: configuration.wakeupDir)
                 if failing { logger.info("scheduler tick works again") }

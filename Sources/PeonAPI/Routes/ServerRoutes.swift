@@ -22,6 +22,7 @@ enum ServerRoutes {
 
         router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { _, context, p, _ in
             let uid = try ServerUID(validating: p["uid"])
+            if p["action"] == "schedule" { return try ScheduleRoutes.list(uid, context: context) }
             var object = try serverObject(uid, context)
             if p["action"] == "stats", case .object(var members) = object {
                 let running = object["container_state"] == "running"
@@ -77,6 +78,9 @@ enum ServerRoutes {
             case "update":
                 guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
                 return try update(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "schedule":
+                guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
+                return try ScheduleRoutes.add(ServerUID(validating: p["uid"]), body: body, context: context)
             case "description":
                 return try describe(ServerUID(validating: p["uid"]), body: body, context: context)
             case "modify":
@@ -91,6 +95,7 @@ enum ServerRoutes {
 
         router.on("DELETE", "/api/v1/server/:action/:uid", scope: .admin) { request, context, p, _ in
             let body = try request.jsonObject()
+            if p["action"] == "schedule" { return try ScheduleRoutes.remove(ServerUID(validating: p["uid"]), body: body, context: context) }
             guard p["action"] == "destroy" || p["action"] == "eradicate" else {
                 throw HTTPError(
                     status: 404, code: "action.unknown", message: "Incorrect action [\(Identifier.quoted(p["action"]))] provided")
