@@ -58,6 +58,8 @@ let package = Package(
             name: "PeonScheduler",
             dependencies: [
                 "PeonCore", "PeonStore", "PeonPlatform", "PeonSystem", "PeonJSON", .product(name: "Logging", package: "swift-log"),
+                // Webhook deliveries: libcurl, HMAC-SHA256 signatures.
+                "PeonCurl", .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: settings),
         // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.

@@ -15,6 +15,7 @@ public struct PeonAPI: Sendable {
         OrchestratorRoutes.register(on: &router)
         PlanRoutes.register(on: &router)
         ServerRoutes.register(on: &router)
+        WebhookRoutes.register(on: &router)
         responder = router.responder(mapError: ErrorMapping.map)
     }
 

@@ -145,7 +145,10 @@ enum ServerRoutes {
             guard let server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
-            let summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
+            var summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
+            if let players = try tx.playerState(server: uid.description) {
+                (summary.players, summary.maxPlayers, summary.idleStop) = (players.players, players.maxPlayers, players.idleStop)
+            }
             let live = JSON.object(
                 Files.smallTextFiles(
                     in: uid.relativeDirectory + "/config", under: context.configuration.serversDir, include: ServerConfig.isVisible
@@ -184,6 +187,7 @@ enum ServerRoutes {
         let limits = body["limits"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
         _ = try CrashPolicy.parse(body["crash_policy"])
         let crashPolicy = body["crash_policy"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
+        let idleStop = try IdleStop.parse(body["idle_stop"])
         try requireScheduler(context)
         let now = WallClock.now()
         let startLater = body["start_later"] == .bool(true) || body["start_later"] == .string("true")
@@ -206,6 +210,7 @@ enum ServerRoutes {
                     uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running",
                     limits: limits, crashPolicy: crashPolicy, createdAt: now),
                 now: now)
+            if let idleStop { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
             let id = try tx.enqueueJob(
                 server: uid.description, kind: .create, arguments: ["start": .bool(!startLater), "noclean": .bool(noclean)], now: now)
             return (uid, try tx.job(id)!)
@@ -273,6 +278,7 @@ enum ServerRoutes {
     /// Changes settings, description or limits; the container is re-created at the next start.
     static func modify(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
         let description = try text(body["description"], field: "description")
+        let idleStop = try IdleStop.parse(body["idle_stop"])
         try context.store.write { tx in
             guard var server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
@@ -292,6 +298,7 @@ enum ServerRoutes {
                 server.crashPolicy = policy
             }
             try tx.updateServer(server, now: WallClock.now())
+            if body["idle_stop"] != nil { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
         }
         return .json(try serverObject(uid, context))
     }
