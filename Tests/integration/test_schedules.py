@@ -25,7 +25,7 @@ def set_next_run(stack, schedule_id, when):
 
 
 def test_cron_schedule_fires_within_a_second(stack):
-    uid = f"peontest.{RUN}c"
+    uid = f"peontest.{RUN}cs"
     assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
     r = stack.request("PUT", f"/api/v1/server/schedule/{uid}", json={"cron": "0 4 * * *", "tz": "Europe/Berlin", "action": "start"})
     assert r.status_code == 200, r.text
