@@ -5,14 +5,12 @@ import PeonStore
 import PeonSystem
 
 extension Scheduler {
-    /// Players are polled this often, on the housekeeping thread.
-    static let playerPollSeconds = 30.0
     /// Each UDP query waits at most this long (twice with an A2S challenge).
     static let playerQueryMilliseconds: Int32 = 1000
     /// Log tails read for counting players.
     static let playerLogBytes = 256 * 1024
 
-    /// Counts the players of every running server whose plan says how, records them, and stops
+    /// Counts the players (every `PEON_PLAYER_POLL_SECONDS`, on the housekeeping thread) of every running server whose plan says how, records them, and stops
     /// servers idle for their `idle_stop` minutes (the stop job the API's stop enqueues).
     func pollPlayers(store: Store) throws {
         let servers = try store.read { tx in try tx.servers() }

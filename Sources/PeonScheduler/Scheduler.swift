@@ -148,7 +148,7 @@ public struct Scheduler: Sendable {
                         lastReconcile = Monotonic.seconds()
                         try reconcile(store: store, platform: platform)
                     }
-                    if Monotonic.seconds() - lastPlayers > Self.playerPollSeconds {
+                    if Monotonic.seconds() - lastPlayers > Double(configuration.playerPollSeconds) {
                         lastPlayers = Monotonic.seconds()
                         try pollPlayers(store: store)
                     }
