@@ -53,7 +53,8 @@ enum ScheduleRoutes {
     }
 
     static func remove(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
-        guard let id = CheckedNumber.integer(body["id"], in: 1...Int64.max) else {
+        // JSON numbers are doubles: ids stay within what one represents exactly (2^53 - 1).
+        guard let id = CheckedNumber.integer(body["id"], in: 1...9_007_199_254_740_991) else {
             throw HTTPError(status: 400, code: "request.invalid", message: "id must be the number of one of the server's schedules.")
         }
         try context.store.write { tx in
