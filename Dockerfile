@@ -11,7 +11,7 @@ RUN swift build -c release --static-swift-stdlib --product peon-api \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends nginx-light libfcgi0ldbl libsqlite3-0 libcurl4 \
-    openssl gettext-base ca-certificates procps && rm -rf /var/lib/apt/lists/*
+    openssl gettext-base ca-certificates procps tzdata && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/peon
 COPY --from=build /out/ .build/release/
 COPY scripts scripts
