@@ -13,7 +13,9 @@ extension Scheduler {
     /// Counts the players (every `PEON_PLAYER_POLL_SECONDS`, on the housekeeping thread) of every running server whose plan says how, records them, and stops
     /// servers idle for their `idle_stop` minutes (the stop job the API's stop enqueues).
     func pollPlayers(store: Store) throws {
-        let servers = try store.read { tx in try tx.servers() }
+        let (servers, states) = try store.read { tx in
+            (try tx.servers(), Dictionary(try tx.playerStates().map { ($0.uid, $0) }) { a, _ in a })
+        }
         var queries: [String: PlayerQuery?] = [:]
         for server in servers where !Self.stopping {
             let uid = server.uid.description
@@ -24,6 +26,8 @@ extension Scheduler {
             }
             let query = queries[server.uid.game.rawValue] ?? nil
             let counted = running ? query.flatMap { count($0, server: server) } : nil
+            // Nothing to record: no write transaction for servers nobody counts.
+            if counted == nil, let known = states[uid], known.players == nil, known.maxPlayers == nil, known.idleSince == nil { continue }
             let now = WallClock.now()
             try store.write { tx in
                 guard let state = try tx.playerState(server: uid), var fresh = try tx.server(server.uid) else { return }

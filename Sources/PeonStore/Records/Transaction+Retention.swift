@@ -13,7 +13,8 @@ public struct Retention: Sendable, Equatable {
 
 extension Transaction {
     /// Deletes history older than the retention, and the oldest rows beyond `rows` per table:
-    /// finished jobs, crashes, audit rows and stats samples. Unfinished jobs are never touched.
+    /// finished jobs, crashes, audit rows, stats samples and finished webhook deliveries. Unfinished
+    /// jobs and pending deliveries are never touched.
     /// Returns how many rows went.
     @discardableResult
     public func prune(_ retention: Retention, now: Int64) throws(StoreError) -> Int {
@@ -34,6 +35,14 @@ extension Transaction {
             ("DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
             ("DELETE FROM stats WHERE at < ?", [.integer(now - Int64(retention.statsHours) * 3600)]),
             ("DELETE FROM stats WHERE at < (SELECT at FROM stats ORDER BY at DESC LIMIT 1 OFFSET ?)", [.integer(rows)]),
+            // Finished webhook deliveries; pending ones are never touched.
+            ("DELETE FROM webhook_deliveries WHERE state != 'pending' AND created_at < ?", [.integer(cutoff)]),
+            (
+                """
+                DELETE FROM webhook_deliveries WHERE state != 'pending'
+                AND id <= (SELECT id FROM webhook_deliveries WHERE state != 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?)
+                """, [.integer(rows)]
+            ),
         ]
         for (sql, arguments) in steps {
             try query(sql, arguments)

@@ -142,16 +142,6 @@ extension Transaction {
         ).map(Self.delivery)
     }
 
-    /// Finished deliveries beyond the newest `keep` per webhook are removed (called with the other pruning).
-    public func pruneDeliveries(keep: Int) throws(StoreError) {
-        try query(
-            """
-            DELETE FROM webhook_deliveries WHERE state != 'pending' AND id NOT IN (
-                SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY webhook_id ORDER BY id DESC) AS n FROM webhook_deliveries)
-                WHERE n <= ?)
-            """, [.integer(Int64(keep))])
-    }
-
     static func webhook(_ r: Row) -> WebhookRecord {
         var hook = WebhookRecord(
             id: r[0].text ?? "", url: r[1].text ?? "",
