@@ -109,3 +109,16 @@ import Testing
         #expect((0...6).map(WebhookRetry.delay) == [nil, 1, 5, 30, 120, 600, nil])
     }
 }
+
+@Suite struct PlanPlayersTests {
+    @Test func plansWithABadPlayersDeclarationAreRefused() throws {
+        func plan(_ players: String) throws -> Plan {
+            try Plan(
+                document: JSON.parse(#"{"metadata": {"game_uid": "g", "image": "x/y:1", "players": \#(players)}, "volumes": {}}"#),
+                expectedGameUID: GameUID(validating: "g"))
+        }
+        _ = try plan(#"{"query": "a2s"}"#)
+        #expect(throws: (any Error).self) { try plan(#"{"query": "log", "join": "a", "leave": "b", "file": "../../etc/shadow"}"#) }
+        #expect(throws: (any Error).self) { try plan(#"{"query": "telnet"}"#) }
+    }
+}
