@@ -230,7 +230,8 @@ def test_import_adopts_directories_and_containers_it_does_not_know(stack):
     assert r.status_code == 200, r.text
     listed = {f"{s['game_uid']}.{s['servername']}": s for s in r.json()}
     assert listed[kept]["container_state"] == "exited" and listed[orphan]["container_state"] == "running"
-    assert stack.request("PUT", f"/api/v1/server/start/{kept}").json()["container_state"] == "running"
+    r = stack.request("PUT", f"/api/v1/server/start/{kept}")
+    assert r.json().get("container_state") == "running", r.text
     assert "SERVER_NAME=Kept files" in container(kept)["Config"]["Env"]
     for uid in (kept, orphan):
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
