@@ -70,3 +70,24 @@ import Testing
         #expect(h.send("PUT", path, key: h.adminKey, body: #"{"cron": "0 0 * * *", "action": "stop"}"#).status == 409)
     }
 }
+
+/// `idle_stop` on create and modify: minutes 1-10080, 0 or null off; anything else a 400.
+@Suite struct IdleStopRouteTests {
+    let h = try! Harness()
+
+    @Test func hostileIdleStopIs400AndValidOnesShow() throws {
+        let uid = try ServerUID(validating: "peontest.idle")
+        try h.context.store.write { tx in try tx.insertServer(ServerRecord(uid: uid, description: "", settings: [], createdAt: 0), now: 0) }
+        let path = "/api/v1/server/modify/peontest.idle"
+        for bad in ["-1", "10081", "1e300", "1.5", "\"ten\"", "[]", "{}", "true", #""\u0000""#] {
+            let r = h.send("PUT", path, key: h.adminKey, body: "{\"PASSWORD\": \"p\", \"SERVER_NAME\": \"s\", \"idle_stop\": \(bad)}")
+            #expect(r.status == 400 && r.json?["info"]?.stringValue?.contains("idle_stop") == true, "\(bad): \(r.status)")
+        }
+        let r = h.send("PUT", path, key: h.adminKey, body: #"{"PASSWORD": "p", "SERVER_NAME": "s", "idle_stop": 20}"#)
+        #expect(r.status == 200 && r.json?["idle_stop"] == 20, "\(String(decoding: r.body, as: UTF8.self))")
+        #expect(r.json?["idle_stop"] == 20 && r.json?["players"] == .null && r.json?["max_players"] == .null)
+        #expect(
+            h.send("PUT", path, key: h.adminKey, body: #"{"PASSWORD": "p", "SERVER_NAME": "s", "idle_stop": 0}"#).json?["idle_stop"]
+                == .null)
+    }
+}

@@ -65,4 +65,19 @@ import Testing
         #expect(Monotonic.seconds() - started < 1)
         #expect(UDPQuery.exchange(host: "not-an-ip", port: port, payload: [1], timeoutMilliseconds: 200) == nil)
     }
+
+    @Test func zoneFilesStayInsideTheDatabase() throws {
+        defer { try? Files.removeTree(root) }
+        #expect(ZoneInfo.read("Europe/Berlin")?.starts(with: Array("TZif".utf8)) == true)
+        for name in ["../../etc/passwd", "/etc/passwd", "Europe/../../../etc/passwd", "./UTC", "Nowhere/Land", "Europe"] {
+            #expect(ZoneInfo.read(name) == nil, "\(name)")
+        }
+        // A link inside a database that points out of it is refused; one that stays inside is followed.
+        try Files.makeDirectories(root + "/db/Etc")
+        try Files.write(root + "/db/Etc/UTC", Array("TZif2".utf8))
+        symlink("/etc/passwd", root + "/db/Evil")
+        symlink("Etc/UTC", root + "/db/UTC")
+        #expect(ZoneInfo.read("Evil", root: root + "/db") == nil)
+        #expect(ZoneInfo.read("UTC", root: root + "/db") == Array("TZif2".utf8))
+    }
 }
