@@ -23,6 +23,8 @@ extension Scheduler {
                     let due = try store.read { tx in try tx.dueDeliveries(now: WallClock.now(), limit: Self.webhookBatch) }
                     for (delivery, url, secret) in due where !Self.stopping {
                         let outcome = send(delivery, url: url, secret: secret, curl: curl)
+                        // Cut short by SIGTERM: left pending, sent again after the restart.
+                        if Self.stopping { break }
                         let now = WallClock.now()
                         let retryAt = outcome.delivered ? nil : WebhookRetry.delay(afterAttempts: delivery.attempts + 1).map { now + $0 }
                         try store.write { tx in
@@ -65,7 +67,8 @@ extension Scheduler {
             limits: TransferLimits(connectTimeoutMilliseconds: 5000, totalTimeoutMilliseconds: 10_000, maximumBytes: 64 * 1024),
             followRedirects: false)
         do {
-            let response = try curl.perform(request)
+            // Streamed so SIGTERM ends a slow receiver's transfer within about a second; the body is not kept.
+            let response = try curl.stream(request, keepGoing: { !Self.stopping }) { _ in true }
             let ok = (200..<300).contains(response.status)
             return (ok, response.status, ok ? nil : "The receiver answered HTTP \(response.status).")
         } catch {
