@@ -58,7 +58,8 @@ let package = Package(
             name: "PeonScheduler",
             dependencies: [
                 "PeonCore", "PeonStore", "PeonPlatform", "PeonSystem", "PeonJSON", "PeonArchive",
-                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
+                // Webhook deliveries: libcurl; backup checksums and HMAC-SHA256 signatures: Crypto.
+                "PeonCurl", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: settings),
         // Requests, responses, routing, HTTP errors: transport-free, runs in-process in tests.

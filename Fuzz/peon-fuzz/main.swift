@@ -45,7 +45,13 @@ func validate(_ request: Request, _ parameters: Parameters) throws {
     _ = try? CrashPolicy.parse(body["crash_policy"])
     _ = try? ServerSettings.resolve(plan: plan, request: body)
     if let game = body["game_uid"]?.stringValue { _ = try? GameUID(validating: game) }
+    if let schedule = try? CronScheduleRequest(body) { _ = schedule.cron.next(after: 1_800_000_000, in: berlin) }
+    _ = try? WebhookRequest(body)
+    _ = try? IdleStop.parse(body["idle_stop"])
 }
+
+/// A zone with daylight saving, for next-run computations of fuzzed expressions.
+let berlin = try! TimeZoneRules(name: "Europe/Berlin", posix: "CET-1CEST,M3.5.0,M10.5.0/3")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
@@ -58,12 +64,19 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let target = parts.count > 1 ? String(parts[1]) : "/"
     _ = responder.respond(to: Request(method: method, target: target, body: body), context: ())
 
+    // The same bytes as what the scheduler reads from games and the system: a TZif zone, an A2S
+    // reply, a Luanti log.
+    _ = (try? TimeZoneRules(name: "fuzz", tzif: body))?.offset(at: 4_000_000_000)
+    _ = PlayerQuery.a2sInfo(body)
+    _ = PlayerQuery.luantiPlayers(log: String(decoding: body, as: UTF8.self))
+
     // The same bytes as documents: a plan, a plans index, a server manifest, and back to text.
     if let document = try? JSON.parse(body) {
         _ = document.bytes
         _ = try? Plan(document: document, expectedGameUID: GameUID(validating: "fuzz"))
         _ = try? PlanIndexEntry.parseIndex(document)
         _ = try? ServerManifest(document: document, uid: ServerUID(validating: "fuzz.one"), plan: plan)
+        _ = try? PlayerQuery.parse(document)
     }
     return 0
 }

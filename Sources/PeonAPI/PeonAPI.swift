@@ -18,6 +18,7 @@ public struct PeonAPI: Sendable {
         KeyRoutes.register(on: &router)
         AuditRoutes.register(on: &router)
         MetricsRoutes.register(on: &router)
+        WebhookRoutes.register(on: &router)
         responder = router.responder(mapError: ErrorMapping.map)
     }
 

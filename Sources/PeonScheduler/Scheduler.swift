@@ -84,8 +84,10 @@ public struct Scheduler: Sendable {
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
         threads.append(ThreadHandle { LogCollector(scheduler: self).run() })
+        threads.append(ThreadHandle { self.webhookLoop() })
         // This loop only beats and fires timed actions: nothing slow may delay either.
         var failing = false
+        var zones = ZoneCache()
         while !Self.stopping {
             let now = WallClock.now()
             do {
@@ -94,6 +96,7 @@ public struct Scheduler: Sendable {
                     for due in try tx.takeDueSchedules(now: now) {
                         try tx.enqueueJob(server: due.server, kind: due.action, now: now)
                     }
+                    try fireCronSchedules(in: tx, now: now, zones: &zones)
                 }
                 Wakeup.notify(directory: configuration.wakeupDir)
                 if failing { logger.info("scheduler tick works again") }
@@ -114,6 +117,7 @@ public struct Scheduler: Sendable {
     func housekeepingLoop() {
         var lastReconcile = 0.0
         var lastSample = 0.0
+        var lastPlayers = 0.0
         // The first image prune waits a minute: a scheduler restarted mid-create must not race it.
         var lastImagePrune = Monotonic.seconds() - Self.imagePruneSeconds + 60
         var lastPrune: Double?
@@ -144,6 +148,10 @@ public struct Scheduler: Sendable {
                     if Monotonic.seconds() - lastReconcile > 10 {
                         lastReconcile = Monotonic.seconds()
                         try reconcile(store: store, platform: platform)
+                    }
+                    if Monotonic.seconds() - lastPlayers > Double(configuration.playerPollSeconds) {
+                        lastPlayers = Monotonic.seconds()
+                        try pollPlayers(store: store)
                     }
                     if Monotonic.seconds() - lastSample > Self.sampleSeconds {
                         let started = Monotonic.seconds()
@@ -241,9 +249,12 @@ public struct Scheduler: Sendable {
         let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
         let previous = try tx.crashTimes(server: server.uid.description, since: now - policy.windowSeconds)
         try tx.recordCrash(server: server.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
+        try tx.emitEvent(
+            .crashed, server: server.uid.description, detail: ["exit_code": .int(exitCode), "oom_killed": .bool(oomKilled)], now: now)
         switch policy.decide(previousCrashes: previous, now: now) {
         case .restart(let delay):
             try tx.enqueueJob(server: server.uid.description, kind: .start, notBefore: now + delay, now: now)
+            try tx.emitEvent(.restarted, server: server.uid.description, detail: ["delay_seconds": .number(Double(delay))], now: now)
             logger.warning(
                 "server crashed, restarting", metadata: ["server.uid": "\(server.uid)", "exit.code": "\(exitCode)", "delay.s": "\(delay)"])
         case .giveUp(let reason):

@@ -60,4 +60,22 @@ import Testing
         let counts = try store.read { tx in try tx.pendingJobCounts(server: "g.a") }
         #expect(counts.server == 2 && counts.total == 3)
     }
+
+    @Test func finishedWebhookDeliveriesArePrunedPendingOnesKept() throws {
+        let store = try store()
+        let day: Int64 = 86400
+        let now: Int64 = 1_800_000_000
+        try store.write { tx in
+            try tx.insertWebhook(id: "wh_000000000001", url: "https://e.com/", events: [], server: nil, secret: "s", now: 0)
+            for at in [now - 40 * day, now - 39 * day, now] { try tx.emitEvent(.crashed, server: "g.a", now: at) }
+            let due = try tx.dueDeliveries(now: now, limit: 10)
+            #expect(due.count == 3 && due[0].secret == "s")
+            try tx.recordDelivery(due[0].0.id, status: 200, error: nil, delivered: true, retryAt: nil, now: now)
+            try tx.recordDelivery(due[2].0.id, status: 500, error: "x", delivered: false, retryAt: nil, now: now)
+        }
+        try store.write { tx in _ = try tx.prune(Retention(days: 30, rows: 100, statsHours: 24), now: now) }
+        let left = try store.read { tx in try tx.deliveries(webhook: "wh_000000000001", limit: 10) }
+        // The old delivered one goes; the old pending one stays (still work); the recent failed one stays.
+        #expect(left.map(\.state) == ["failed", "pending"])
+    }
 }

@@ -34,8 +34,9 @@ def test_lifecycle_through_nginx(stack):
     r = create(stack, uid, {"description": "Integration test"})
     assert r.status_code == 200, r.text
     obj = r.json()
+    # PEON's keys in PEON's order, then Peon's additive ones.
     assert list(obj) == ["game_uid", "servername", "container_type", "build_version", "container_state", "server_state",
-                         "server_config", "description", "time"]
+                         "server_config", "description", "time", "players", "max_players", "idle_stop"]
     assert obj["container_state"] == "running" and obj["servername"] == f"{RUN}a"
     assert obj["container_type"] == "peon-test-game" and obj["build_version"] == "1.0.0"
 
@@ -229,7 +230,8 @@ def test_import_adopts_directories_and_containers_it_does_not_know(stack):
     assert r.status_code == 200, r.text
     listed = {f"{s['game_uid']}.{s['servername']}": s for s in r.json()}
     assert listed[kept]["container_state"] == "exited" and listed[orphan]["container_state"] == "running"
-    assert stack.request("PUT", f"/api/v1/server/start/{kept}").json()["container_state"] == "running"
+    r = stack.request("PUT", f"/api/v1/server/start/{kept}")
+    assert r.json().get("container_state") == "running", r.text
     assert "SERVER_NAME=Kept files" in container(kept)["Config"]["Env"]
     for uid in (kept, orphan):
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")

@@ -17,6 +17,10 @@ enum ServerObject {
             ("server_config", state == "running" ? (config ?? server.config) : .object([])),
             ("description", .string(server.description.isEmpty ? "None - Please add a description" : server.description)),
             ("time", server.time ?? .null),
+            // Additive: players while running (null when unknown), idle auto-stop minutes.
+            ("players", state == "running" ? server.players.map { .int($0) } ?? .null : .null),
+            ("max_players", server.maxPlayers.map { .int($0) } ?? .null),
+            ("idle_stop", server.idleStop.map { .int($0) } ?? .null),
         ])
     }
 

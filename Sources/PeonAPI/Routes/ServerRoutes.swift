@@ -23,6 +23,7 @@ enum ServerRoutes {
         router.on("GET", "/api/v1/server/:action/:uid", scope: .read) { request, context, p, principal in
             let uid = try ServerUID(validating: p["uid"])
             switch p["action"] {
+            case "schedule": return try ScheduleRoutes.list(uid, context: context)
             case "logs": return try LogRoutes.logs(uid, request: request, context: context)
             case "backups": return try BackupRoutes.list(uid, context: context)
             case "save":
@@ -94,6 +95,9 @@ enum ServerRoutes {
                 return try BackupRoutes.restore(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "console":
                 return try ConsoleRoutes.send(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "schedule":
+                guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
+                return try ScheduleRoutes.add(ServerUID(validating: p["uid"]), body: body, context: context)
             case "description":
                 return try describe(ServerUID(validating: p["uid"]), body: body, context: context)
             case "modify":
@@ -111,6 +115,7 @@ enum ServerRoutes {
             if p["action"] == "backup" {
                 return try BackupRoutes.delete(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             }
+            if p["action"] == "schedule" { return try ScheduleRoutes.remove(ServerUID(validating: p["uid"]), body: body, context: context) }
             guard p["action"] == "destroy" || p["action"] == "eradicate" else {
                 throw HTTPError(
                     status: 404, code: "action.unknown", message: "Incorrect action [\(Identifier.quoted(p["action"]))] provided")
@@ -160,7 +165,10 @@ enum ServerRoutes {
             guard let server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
-            let summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
+            var summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
+            if let players = try tx.playerState(server: uid.description) {
+                (summary.players, summary.maxPlayers, summary.idleStop) = (players.players, players.maxPlayers, players.idleStop)
+            }
             let live = JSON.object(
                 Files.smallTextFiles(
                     in: uid.relativeDirectory + "/config", under: context.configuration.serversDir, include: ServerConfig.isVisible
@@ -199,6 +207,7 @@ enum ServerRoutes {
         let limits = body["limits"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
         _ = try CrashPolicy.parse(body["crash_policy"])
         let crashPolicy = body["crash_policy"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
+        let idleStop = try IdleStop.parse(body["idle_stop"])
         try requireScheduler(context)
         let now = WallClock.now()
         let startLater = body["start_later"] == .bool(true) || body["start_later"] == .string("true")
@@ -221,6 +230,7 @@ enum ServerRoutes {
                     uid: uid, description: description, settings: settings, desiredState: startLater ? "stopped" : "running",
                     limits: limits, crashPolicy: crashPolicy, createdAt: now),
                 now: now)
+            if let idleStop { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
             let id = try tx.enqueueJob(
                 server: uid.description, kind: .create, arguments: ["start": .bool(!startLater), "noclean": .bool(noclean)], now: now)
             return (uid, try tx.job(id)!)
@@ -288,6 +298,7 @@ enum ServerRoutes {
     /// Changes settings, description or limits; the container is re-created at the next start.
     static func modify(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
         let description = try text(body["description"], field: "description")
+        let idleStop = try IdleStop.parse(body["idle_stop"])
         try context.store.write { tx in
             guard var server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
@@ -307,6 +318,7 @@ enum ServerRoutes {
                 server.crashPolicy = policy
             }
             try tx.updateServer(server, now: WallClock.now())
+            if body["idle_stop"] != nil { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
         }
         return .json(try serverObject(uid, context))
     }

@@ -50,6 +50,8 @@ public struct Configuration: Sendable {
     public var retainRows: Int
     /// Stats samples older than this many hours are deleted (`PEON_STATS_RETAIN_HOURS`).
     public var statsRetainHours: Int
+    /// Seconds between player polls of running servers (`PEON_PLAYER_POLL_SECONDS`).
+    public var playerPollSeconds: Int
 
     /// Where backups are written (`PEON_BACKUP_DIR`, default `dataDir/backups`).
     public var backupDir: String
@@ -102,6 +104,7 @@ public struct Configuration: Sendable {
         retainDays = try number("PEON_RETAIN_DAYS", 1...36_500, 30)
         retainRows = try number("PEON_RETAIN_ROWS", 100...100_000_000, 100_000)
         statsRetainHours = try number("PEON_STATS_RETAIN_HOURS", 1...87_600, 24)
+        playerPollSeconds = try number("PEON_PLAYER_POLL_SECONDS", 1...3600, 30)
         workerThreads = try number("PEON_WORKER_THREADS", 1...256, 32)
         backupKeep = try number("PEON_BACKUP_KEEP", 1...10_000, 10)
         schedulerRunners = try number("PEON_SCHEDULER_RUNNERS", 1...128, 16)
@@ -160,6 +163,6 @@ extension Configuration {
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
-        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP",
+        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS",
     ]
 }

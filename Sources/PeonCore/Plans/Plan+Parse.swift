@@ -48,6 +48,11 @@ extension Plan {
         if !packages.isEmpty, runtime == .image {
             problems.append("metadata.packages needs the steamcmd or debian runtime")
         }
+        do {
+            _ = try PlayerQuery.parse(metadata?["players"])
+        } catch {
+            if case .invalid(_, let reason) = error { problems.append(reason) }
+        }
 
         var limits = ResourceLimits()
         do {

@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, api, logs, backups]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, api, day2, logs, backups]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -256,5 +256,57 @@ extension Migration {
                 busy       INTEGER NOT NULL,
                 updated_at INTEGER NOT NULL
             ) STRICT;
+            """)
+}
+
+extension Migration {
+    /// Cron schedules, idle auto-stop and player counts, webhooks and their outbox.
+    static let day2 = Migration(
+        id: "0009_day2",
+        sql: """
+            CREATE TABLE cron_schedules (
+                id          INTEGER PRIMARY KEY,
+                server_uid  TEXT NOT NULL REFERENCES servers (uid) ON DELETE CASCADE,
+                cron        TEXT NOT NULL,
+                tz          TEXT NOT NULL,
+                action      TEXT NOT NULL,
+                command     TEXT,
+                next_run    INTEGER,                     -- NULL: never fires again
+                last_run    INTEGER,
+                last_result TEXT,                        -- queued, skipped, failed; the job's state once it ran
+                last_error  TEXT,
+                last_job    INTEGER,
+                created_at  INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX cron_schedules_next ON cron_schedules (next_run);
+            CREATE INDEX cron_schedules_server ON cron_schedules (server_uid);
+            ALTER TABLE servers ADD COLUMN idle_stop INTEGER;          -- minutes with no players before a stop
+            ALTER TABLE servers ADD COLUMN players INTEGER;            -- last count; NULL unknown
+            ALTER TABLE servers ADD COLUMN max_players INTEGER;
+            ALTER TABLE servers ADD COLUMN idle_since INTEGER;         -- first poll that saw zero players
+            CREATE TABLE webhooks (
+                id         TEXT PRIMARY KEY,
+                url        TEXT NOT NULL,
+                events     TEXT NOT NULL,                -- JSON array; [] is every event
+                server_uid TEXT,                         -- NULL: every server
+                secret     TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE webhook_deliveries (
+                id           INTEGER PRIMARY KEY,
+                webhook_id   TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+                event        TEXT NOT NULL,
+                server_uid   TEXT NOT NULL,
+                body         TEXT NOT NULL,
+                state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+                attempts     INTEGER NOT NULL DEFAULT 0,
+                next_attempt INTEGER NOT NULL,
+                last_status  INTEGER,
+                last_error   TEXT,
+                created_at   INTEGER NOT NULL,
+                finished_at  INTEGER
+            ) STRICT;
+            CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt);
+            CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, id);
             """)
 }

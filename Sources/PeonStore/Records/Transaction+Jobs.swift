@@ -63,6 +63,8 @@ extension Transaction {
         try query(
             "UPDATE jobs SET state = ?, error = ?, result = ?, finished_at = ? WHERE id = ?",
             [.text(state.rawValue), error.map(SQLValue.text) ?? .null, result.map { .text($0.text) } ?? .null, .integer(now), .integer(id)])
+        // Webhooks hear of it in the same transaction (created, started, stopped, update_done).
+        if state == .succeeded { try emitJobEvent(id, now: now) }
     }
 
     /// Records a running job's progress (the scheduler throttles how often).

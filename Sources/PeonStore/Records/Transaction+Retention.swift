@@ -13,7 +13,8 @@ public struct Retention: Sendable, Equatable {
 
 extension Transaction {
     /// Deletes history older than the retention, and the oldest rows beyond `rows` per table:
-    /// finished jobs, crashes, audit rows and stats samples. Unfinished jobs are never touched.
+    /// finished jobs, crashes, audit rows, stats samples and finished webhook deliveries. Unfinished
+    /// jobs and pending deliveries are never touched.
     /// Returns how many rows went.
     @discardableResult
     public func prune(_ retention: Retention, now: Int64) throws(StoreError) -> Int {
@@ -43,6 +44,14 @@ extension Transaction {
                 """, [.integer(rows)]
             ),
             ("DELETE FROM api_processes WHERE updated_at < ?", [.integer(now - 3600)]),
+            // Finished webhook deliveries; pending ones are never touched.
+            ("DELETE FROM webhook_deliveries WHERE state != 'pending' AND created_at < ?", [.integer(cutoff)]),
+            (
+                """
+                DELETE FROM webhook_deliveries WHERE state != 'pending'
+                AND id <= (SELECT id FROM webhook_deliveries WHERE state != 'pending' ORDER BY id DESC LIMIT 1 OFFSET ?)
+                """, [.integer(rows)]
+            ),
         ]
         for (sql, arguments) in steps {
             try query(sql, arguments)

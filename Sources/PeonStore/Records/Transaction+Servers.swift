@@ -58,6 +58,10 @@ public struct ServerSummary: Sendable {
     public let time: JSON?
     /// The scheduler's last snapshot of the server's visible config files.
     public let config: JSON
+    /// The last player count and maximum (nil: unknown), and the idle auto-stop in minutes.
+    public var players: Int? = nil
+    public var maxPlayers: Int? = nil
+    public var idleStop: Int? = nil
 
     public init(_ s: ServerRecord, time: JSON?, config: JSON = .object([])) {
         uid = s.uid
@@ -88,15 +92,20 @@ extension Transaction {
         try query(
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
-                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config
+                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config,
+                   s.players, s.max_players, s.idle_stop
             FROM servers s ORDER BY s.game_uid, s.servername
             """
         ).compactMap { r in
             guard let uid = try? ServerUID(validating: r[0].text ?? "") else { return nil }
-            return ServerSummary(
+            var summary = ServerSummary(
                 uid: uid, description: r[1].text ?? "", observedState: r[2].text ?? "unknown", containerType: r[3].text ?? "unknown",
                 buildVersion: r[4].text ?? "unknown", time: r[5].text.flatMap { try? JSON.parse($0) },
                 config: (try? JSON.parse(r[6].text ?? "{}")) ?? .object([]))
+            summary.players = r[7].integer.map { Int($0) }
+            summary.maxPlayers = r[8].integer.map { Int($0) }
+            summary.idleStop = r[9].integer.map { Int($0) }
+            return summary
         }
     }
 

@@ -1,0 +1,100 @@
+"""Webhooks: validated, listed without their secret, delivered by the scheduler from the outbox
+with an HMAC-SHA256 signature, and retried with back-off when the receiver fails."""
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+
+from conftest import RUN
+from test_servers import SETTINGS
+
+
+class Receiver:
+    """A loopback HTTP receiver: records every POST; answers the statuses in `answers`, then 200."""
+
+    def __init__(self, answers=()):
+        self.received = []
+        answers = list(answers)
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((dict(self.headers), body, time.time()))
+                status = answers.pop(0) if answers else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def wait_for(predicate, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_webhook_validation_and_listing(stack):
+    for body in [{}, {"url": "ftp://127.0.0.1/"}, {"url": "http://example.com/x"}, {"url": "https://u:p@example.com/"},
+                 {"url": "https://example.com/" + "a" * 3000}, {"url": "https://example.com/", "events": ["boom"]},
+                 {"url": "https://example.com/", "events": "crashed"}, {"url": "https://example.com/", "server": "../etc"},
+                 {"url": 5}, {"url": "https://example.com/\u0000"}]:
+        r = stack.request("POST", "/api/v1/webhooks", json=body)
+        assert r.status_code == 400 and r.json()["status"] == "error", (body, r.text)
+    assert stack.request("POST", "/api/v1/webhooks", json={"url": "https://example.com/", "server": f"peontest.{RUN}none"}).status_code == 404
+    assert stack.request("POST", "/api/v1/webhooks", data="[", headers={"Content-Type": "application/json"}).status_code == 400
+    r = stack.request("POST", "/api/v1/webhooks", json={"url": "https://discord.com/api/webhooks/1/x", "events": ["crashed"]})
+    assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
+    hook = r.json()["id"]
+    listed = [h for h in stack.request("GET", "/api/v1/webhooks").json() if h["id"] == hook]
+    assert listed and "secret" not in listed[0] and listed[0]["events"] == ["crashed"] and listed[0]["last_delivery"] is None
+    assert stack.request("GET", f"/api/v1/webhooks/{hook}/deliveries").json() == []
+    for bad in ("wh_nope", "..", "wh_0123456789ab"):
+        assert stack.request("GET", f"/api/v1/webhooks/{bad}/deliveries").status_code == 404
+    assert stack.request("DELETE", f"/api/v1/webhooks/{hook}").status_code == 200
+    assert stack.request("DELETE", f"/api/v1/webhooks/{hook}").status_code == 404
+
+
+def test_crash_is_delivered_signed_and_a_failure_is_retried(stack):
+    receiver = Receiver(answers=[500])
+    uid = f"peontest.{RUN}wh"
+    try:
+        r = stack.request("POST", "/api/v1/webhooks", json={"url": receiver.url, "events": ["crashed", "created"], "server": None})
+        assert r.status_code == 201, r.text
+        hook, secret = r.json()["id"], r.json()["secret"]
+        body = {**SETTINGS, "MODE": "crash", "CRASH_AFTER": "1", "crash_policy": {"enabled": False}}
+        assert stack.request("PUT", f"/api/v1/server/create/{uid}", json=body).status_code == 200
+        # created: first answered 500, then retried after the first back-off step (1 s, in whole seconds) and delivered.
+        assert wait_for(lambda: any(json.loads(b)["event"] == "crashed" for _, b, _ in receiver.received), 20), receiver.received
+        events = [json.loads(b) for _, b, _ in receiver.received]
+        created = [(h, t) for (h, b, t) in receiver.received if json.loads(b)["event"] == "created"]
+        assert len(created) >= 2 and 0 < created[1][1] - created[0][1] < 3, events
+        for headers, raw, _ in receiver.received:
+            expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+            assert headers["X-Peon-Signature"] == f"sha256={expected}"
+            assert abs(int(headers["X-Peon-Timestamp"]) - time.time()) < 60
+        crashed = [e for e in events if e["event"] == "crashed"][0]
+        assert crashed["server"] == uid and crashed["detail"]["exit_code"] == 3
+        deliveries = stack.request("GET", f"/api/v1/webhooks/{hook}/deliveries").json()
+        first_created = [d for d in deliveries if d["event"] == "created"][0]
+        assert first_created["state"] == "delivered" and first_created["attempts"] == 2 and first_created["last_status"] == 200
+        listed = [h for h in stack.request("GET", "/api/v1/webhooks").json() if h["id"] == hook][0]
+        assert listed["last_delivery"]["state"] == "delivered"
+        assert stack.request("DELETE", f"/api/v1/webhooks/{hook}").status_code == 200
+    finally:
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+        receiver.close()
