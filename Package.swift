@@ -49,9 +49,12 @@ let package = Package(
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
         // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
         .target(name: "PeonPlatform", dependencies: ["PeonCore"], swiftSettings: settings),
+        // A node's server folders, worked on where they are (the Docker platform's host, a Swarm node).
+        .target(name: "PeonNodeFiles", dependencies: ["PeonCore", "PeonPlatform", "PeonSystem"], swiftSettings: settings),
         // Server specs as Docker containers (one network per server, owned by labels).
         .target(
-            name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive"],
+            name: "PeonPlatformDocker",
+            dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive", "PeonNodeFiles", "PeonSystem"],
             swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
         .target(
@@ -84,7 +87,9 @@ let package = Package(
             swiftSettings: settings),
         .executableTarget(
             name: "peon-scheduler",
-            dependencies: ["PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore"],
+            dependencies: [
+                "PeonScheduler", "PeonPlatformDocker", "PeonNodeFiles", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore",
+            ],
             swiftSettings: settings),
         .executableTarget(
             name: "peon",
@@ -94,6 +99,12 @@ let package = Package(
             ],
             swiftSettings: settings),
 
+        // Test helpers shared by test targets: the in-memory platform and the platform contract suite.
+        .target(
+            name: "PeonTestSupport", dependencies: ["PeonPlatform", "PeonCore", "PeonJSON"], path: "Tests/PeonTestSupport",
+            swiftSettings: settings),
+        .testTarget(
+            name: "PeonPlatformTests", dependencies: ["PeonTestSupport", "PeonPlatform", "PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
@@ -101,12 +112,12 @@ let package = Package(
         .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON", "PeonSystem"], swiftSettings: settings),
         .testTarget(
             name: "PeonPlatformDockerTests",
-            dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
+            dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport"],
             swiftSettings: settings),
         .testTarget(
             name: "PeonSchedulerTests",
             dependencies: [
-                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem",
+                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNodeFiles", "PeonTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings),

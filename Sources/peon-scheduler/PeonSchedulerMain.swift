@@ -2,6 +2,7 @@ import Logging
 import PeonCore
 import PeonCurl
 import PeonDocker
+import PeonNodeFiles
 import PeonPlatform
 import PeonPlatformDocker
 import PeonScheduler
@@ -43,10 +44,12 @@ enum PeonSchedulerMain {
         // Test only: a job kind whose start kills the scheduler (the poison-job tests).
         let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
         let scheduler = Scheduler(
-            configuration: configuration, hostDataDir: hostDataDir, runners: configuration.schedulerRunners, crashOnJob: crashOnJob,
-            logger: logger
+            configuration: configuration, runners: configuration.schedulerRunners, crashOnJob: crashOnJob, logger: logger
         ) {
-            DockerPlatform(client: try DockerClient(socketPath: socket), bindAddress: gameBind)
+            DockerPlatform(
+                client: try DockerClient(socketPath: socket),
+                files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir),
+                bindAddress: gameBind)
         }
         do {
             try scheduler.run()
