@@ -56,6 +56,10 @@ let package = Package(
             name: "PeonPlatformDocker",
             dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive", "PeonNodeFiles", "PeonSystem"],
             swiftSettings: settings),
+        // Server specs as Swarm services (one replica pinned to its node, host-mode ports); file work on the node.
+        .target(
+            name: "PeonPlatformSwarm", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform"],
+            swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
         .target(
             name: "PeonScheduler",
@@ -88,7 +92,8 @@ let package = Package(
         .executableTarget(
             name: "peon-scheduler",
             dependencies: [
-                "PeonScheduler", "PeonPlatformDocker", "PeonNodeFiles", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore",
+                "PeonScheduler", "PeonPlatformDocker", "PeonPlatformSwarm", "PeonNodeFiles", "PeonPlatform", "PeonDocker", "PeonCurl",
+                "PeonSystem", "PeonCore",
             ],
             swiftSettings: settings),
         .executableTarget(
@@ -120,6 +125,10 @@ let package = Package(
                 "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNodeFiles", "PeonTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: settings),
+        .testTarget(
+            name: "PeonPlatformSwarmTests",
+            dependencies: ["PeonPlatformSwarm", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport"],
             swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),

@@ -28,6 +28,10 @@ public protocol ServerPlatform: AnyObject {
 
     // MARK: Nodes
 
+    /// Chooses and records the node of a new server (multi-node platforms; a placed server keeps
+    /// its node); nil on one machine. Called before its ports are allocated and its files made.
+    func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String?
+
     /// Ports taken on the node that holds `uid` (or would, for a new server): published by any
     /// workload, Peon's or not, and the node's own listeners.
     func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey>
@@ -69,4 +73,6 @@ public protocol ServerPlatform: AnyObject {
 
 extension ServerPlatform {
     public func reachable() -> Bool { true }
+
+    public func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String? { nil }
 }

@@ -94,6 +94,10 @@ public final class JobRunner {
                 result = ["code": "ports.exhausted"]
             case DomainError.invalid(_, let reason):
                 message = reason
+            case PlatformError.unavailable(let text):
+                // Reachable engine, unavailable node (Swarm: down or drained): the API answers 503.
+                message = "unavailable: \(text)"
+                result = ["code": "node.unavailable"]
             case let error as PlatformError:
                 message = error.description
             default:
@@ -285,6 +289,10 @@ public final class JobRunner {
         var server = try record(uid)
         let plan = try plan(uid.game)
         do {
+            // On a cluster the node comes first: ports and files are the node's.
+            let wanted = server.ports.isEmpty ? (plan.portGroups.first ?? []).flatMap(\.keys) : server.ports.flatMap(\.keys)
+            let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
+            _ = try platform.place(uid, ports: Set(wanted), memoryBytes: limits.memoryBytes ?? 0)
             if server.ports.isEmpty {
                 server.ports = try PortAllocator.allocate(
                     groups: plan.portGroups, taken: takenPorts(except: uid), range: configuration.portRange)

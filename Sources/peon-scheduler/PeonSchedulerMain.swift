@@ -5,6 +5,7 @@ import PeonDocker
 import PeonNodeFiles
 import PeonPlatform
 import PeonPlatformDocker
+import PeonPlatformSwarm
 import PeonScheduler
 import PeonSystem
 
@@ -35,6 +36,8 @@ enum PeonSchedulerMain {
         do {
             let client = try DockerClient(socketPath: socket)
             logger.info("docker engine", metadata: ["docker.version": "\(client.engineVersion)", "docker.api": "\(client.apiVersion)"])
+            // Swarm needs a manager: anything else fails here, at start, not at the first job.
+            if configuration.platform == .swarm { _ = try client.swarm() }
         } catch {
             logger.critical("no usable Docker engine", metadata: ["docker.socket": "\(socket)", "error": "\(error)"])
             exit(1)
@@ -45,11 +48,17 @@ enum PeonSchedulerMain {
         let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
         let scheduler = Scheduler(
             configuration: configuration, runners: configuration.schedulerRunners, crashOnJob: crashOnJob, logger: logger
-        ) {
-            DockerPlatform(
-                client: try DockerClient(socketPath: socket),
-                files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir),
-                bindAddress: gameBind)
+        ) { () throws -> any ServerPlatform in
+            switch configuration.platform {
+            case .docker:
+                DockerPlatform(
+                    client: try DockerClient(socketPath: socket),
+                    files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir), bindAddress: gameBind)
+            case .swarm:
+                SwarmPlatform(
+                    client: try DockerClient(socketPath: socket), dataRoot: configuration.swarmDataDir ?? hostDataDir,
+                    helperImage: configuration.swarmHelperImage, extraLabels: configuration.extraLabels)
+            }
         }
         do {
             try scheduler.run()

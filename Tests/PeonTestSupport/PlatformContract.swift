@@ -38,7 +38,8 @@ public struct PlatformContract {
             try? platform.removeFiles(spec.uid)
         }
         do {
-            // Files first: a server's folder exists before its workload.
+            // The node first (multi-node platforms), then the files: a server's folder exists before its workload.
+            _ = try platform.place(spec.uid, ports: Set(spec.ports.flatMap(\.keys)), memoryBytes: spec.limits.memoryBytes ?? 0)
             let files = try platform.prepareFiles(
                 spec.uid, plan: plan, actions: [PlanFile(path: "server_start", bytes: Array("#!/bin/sh\n".utf8), executable: true)],
                 reinstallActions: false)

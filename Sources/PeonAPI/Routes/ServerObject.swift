@@ -20,8 +20,9 @@ enum ServerObject {
         ])
     }
 
-    /// Docker's words only: a server whose container is gone shows as `exited`.
+    /// Docker's words, and `node_down` (Swarm: the server's node is down or drained); a server
+    /// whose container is gone shows as `exited`.
     static func dockerState(_ observed: String) -> String {
-        ["created", "running", "exited", "restarting", "paused", "dead", "removing"].contains(observed) ? observed : "exited"
+        ["created", "running", "exited", "restarting", "paused", "dead", "removing", "node_down"].contains(observed) ? observed : "exited"
     }
 }
