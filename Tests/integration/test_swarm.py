@@ -112,8 +112,21 @@ def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack
     assert r.json()["container_state"] == "running", r.text
     r = sstack.request("PUT", f"/api/v1/server/restart/{uid}", timeout=120)
     assert r.json()["container_state"] == "running", r.text
+    # Update modes change the files on the server's node: reinit empties its data folder there.
+    data = os.path.join(swarm["PEON_SWARM_ROOT"], "n" + nodes[0][-1], "data", "servers", "peontest", uid.split(".")[1], "data")
+    open(os.path.join(data, "world.db"), "w").write("save")
     r = sstack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "server"}, timeout=120)
-    assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+    assert r.status_code == 200 and os.path.exists(os.path.join(data, "world.db")), r.text
+    r = sstack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "reinit"}, timeout=120)
+    assert r.status_code == 200 and os.listdir(data) == [], r.text
+    assert sstack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "running"
+    # Modify applies at the next start: the service is re-made with the new settings and limits.
+    r = sstack.request("PUT", f"/api/v1/server/modify/{uid}", json={"SERVER_NAME": "Renamed", "limits": {"memory_mb": 96}})
+    assert r.status_code == 200, r.text
+    assert sstack.request("PUT", f"/api/v1/server/restart/{uid}", timeout=120).status_code == 200
+    spec = service(swarm, uid)["Spec"]["TaskTemplate"]
+    assert "SERVER_NAME=Renamed" in spec["ContainerSpec"]["Env"] and spec["Resources"]["Limits"]["MemoryBytes"] == 96 << 20
+    assert node_of(swarm, uid) == nodes[0], "a server never moves"
     assert answers("peonsw-n1", address(swarm, nodes[0]), port_of(swarm, uid))
     r = sstack.request("DELETE", f"/api/v1/server/destroy/{uid}", timeout=120)
     assert r.status_code == 200 and service(swarm, uid) is None
