@@ -31,6 +31,8 @@ public protocol ServerPlatform: AnyObject {
     /// Chooses and records the node of a new server (multi-node platforms; a placed server keeps
     /// its node); nil on one machine. Called before its ports are allocated and its files made.
     func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String?
+    /// The cluster's nodes (multi-node platforms; empty on one machine).
+    func clusterNodes() throws(PlatformError) -> [PlatformNode]
 
     /// Ports taken on the node that holds `uid` (or would, for a new server): published by any
     /// workload, Peon's or not, and the node's own listeners.
@@ -75,4 +77,6 @@ extension ServerPlatform {
     public func reachable() -> Bool { true }
 
     public func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String? { nil }
+
+    public func clusterNodes() throws(PlatformError) -> [PlatformNode] { [] }
 }

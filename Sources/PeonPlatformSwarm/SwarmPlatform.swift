@@ -76,6 +76,14 @@ public final class SwarmPlatform: ServerPlatform {
         }
     }
 
+    public func clusterNodes() throws(PlatformError) -> [PlatformNode] {
+        try nameNodes(try nodes()).map { node in
+            PlatformNode(
+                name: node.name, address: node.address, state: node.ready ? "ready" : "down", availability: node.availability,
+                memoryBytes: node.memoryBytes, nanoCPUs: node.nanoCPUs, labels: node.labels)
+        }
+    }
+
     public func nodes() throws(PlatformError) -> [Node] {
         try engine { () throws(DockerError) in try docker.listNodes() }.map(Self.node).sorted { $0.name < $1.name }
     }
@@ -408,8 +416,7 @@ public final class SwarmPlatform: ServerPlatform {
         let all = try nodes()
         var found: [ObservedWorkload] = []
         for service in try engine({ () throws(DockerError) in try docker.listServices(labels: ["\(ServerSpec.managedLabel)=true"] + labels)
-            })
-        {
+        }) {
             found.append(try workload(service, nodes: all))
         }
         return found

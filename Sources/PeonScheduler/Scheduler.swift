@@ -305,7 +305,21 @@ public struct Scheduler: Sendable {
         // listing, and is left to the next round instead of being overwritten with stale state.
         let known = try store.read { tx in try tx.servers() }
         var observed: [ServerUID: Reconciler.Observed] = [:]
-        for workload in try platform.observe(labels: []) {
+        let workloads = try platform.observe(labels: [])
+        // Multi-node platforms: the API shows nodes and each server's node from this mirror.
+        let nodes = try platform.clusterNodes()
+        if !nodes.isEmpty {
+            try store.write { tx in
+                try tx.replaceNodes(
+                    nodes.map {
+                        NodeRecord(
+                            name: $0.name, address: $0.address, state: $0.state, availability: $0.availability, memoryBytes: $0.memoryBytes,
+                            nanoCPUs: $0.nanoCPUs, labels: $0.labels)
+                    }, now: clock())
+                for workload in workloads { if let uid = workload.uid { try tx.setServerNode(uid.description, node: workload.node) } }
+            }
+        }
+        for workload in workloads {
             guard let uid = workload.uid, observed[uid] == nil else { continue }
             observed[uid] = Reconciler.Observed(ref: workload.ref.raw, state: workload.state, exitKnown: !workload.state.isStopped)
         }

@@ -35,7 +35,7 @@ def test_lifecycle_through_nginx(stack):
     assert r.status_code == 200, r.text
     obj = r.json()
     assert list(obj) == ["game_uid", "servername", "container_type", "build_version", "container_state", "server_state",
-                         "server_config", "description", "time"]
+                         "server_config", "description", "time", "node"]
     assert obj["container_state"] == "running" and obj["servername"] == f"{RUN}a"
     assert obj["container_type"] == "peon-test-game" and obj["build_version"] == "1.0.0"
 

@@ -90,6 +90,18 @@ def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack
         assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
     nodes = [node_of(swarm, uid) for uid in uids]
     assert sorted(nodes) == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], nodes
+    # The API shows each server's node and the nodes (mirrored by the scheduler every 10 s).
+    deadline = time.time() + 30
+    listed = []
+    while time.time() < deadline:
+        listed = sstack.request("GET", "/api/v1/nodes").json()
+        if sum(len(n["servers"]) for n in listed) >= 3:
+            break
+        time.sleep(0.5)
+    assert [n["name"] for n in listed] == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], listed
+    assert all(n["state"] == "ready" and n["availability"] == "active" and n["memory_bytes"] > 0 and n["cpus"] > 0 for n in listed)
+    assert {n["name"]: n["servers"] for n in listed} == {node: [uid] for uid, node in zip(uids, nodes)}
+    assert [sstack.request("GET", f"/api/v1/server/get/{uid}").json()["node"] for uid in uids] == nodes
     for uid, node in zip(uids, nodes):
         spec = service(swarm, uid)["Spec"]
         assert spec["EndpointSpec"]["Ports"][0]["PublishMode"] == "host"

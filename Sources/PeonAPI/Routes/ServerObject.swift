@@ -17,6 +17,8 @@ enum ServerObject {
             ("server_config", state == "running" ? (config ?? server.config) : .object([])),
             ("description", .string(server.description.isEmpty ? "None - Please add a description" : server.description)),
             ("time", server.time ?? .null),
+            // Not in PEON: the node that holds it on Swarm (null on one machine).
+            ("node", server.node.map(JSON.string) ?? .null),
         ])
     }
 

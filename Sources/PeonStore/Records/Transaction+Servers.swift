@@ -20,6 +20,8 @@ public struct ServerRecord: Sendable, Equatable {
     /// The server's own crash policy request (`{"enabled": false}`), applied over the default.
     public var crashPolicy: JSON
     public var createdAt: Int64
+    /// The node that holds it on a multi-node platform (set by the scheduler only).
+    public var node: String? = nil
 
     public init(
         uid: ServerUID, description: String, settings: [(String, String)], ports: [PortSpec] = [], desiredState: String = "stopped",
@@ -58,6 +60,8 @@ public struct ServerSummary: Sendable {
     public let time: JSON?
     /// The scheduler's last snapshot of the server's visible config files.
     public let config: JSON
+    /// The node that holds it (multi-node platforms), nil on one machine.
+    public let node: String?
 
     public init(_ s: ServerRecord, time: JSON?, config: JSON = .object([])) {
         uid = s.uid
@@ -67,11 +71,14 @@ public struct ServerSummary: Sendable {
         buildVersion = s.buildVersion
         self.time = time
         self.config = config
+        node = s.node
     }
 
     init(
-        uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON
+        uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON,
+        node: String? = nil
     ) {
+        self.node = node
         self.uid = uid
         self.description = description
         self.observedState = observedState
@@ -88,7 +95,7 @@ extension Transaction {
         try query(
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
-                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config
+                   (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config, s.node
             FROM servers s ORDER BY s.game_uid, s.servername
             """
         ).compactMap { r in
@@ -96,12 +103,12 @@ extension Transaction {
             return ServerSummary(
                 uid: uid, description: r[1].text ?? "", observedState: r[2].text ?? "unknown", containerType: r[3].text ?? "unknown",
                 buildVersion: r[4].text ?? "unknown", time: r[5].text.flatMap { try? JSON.parse($0) },
-                config: (try? JSON.parse(r[6].text ?? "{}")) ?? .object([]))
+                config: (try? JSON.parse(r[6].text ?? "{}")) ?? .object([]), node: r[7].text)
         }
     }
 
     static let serverColumns =
-        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits, crash_policy"
+        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits, crash_policy, node"
 
     public func insertServer(_ s: ServerRecord, now: Int64) throws(StoreError) {
         try query(
@@ -170,12 +177,14 @@ extension Transaction {
             else { return nil }
             return PortSpec(name: name, port: port, proto: proto)
         }
-        return ServerRecord(
+        var record = ServerRecord(
             uid: uid, description: row[1].text ?? "", settings: settings, ports: ports, desiredState: row[4].text ?? "stopped",
             observedState: row[5].text ?? "unknown", containerID: row[6].text,
             containerType: row[7].text ?? "unknown", buildVersion: row[8].text ?? "unknown",
             limits: (try? JSON.parse(row[10].text ?? "{}")) ?? .object([]),
             crashPolicy: (try? JSON.parse(row[11].text ?? "{}")) ?? .object([]), createdAt: row[9].integer ?? 0)
+        record.node = row.count > 12 ? row[12].text : nil
+        return record
     }
 
     static func settingsText(_ settings: [(String, String)]) -> String {
