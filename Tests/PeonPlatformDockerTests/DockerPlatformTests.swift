@@ -167,7 +167,9 @@ import Testing
         let plan = try plan()
         let uid = try ServerUID(validating: "peontest.\(run)k")
         defer { cleanUp(platform, uid) }
-        let ports = try PortAllocator.allocate(groups: plan.portGroups, taken: try platform.takenPorts(for: uid), range: 41000...41999)
+        // A random stretch away from the ranges integration stacks use: other test runs share this engine.
+        let low = Int.random(in: 44000...47900)
+        let ports = try PortAllocator.allocate(groups: plan.portGroups, taken: try platform.takenPorts(for: uid), range: low...(low + 99))
         let settings = try ServerSettings.resolve(plan: plan, request: ["SERVER_NAME": "Contract", "PASSWORD": "pw"])
         let files = try platform.prepareFiles(uid, plan: plan, actions: [], reinstallActions: false)
         let spec = ServerSpec(
