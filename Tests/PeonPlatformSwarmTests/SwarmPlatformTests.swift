@@ -142,3 +142,39 @@ func run(_ argv: [String]) -> String {
     waitpid(pid, &status, 0)
     return String(decoding: output, as: UTF8.self)
 }
+
+/// The service spec and Swarm's task states, without a swarm.
+@Suite struct SwarmServiceSpecTests {
+    func plan() throws -> Plan {
+        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        return try Plan(
+            document: JSON.parse(try Files.read(root + "/plans/peontest/plan.json", limit: 1 << 20)),
+            expectedGameUID: GameUID(validating: "peontest"))
+    }
+
+    @Test func aServerIsOneHardenedReplicaPinnedToItsNodeWithHostModePorts() throws {
+        let uid = try ServerUID(validating: "peontest.alpha")
+        let spec = ServerSpec(
+            uid: uid, plan: try plan(), settings: [("SERVER_NAME", "a")], ports: [PortSpec(name: "PORT", port: 27960, proto: .both)],
+            directory: "/srv/peon/servers/peontest/alpha", limits: ResourceLimits(memoryBytes: 64 << 20, nanoCPUs: 500_000_000, pids: 128))
+        let json = SwarmPlatform.serviceSpec(spec, node: "n2", replicas: 1, graceSeconds: 30)
+        let template = json["TaskTemplate"]
+        let container = template?["ContainerSpec"]
+        #expect(json["Name"] == "peon-peontest-alpha" && json["Mode"]?["Replicated"]?["Replicas"] == 1)
+        #expect(container?["User"] == "1000:1000" && container?["Init"] == true && container?["CapabilityDrop"] == ["ALL"])
+        #expect(container?["StopGracePeriod"] == .number(30e9))
+        #expect(template?["RestartPolicy"]?["Condition"] == "none")
+        #expect(template?["Placement"]?["Constraints"] == ["node.labels.peon.node==n2"])
+        #expect(
+            template?["Resources"]?["Limits"]?["MemoryBytes"] == .number(Double(64 << 20))
+                && template?["Resources"]?["Limits"]?["Pids"] == 128)
+        let ports = json["EndpointSpec"]?["Ports"]?.arrayValue ?? []
+        #expect(json["EndpointSpec"]?["Mode"] == "dnsrr" && ports.count == 2 && ports.allSatisfy { $0["PublishMode"] == "host" })
+    }
+
+    @Test func serviceNamesAreDNSLabels() throws {
+        #expect(SwarmPlatform.serviceName(try ServerUID(validating: "peontest.my_world")) == "peon-peontest-my-world")
+        let long = try ServerUID(validating: "peontest." + String(repeating: "a", count: 32))
+        #expect(SwarmPlatform.serviceName(long).utf8.count <= 63)
+    }
+}
