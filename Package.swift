@@ -49,9 +49,16 @@ let package = Package(
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
         // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
         .target(name: "PeonPlatform", dependencies: ["PeonCore"], swiftSettings: settings),
+        // A node's server folders, worked on where they are (the Docker platform's host, a Swarm node).
+        .target(name: "PeonNodeFiles", dependencies: ["PeonCore", "PeonPlatform", "PeonSystem"], swiftSettings: settings),
         // Server specs as Docker containers (one network per server, owned by labels).
         .target(
-            name: "PeonPlatformDocker", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive"],
+            name: "PeonPlatformDocker",
+            dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive", "PeonNodeFiles", "PeonSystem"],
+            swiftSettings: settings),
+        // Server specs as Swarm services (one replica pinned to its node, host-mode ports); file work on the node.
+        .target(
+            name: "PeonPlatformSwarm", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform"],
             swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
         .target(
@@ -87,7 +94,8 @@ let package = Package(
         .executableTarget(
             name: "peon-scheduler",
             dependencies: [
-                "PeonScheduler", "PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCurl", "PeonSystem", "PeonCore", "PeonStore",
+                "PeonScheduler", "PeonPlatformDocker", "PeonPlatformSwarm", "PeonNodeFiles", "PeonPlatform", "PeonDocker", "PeonCurl",
+                "PeonSystem", "PeonCore", "PeonStore",
             ],
             swiftSettings: settings),
         .executableTarget(
@@ -98,6 +106,12 @@ let package = Package(
             ],
             swiftSettings: settings),
 
+        // Test helpers shared by test targets: the in-memory platform and the platform contract suite.
+        .target(
+            name: "PeonTestSupport", dependencies: ["PeonPlatform", "PeonCore", "PeonJSON"], path: "Tests/PeonTestSupport",
+            swiftSettings: settings),
+        .testTarget(
+            name: "PeonPlatformTests", dependencies: ["PeonTestSupport", "PeonPlatform", "PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
@@ -105,14 +119,18 @@ let package = Package(
         .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON", "PeonSystem"], swiftSettings: settings),
         .testTarget(
             name: "PeonPlatformDockerTests",
-            dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem"],
+            dependencies: ["PeonPlatformDocker", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport"],
             swiftSettings: settings),
         .testTarget(
             name: "PeonSchedulerTests",
             dependencies: [
-                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem",
+                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNodeFiles", "PeonTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: settings),
+        .testTarget(
+            name: "PeonPlatformSwarmTests",
+            dependencies: ["PeonPlatformSwarm", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport"],
             swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),

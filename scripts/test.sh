@@ -21,7 +21,13 @@ scripts/docker.sh image
 scripts/base-image.sh
 
 swift build --build-tests
+# A real three-node Swarm (network namespaces, one dockerd each) for the Swarm platform's tests;
+# removed when this script ends, whatever happens. test_swarm.py makes its own.
+trap 'scripts/swarm-test.sh down >/dev/null 2>&1 || true' EXIT
+scripts/swarm-test.sh up peon-test-game:latest >/dev/null
+eval "$(scripts/swarm-test.sh env | sed 's/^/export /')"
 swift test --skip-build
+scripts/swarm-test.sh down
 # A minute of fuzzing (the harness builds in .build-fuzz; `make fuzz` runs longer).
 scripts/fuzz.sh 60
 PEON_BIN=$root/.build/debug "$venv/bin/python" -m pytest -p no:cacheprovider -q Tests/integration "$@"

@@ -13,6 +13,7 @@ public struct PeonAPI: Sendable {
     public init() {
         var router = Router<APIContext>()
         OrchestratorRoutes.register(on: &router)
+        NodeRoutes.register(on: &router)
         PlanRoutes.register(on: &router)
         ServerRoutes.register(on: &router)
         KeyRoutes.register(on: &router)

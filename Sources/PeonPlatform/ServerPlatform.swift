@@ -1,119 +1,84 @@
 public import PeonCore
 
-/// A container as the platform reports it, mapped back to the Peon server it belongs to.
-public struct ObservedContainer: Sendable, Equatable {
-    public let id: String
-    public let uid: ServerUID?
-    /// Docker's words: `created`, `running`, `exited`, `restarting`, `paused`, `dead`.
-    public let state: String
-    public let exitCode: Int
-    public let oomKilled: Bool
-    public let labels: [String: String]
-
-    public init(id: String, uid: ServerUID?, state: String, exitCode: Int, oomKilled: Bool, labels: [String: String]) {
-        self.id = id
-        self.uid = uid
-        self.state = state
-        self.exitCode = exitCode
-        self.oomKilled = oomKilled
-        self.labels = labels
-    }
-}
-
-/// What the image says about itself (PEON's `container_type` and `build_version`).
-public struct ImageFacts: Sendable, Equatable {
-    public let containerType: String
-    public let buildVersion: String
-
-    public init(containerType: String, buildVersion: String) {
-        self.containerType = containerType
-        self.buildVersion = buildVersion
-    }
-}
-
-/// Where servers run: Docker on this host today, Swarm later. One session per scheduler thread.
-/// Calls are idempotent where the platform allows, so a job retried after a crash is safe.
+/// Where servers run: Docker on this host, or a cluster. One session per scheduler thread.
+///
+/// Everything that touches a node is here, so the scheduler never assumes it shares a disk or a
+/// network stack with the servers: free ports, a server's files (prepared, updated, read,
+/// removed) live on the node that holds it. Calls are idempotent where the platform allows, so a
+/// job retried after a crash is safe. Errors are `PlatformError`, whatever the engine said.
 public protocol ServerPlatform: AnyObject {
-    /// Makes sure the server's container exists (adopting one a crashed attempt left); its id.
-    func ensure(_ spec: ServerSpec) throws -> String
-    func start(_ id: String) throws
-    func stop(_ id: String, graceSeconds: Int) throws
-    /// Removes the server's containers and network; files stay.
-    func remove(_ uid: ServerUID) throws
-    func observe(labels: [String]) throws -> [ObservedContainer]
-    func details(_ id: String) throws -> ObservedContainer
-    /// Host ports published by any container, Peon's or not.
-    func publishedPorts() throws -> Set<PortKey>
-    /// Facts of a local image, nil when the engine does not have it.
-    func imageFacts(_ image: String) throws -> ImageFacts?
-    /// Fetches an image, reporting the engine's progress line by line.
-    func pull(_ image: String, progress: (String) -> Void) throws
-    /// The engine's id of a local image, nil when it does not have it.
-    func imageID(_ reference: String) throws -> String?
-    /// Builds a runtime image unless the engine already has its tag (inputs unchanged); true when
-    /// it built. `progress` gets the builder's output line by line.
-    func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws -> Bool
-    /// Removes Peon's runtime images carrying `labels` that no container uses and whose reference
-    /// is not in `keep`; returns how many went.
-    func pruneImages(labels: [String], keep: Set<String>) throws -> Int
-    /// One resource sample of a running container.
-    func sample(_ id: String) throws -> StatsSample
-    /// Follows container events of Peon's servers until `handler` returns false or `keepGoing` turns false.
-    func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws
+    // MARK: Workloads
+
+    /// Makes sure the server's workload exists (adopting one a crashed attempt left); its reference.
+    func ensure(_ spec: ServerSpec) throws(PlatformError) -> ServerRef
+    func start(_ ref: ServerRef) throws(PlatformError)
+    func stop(_ ref: ServerRef, graceSeconds: Int) throws(PlatformError)
+    /// Removes the server's workloads and networks; files stay.
+    func remove(_ uid: ServerUID) throws(PlatformError)
+    /// Every workload Peon manages (optionally narrowed by more labels), running or not.
+    func observe(labels: [String]) throws(PlatformError) -> [ObservedWorkload]
+    /// One workload, with its exit code and OOM flag.
+    func details(_ ref: ServerRef) throws(PlatformError) -> ObservedWorkload
+    /// One resource sample of a running workload.
+    func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample
+    /// Follows events of Peon's servers until `handler` returns false or `keepGoing` turns false.
+    func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError)
     /// Whether the platform answers at all (a failed job is retried later when it does not).
     func reachable() -> Bool
+
+    // MARK: Nodes
+
+    /// Chooses and records the node of a new server (multi-node platforms; a placed server keeps
+    /// its node); nil on one machine. Called before its ports are allocated and its files made.
+    func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String?
+    /// The cluster's nodes (multi-node platforms; empty on one machine).
+    func clusterNodes() throws(PlatformError) -> [PlatformNode]
+
+    /// Ports taken on the node that holds `uid` (or would, for a new server): published by any
+    /// workload, Peon's or not, and the node's own listeners.
+    func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey>
+
+    // MARK: Server files, on the server's node
+
+    /// Makes the server's folders that are missing (for the game's user, uid 1000), installs the
+    /// plan's actions when missing or with `reinstallActions`, and checks every bind source.
+    func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
+        -> PreparedFiles
+    /// Checks the bind sources again right before a start (nothing swapped a folder for a link).
+    func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError)
+    /// What an update does to the files of a stopped server: new actions, the mode's markers, wipes.
+    func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError)
+    /// Writes `peon-server.json`, which makes the folder self-describing (adopted again later).
+    func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError)
+    /// Every server folder's manifest on every node (for adoption).
+    func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])]
+    /// The visible small text files of the server's `config/` (shown in the server object).
+    func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)]
+    /// Removes the server's folder (eradicate).
+    func removeFiles(_ uid: ServerUID) throws(PlatformError)
+
+    // MARK: Images
+
+    /// Facts of an image, nil when the engine does not have it.
+    func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts?
+    /// Fetches an image, reporting the engine's progress line by line.
+    func pull(_ image: String, progress: (String) -> Void) throws(PlatformError)
+    /// The engine's id of an image, nil when it does not have it.
+    func imageID(_ reference: String) throws(PlatformError) -> String?
+    /// Builds a runtime image unless the engine already has its tag (inputs unchanged); true when
+    /// it built. `progress` gets the builder's output line by line.
+    func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(PlatformError) -> Bool
+    /// Removes Peon's runtime images carrying `labels` that no workload uses and whose reference
+    /// is not in `keep`; returns how many went.
+    func pruneImages(labels: [String], keep: Set<String>) throws(PlatformError) -> Int
 }
 
 extension ServerPlatform {
     public func reachable() -> Bool { true }
-}
 
-/// Something that happened to a server's container.
-public struct PlatformEvent: Sendable, Equatable {
-    public let uid: ServerUID
-    public let containerID: String
-    /// `create`, `start`, `die`, `oom`, `stop`, `kill`, `destroy`, ...
-    public let action: String
-    public let exitCode: Int?
+    public func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String? { nil }
 
-    public init(uid: ServerUID, containerID: String, action: String, exitCode: Int?) {
-        self.uid = uid
-        self.containerID = containerID
-        self.action = action
-        self.exitCode = exitCode
-    }
-}
-
-/// Raw counters of one sample; CPU % needs two of them (`cpuPercent(since:)`).
-public struct StatsSample: Sendable, Equatable {
-    public let cpuTotal: UInt64
-    public let systemTotal: UInt64
-    public let onlineCPUs: Int
-    public let memory: Int64
-    public let memoryLimit: Int64
-    public let networkRx: Int64
-    public let networkTx: Int64
-    public let startedAt: Int64
-
-    public init(
-        cpuTotal: UInt64, systemTotal: UInt64, onlineCPUs: Int, memory: Int64, memoryLimit: Int64, networkRx: Int64, networkTx: Int64,
-        startedAt: Int64
-    ) {
-        self.cpuTotal = cpuTotal
-        self.systemTotal = systemTotal
-        self.onlineCPUs = onlineCPUs
-        self.memory = memory
-        self.memoryLimit = memoryLimit
-        self.networkRx = networkRx
-        self.networkTx = networkTx
-        self.startedAt = startedAt
-    }
-
-    /// Docker's formula: container CPU time over system CPU time, times the CPUs, in percent.
-    public func cpuPercent(since previous: StatsSample?) -> Double {
-        guard let previous, cpuTotal >= previous.cpuTotal, systemTotal > previous.systemTotal else { return 0 }
-        return Double(cpuTotal - previous.cpuTotal) / Double(systemTotal - previous.systemTotal) * Double(max(onlineCPUs, 1)) * 100
-    }
+    public func clusterNodes() throws(PlatformError) -> [PlatformNode] { [] }
 }
 
 /// One line a server's game wrote (stdout or stderr), as the platform timestamped it.

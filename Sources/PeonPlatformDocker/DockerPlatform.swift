@@ -2,7 +2,9 @@ import PeonArchive
 public import PeonCore
 public import PeonDocker
 public import PeonJSON
+public import PeonNodeFiles
 public import PeonPlatform
+import PeonSystem
 
 /// Runs `ServerSpec`s as Docker containers, one bridge network per server, identified by labels.
 ///
@@ -13,8 +15,12 @@ public final class DockerPlatform: ServerPlatform {
     /// The host address game ports are published on.
     public let bindAddress: String
 
-    public init(client: DockerClient, bindAddress: String = "0.0.0.0") {
+    /// This host's server folders (the node is this machine).
+    public let files: LocalServerFiles
+
+    public init(client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0") {
         docker = client
+        self.files = files
         self.bindAddress = bindAddress
     }
 
@@ -65,8 +71,12 @@ public final class DockerPlatform: ServerPlatform {
     }
 
     /// Makes sure the server's network and container exist; returns the container id.
-    public func ensure(_ spec: ServerSpec) throws(DockerError) -> String {
-        if let existing = try containers(of: spec.uid).first { return existing.id }
+    public func ensure(_ spec: ServerSpec) throws(PlatformError) -> ServerRef {
+        try engine { () throws(DockerError) in try ensureContainer(spec) }
+    }
+
+    func ensureContainer(_ spec: ServerSpec) throws(DockerError) -> ServerRef {
+        if let existing = try containers(of: spec.uid).first { return existing.ref }
         if try docker.listNetworks(labels: ["\(ServerSpec.serverLabel)=\(spec.uid)"]).isEmpty {
             do {
                 _ = try docker.createNetwork(name: spec.name, labels: spec.labels)
@@ -75,33 +85,51 @@ public final class DockerPlatform: ServerPlatform {
             }
         }
         do {
-            return try docker.createContainer(name: spec.name, config: Self.createBody(spec, bindAddress: bindAddress))
+            return ServerRef(try docker.createContainer(name: spec.name, config: Self.createBody(spec, bindAddress: bindAddress)))
         } catch .conflict(let message) {
             // The name exists: adopt it only if it is this server's; never touch a foreign container.
             guard let mine = try containers(of: spec.uid).first else { throw .conflict(message) }
-            return mine.id
+            return mine.ref
         }
     }
 
-    public func start(_ id: String) throws(DockerError) { try docker.startContainer(id) }
+    public func start(_ ref: ServerRef) throws(PlatformError) {
+        try engine { () throws(DockerError) in try docker.startContainer(ref.raw) }
+    }
 
-    public func stop(_ id: String, graceSeconds: Int) throws(DockerError) { try docker.stopContainer(id, timeoutSeconds: graceSeconds) }
+    public func stop(_ ref: ServerRef, graceSeconds: Int) throws(PlatformError) {
+        try engine { () throws(DockerError) in try docker.stopContainer(ref.raw, timeoutSeconds: graceSeconds) }
+    }
 
     /// Removes the server's containers and network; its files stay.
-    public func remove(_ uid: ServerUID) throws(DockerError) {
-        for container in try containers(of: uid) { try docker.removeContainer(container.id, force: true) }
-        for network in try docker.listNetworks(labels: ["\(ServerSpec.serverLabel)=\(uid)"]) {
-            if let id = network["Id"]?.stringValue { try docker.removeNetwork(id) }
+    public func remove(_ uid: ServerUID) throws(PlatformError) {
+        try engine { () throws(DockerError) in
+            for container in try containers(of: uid) { try docker.removeContainer(container.ref.raw, force: true) }
+            for network in try docker.listNetworks(labels: ["\(ServerSpec.serverLabel)=\(uid)"]) {
+                if let id = network["Id"]?.stringValue { try docker.removeNetwork(id) }
+            }
         }
     }
 
     /// Every container Peon manages (optionally narrowed by more labels), running or not.
-    public func observe(labels: [String]) throws(DockerError) -> [ObservedContainer] {
-        try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels).map(Self.observed)
+    public func observe(labels: [String]) throws(PlatformError) -> [ObservedWorkload] {
+        try engine { () throws(DockerError) in
+            try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true"] + labels).map(Self.observed)
+        }
     }
 
-    public func containers(of uid: ServerUID) throws(DockerError) -> [ObservedContainer] {
+    public func containers(of uid: ServerUID) throws(DockerError) -> [ObservedWorkload] {
         try docker.listContainers(labels: ["\(ServerSpec.managedLabel)=true", "\(ServerSpec.serverLabel)=\(uid)"]).map(Self.observed)
+    }
+
+    /// Host ports published by any container on this engine, Peon's or not, and this host's
+    /// listeners (the node is this machine, whatever server asks).
+    public func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> {
+        var keys = try engine { () throws(DockerError) in try publishedPorts() }
+        let listening = HostPorts.listening()
+        keys.formUnion(listening.tcp.map { PortKey($0, .tcp) })
+        keys.formUnion(listening.udp.map { PortKey($0, .udp) })
+        return keys
     }
 
     /// Host ports published by any container on this engine, Peon's or not.
@@ -119,20 +147,45 @@ public final class DockerPlatform: ServerPlatform {
     }
 
     /// Exit code and OOM flag need an inspect; the list gives the rest.
-    public func details(_ id: String) throws(DockerError) -> ObservedContainer {
-        let info = try docker.inspectContainer(id)
+    public func details(_ ref: ServerRef) throws(PlatformError) -> ObservedWorkload {
+        let info = try engine { () throws(DockerError) in try docker.inspectContainer(ref.raw) }
         let labels = Self.labels(info["Config"]?["Labels"])
         let state = info["State"]
         let code = CheckedNumber.int(state?["ExitCode"], in: Int(Int32.min)...Int(Int32.max)) ?? 0
-        return ObservedContainer(
-            id: info["Id"]?.stringValue ?? id, uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
-            state: state?["Status"]?.stringValue ?? "unknown", exitCode: code, oomKilled: state?["OOMKilled"]?.boolValue ?? false,
+        return ObservedWorkload(
+            ref: ServerRef(info["Id"]?.stringValue ?? ref.raw),
+            uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
+            state: Self.state(state?["Status"]?.stringValue ?? "unknown", exitCode: code, oom: state?["OOMKilled"]?.boolValue ?? false),
             labels: labels)
     }
 
+    /// Docker's state words in Peon's terms.
+    static func state(_ word: String, exitCode: Int = 0, oom: Bool = false) -> ObservedState {
+        word == "exited" ? .exited(code: exitCode, oom: oom) : ObservedState(name: word)
+    }
+
+    /// Runs Engine API calls, translating Docker's errors at the seam: an unreachable socket is
+    /// `unavailable` (the job waits), the engine's refusals keep its message.
+    func engine<T>(_ body: () throws(DockerError) -> T) throws(PlatformError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw Self.platformError(error)
+        }
+    }
+
+    static func platformError(_ error: DockerError) -> PlatformError {
+        switch error {
+        case .notFound(let m): .notFound(m)
+        case .conflict(let m): .conflict(m)
+        case .transport: .unavailable(error.description)
+        case .engine, .unsupportedVersion, .badResponse: .refused(error.description)
+        }
+    }
+
     /// `CONTAINER_TYPE` and `VERSION` from the image's environment (PEON reads them with `docker exec`).
-    public func imageFacts(_ image: String) throws(DockerError) -> ImageFacts? {
-        guard let info = try docker.inspectImage(image) else { return nil }
+    public func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts? {
+        guard let info = try engine({ () throws(DockerError) in try docker.inspectImage(image) }) else { return nil }
         var env: [String: String] = [:]
         for item in info["Config"]?["Env"]?.arrayValue ?? [] {
             guard let text = item.stringValue, let eq = text.firstIndex(of: "=") else { continue }
@@ -141,7 +194,11 @@ public final class DockerPlatform: ServerPlatform {
         return ImageFacts(containerType: env["CONTAINER_TYPE"] ?? "unknown", buildVersion: env["VERSION"] ?? "unknown")
     }
 
-    public func pull(_ image: String, progress: (String) -> Void) throws(DockerError) {
+    public func pull(_ image: String, progress: (String) -> Void) throws(PlatformError) {
+        try engine { () throws(DockerError) in try pullImage(image, progress: progress) }
+    }
+
+    func pullImage(_ image: String, progress: (String) -> Void) throws(DockerError) {
         let colon = image.lastIndex(of: ":").flatMap { image[$0...].contains("/") ? nil : $0 }
         let name = colon.map { String(image[..<$0]) } ?? image
         let tag = colon.map { String(image[image.index(after: $0)...]) } ?? "latest"
@@ -159,9 +216,10 @@ public final class DockerPlatform: ServerPlatform {
         }
     }
 
-    public func sample(_ id: String) throws(DockerError) -> StatsSample {
-        let stats = try docker.containerStats(id)
-        let started = try docker.inspectContainer(id)["State"]?["StartedAt"]?.stringValue ?? ""
+    public func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample {
+        let (stats, started) = try engine { () throws(DockerError) in
+            (try docker.containerStats(ref.raw), try docker.inspectContainer(ref.raw)["State"]?["StartedAt"]?.stringValue ?? "")
+        }
         func number(_ v: JSON?) -> Double { if case .number(let n) = v { n } else { 0 } }
         var rx = 0.0
         var tx = 0.0
@@ -196,15 +254,33 @@ public final class DockerPlatform: ServerPlatform {
         return Int64(days * 86400 + digits[3] * 3600 + digits[4] * 60 + digits[5])
     }
 
-    public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(DockerError) {
-        try docker.followEvents(labels: ["\(ServerSpec.managedLabel)=true"], keepGoing: keepGoing) { event in
-            let attributes = event["Actor"]?["Attributes"]
-            guard let uidText = attributes?[ServerSpec.serverLabel]?.stringValue, let uid = try? ServerUID(validating: uidText) else {
-                return true
+    public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {
+        try engine { () throws(DockerError) in
+            try docker.followEvents(labels: ["\(ServerSpec.managedLabel)=true"], keepGoing: keepGoing) { event in
+                let attributes = event["Actor"]?["Attributes"]
+                guard let uidText = attributes?[ServerSpec.serverLabel]?.stringValue, let uid = try? ServerUID(validating: uidText),
+                    let kind = Self.eventKind(
+                        event["Action"]?.stringValue ?? event["status"]?.stringValue ?? "",
+                        exitCode: attributes?["exitCode"]?.stringValue.flatMap { Int($0) })
+                else { return true }
+                return handler(PlatformEvent(uid: uid, ref: ServerRef(event["Actor"]?["ID"]?.stringValue ?? ""), kind: kind))
             }
-            let action = event["Action"]?.stringValue ?? event["status"]?.stringValue ?? ""
-            let code = attributes?["exitCode"]?.stringValue.flatMap { Int($0) }
-            return handler(PlatformEvent(uid: uid, containerID: event["Actor"]?["ID"]?.stringValue ?? "", action: action, exitCode: code))
+        }
+    }
+
+    /// Docker's event actions in Peon's terms; the rest (exec, attach, kill, ...) change nothing.
+    static func eventKind(_ action: String, exitCode: Int?) -> PlatformEvent.Kind? {
+        switch action {
+        case "create": .created
+        case "start": .started
+        case "die": .exited(code: exitCode)
+        case "oom": .oomKilled
+        case "stop": .stopped
+        case "destroy": .destroyed
+        case "pause": .paused
+        case "unpause": .unpaused
+        case "restart": .restarted
+        default: nil
         }
     }
 
@@ -217,11 +293,11 @@ public final class DockerPlatform: ServerPlatform {
         Dictionary((value?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })
     }
 
-    static func observed(_ item: JSON) -> ObservedContainer {
+    static func observed(_ item: JSON) -> ObservedWorkload {
         let labels = Self.labels(item["Labels"])
-        return ObservedContainer(
-            id: item["Id"]?.stringValue ?? "", uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
-            state: item["State"]?.stringValue ?? "unknown", exitCode: 0, oomKilled: false, labels: labels)
+        return ObservedWorkload(
+            ref: ServerRef(item["Id"]?.stringValue ?? ""), uid: labels[ServerSpec.serverLabel].flatMap { try? ServerUID(validating: $0) },
+            state: Self.state(item["State"]?.stringValue ?? "unknown"), labels: labels)
     }
 }
 
@@ -229,11 +305,15 @@ public final class DockerPlatform: ServerPlatform {
 extension DockerPlatform: Sendable {}
 
 extension DockerPlatform {
-    public func imageID(_ reference: String) throws(DockerError) -> String? {
-        try docker.inspectImage(reference)?["Id"]?.stringValue
+    public func imageID(_ reference: String) throws(PlatformError) -> String? {
+        try engine { () throws(DockerError) in try docker.inspectImage(reference)?["Id"]?.stringValue }
     }
 
-    public func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(DockerError) -> Bool {
+    public func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(PlatformError) -> Bool {
+        try engine { () throws(DockerError) in try buildImage(image, progress: progress) }
+    }
+
+    func buildImage(_ image: RuntimeImage, progress: (String) -> Void) throws(DockerError) -> Bool {
         guard let build = image.build else { return false }
         // The tag is a hash of every input: if the engine has it, it is this build.
         if try docker.inspectImage(image.reference) != nil { return false }
@@ -267,7 +347,11 @@ extension DockerPlatform {
             labels: labels.filter { mine.contains("\($0.key)=\($0.value)") }.map { ($0.key, $0.value) } + [(Self.buildLabel, "true")])
     }
 
-    public func pruneImages(labels: [String], keep: Set<String>) throws(DockerError) -> Int {
+    public func pruneImages(labels: [String], keep: Set<String>) throws(PlatformError) -> Int {
+        try engine { () throws(DockerError) in try removeUnusedImages(labels: labels, keep: keep) }
+    }
+
+    func removeUnusedImages(labels: [String], keep: Set<String>) throws(DockerError) -> Int {
         let used = Set(try docker.listContainers(labels: [], all: true).compactMap { $0["ImageID"]?.stringValue })
         var removed = 0
         for image in try docker.listImages(labels: ["\(ServerSpec.managedLabel)=true", RuntimeImage.runtimeLabel] + labels) {
@@ -283,4 +367,27 @@ extension DockerPlatform {
         }
         return removed
     }
+}
+
+// Server files: this host is the node, so they are worked on in place.
+extension DockerPlatform {
+    public func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
+        -> PreparedFiles
+    {
+        try files.prepare(uid, plan: plan, actions: actions, reinstallActions: reinstallActions)
+    }
+
+    public func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError) { try files.check(uid, plan: plan) }
+
+    public func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError) {
+        try files.update(uid, mode: mode, actions: actions)
+    }
+
+    public func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError) { try files.writeManifest(uid, bytes) }
+
+    public func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])] { files.manifests() }
+
+    public func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { files.readConfig(uid) }
+
+    public func removeFiles(_ uid: ServerUID) throws(PlatformError) { try files.remove(uid) }
 }

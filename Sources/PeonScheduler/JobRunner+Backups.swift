@@ -15,12 +15,22 @@ import PeonSystem
 extension JobRunner {
     static let backupFolders = ["actions", "config", "user"]
 
+    /// The server's folder on this host: backups read and write it directly, so they need the
+    /// Docker platform (on Swarm the folder lives on its node; not supported yet).
+    func localDirectory(_ uid: ServerUID) throws -> String {
+        guard configuration.platform == .docker else {
+            throw DomainError.invalid(field: "platform", reason: "backups need PEON_PLATFORM=docker for now")
+        }
+        return configuration.serversDir + "/" + uid.relativeDirectory
+    }
+
     /// Makes a backup; the job's result names it (`{"id"}`). A running server is made consistent as
     /// its plan says: its save command first, or a stop and a start around the copy.
     func backup(_ uid: ServerUID, format: ArchiveWriter.Format) throws -> JSON {
+        let home = try localDirectory(uid)
         let plan = try plan(uid.game)
         let server = try record(uid)
-        let running = server.containerID.flatMap { try? platform.details($0) }?.state == "running"
+        let running = server.containerID.flatMap { try? platform.details(ServerRef($0)) }?.state == .running
         var restart = false
         if running, let id = server.containerID {
             switch plan.backup {
@@ -47,7 +57,7 @@ extension JobRunner {
         let partial = folder + "/." + name + ".partial"
         let final = folder + "/" + name
         do {
-            try ArchiveWriter.write(root: directory(uid), folders: Self.backupFolders, to: partial, format: format)
+            try ArchiveWriter.write(root: home, folders: Self.backupFolders, to: partial, format: format)
             try ArchiveExtractor.verify(file: partial)
             try Files.rename(partial, to: final)
         } catch {
@@ -77,7 +87,7 @@ extension JobRunner {
         }
         let wasRunning = try record(uid).desiredState == "running"
         try stop(uid, keepDesired: true)
-        let dir = directory(uid)
+        let dir = try localDirectory(uid)
         let staging = ".restore-\(id)"
         try? Files.removeTree(staging, in: dir)
         do {

@@ -17,8 +17,6 @@ public final class JobRunner {
     let platform: any ServerPlatform
     let configuration: Configuration
     var logger: Logger
-    /// Absolute `dataDir` as the engine's host sees it (for bind mounts).
-    let hostDataDir: String
     /// The running job's progress (nil between jobs).
     var progress: JobProgress?
 
@@ -29,12 +27,18 @@ public final class JobRunner {
     /// Test only (`PEON_TEST_CRASH_ON_JOB`): the process kills itself when it starts a job of this kind.
     public var crashOnJob: JobKind?
 
-    public init(store: Store, platform: any ServerPlatform, configuration: Configuration, hostDataDir: String, logger: Logger) {
+    /// The wall clock, injected so decisions can be tested at any time.
+    let clock: @Sendable () -> Int64
+
+    public init(
+        store: Store, platform: any ServerPlatform, configuration: Configuration, logger: Logger,
+        clock: (@Sendable () -> Int64)? = nil
+    ) {
         self.store = store
         self.platform = platform
         self.configuration = configuration
-        self.hostDataDir = hostDataDir
         self.logger = logger
+        self.clock = clock ?? { WallClock.now() }
     }
 
     /// Claims and runs jobs until none is due; returns how many ran.
@@ -44,7 +48,7 @@ public final class JobRunner {
         while !Signals.stopRequested.load(ordering: .relaxed) {
             let claimed: JobRecord?
             do {
-                claimed = try store.write { tx in try tx.claimNextJob(now: WallClock.now()) }
+                claimed = try store.write { tx in try tx.claimNextJob(now: clock()) }
             } catch {
                 logger.warning("cannot claim a job", metadata: ["error": "\(error)"])
                 return count
@@ -72,11 +76,11 @@ public final class JobRunner {
         }
         do {
             result = try perform(job)
-        } catch where !platform.reachable() {
+        } catch  where !platform.reachable() {
             // The engine is away (restarting): the job waits for it instead of failing.
             logger.warning("engine unreachable, job deferred", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
             do {
-                try store.write { tx in try tx.deferJob(job.id, seconds: Self.engineRetrySeconds, now: WallClock.now()) }
+                try store.write { tx in try tx.deferJob(job.id, seconds: Self.engineRetrySeconds, now: clock()) }
                 return
             } catch {
                 state = .failed
@@ -90,12 +94,18 @@ public final class JobRunner {
                 result = ["code": "ports.exhausted"]
             case DomainError.invalid(_, let reason):
                 message = reason
+            case PlatformError.unavailable(let text):
+                // Reachable engine, unavailable node (Swarm: down or drained): the API answers 503.
+                message = "unavailable: \(text)"
+                result = ["code": "node.unavailable"]
+            case let error as PlatformError:
+                message = error.description
             default:
                 message = "\(error)"
             }
         }
         do {
-            try store.write { tx in try tx.finishJob(job.id, state: state, error: message, result: result, now: WallClock.now()) }
+            try store.write { tx in try tx.finishJob(job.id, state: state, error: message, result: result, now: clock()) }
         } catch {
             logger.error("cannot record a job's end", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
         }
@@ -138,16 +148,13 @@ public final class JobRunner {
 
     // MARK: - Steps
 
-    /// The file that makes a server directory self-describing, so it can be imported again.
-    static let manifest = "peon-server.json"
-
     func writeManifest(_ server: ServerRecord) throws {
         let json: JSON = [
             "uid": .string(server.uid.description), "description": .string(server.description),
             "settings": .object(server.settings.map { ($0.0, JSON.string($0.1)) }), "limits": server.limits,
             "ports": .array(server.ports.map { ["name": .string($0.name), "port": .int($0.port), "proto": .string($0.proto.rawValue)] }),
         ]
-        try Files.write(directory(server.uid) + "/" + Self.manifest, json.bytes, mode: 0o600)
+        try platform.writeManifest(server.uid, json.bytes)
     }
 
     /// `PUT /servers`: server directories with a manifest, and containers with Peon's labels, that
@@ -155,34 +162,29 @@ public final class JobRunner {
     func adopt() throws {
         let known = Set(try store.read { tx in try tx.servers() }.map(\.uid))
         let containers = try platform.observe(labels: [])
-        for game in Files.list(configuration.serversDir) {
-            for name in Files.list(configuration.serversDir + "/" + game) {
-                guard let uid = try? ServerUID(validating: "\(game).\(name)"), !known.contains(uid),
-                    let bytes = try? Files.read(directory(uid) + "/" + Self.manifest, limit: 1 << 20),
-                    let document = try? JSON.parse(bytes), let plan = try? plan(uid.game)
-                else { continue }
-                // The manifest is hostile input: checked like a request, refused whole when wrong.
-                let manifest: ServerManifest
-                do {
-                    manifest = try ServerManifest(document: document, uid: uid, plan: plan)
-                } catch {
-                    logger.warning("server manifest refused", metadata: ["server.uid": "\(uid)", "error": "\(error)"])
-                    continue
-                }
-                let container = containers.first { $0.uid == uid }
-                let record = ServerRecord(
-                    uid: uid, description: manifest.description, settings: manifest.settings, ports: manifest.ports,
-                    desiredState: container?.state == "running" ? "running" : "stopped", observedState: container?.state ?? "missing",
-                    containerID: container?.id, limits: manifest.limits, createdAt: WallClock.now())
-                try store.write { tx in try tx.insertServer(record, now: WallClock.now()) }
-                logger.info("server adopted", metadata: ["server.uid": "\(uid)"])
+        for (uid, bytes) in try platform.manifests() {
+            guard !known.contains(uid), let document = try? JSON.parse(bytes), let plan = try? plan(uid.game) else { continue }
+            // The manifest is hostile input: checked like a request, refused whole when wrong.
+            let manifest: ServerManifest
+            do {
+                manifest = try ServerManifest(document: document, uid: uid, plan: plan)
+            } catch {
+                logger.warning("server manifest refused", metadata: ["server.uid": "\(uid)", "error": "\(error)"])
+                continue
             }
+            let container = containers.first { $0.uid == uid }
+            let record = ServerRecord(
+                uid: uid, description: manifest.description, settings: manifest.settings, ports: manifest.ports,
+                desiredState: container?.state == .running ? "running" : "stopped", observedState: container?.state.name ?? "missing",
+                containerID: container?.ref.raw, limits: manifest.limits, createdAt: clock())
+            try store.write { tx in try tx.insertServer(record, now: clock()) }
+            logger.info("server adopted", metadata: ["server.uid": "\(uid)"])
         }
     }
 
     /// Writes the server row as it stands now.
     func save(_ server: ServerRecord) throws {
-        try store.write { tx in try tx.updateServer(server, now: WallClock.now()) }
+        try store.write { tx in try tx.updateServer(server, now: clock()) }
     }
 
     func record(_ uid: ServerUID) throws -> ServerRecord {
@@ -199,28 +201,21 @@ public final class JobRunner {
         return try Plan(document: JSON.parse(text), expectedGameUID: game)
     }
 
-    func directory(_ uid: ServerUID) -> String { configuration.serversDir + "/" + uid.relativeDirectory }
-
-    /// Ports in use by anything but this server: other servers' groups, containers, host listeners.
+    /// Ports in use by anything but this server: other servers' groups, and what the platform
+    /// says is taken on the server's node (workloads, the node's listeners).
     func takenPorts(except uid: ServerUID) throws -> Set<PortKey> {
-        var taken = try platform.publishedPorts()
-        let listening = HostPorts.listening()
-        taken.formUnion(listening.tcp.map { PortKey($0, .tcp) })
-        taken.formUnion(listening.udp.map { PortKey($0, .udp) })
+        var taken = try platform.takenPorts(for: uid)
         for other in try store.read({ tx in try tx.servers() }) where other.uid != uid {
             taken.formUnion(other.ports.flatMap(\.keys))
         }
         return taken
     }
 
-    func spec(_ server: ServerRecord, plan: Plan, image: RuntimeImage) -> ServerSpec {
-        let dir = directory(server.uid)
-        let existing = Set(plan.files.map(\.source).filter { Files.kind(dir + "/" + $0.dropFirst(3)) == .file })
+    func spec(_ server: ServerRecord, plan: Plan, image: RuntimeImage, files: PreparedFiles) -> ServerSpec {
         let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
         return ServerSpec(
-            uid: server.uid, plan: plan, settings: server.settings, ports: server.ports,
-            directory: hostDataDir + "/servers/" + server.uid.relativeDirectory, existingFiles: existing, limits: limits,
-            extraLabels: configuration.extraLabels, image: image.reference)
+            uid: server.uid, plan: plan, settings: server.settings, ports: server.ports, directory: files.directory,
+            existingFiles: files.existingFiles, limits: limits, extraLabels: configuration.extraLabels, image: image.reference)
     }
 
     /// The image servers of `plan` run: Peon's runtime image, from the definition files in
@@ -291,70 +286,35 @@ public final class JobRunner {
         if removed > 0 { logger.info("unused runtime images removed", metadata: ["images": "\(removed)"]) }
     }
 
-    /// Makes the server's directories that are missing and gives what it made to the game's user
-    /// (1000:1000). Existing content is not walked: PEON's `chown -R` before every start crossed
-    /// gigabytes of game files each time.
-    func prepareDirectory(_ uid: ServerUID, plan: Plan) throws {
-        let dir = directory(uid)
-        var made: [String] = []
-        if Files.kind(dir) == .missing {
-            try Files.makeDirectories(dir)
-            try Files.setMode(dir, 0o755)
-            made.append(dir)
-        }
-        if Files.kind(dir + "/actions") == .missing {
-            try installActions(uid)
-            made.append(dir + "/actions")
-        }
-        for path in made {
-            try Files.chownTree(path, uid: 1000, gid: 1000)
-            // The API reads `config/` live and may run as another user.
-            try Files.setMode(path, 0o755)
-        }
-        try checkMounts(uid, plan: plan)
-    }
-
-    /// Every bind source, checked right before a start: reached from the data dir without a
-    /// symlink at any level (Docker would follow one), folders made for the game's user when missing.
-    func checkMounts(_ uid: ServerUID, plan: Plan) throws {
-        let base = "servers/" + uid.relativeDirectory + "/"
-        do {
-            for volume in plan.volumes {
-                try Files.checkBindSource(base + volume.source.dropFirst(3), in: configuration.dataDir, owner: (1000, 1000))
-            }
-            for file in plan.files where Files.kind(directory(uid) + "/" + file.source.dropFirst(3)) != .missing {
-                try Files.checkBindSource(base + file.source.dropFirst(3), in: configuration.dataDir, file: true)
-            }
-        } catch {
-            throw DomainError.invalid(field: "volumes", reason: "unsafe mount source: \(error)")
-        }
-    }
-
-    /// Copies the plan's `actions/` files, as the catalog holds them, into the server's `actions/`;
-    /// the user's other files there (and `.update`) stay.
-    func installActions(_ uid: ServerUID) throws {
-        let files = try store.read { tx in try tx.planFiles(uid.game) }
-        try ActionsInstaller().install(files, into: directory(uid) + "/actions")
+    /// The server's folders on its node, made and checked; the plan's actions installed when
+    /// missing, or always with `reinstallActions`.
+    @discardableResult
+    func prepareFiles(_ uid: ServerUID, plan: Plan, reinstallActions: Bool = false) throws -> PreparedFiles {
+        let actions = try store.read { tx in try tx.planFiles(uid.game) }
+        return try platform.prepareFiles(uid, plan: plan, actions: actions, reinstallActions: reinstallActions)
     }
 
     func create(_ uid: ServerUID, arguments: JSON) throws {
         var server = try record(uid)
         let plan = try plan(uid.game)
         do {
+            // On a cluster the node comes first: ports and files are the node's.
+            let wanted = server.ports.isEmpty ? (plan.portGroups.first ?? []).flatMap(\.keys) : server.ports.flatMap(\.keys)
+            let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
+            _ = try platform.place(uid, ports: Set(wanted), memoryBytes: limits.memoryBytes ?? 0)
             if server.ports.isEmpty {
                 server.ports = try PortAllocator.allocate(
                     groups: plan.portGroups, taken: takenPorts(except: uid), range: configuration.portRange)
                 try save(server)
             }
-            try prepareDirectory(uid, plan: plan)
-            try installActions(uid)
+            let files = try prepareFiles(uid, plan: plan, reinstallActions: true)
             let image = try prepareImage(plan)
             let facts = try platform.imageFacts(image.reference)
-            let id = try platform.ensure(spec(server, plan: plan, image: image))
-            server.containerID = id
+            let ref = try platform.ensure(spec(server, plan: plan, image: image, files: files))
+            server.containerID = ref.raw
             server.containerType = facts?.containerType ?? "unknown"
             server.buildVersion = facts?.buildVersion ?? "unknown"
-            server.observedState = try platform.details(id).state
+            server.observedState = try platform.details(ref).state.name
             try save(server)
             try writeManifest(server)
             if arguments["start"] == .bool(true) { try start(uid) }
@@ -363,7 +323,7 @@ public final class JobRunner {
             if arguments["noclean"] != .bool(true), platform.reachable() {
                 // A failed create leaves nothing behind.
                 try? platform.remove(uid)
-                try? Files.removeTree(uid.relativeDirectory, in: configuration.serversDir)
+                try? platform.removeFiles(uid)
                 try? store.write { tx in try tx.deleteServer(uid) }
             }
             throw error
@@ -374,7 +334,7 @@ public final class JobRunner {
         var server = try record(uid)
         let plan = try plan(uid.game)
         server.desiredState = "running"
-        if let id = server.containerID, let current = try? platform.details(id), current.state == "running" {
+        if let id = server.containerID, let current = try? platform.details(ServerRef(id)), current.state == .running {
             server.observedState = "running"
             try save(server)
             return
@@ -386,31 +346,31 @@ public final class JobRunner {
             try platform.remove(uid)
             server.containerID = nil
         }
-        try prepareDirectory(uid, plan: plan)
+        let files = try prepareFiles(uid, plan: plan)
         // A plan changed since (PUT /plans) means a new runtime image: built here, once.
-        let wanted = spec(server, plan: plan, image: try prepareImage(plan))
+        let wanted = spec(server, plan: plan, image: try prepareImage(plan), files: files)
         // Settings, limits or the plan changed since the container was made (modify, update): re-create it.
-        if let id = server.containerID, let current = try? platform.details(id),
+        if let id = server.containerID, let current = try? platform.details(ServerRef(id)),
             current.labels[ServerSpec.fingerprintLabel] != wanted.fingerprint
         {
             try platform.remove(uid)
             server.containerID = nil
         }
-        let id = try platform.ensure(wanted)
-        server.containerID = id
+        let ref = try platform.ensure(wanted)
+        server.containerID = ref.raw
         try save(server)
         try writeManifest(server)
-        try checkMounts(uid, plan: plan)
+        try platform.checkFiles(uid, plan: plan)
         progress?.enter(.starting)
-        try platform.start(id)
-        server.observedState = try platform.details(id).state
+        try platform.start(ref)
+        server.observedState = try platform.details(ref).state.name
         try save(server)
     }
 
     /// Types one line into the running game's stdin.
     func console(_ uid: ServerUID, command: String) throws {
         let server = try record(uid)
-        guard let id = server.containerID, (try? platform.details(id))?.state == "running" else {
+        guard let id = server.containerID, (try? platform.details(ServerRef(id)))?.state == .running else {
             throw DomainError.conflict("\(uid) is not running, so it has no console to type into.")
         }
         guard let console = platform as? any ConsoleInput else {
@@ -423,10 +383,10 @@ public final class JobRunner {
         var server = try record(uid)
         if !keepDesired { server.desiredState = "stopped" }
         try save(server)
-        guard let id = server.containerID else { return }
+        guard let id = server.containerID.map(ServerRef.init) else { return }
         do {
             try platform.stop(id, graceSeconds: Self.stopGraceSeconds)
-            server.observedState = try platform.details(id).state
+            server.observedState = try platform.details(id).state.name
         } catch {
             guard (try? platform.details(id)) == nil else { throw error }
             server.observedState = "missing"
@@ -447,16 +407,9 @@ public final class JobRunner {
         // Stop first: files a running container can write are changed only once it cannot.
         let wasRunning = try record(uid).desiredState == "running"
         try stop(uid, keepDesired: true)
-        let base = uid.relativeDirectory
-        // A refreshed plan brings new scripts to its servers at every update, whatever the mode.
-        try installActions(uid)
-        if mode.redownloadsGame { try Files.removeTree(base + "/actions/.update", in: configuration.serversDir) }
-        if mode.validatesGame {
-            let marker = directory(uid) + "/actions/.validate"
-            try Files.write(marker, [])
-            _ = chown(marker, 1000, 1000)
-        }
-        if mode.wipesGameFiles { try Files.removeContents(base + "/data", in: configuration.serversDir) }
+        // A refreshed plan brings new scripts to its servers at every update, whatever the mode;
+        // the mode's markers and wipes happen on the server's node.
+        try platform.updateFiles(uid, mode: mode, actions: try store.read { tx in try tx.planFiles(uid.game) })
         if mode.refreshesImage || mode.wipesGameFiles {
             try recreate(uid)
         } else if wasRunning {
@@ -491,7 +444,8 @@ public final class JobRunner {
             try start(uid)
         } else {
             let plan = try plan(uid.game)
-            fresh.containerID = try platform.ensure(spec(fresh, plan: plan, image: try prepareImage(plan)))
+            let files = try prepareFiles(uid, plan: plan)
+            fresh.containerID = try platform.ensure(spec(fresh, plan: plan, image: try prepareImage(plan), files: files)).raw
             fresh.observedState = "created"
             try save(fresh)
         }
@@ -499,7 +453,7 @@ public final class JobRunner {
 
     func destroy(_ uid: ServerUID, eradicate: Bool) throws {
         try platform.remove(uid)
-        if eradicate { try Files.removeTree(uid.relativeDirectory, in: configuration.serversDir) }
+        if eradicate { try platform.removeFiles(uid) }
         try store.write { tx in try tx.deleteServer(uid) }
     }
 }

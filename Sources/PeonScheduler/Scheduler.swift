@@ -19,7 +19,6 @@ import PeonSystem
 /// SIGTERM (`Signals.stopRequested`) ends every loop; running game servers are left alone.
 public struct Scheduler: Sendable {
     public let configuration: Configuration
-    public let hostDataDir: String
     public let runners: Int
     public let logger: Logger
     public let makePlatform: @Sendable () throws -> any ServerPlatform
@@ -27,13 +26,17 @@ public struct Scheduler: Sendable {
     /// Test only: see `JobRunner.crashOnJob`.
     public let crashOnJob: JobKind?
 
+    /// The wall clock, injected: every decision takes the time as an argument.
+    public let clock: @Sendable () -> Int64
+
     public init(
-        configuration: Configuration, hostDataDir: String, runners: Int = 2, crashPolicy: CrashPolicy = CrashPolicy(),
-        crashOnJob: JobKind? = nil, logger: Logger, makePlatform: @escaping @Sendable () throws -> any ServerPlatform
+        configuration: Configuration, runners: Int = 2, crashPolicy: CrashPolicy = CrashPolicy(), crashOnJob: JobKind? = nil,
+        logger: Logger, clock: (@Sendable () -> Int64)? = nil,
+        makePlatform: @escaping @Sendable () throws -> any ServerPlatform
     ) {
         self.crashOnJob = crashOnJob
         self.configuration = configuration
-        self.hostDataDir = hostDataDir
+        self.clock = clock ?? { WallClock.now() }
         self.runners = runners
         self.crashPolicy = crashPolicy
         self.logger = logger
@@ -68,7 +71,7 @@ public struct Scheduler: Sendable {
         defer { close(lock) }
         let store = try Store(path: configuration.databasePath)
         let (requeued, poisoned) = try store.write { tx in
-            try tx.requeueInterruptedJobs(maximumAttempts: Self.maximumInterruptedAttempts, now: WallClock.now())
+            try tx.requeueInterruptedJobs(maximumAttempts: Self.maximumInterruptedAttempts, now: clock())
         }
         if requeued > 0 { logger.warning("requeued jobs a previous scheduler left running", metadata: ["jobs": "\(requeued)"]) }
         for job in poisoned {
@@ -89,7 +92,7 @@ public struct Scheduler: Sendable {
         var failing = false
         var zones = ZoneCache()
         while !Self.stopping {
-            let now = WallClock.now()
+            let now = clock()
             do {
                 try store.write { tx in
                     try tx.setMeta("scheduler.heartbeat", "\(now)")
@@ -129,8 +132,7 @@ public struct Scheduler: Sendable {
                 let store = try Store(path: configuration.databasePath)
                 let platform = try makePlatform()
                 // Runtime images no server uses any more (plans changed, servers destroyed).
-                let images = JobRunner(
-                    store: store, platform: platform, configuration: configuration, hostDataDir: hostDataDir, logger: logger)
+                let images = JobRunner(store: store, platform: platform, configuration: configuration, logger: logger, clock: clock)
                 while !Self.stopping {
                     if Monotonic.seconds() - lastImagePrune > Self.imagePruneSeconds {
                         lastImagePrune = Monotonic.seconds()
@@ -142,7 +144,7 @@ public struct Scheduler: Sendable {
                     }
                     if lastPrune.map({ Monotonic.seconds() - $0 > Self.pruneSeconds }) ?? true {
                         lastPrune = Monotonic.seconds()
-                        let removed = try store.write { tx in try tx.prune(retention, now: WallClock.now()) }
+                        let removed = try store.write { tx in try tx.prune(retention, now: clock()) }
                         if removed > 0 { logger.info("history pruned", metadata: ["rows": "\(removed)"]) }
                     }
                     if Monotonic.seconds() - lastReconcile > 10 {
@@ -177,8 +179,8 @@ public struct Scheduler: Sendable {
             do {
                 let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-\(n).sock")
                 let runner = try JobRunner(
-                    store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration,
-                    hostDataDir: hostDataDir, logger: logger)
+                    store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration, logger: logger,
+                    clock: clock)
                 runner.crashOnJob = crashOnJob
                 while !Self.stopping {
                     if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
@@ -210,56 +212,68 @@ public struct Scheduler: Sendable {
 
     /// Keeps the observed state current; a server that should run and died on its own is a crash.
     func handle(_ event: PlatformEvent, store: Store, platform: any ServerPlatform) {
-        guard ["start", "die", "stop", "oom", "destroy", "pause", "unpause", "restart", "create"].contains(event.action) else { return }
-        let now = WallClock.now()
-        let details = event.action == "destroy" ? nil : try? platform.details(event.containerID)
+        let now = clock()
+        let details = event.kind == .destroyed ? nil : try? platform.details(event.ref)
         do {
             try store.write { tx in
                 guard let server = try tx.server(event.uid) else { return }
-                guard server.containerID == nil || server.containerID == event.containerID else { return }
+                guard server.containerID == nil || server.containerID == event.ref.raw else { return }
                 try tx.setObservedState(
-                    event.uid, state: details?.state ?? "missing", containerID: details == nil ? nil : event.containerID, now: now)
-                guard event.action == "die" else { return }
-                try containerExited(
-                    server, state: details?.state ?? "exited", exitCode: details?.exitCode ?? event.exitCode ?? -1,
-                    oomKilled: details?.oomKilled ?? false, in: tx, now: now)
+                    event.uid, state: details?.state.name ?? "missing", containerID: details == nil ? nil : event.ref.raw, now: now)
+                guard case .exited(let code) = event.kind else { return }
+                // The workload may be gone already: the event's code stands in for the inspect.
+                let state = details?.state ?? .exited(code: code ?? -1, oom: false)
+                try apply(
+                    Reconciler.exited(try desired(server, in: tx), state: state, crashes: try crashes(server, in: tx, now: now), now: now),
+                    in: tx, now: now)
             }
         } catch {
             logger.warning("cannot record an event", metadata: ["server.uid": "\(event.uid)", "error": "\(error)"])
         }
     }
 
-    /// A server that should run and whose container exited on its own: a clean exit (stopped by
-    /// hand, or the game quit) is a stop, as in Wings; anything else is a crash under the crash
-    /// policy. A die while a stop, restart, update or removal is pending was asked for; during a
-    /// create or start it is a crash like any other. Once a restart is queued the exit is handled:
-    /// the event stream and the reconcile may both see one exit.
-    func containerExited(_ server: ServerRecord, state: String, exitCode: Int, oomKilled: Bool, in tx: Transaction, now: Int64) throws {
-        guard server.desiredState == "running" else { return }
+    /// A die while a stop, restart, update or removal is pending was asked for; during a create
+    /// or start it is a crash like any other. Once a restart is queued the exit is handled: the
+    /// event stream and the reconcile may both see one exit.
+    func desired(_ server: ServerRecord, in tx: Transaction) throws -> Reconciler.Desired {
         let intended: Set<JobKind> = [.stop, .restart, .update, .destroy, .eradicate]
         let pending = try tx.pendingJobs(server: server.uid.description)
-        guard !pending.contains(where: { intended.contains($0.kind) || ($0.kind == .start && $0.state == .queued) }) else { return }
-        func leaveStopped() throws {
-            var stopped = server
+        return Reconciler.Desired(
+            uid: server.uid, wantsRunning: server.desiredState == "running", observed: server.observedState, ref: server.containerID,
+            crashPolicy: (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy,
+            exitExpected: pending.contains { intended.contains($0.kind) || ($0.kind == .start && $0.state == .queued) })
+    }
+
+    func crashes(_ server: ServerRecord, in tx: Transaction, now: Int64) throws -> [Int64] {
+        let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
+        return try tx.crashTimes(server: server.uid.description, since: now - policy.windowSeconds)
+    }
+
+    /// Carries out the reconciler's decisions in the caller's write transaction.
+    func apply(_ actions: [Reconciler.Action], in tx: Transaction, now: Int64) throws {
+        func leaveStopped(_ uid: ServerUID, state: String) throws {
+            guard var stopped = try tx.server(uid) else { return }
             stopped.desiredState = "stopped"
             stopped.observedState = state
             try tx.updateServer(stopped, now: now)
         }
-        if exitCode == 0, !oomKilled { return try leaveStopped() }
-        let policy = (try? CrashPolicy.parse(server.crashPolicy, over: crashPolicy)) ?? crashPolicy
-        let previous = try tx.crashTimes(server: server.uid.description, since: now - policy.windowSeconds)
-        try tx.recordCrash(server: server.uid.description, at: now, exitCode: exitCode, oomKilled: oomKilled)
-        try tx.emitEvent(
-            .crashed, server: server.uid.description, detail: ["exit_code": .int(exitCode), "oom_killed": .bool(oomKilled)], now: now)
-        switch policy.decide(previousCrashes: previous, now: now) {
-        case .restart(let delay):
-            try tx.enqueueJob(server: server.uid.description, kind: .start, notBefore: now + delay, now: now)
-            try tx.emitEvent(.restarted, server: server.uid.description, detail: ["delay_seconds": .number(Double(delay))], now: now)
-            logger.warning(
-                "server crashed, restarting", metadata: ["server.uid": "\(server.uid)", "exit.code": "\(exitCode)", "delay.s": "\(delay)"])
-        case .giveUp(let reason):
-            try leaveStopped()
-            logger.error("server crashed, not restarting", metadata: ["server.uid": "\(server.uid)", "reason": "\(reason)"])
+        for action in actions {
+            switch action {
+            case .observe(let uid, let state, let ref):
+                try tx.setObservedState(uid, state: state, containerID: ref, now: now)
+            case .leaveStopped(let uid, let state):
+                try leaveStopped(uid, state: state)
+            case .recordCrash(let uid, let code, let oom, let at):
+                try tx.recordCrash(server: uid.description, at: at, exitCode: code, oomKilled: oom)
+                try tx.emitEvent(.crashed, server: uid.description, detail: ["exit_code": .int(code), "oom_killed": .bool(oom)], now: now)
+            case .restart(let uid, let notBefore):
+                try tx.enqueueJob(server: uid.description, kind: .start, notBefore: notBefore, now: now)
+                try tx.emitEvent(.restarted, server: uid.description, detail: ["delay_seconds": .number(Double(notBefore - now))], now: now)
+                logger.warning("server crashed, restarting", metadata: ["server.uid": "\(uid)", "delay.s": "\(notBefore - now)"])
+            case .giveUp(let uid, let state, let reason):
+                try leaveStopped(uid, state: state)
+                logger.error("server crashed, not restarting", metadata: ["server.uid": "\(uid)", "reason": "\(reason)"])
+            }
         }
     }
 
@@ -274,19 +288,15 @@ public struct Scheduler: Sendable {
     func sampleStats(store: Store, platform: any ServerPlatform, previous: [ServerUID: StatsSample]) throws -> [ServerUID: StatsSample] {
         var samples: [ServerUID: StatsSample] = [:]
         var records: [(ServerUID, StatsRecord, JSON)] = []
-        let now = WallClock.now()
+        let now = clock()
         for server in try store.read({ tx in try tx.servers() }) where server.observedState == "running" && !Self.stopping {
-            guard let id = server.containerID, let sample = try? platform.sample(id) else { continue }
+            guard let id = server.containerID, let sample = try? platform.sample(ServerRef(id)) else { continue }
             samples[server.uid] = sample
             let record = StatsRecord(
                 at: now, cpuPercent: sample.cpuPercent(since: previous[server.uid]), memory: sample.memory, memoryLimit: sample.memoryLimit,
                 networkRx: sample.networkRx, networkTx: sample.networkTx, uptime: sample.startedAt > 0 ? max(0, now - sample.startedAt) : 0)
             // Listings show this snapshot, so `GET /servers` never reads a file per server.
-            let config = JSON.object(
-                Files.smallTextFiles(
-                    in: server.uid.relativeDirectory + "/config", under: configuration.serversDir, include: ServerConfig.isVisible
-                )
-                .map { ($0.0, JSON.string($0.1)) })
+            let config = JSON.object(((try? platform.readConfig(server.uid)) ?? []).map { ($0.0, JSON.string($0.1)) })
             records.append((server.uid, record, config))
         }
         try store.write { tx in
@@ -305,30 +315,45 @@ public struct Scheduler: Sendable {
         // Read before the listing: a row that changed since (an event, a job) is newer than the
         // listing, and is left to the next round instead of being overwritten with stale state.
         let known = try store.read { tx in try tx.servers() }
-        let observed = try platform.observe(labels: [])
-        var exited: [ServerUID: ObservedContainer] = [:]
+        var observed: [ServerUID: Reconciler.Observed] = [:]
+        let workloads = try platform.observe(labels: [])
+        // Multi-node platforms: the API shows nodes and each server's node from this mirror.
+        let nodes = try platform.clusterNodes()
+        if !nodes.isEmpty {
+            try store.write { tx in
+                try tx.replaceNodes(
+                    nodes.map {
+                        NodeRecord(
+                            name: $0.name, address: $0.address, state: $0.state, availability: $0.availability, memoryBytes: $0.memoryBytes,
+                            nanoCPUs: $0.nanoCPUs, labels: $0.labels)
+                    }, now: clock())
+                for workload in workloads { if let uid = workload.uid { try tx.setServerNode(uid.description, node: workload.node) } }
+            }
+        }
+        for workload in workloads {
+            guard let uid = workload.uid, observed[uid] == nil else { continue }
+            observed[uid] = Reconciler.Observed(ref: workload.ref.raw, state: workload.state, exitKnown: !workload.state.isStopped)
+        }
         for server in known where server.desiredState == "running" {
             // The listing carries no exit code or OOM flag: look at those that stopped.
-            guard let mine = observed.first(where: { $0.uid == server.uid }), mine.state == "exited" || mine.state == "dead",
-                let details = try? platform.details(mine.id), details.state == "exited" || details.state == "dead"
+            guard let mine = observed[server.uid], mine.state.isStopped, let details = try? platform.details(ServerRef(mine.ref)),
+                details.state.isStopped
             else { continue }
-            exited[server.uid] = details
+            observed[server.uid]?.state = details.state
+            observed[server.uid]?.exitKnown = true
         }
-        let now = WallClock.now()
+        let now = clock()
         try store.write { tx in
+            var desired: [Reconciler.Desired] = []
+            var crashes: [ServerUID: [Int64]] = [:]
             for server in try tx.servers() {
                 guard let before = known.first(where: { $0.uid == server.uid }), before.observedState == server.observedState,
                     before.containerID == server.containerID, before.desiredState == server.desiredState
                 else { continue }
-                let mine = observed.first { $0.uid == server.uid }
-                let state = mine?.state ?? "missing"
-                if state != server.observedState || mine?.id != server.containerID {
-                    try tx.setObservedState(server.uid, state: state, containerID: mine?.id, now: now)
-                }
-                if let exit = exited[server.uid], server.containerID == nil || server.containerID == exit.id {
-                    try containerExited(server, state: exit.state, exitCode: exit.exitCode, oomKilled: exit.oomKilled, in: tx, now: now)
-                }
+                desired.append(try self.desired(server, in: tx))
+                crashes[server.uid] = try self.crashes(server, in: tx, now: now)
             }
+            try apply(Reconciler.compute(desired: desired, observed: observed, crashes: crashes, now: now), in: tx, now: now)
         }
     }
 }

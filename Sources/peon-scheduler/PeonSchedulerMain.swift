@@ -2,8 +2,10 @@ import Logging
 import PeonCore
 import PeonCurl
 import PeonDocker
+import PeonNodeFiles
 import PeonPlatform
 import PeonPlatformDocker
+import PeonPlatformSwarm
 import PeonScheduler
 import PeonStore
 import PeonSystem
@@ -35,6 +37,8 @@ enum PeonSchedulerMain {
         do {
             let client = try DockerClient(socketPath: socket)
             logger.info("docker engine", metadata: ["docker.version": "\(client.engineVersion)", "docker.api": "\(client.apiVersion)"])
+            // Swarm needs a manager: anything else fails here, at start, not at the first job.
+            if configuration.platform == .swarm { _ = try client.swarm() }
         } catch {
             logger.critical("no usable Docker engine", metadata: ["docker.socket": "\(socket)", "error": "\(error)"])
             exit(1)
@@ -58,13 +62,24 @@ enum PeonSchedulerMain {
             try? store.write { tx in try metrics.flush(into: tx, now: WallClock.now()) }
         }
         defer { flusher.join() }
-        let scheduler = Scheduler(
-            configuration: configuration, hostDataDir: hostDataDir, runners: configuration.schedulerRunners, crashOnJob: crashOnJob,
-            logger: logger
-        ) {
-            let client = try DockerClient(socketPath: socket)
+        /// Every platform session's client reports its call latencies.
+        @Sendable func observed(_ client: DockerClient) -> DockerClient {
             client.observer = observe
-            return DockerPlatform(client: client, bindAddress: gameBind)
+            return client
+        }
+        let scheduler = Scheduler(
+            configuration: configuration, runners: configuration.schedulerRunners, crashOnJob: crashOnJob, logger: logger
+        ) { () throws -> any ServerPlatform in
+            switch configuration.platform {
+            case .docker:
+                DockerPlatform(
+                    client: try observed(DockerClient(socketPath: socket)),
+                    files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir), bindAddress: gameBind)
+            case .swarm:
+                SwarmPlatform(
+                    client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
+                    helperImage: configuration.swarmHelperImage, extraLabels: configuration.extraLabels)
+            }
         }
         do {
             try scheduler.run()

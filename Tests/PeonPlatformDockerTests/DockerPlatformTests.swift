@@ -1,7 +1,10 @@
 import PeonCore
 import PeonDocker
 import PeonJSON
+import PeonNodeFiles
+import PeonPlatform
 import PeonSystem
+import PeonTestSupport
 import Testing
 
 @testable import PeonPlatformDocker
@@ -39,7 +42,8 @@ import Testing
             Issue.record("no Docker engine socket: run `make test`, which starts dockerd")
             throw DockerError.badResponse("no engine")
         }
-        return DockerPlatform(client: try DockerClient(), bindAddress: "127.0.0.1")
+        return DockerPlatform(
+            client: try DockerClient(), files: LocalServerFiles(dataDir: directory, hostDataDir: directory), bindAddress: "127.0.0.1")
     }
 
     func cleanUp(_ platform: DockerPlatform, _ uid: ServerUID) {
@@ -53,8 +57,7 @@ import Testing
         let uid = try ServerUID(validating: "peontest.\(run)")
         defer { cleanUp(platform, uid) }
         try prepareDirectory()
-        let taken = try platform.publishedPorts().union(HostPorts.listening().tcp.map { PortKey($0, .tcp) }).union(
-            HostPorts.listening().udp.map { PortKey($0, .udp) })
+        let taken = try platform.takenPorts(for: uid)
         let ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: 40000...40999)
         let settings = try ServerSettings.resolve(plan: plan, request: ["SERVER_NAME": "Platform Test", "PASSWORD": "pw"])
         let spec = ServerSpec(
@@ -65,7 +68,7 @@ import Testing
         #expect(try platform.ensure(spec) == id, "ensure adopts the existing container: never two per server")
         try platform.start(id)
 
-        let info = try platform.docker.inspectContainer(id)
+        let info = try platform.docker.inspectContainer(id.raw)
         #expect(info["Name"] == .string("/peon.warcamp.peontest.\(run)"))
         #expect(info["Config"]?["User"] == "1000:1000")
         #expect(info["Config"]?["Hostname"] == .string(spec.hostname))
@@ -86,11 +89,11 @@ import Testing
         // The game answers on its published TCP port and wrote its state through the bind mount.
         #expect(echo(port: ports[0].port, "ping\n") == "ping\n")
         #expect(waitFor { (try? Files.read(directory + "/config/state", limit: 100)) == Array("STARTED\n".utf8) })
-        #expect(try platform.observe(labels: ["peon.test=\(run)"]).map(\.state) == ["running"])
+        #expect(try platform.observe(labels: ["peon.test=\(run)"]).map(\.state) == [.running])
 
         try platform.stop(id, graceSeconds: 5)
         let stopped = try platform.details(id)
-        #expect(stopped.state == "exited" && stopped.exitCode == 0 && !stopped.oomKilled && stopped.uid == uid)
+        #expect(stopped.state == .exited(code: 0, oom: false) && stopped.uid == uid)
         #expect(try Files.read(directory + "/config/state", limit: 100) == Array("OFFLINE\n".utf8))
 
         try platform.remove(uid)
@@ -110,7 +113,7 @@ import Testing
         try prepareDirectory()
         let settings = try ServerSettings.resolve(plan: plan, request: ["SERVER_NAME": "Caps", "PASSWORD": "pw"])
         let spec = ServerSpec(uid: uid, plan: plan, settings: settings, ports: [], directory: directory, extraLabels: [("peon.test", run)])
-        let host = try platform.docker.inspectContainer(try platform.ensure(spec))["HostConfig"]
+        let host = try platform.docker.inspectContainer(try platform.ensure(spec).raw)["HostConfig"]
         #expect(host?["CapDrop"] == ["ALL"] && host?["CapAdd"] == ["NET_BIND_SERVICE"])
         // Defaults when neither plan nor server says: 4 GiB, 4096 processes, CPU unlimited.
         #expect(host?["Memory"] == .number(Double(4 << 30)) && host?["MemorySwap"] == .number(Double(4 << 30)))
@@ -159,6 +162,23 @@ import Testing
         #expect(try platform.imageID(first.reference) == nil && platform.imageID(second.reference) != nil)
     }
 
+    /// The platform contract every platform keeps (the fake and Swarm run the same suite).
+    @Test func keepsThePlatformContract() throws {
+        let platform = try platform()
+        let plan = try plan()
+        let uid = try ServerUID(validating: "peontest.\(run)k")
+        defer { cleanUp(platform, uid) }
+        // A random stretch away from the ranges integration stacks use: other test runs share this engine.
+        let low = Int.random(in: 44000...47900)
+        let ports = try PortAllocator.allocate(groups: plan.portGroups, taken: try platform.takenPorts(for: uid), range: low...(low + 99))
+        let settings = try ServerSettings.resolve(plan: plan, request: ["SERVER_NAME": "Contract", "PASSWORD": "pw"])
+        let files = try platform.prepareFiles(uid, plan: plan, actions: [], reinstallActions: false)
+        let spec = ServerSpec(
+            uid: uid, plan: plan, settings: settings, ports: ports, directory: files.directory, existingFiles: files.existingFiles,
+            limits: ResourceLimits(memoryBytes: 64 << 20, pids: 128), extraLabels: [("peon.test", run)])
+        #expect(PlatformContract(platform: platform, spec: spec, plan: plan).run() == [])
+    }
+
     @Test func refusesToAdoptAForeignContainer() throws {
         let platform = try platform()
         let uid = try ServerUID(validating: "peontest.\(run)f")
@@ -170,7 +190,7 @@ import Testing
         _ = try platform.docker.createContainer(
             name: uid.containerName, config: ["Image": "peon-test-game:latest", "Labels": .object([("peon.test", .string(run))])])
         let spec = ServerSpec(uid: uid, plan: try plan(), settings: [], ports: [], directory: directory, extraLabels: [("peon.test", run)])
-        #expect(throws: DockerError.self) { try platform.ensure(spec) }
+        #expect(throws: PlatformError.self) { try platform.ensure(spec) }
         try platform.remove(uid)
         #expect(try platform.docker.inspectContainer(uid.containerName)["Name"] == .string("/\(uid.containerName)"))
     }

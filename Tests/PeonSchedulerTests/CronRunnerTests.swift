@@ -23,7 +23,7 @@ import Testing
         defer { try? Files.removeTree(dataDir) }
         let configuration = try Configuration(environment: ["PEON_DATA_DIR": dataDir], defaultWorkers: 1)
         let scheduler = Scheduler(
-            configuration: configuration, hostDataDir: dataDir, logger: Logger(label: "test"),
+            configuration: configuration, logger: Logger(label: "test"),
             makePlatform: { throw StoreError.busy })
         let store = try Store(path: configuration.databasePath)
         let hour: Int64 = 1_800_000_000 - 1_800_000_000 % 3600

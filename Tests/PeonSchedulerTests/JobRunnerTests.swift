@@ -1,6 +1,7 @@
 import Logging
 import PeonCore
 import PeonJSON
+import PeonNodeFiles
 import PeonPlatform
 import PeonStore
 import PeonSystem
@@ -12,38 +13,53 @@ import Testing
     import Glibc
 #endif
 
-/// A platform that records calls and lets a test look at the files when the container stops.
+/// A platform that records calls and lets a test look at the files when the container stops;
+/// server files are real (`LocalServerFiles` in the test's data dir), as on the Docker platform.
 final class RecordingPlatform: ServerPlatform {
     var calls: [String] = []
     var onStop: () -> Void = {}
-    var state = "running"
+    var state = ObservedState.running
+    let files: LocalServerFiles
 
-    func ensure(_ spec: ServerSpec) throws -> String {
+    init(dataDir: String) { files = LocalServerFiles(dataDir: dataDir, hostDataDir: dataDir) }
+
+    func ensure(_ spec: ServerSpec) throws(PlatformError) -> ServerRef {
         calls.append("ensure")
-        return "c1"
+        return ServerRef("c1")
     }
-    func start(_ id: String) throws {
+    func start(_ ref: ServerRef) throws(PlatformError) {
         calls.append("start")
-        state = "running"
+        state = .running
     }
-    func stop(_ id: String, graceSeconds: Int) throws {
+    func stop(_ ref: ServerRef, graceSeconds: Int) throws(PlatformError) {
         onStop()
         calls.append("stop")
-        state = "exited"
+        state = .exited(code: 0, oom: false)
     }
-    func remove(_ uid: ServerUID) throws { calls.append("remove") }
-    func observe(labels: [String]) throws -> [ObservedContainer] { [] }
-    func details(_ id: String) throws -> ObservedContainer {
-        ObservedContainer(id: id, uid: nil, state: state, exitCode: 0, oomKilled: false, labels: [:])
+    func remove(_ uid: ServerUID) throws(PlatformError) { calls.append("remove") }
+    func observe(labels: [String]) throws(PlatformError) -> [ObservedWorkload] { [] }
+    func details(_ ref: ServerRef) throws(PlatformError) -> ObservedWorkload {
+        ObservedWorkload(ref: ref, uid: nil, state: state, labels: [:])
     }
-    func publishedPorts() throws -> Set<PortKey> { [] }
-    func imageFacts(_ image: String) throws -> ImageFacts? { ImageFacts(containerType: "test", buildVersion: "1") }
-    func pull(_ image: String, progress: (String) -> Void) throws {}
-    func imageID(_ reference: String) throws -> String? { "sha256:test" }
-    func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws -> Bool { false }
-    func pruneImages(labels: [String], keep: Set<String>) throws -> Int { 0 }
-    func sample(_ id: String) throws -> StatsSample { throw DomainError.notFound(kind: "container", id: id) }
-    func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws {}
+    func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> { [] }
+    func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts? { ImageFacts(containerType: "test", buildVersion: "1") }
+    func pull(_ image: String, progress: (String) -> Void) throws(PlatformError) {}
+    func imageID(_ reference: String) throws(PlatformError) -> String? { "sha256:test" }
+    func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(PlatformError) -> Bool { false }
+    func pruneImages(labels: [String], keep: Set<String>) throws(PlatformError) -> Int { 0 }
+    func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample { throw .notFound(ref.raw) }
+    func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {}
+    func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError) -> PreparedFiles {
+        try files.prepare(uid, plan: plan, actions: actions, reinstallActions: reinstallActions)
+    }
+    func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError) { try files.check(uid, plan: plan) }
+    func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError) {
+        try files.update(uid, mode: mode, actions: actions)
+    }
+    func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError) { try files.writeManifest(uid, bytes) }
+    func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])] { files.manifests() }
+    func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { files.readConfig(uid) }
+    func removeFiles(_ uid: ServerUID) throws(PlatformError) { try files.remove(uid) }
 }
 
 /// JobRunner against real files and SQLite: the order of stop and delete, bind-source checks,
@@ -75,8 +91,7 @@ final class RecordingPlatform: ServerPlatform {
                         desiredState: "running", observedState: "running", containerID: "c1", createdAt: 0), now: 0)
             }
         }
-        return JobRunner(
-            store: store, platform: platform, configuration: configuration, hostDataDir: dataDir, logger: Logger(label: "test"))
+        return JobRunner(store: store, platform: platform, configuration: configuration, logger: Logger(label: "test"))
     }
 
     var serverDir: String { dataDir + "/servers/fuzz/one" }
@@ -87,7 +102,7 @@ final class RecordingPlatform: ServerPlatform {
         try Files.write(serverDir + "/data/world/save", [1])
         try Files.makeDirectories(serverDir + "/actions")
         try Files.write(serverDir + "/actions/.update", [1])
-        let platform = RecordingPlatform()
+        let platform = RecordingPlatform(dataDir: dataDir)
         var filesAtStop: [Bool] = []
         platform.onStop = { [serverDir] in
             filesAtStop.append(Files.kind(serverDir + "/data/world/save") == .file && Files.kind(serverDir + "/actions/.update") == .file)
@@ -105,17 +120,17 @@ final class RecordingPlatform: ServerPlatform {
         try Files.makeDirectories(dataDir + "/outside")
         // What a container with the whole folder mounted could have left behind.
         symlink(dataDir + "/outside", serverDir + "/user")
-        let platform = RecordingPlatform()
-        platform.state = "exited"
-        #expect(throws: DomainError.self) { try runner(platform).start(uid) }
+        let platform = RecordingPlatform(dataDir: dataDir)
+        platform.state = .exited(code: 0, oom: false)
+        #expect(throws: PlatformError.self) { try runner(platform).start(uid) }
         #expect(!platform.calls.contains("start"), "Docker never got to follow the link")
         #expect(Files.kind(serverDir + "/user") != .directory)
     }
 
     @Test func aMissingBindSourceIsMadeForTheGame() throws {
         defer { try? Files.removeTree(dataDir) }
-        let platform = RecordingPlatform()
-        platform.state = "exited"
+        let platform = RecordingPlatform(dataDir: dataDir)
+        platform.state = .exited(code: 0, oom: false)
         try runner(platform).start(uid)
         #expect(platform.calls.contains("start"))
         var st = stat()
@@ -124,7 +139,7 @@ final class RecordingPlatform: ServerPlatform {
 
     @Test func importRefusesHostileManifestsAndKeepsGoing() throws {
         defer { try? Files.removeTree(dataDir) }
-        let platform = RecordingPlatform()
+        let platform = RecordingPlatform(dataDir: dataDir)
         let runner = try runner(platform)
         try runner.store.write { tx in try tx.deleteServer(uid) }
         for (name, port) in [("bad", "1e19"), ("neg", "-1"), ("good", "27961")] {

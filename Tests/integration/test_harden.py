@@ -1,5 +1,6 @@
 """Hold under load and hostile input: what a game container writes, numbers a client sends, keys and
 hygiene. Each test is a failure measured on an earlier build."""
+import fcntl
 import json
 import fcntl
 import os
@@ -194,11 +195,11 @@ def test_last_used_at_is_written_at_most_once_a_minute(make_stack):
 
 def test_pending_jobs_are_capped_per_server_and_in_total(make_stack):
     s = make_stack(env={"PEON_START_SCHEDULER": "0", "PEON_MAX_PENDING_JOBS": "3", "PEON_MAX_PENDING_JOBS_TOTAL": "5"})
-    # No scheduler runs, so nothing drains the queue; its lock held here and a fresh heartbeat
-    # let actions be queued.
+    # No scheduler runs, so nothing drains the queue; a fresh heartbeat and the scheduler's lock,
+    # held here as a live scheduler holds it, let actions be queued.
     os.makedirs(f"{s.data}/run/scheduler", exist_ok=True)
     lock = open(f"{s.data}/run/scheduler/scheduler.lock", "a")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     rw = sqlite3.connect(f"{s.data}/peon.db")
     rw.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('scheduler.heartbeat', ?)", (str(int(time.time()) + 3600),))
     rw.commit()

@@ -21,11 +21,14 @@ enum ServerObject {
             ("players", state == "running" ? server.players.map { .int($0) } ?? .null : .null),
             ("max_players", server.maxPlayers.map { .int($0) } ?? .null),
             ("idle_stop", server.idleStop.map { .int($0) } ?? .null),
+            // Not in PEON: the node that holds it on Swarm (null on one machine).
+            ("node", server.node.map(JSON.string) ?? .null),
         ])
     }
 
-    /// Docker's words only: a server whose container is gone shows as `exited`.
+    /// Docker's words, and `node_down` (Swarm: the server's node is down or drained); a server
+    /// whose container is gone shows as `exited`.
     static func dockerState(_ observed: String) -> String {
-        ["created", "running", "exited", "restarting", "paused", "dead", "removing"].contains(observed) ? observed : "exited"
+        ["created", "running", "exited", "restarting", "paused", "dead", "removing", "node_down"].contains(observed) ? observed : "exited"
     }
 }

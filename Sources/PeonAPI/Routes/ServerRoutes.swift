@@ -431,6 +431,12 @@ enum ServerRoutes {
         if job.state == .failed, job.result?["code"] == "ports.exhausted" {
             throw HTTPError(status: 409, code: "ports.exhausted", message: job.error ?? "No free ports.", extra: [("job", job.json)])
         }
+        // The node that holds the server is down or drained (Swarm): try again when it is back.
+        if job.state == .failed, job.result?["code"] == "node.unavailable" {
+            throw HTTPError(
+                status: 503, code: "node.unavailable", message: job.error ?? "The server's node is unavailable.", extra: [("job", job.json)]
+            )
+        }
         guard job.state == .succeeded else {
             throw HTTPError(
                 status: 502, code: "job.failed", message: "The \(job.kind.rawValue) failed: \(job.error ?? "unknown error")",

@@ -38,6 +38,14 @@ public struct Configuration: Sendable {
     public var portRange: ClosedRange<Int>
     /// Host address game ports are published on.
     public var gameBind: String
+    /// Where servers run: `docker` (this host) or `swarm` (the engine is a Swarm manager).
+    public var platform: PlatformKind
+    /// On Swarm: the data folder as every node sees it (each node's own disk), and the image with
+    /// a shell that runs Peon's file work on a node.
+    public var swarmDataDir: String?
+    public var swarmHelperImage: String
+
+    public enum PlatformKind: String, Sendable { case docker, swarm }
     /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
     public var extraLabels: [(String, String)]
     /// Unfinished jobs one server may have (`PEON_MAX_PENDING_JOBS`); more answer 429.
@@ -145,6 +153,15 @@ public struct Configuration: Sendable {
             portRange = 20000...29999
         }
         gameBind = value("PEON_GAME_BIND") ?? "0.0.0.0"
+        guard let kind = PlatformKind(rawValue: value("PEON_PLATFORM") ?? "docker") else {
+            throw .invalid(field: "PEON_PLATFORM", reason: "PEON_PLATFORM must be docker or swarm")
+        }
+        platform = kind
+        swarmDataDir = value("PEON_SWARM_DATA")
+        if let dir = swarmDataDir, !dir.hasPrefix("/") || dir.contains("..") {
+            throw .invalid(field: "PEON_SWARM_DATA", reason: "PEON_SWARM_DATA must be an absolute path")
+        }
+        swarmHelperImage = value("PEON_SWARM_HELPER_IMAGE") ?? "busybox:stable"
         extraLabels = try (value("PEON_LABELS") ?? "").split(separator: ",").map { pair throws(DomainError) in
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && !$0.contains(where: { $0.isWhitespace }) }),
@@ -163,6 +180,7 @@ extension Configuration {
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
-        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS",
+        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
+        "PEON_SWARM_HELPER_IMAGE",
     ]
 }

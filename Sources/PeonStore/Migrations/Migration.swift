@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, api, day2, logs, backups]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -308,5 +308,25 @@ extension Migration {
             ) STRICT;
             CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt);
             CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, id);
+            """)
+}
+
+extension Migration {
+    /// Multi-node platforms: the node that holds each server, and the nodes as the scheduler last
+    /// saw them (the API cannot ask the platform, so the scheduler mirrors them here).
+    static let swarm = Migration(
+        id: "0007_swarm",
+        sql: """
+            ALTER TABLE servers ADD COLUMN node TEXT;
+            CREATE TABLE nodes (
+                name         TEXT PRIMARY KEY,
+                address      TEXT NOT NULL,
+                state        TEXT NOT NULL,     -- ready, down, unknown
+                availability TEXT NOT NULL,     -- active, pause, drain
+                memory_bytes INTEGER NOT NULL,
+                nano_cpus    INTEGER NOT NULL,
+                labels       TEXT NOT NULL,     -- JSON object
+                updated_at   INTEGER NOT NULL
+            ) STRICT, WITHOUT ROWID;
             """)
 }

@@ -20,6 +20,8 @@ public struct ServerRecord: Sendable, Equatable {
     /// The server's own crash policy request (`{"enabled": false}`), applied over the default.
     public var crashPolicy: JSON
     public var createdAt: Int64
+    /// The node that holds it on a multi-node platform (set by the scheduler only).
+    public var node: String? = nil
 
     public init(
         uid: ServerUID, description: String, settings: [(String, String)], ports: [PortSpec] = [], desiredState: String = "stopped",
@@ -62,6 +64,8 @@ public struct ServerSummary: Sendable {
     public var players: Int? = nil
     public var maxPlayers: Int? = nil
     public var idleStop: Int? = nil
+    /// The node that holds it (multi-node platforms), nil on one machine.
+    public let node: String?
 
     public init(_ s: ServerRecord, time: JSON?, config: JSON = .object([])) {
         uid = s.uid
@@ -71,11 +75,14 @@ public struct ServerSummary: Sendable {
         buildVersion = s.buildVersion
         self.time = time
         self.config = config
+        node = s.node
     }
 
     init(
-        uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON
+        uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON,
+        node: String? = nil
     ) {
+        self.node = node
         self.uid = uid
         self.description = description
         self.observedState = observedState
@@ -93,7 +100,7 @@ extension Transaction {
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
                    (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config,
-                   s.players, s.max_players, s.idle_stop
+                   s.players, s.max_players, s.idle_stop, s.node
             FROM servers s ORDER BY s.game_uid, s.servername
             """
         ).compactMap { r in
@@ -101,7 +108,7 @@ extension Transaction {
             var summary = ServerSummary(
                 uid: uid, description: r[1].text ?? "", observedState: r[2].text ?? "unknown", containerType: r[3].text ?? "unknown",
                 buildVersion: r[4].text ?? "unknown", time: r[5].text.flatMap { try? JSON.parse($0) },
-                config: (try? JSON.parse(r[6].text ?? "{}")) ?? .object([]))
+                config: (try? JSON.parse(r[6].text ?? "{}")) ?? .object([]), node: r[10].text)
             summary.players = r[7].integer.map { Int($0) }
             summary.maxPlayers = r[8].integer.map { Int($0) }
             summary.idleStop = r[9].integer.map { Int($0) }
@@ -110,7 +117,7 @@ extension Transaction {
     }
 
     static let serverColumns =
-        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits, crash_policy"
+        "uid, description, settings, ports, desired_state, observed_state, container_id, container_type, build_version, created_at, limits, crash_policy, node"
 
     public func insertServer(_ s: ServerRecord, now: Int64) throws(StoreError) {
         try query(
@@ -180,12 +187,14 @@ extension Transaction {
             else { return nil }
             return PortSpec(name: name, port: port, proto: proto)
         }
-        return ServerRecord(
+        var record = ServerRecord(
             uid: uid, description: row[1].text ?? "", settings: settings, ports: ports, desiredState: row[4].text ?? "stopped",
             observedState: row[5].text ?? "unknown", containerID: row[6].text,
             containerType: row[7].text ?? "unknown", buildVersion: row[8].text ?? "unknown",
             limits: (try? JSON.parse(row[10].text ?? "{}")) ?? .object([]),
             crashPolicy: (try? JSON.parse(row[11].text ?? "{}")) ?? .object([]), createdAt: row[9].integer ?? 0)
+        record.node = row.count > 12 ? row[12].text : nil
+        return record
     }
 
     static func settingsText(_ settings: [(String, String)]) -> String {

@@ -1,5 +1,5 @@
-import PeonCore
-import PeonSystem
+public import PeonCore
+public import PeonSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -12,10 +12,12 @@ import PeonSystem
 /// links in it. Every step goes through folder descriptors opened with `O_NOFOLLOW`, and each file
 /// is written under a temporary name and renamed over the old one, so a link (symbolic or hard) is
 /// replaced, never written through. New files and folders belong to the game's user.
-struct ActionsInstaller {
-    var owner: (uid: UInt32, gid: UInt32) = (1000, 1000)
+public struct ActionsInstaller {
+    public var owner: (uid: UInt32, gid: UInt32) = (1000, 1000)
 
-    func install(_ files: [PlanFile], into actionsDir: String) throws(FileError) {
+    public init() {}
+
+    public func install(_ files: [PlanFile], into actionsDir: String) throws(FileError) {
         try Files.makeDirectories(actionsDir)
         let root = open(actionsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else { throw FileError(path: actionsDir, reason: "not a folder: \(String(cString: strerror(errno)))") }

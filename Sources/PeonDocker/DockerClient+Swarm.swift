@@ -1,0 +1,58 @@
+public import PeonJSON
+
+/// Swarm calls (the engine must be a manager): nodes, services, tasks, service logs.
+extension DockerClient {
+    /// `GET /swarm`: the cluster; fails with 503 when the engine is not a manager.
+    public func swarm() throws(DockerError) -> JSON { try json("GET", "/swarm") }
+
+    public func listNodes() throws(DockerError) -> [JSON] {
+        guard let list = try json("GET", "/nodes").arrayValue else { throw .badResponse("node list is not a list") }
+        return list
+    }
+
+    public func inspectNode(_ id: String) throws(DockerError) -> JSON { try json("GET", "/nodes/\(DockerClient.escape(id))") }
+
+    /// Replaces a node's spec (labels, availability); `version` is the one read, so a concurrent
+    /// change fails ("update out of sequence") and the caller reads again.
+    public func updateNode(_ id: String, version: Int, spec: JSON) throws(DockerError) {
+        try call("POST", "/nodes/\(DockerClient.escape(id))/update", query: [("version", "\(version)")], body: spec)
+    }
+
+    /// Creates a service; returns its id. A name in use is a conflict.
+    public func createService(_ spec: JSON) throws(DockerError) -> String {
+        let answer = try json("POST", "/services/create", body: spec)
+        guard let id = answer["ID"]?.stringValue else { throw .badResponse("service create returned no ID") }
+        return id
+    }
+
+    public func inspectService(_ id: String) throws(DockerError) -> JSON { try json("GET", "/services/\(DockerClient.escape(id))") }
+
+    public func updateService(_ id: String, version: Int, spec: JSON) throws(DockerError) {
+        try call("POST", "/services/\(DockerClient.escape(id))/update", query: [("version", "\(version)")], body: spec)
+    }
+
+    public func removeService(_ id: String) throws(DockerError) { try call("DELETE", "/services/\(DockerClient.escape(id))") }
+
+    public func listServices(labels: [String]) throws(DockerError) -> [JSON] {
+        let answer = try json("GET", "/services", query: [("filters", DockerClient.labelFilter(labels))])
+        guard let list = answer.arrayValue else { throw .badResponse("service list is not a list") }
+        return list
+    }
+
+    /// Tasks of some services (`filters` as the Engine API takes them, e.g. `["service": [id]]`).
+    public func listTasks(filters: [(String, [String])]) throws(DockerError) -> [JSON] {
+        let filter = JSON.object(filters.map { ($0.0, JSON.array($0.1.map(JSON.string))) }).text
+        let answer = try json("GET", "/tasks", query: [("filters", filter)])
+        guard let list = answer.arrayValue else { throw .badResponse("task list is not a list") }
+        return list
+    }
+
+    /// The last lines a service's tasks wrote (Swarm gathers them from the nodes).
+    public func serviceLogs(_ id: String, tail: Int = 1000) throws(DockerError) -> [LogFrame] {
+        let response = try call(
+            "GET", "/services/\(DockerClient.escape(id))/logs", query: [("stdout", "1"), ("stderr", "1"), ("tail", "\(tail)")],
+            maximumBytes: 8 << 20)
+        var decoder = LogFrameDecoder()
+        return decoder.feed(response.body)
+    }
+}

@@ -1,0 +1,180 @@
+import PeonCore
+import PeonDocker
+import PeonJSON
+import PeonPlatform
+import PeonPlatformSwarm
+import PeonSystem
+import PeonTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The Swarm platform on a real three-node swarm (`scripts/swarm-test.sh up peon-test-game:latest`,
+/// which `make test` runs): the platform contract, placement over the nodes, and the game
+/// answering on its node's address from another node's namespace.
+@Suite(.serialized) struct SwarmPlatformTests {
+    let run = "s\(getpid())x\(UInt16.random(in: 0...UInt16.max))"
+    static let environment = ProcessEnvironment.read(["PEON_SWARM_MANAGER", "PEON_SWARM_DATA"])
+
+    func platform() throws -> SwarmPlatform {
+        guard let socket = Self.environment["PEON_SWARM_MANAGER"], access(socket, R_OK | W_OK) == 0 else {
+            Issue.record("no Swarm manager socket: run `scripts/swarm-test.sh up peon-test-game:latest` and set PEON_SWARM_MANAGER")
+            throw PlatformError.unavailable("no swarm")
+        }
+        return SwarmPlatform(
+            client: try DockerClient(socketPath: socket), dataRoot: Self.environment["PEON_SWARM_DATA"] ?? "/srv/peon",
+            helperImage: "peon-test-game:latest", extraLabels: [("peon.test", run)])
+    }
+
+    func plan() throws -> Plan {
+        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let text = try Files.read(root + "/plans/peontest/plan.json", limit: 1 << 20)
+        return try Plan(document: JSON.parse(text), expectedGameUID: GameUID(validating: "peontest"))
+    }
+
+    func spec(_ platform: SwarmPlatform, _ uid: ServerUID, port: Int) throws -> ServerSpec {
+        let plan = try plan()
+        let settings = try ServerSettings.resolve(plan: plan, request: ["SERVER_NAME": "Swarm", "PASSWORD": "pw"])
+        let files = try platform.prepareFiles(uid, plan: plan, actions: [], reinstallActions: false)
+        return ServerSpec(
+            uid: uid, plan: plan, settings: settings, ports: [PortSpec(name: "PORT", port: port, proto: .both)], directory: files.directory,
+            existingFiles: files.existingFiles, limits: ResourceLimits(memoryBytes: 64 << 20, pids: 128), extraLabels: [("peon.test", run)],
+            image: "peon-test-game:latest")
+    }
+
+    @Test func keepsThePlatformContract() throws {
+        let platform = try platform()
+        let plan = try plan()
+        let uid = try ServerUID(validating: "peontest.\(run)k")
+        _ = try platform.place(uid, ports: [PortKey(42000, .tcp)], memoryBytes: 64 << 20)
+        let spec = try spec(platform, uid, port: 42000)
+        #expect(PlatformContract(platform: platform, spec: spec, plan: plan, patience: 30).run() == [])
+    }
+
+    /// Three servers on three equal nodes land on three nodes, publish on their node only, keep
+    /// their files there, and a drained node's server is reported `nodeDown`.
+    @Test func placesServersOnEveryNodeAndReportsADrainedOne() throws {
+        let platform = try platform()
+        let uids = try (1...3).map { try ServerUID(validating: "peontest.\(run)n\($0)") }
+        defer {
+            for uid in uids {
+                try? platform.remove(uid)
+                try? platform.removeFiles(uid)
+            }
+        }
+        var placed: [String] = []
+        for uid in uids { placed.append(try #require(try platform.place(uid, ports: [PortKey(42100, .tcp)], memoryBytes: 64 << 20))) }
+        #expect(Set(placed).count == 3, "one server per node: \(placed)")
+        var refs: [ServerRef] = []
+        for uid in uids {
+            let ref = try platform.ensure(try spec(platform, uid, port: 42100))
+            try platform.start(ref)
+            refs.append(ref)
+        }
+        let nodes = try platform.nodes()
+        for (uid, ref) in zip(uids, refs) {
+            let workload = try platform.details(ref)
+            #expect(workload.state == .running && workload.uid == uid)
+            let address = try #require(nodes.first { $0.name == workload.node }?.address)
+            #expect(echo(from: "peonsw-n1", host: address, port: 42100) == "ping", "\(uid) answers on \(address)")
+        }
+        // Each node's data path is its own disk: a config file written by one game is read on its node only.
+        #expect(Set(try uids.map { try platform.readConfig($0).first { $0.0 == "server_name" }?.1 }) == ["Swarm"])
+        // Drain the first server's node: it reports nodeDown, and a start is refused, not moved.
+        let drained = try #require(nodes.first { $0.name == placed[0] })
+        try drain(platform, drained, "drain")
+        defer { try? drain(platform, drained, "active") }
+        try platform.stop(refs[0], graceSeconds: 2)
+        #expect(try platform.details(refs[0]).state == .nodeDown)
+        #expect(throws: PlatformError.self) { try platform.start(refs[0]) }
+    }
+
+    func drain(_ platform: SwarmPlatform, _ node: SwarmPlatform.Node, _ availability: String) throws {
+        let item = try platform.docker.inspectNode(node.id)
+        var spec = item["Spec"]?.objectValue ?? []
+        spec.removeAll { $0.0 == "Availability" }
+        spec.append(("Availability", .string(availability)))
+        try platform.docker.updateNode(
+            node.id, version: CheckedNumber.int(item["Version"]?["Index"], in: 0...Int.max) ?? 0, spec: .object(spec))
+    }
+}
+
+/// Connects from inside a node's network namespace (`ip netns exec`, busybox nc) and sends a line; what comes back.
+func echo(from namespace: String, host: String, port: Int) -> String? {
+    for _ in 0..<50 {
+        if run([
+            "/usr/sbin/ip", "netns", "exec", namespace, "/usr/bin/busybox", "sh", "-c", "echo ping | timeout 3 busybox nc \(host) \(port)",
+        ])
+        .split(separator: "\n").first == "ping" {
+            return "ping"
+        }
+        usleep(200_000)
+    }
+    return nil
+}
+
+/// Runs a command and returns its standard output.
+func run(_ argv: [String]) -> String {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { return "" }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+    posix_spawn_file_actions_addclose(&actions, fds[0])
+    var pid: pid_t = 0
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { for arg in cArgs { free(arg) } }
+    let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+    close(fds[1])
+    defer { close(fds[0]) }
+    guard spawned == 0 else { return "" }
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fds[0], &buffer, buffer.count)
+        if n <= 0 { break }
+        output += buffer[0..<n]
+    }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return String(decoding: output, as: UTF8.self)
+}
+
+/// The service spec and Swarm's task states, without a swarm.
+@Suite struct SwarmServiceSpecTests {
+    func plan() throws -> Plan {
+        let root = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        return try Plan(
+            document: JSON.parse(try Files.read(root + "/plans/peontest/plan.json", limit: 1 << 20)),
+            expectedGameUID: GameUID(validating: "peontest"))
+    }
+
+    @Test func aServerIsOneHardenedReplicaPinnedToItsNodeWithHostModePorts() throws {
+        let uid = try ServerUID(validating: "peontest.alpha")
+        let spec = ServerSpec(
+            uid: uid, plan: try plan(), settings: [("SERVER_NAME", "a")], ports: [PortSpec(name: "PORT", port: 27960, proto: .both)],
+            directory: "/srv/peon/servers/peontest/alpha", limits: ResourceLimits(memoryBytes: 64 << 20, nanoCPUs: 500_000_000, pids: 128))
+        let json = SwarmPlatform.serviceSpec(spec, node: "n2", replicas: 1, graceSeconds: 30)
+        let template = json["TaskTemplate"]
+        let container = template?["ContainerSpec"]
+        #expect(json["Name"] == "peon-peontest-alpha" && json["Mode"]?["Replicated"]?["Replicas"] == 1)
+        #expect(container?["User"] == "1000:1000" && container?["Init"] == true && container?["CapabilityDrop"] == ["ALL"])
+        #expect(container?["StopGracePeriod"] == .number(30e9))
+        #expect(template?["RestartPolicy"]?["Condition"] == "none")
+        #expect(template?["Placement"]?["Constraints"] == ["node.labels.peon.node==n2"])
+        #expect(
+            template?["Resources"]?["Limits"]?["MemoryBytes"] == .number(Double(64 << 20))
+                && template?["Resources"]?["Limits"]?["Pids"] == 128)
+        let ports = json["EndpointSpec"]?["Ports"]?.arrayValue ?? []
+        #expect(json["EndpointSpec"]?["Mode"] == "dnsrr" && ports.count == 2 && ports.allSatisfy { $0["PublishMode"] == "host" })
+    }
+
+    @Test func serviceNamesAreDNSLabels() throws {
+        #expect(SwarmPlatform.serviceName(try ServerUID(validating: "peontest.my_world")) == "peon-peontest-my-world")
+        let long = try ServerUID(validating: "peontest." + String(repeating: "a", count: 32))
+        #expect(SwarmPlatform.serviceName(long).utf8.count <= 63)
+    }
+}

@@ -1,0 +1,184 @@
+"""Peon on a real three-node Docker Swarm (scripts/swarm-test.sh: one dockerd per network namespace,
+each node's data path its own disk), driven over HTTPS with PEON_PLATFORM=swarm."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, RUN, Stack
+
+SETTINGS = {"SERVER_NAME": "Swarm", "PASSWORD": "pw"}
+SCRIPT = os.path.join(ROOT, "scripts", "swarm-test.sh")
+
+
+def swarm_env():
+    out = subprocess.run([SCRIPT, "env"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.split())
+
+
+@pytest.fixture(scope="module")
+def swarm():
+    subprocess.run([SCRIPT, "up", "peon-test-game:latest"], check=True, capture_output=True, timeout=120)
+    env = swarm_env()
+    yield env
+    subprocess.run([SCRIPT, "down"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def sstack(swarm):
+    s = Stack(env={
+        "PEON_PLATFORM": "swarm", "PEON_DOCKER_SOCKET": swarm["PEON_SWARM_MANAGER"], "PEON_SWARM_DATA": swarm["PEON_SWARM_DATA"],
+        "PEON_SWARM_HELPER_IMAGE": "peon-test-game:latest",
+    })
+    yield s
+    s.cleanup()
+
+
+def manager(swarm, *args):
+    out = subprocess.run(["docker", "-H", "unix://" + swarm["PEON_SWARM_MANAGER"], *args], capture_output=True, text=True, timeout=30)
+    return out.stdout
+
+
+def service_id(swarm, uid):
+    ids = manager(swarm, "service", "ls", "-q", "--filter", f"label=peon.server={uid}").split()
+    return ids[0] if ids else None
+
+
+def service(swarm, uid):
+    sid = service_id(swarm, uid)
+    return json.loads(manager(swarm, "service", "inspect", sid))[0] if sid else None
+
+
+def node_of(swarm, uid):
+    constraint = service(swarm, uid)["Spec"]["TaskTemplate"]["Placement"]["Constraints"][0]
+    return constraint.split("==")[1]
+
+
+def address(swarm, node):
+    return dict(pair.split("=") for pair in swarm["PEON_SWARM_NODES"].split(","))[node]
+
+
+def answers(from_ns, host, port):
+    for _ in range(60):
+        out = subprocess.run(["ip", "netns", "exec", from_ns, "busybox", "sh", "-c", f"echo ping | timeout 3 busybox nc {host} {port}"],
+                             capture_output=True, text=True)
+        if out.stdout.strip() == "ping":
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def port_of(swarm, uid):
+    return service(swarm, uid)["Spec"]["EndpointSpec"]["Ports"][0]["PublishedPort"]
+
+
+def tasks(swarm, uid):
+    sid = service_id(swarm, uid)
+    return [line for line in manager(swarm, "service", "ps", "-q", sid).split() if line] if sid else []
+
+
+def create(stack, uid, body=None):
+    return stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, **(body or {})}, timeout=120)
+
+
+def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack):
+    uids = [f"peontest.{RUN}w{i}" for i in range(3)]
+    for uid in uids:
+        r = create(sstack, uid)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+    nodes = [node_of(swarm, uid) for uid in uids]
+    assert sorted(nodes) == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], nodes
+    # The API shows each server's node and the nodes (mirrored by the scheduler every 10 s).
+    deadline = time.time() + 30
+    listed = []
+    while time.time() < deadline:
+        listed = sstack.request("GET", "/api/v1/nodes").json()
+        if sum(len(n["servers"]) for n in listed) >= 3:
+            break
+        time.sleep(0.5)
+    assert [n["name"] for n in listed] == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], listed
+    assert all(n["state"] == "ready" and n["availability"] == "active" and n["memory_bytes"] > 0 and n["cpus"] > 0 for n in listed)
+    assert {n["name"]: n["servers"] for n in listed} == {node: [uid] for uid, node in zip(uids, nodes)}
+    assert [sstack.request("GET", f"/api/v1/server/get/{uid}").json()["node"] for uid in uids] == nodes
+    for uid, node in zip(uids, nodes):
+        spec = service(swarm, uid)["Spec"]
+        assert spec["EndpointSpec"]["Ports"][0]["PublishMode"] == "host"
+        assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "none"
+        assert spec["TaskTemplate"]["ContainerSpec"]["User"] == "1000:1000"
+        assert spec["TaskTemplate"]["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
+        assert spec["TaskTemplate"]["Resources"]["Limits"]["Pids"] > 0
+        # Reached on its own node's address, from another node's namespace.
+        other = next(n for n in ("peonsw-n1", "peonsw-n2", "peonsw-n3") if n != node)
+        assert answers(other, address(swarm, node), port_of(swarm, uid)), (uid, node)
+        # Its folder is on its node's disk only.
+        on_disk = [n for n in ("n1", "n2", "n3")
+                   if os.path.isdir(os.path.join(swarm["PEON_SWARM_ROOT"], n, "data", "servers", "peontest", uid.split(".")[1]))]
+        assert on_disk == ["n" + node[-1]], on_disk
+
+    uid = uids[0]
+    r = sstack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120)
+    assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
+    r = sstack.request("PUT", f"/api/v1/server/start/{uid}", timeout=120)
+    assert r.json()["container_state"] == "running", r.text
+    r = sstack.request("PUT", f"/api/v1/server/restart/{uid}", timeout=120)
+    assert r.json()["container_state"] == "running", r.text
+    # Update modes change the files on the server's node: reinit empties its data folder there.
+    data = os.path.join(swarm["PEON_SWARM_ROOT"], "n" + nodes[0][-1], "data", "servers", "peontest", uid.split(".")[1], "data")
+    open(os.path.join(data, "world.db"), "w").write("save")
+    r = sstack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "server"}, timeout=120)
+    assert r.status_code == 200 and os.path.exists(os.path.join(data, "world.db")), r.text
+    r = sstack.request("PUT", f"/api/v1/server/update/{uid}", json={"mode": "reinit"}, timeout=120)
+    assert r.status_code == 200 and os.listdir(data) == [], r.text
+    assert sstack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"] == "running"
+    # Modify applies at the next start: the service is re-made with the new settings and limits.
+    r = sstack.request("PUT", f"/api/v1/server/modify/{uid}", json={"SERVER_NAME": "Renamed", "limits": {"memory_mb": 96}})
+    assert r.status_code == 200, r.text
+    assert sstack.request("PUT", f"/api/v1/server/restart/{uid}", timeout=120).status_code == 200
+    spec = service(swarm, uid)["Spec"]["TaskTemplate"]
+    assert "SERVER_NAME=Renamed" in spec["ContainerSpec"]["Env"] and spec["Resources"]["Limits"]["MemoryBytes"] == 96 << 20
+    assert node_of(swarm, uid) == nodes[0], "a server never moves"
+    assert answers("peonsw-n1", address(swarm, nodes[0]), port_of(swarm, uid))
+    r = sstack.request("DELETE", f"/api/v1/server/destroy/{uid}", timeout=120)
+    assert r.status_code == 200 and service(swarm, uid) is None
+    for uid in uids[1:]:
+        assert sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120).status_code == 200
+        assert not os.path.isdir(os.path.join(swarm["PEON_SWARM_ROOT"], "n" + node_of_gone(nodes, uids, uid)[-1], "data", "servers",
+                                              "peontest", uid.split(".")[1]))
+
+
+def node_of_gone(nodes, uids, uid):
+    return nodes[uids.index(uid)]
+
+
+def test_a_crash_is_restarted_by_peons_policy(swarm, sstack):
+    uid = f"peontest.{RUN}wc"
+    assert create(sstack, uid, {"MODE": "crash", "CRASH_AFTER": "2"}).status_code == 200
+    deadline = time.time() + 30
+    while time.time() < deadline and len(tasks(swarm, uid)) < 2:
+        time.sleep(0.5)
+    assert len(tasks(swarm, uid)) >= 2, "Peon's crash policy started a new task"
+    sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
+def test_a_drained_node_is_reported_and_its_server_stays(swarm, sstack):
+    uid = f"peontest.{RUN}wd"
+    assert create(sstack, uid).status_code == 200
+    node = node_of(swarm, uid)
+    manager(swarm, "node", "update", "--availability", "drain", node)
+    try:
+        deadline = time.time() + 30
+        state = None
+        while time.time() < deadline:
+            state = sstack.request("GET", f"/api/v1/server/get/{uid}").json()["container_state"]
+            if state == "node_down":
+                break
+            time.sleep(0.5)
+        assert state == "node_down"
+        r = sstack.request("PUT", f"/api/v1/server/start/{uid}", timeout=120)
+        assert r.status_code == 503 and r.json()["code"] == "node.unavailable", r.text
+        assert node_of(swarm, uid) == node, "never re-created elsewhere"
+    finally:
+        manager(swarm, "node", "update", "--availability", "active", node)
+    sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
