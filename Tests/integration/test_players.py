@@ -74,6 +74,10 @@ def test_players_are_counted_and_an_idle_server_stops(make_stack):
         assert server()["max_players"] == 16
         listed = [x for x in s.request("GET", "/api/v1/servers").json() if x["servername"] == f"{RUN}i"][0]
         assert listed["players"] == 2 and listed["max_players"] == 16
+        # /metrics (loopback, no key) shows them too.
+        metrics = s.request("GET", "/metrics", key=None).text
+        assert f'peon_server_players{{server="{uid}"}} 2' in metrics and f'peon_server_max_players{{server="{uid}"}} 16' in metrics, \
+            [l for l in metrics.splitlines() if "players" in l]
         # Nobody left: stopped after one minute at zero players, and the webhook told.
         stand_in.players = 0
         zero = time.time()

@@ -89,7 +89,11 @@ enum MetricsRoutes {
         for s in servers { if let v = s.memoryLimit { out.sample("peon_server_memory_limit_bytes", [("server", s.uid)], Double(v)) } }
         out.family("peon_server_crashes_total", "counter", "Crashes (unexpected exits) on record.")
         for s in servers { out.sample("peon_server_crashes_total", [("server", s.uid)], Double(s.crashes)) }
-        // Players: no plan reports them yet, so the metric is omitted rather than shown as 0.
+        // Players only where the plan says how to count them: unknown is omitted, never shown as 0.
+        out.family("peon_server_players", "gauge", "Players on the server at the last count.")
+        for s in servers { if let v = s.players { out.sample("peon_server_players", [("server", s.uid)], Double(v)) } }
+        out.family("peon_server_max_players", "gauge", "The server's player limit.")
+        for s in servers { if let v = s.maxPlayers { out.sample("peon_server_max_players", [("server", s.uid)], Double(v)) } }
         return out.text
     }
 }

@@ -10,6 +10,9 @@ public struct ServerMetricRow: Sendable {
     public let memoryLimit: Int64?
     /// Crashes still on record (pruned by age and count like the other history).
     public let crashes: Int64
+    /// The last player count and maximum, when the plan says how to count them.
+    public let players: Int64?
+    public let maxPlayers: Int64?
 }
 
 /// Jobs of one kind and state: how many are on record and, for finished ones, their run time.
@@ -27,7 +30,7 @@ extension Transaction {
         try query(
             """
             SELECT s.uid, s.game_uid, s.desired_state, s.observed_state, t.cpu_percent, t.memory, t.memory_limit,
-                   (SELECT count(*) FROM crashes c WHERE c.server_uid = s.uid)
+                   (SELECT count(*) FROM crashes c WHERE c.server_uid = s.uid), s.players, s.max_players
             FROM servers s
             LEFT JOIN stats t ON t.server_uid = s.uid AND t.at = (SELECT max(at) FROM stats x WHERE x.server_uid = s.uid)
             ORDER BY s.uid
@@ -35,7 +38,8 @@ extension Transaction {
         ).map { r in
             ServerMetricRow(
                 uid: r[0].text ?? "", game: r[1].text ?? "", desiredState: r[2].text ?? "", observedState: r[3].text ?? "unknown",
-                cpuPercent: r[4] == .null ? nil : r[4].real, memory: r[5].integer, memoryLimit: r[6].integer, crashes: r[7].integer ?? 0)
+                cpuPercent: r[4] == .null ? nil : r[4].real, memory: r[5].integer, memoryLimit: r[6].integer, crashes: r[7].integer ?? 0,
+                players: r[8].integer, maxPlayers: r[9].integer)
         }
     }
 
