@@ -25,6 +25,7 @@ import urllib.parse
 
 import requests
 import urllib3
+from benchlib import docker, free_port
 
 urllib3.disable_warnings()
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -34,18 +35,8 @@ ROUNDS = int(os.environ.get("ROUNDS", "5"))
 HANDSHAKE = bytes.fromhex("4f4574030000" "00" "03" "ffdc" "01" "0000")
 
 
-def docker(method, path, body=None):
-    args = ["curl", "-s", "--unix-socket", "/var/run/docker.sock", "-X", method, f"http://docker/v1.41{path}"]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    out = subprocess.run(args, capture_output=True).stdout
-    return json.loads(out) if out.strip() else None
 
 
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def playable(port, timeout=120.0):

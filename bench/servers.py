@@ -15,6 +15,7 @@ import time
 
 import requests
 import urllib3
+from benchlib import docker, free_port, timed
 
 urllib3.disable_warnings()
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -23,25 +24,10 @@ KEY = "bench-key-" + os.urandom(6).hex()
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 
 
-def docker(method, path, body=None):
-    args = ["curl", "-s", "--unix-socket", "/var/run/docker.sock", "-X", method, f"http://docker/v1.41{path}"]
-    if body is not None:
-        args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    out = subprocess.run(args, capture_output=True).stdout
-    return json.loads(out) if out.strip() else None
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def timed(fn):
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000
 
 
 def main():
