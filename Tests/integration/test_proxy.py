@@ -17,8 +17,15 @@ from conftest import ROOT, RUN
 LIMITED = {"PEON_RATE_LIMIT": "1", "PEON_RATE_BURST": "1"}
 
 
-def access_log(stack):
-    return open(os.path.join(stack.data, "log", "access.log")).read().splitlines()
+def access_log(stack, last=None):
+    """The access log's lines; with `last`, waits (up to 5 s) until a line with that text is there:
+    nginx writes a request's line only after the answer has gone out."""
+    deadline = time.time() + 5
+    while True:
+        lines = open(os.path.join(stack.data, "log", "access.log")).read().splitlines()
+        if last is None or any(last in line for line in lines) or time.time() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 def get(stack, forwarded):

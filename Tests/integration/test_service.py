@@ -365,7 +365,8 @@ def test_a_restarted_docker_engine_is_followed_again_without_duplicates_or_lost_
         r = s.request("PUT", f"/api/v1/server/start/{b}")
         assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
         engine.api("POST", f"/containers/peon.warcamp.{b}/stop?t=5")
-        assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{b}").json()["container_state"] == "exited", 3), \
+        # Within the reconcile's 10 s: only the event stream can have seen it.
+        assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{b}").json()["container_state"] == "exited", 6), \
             "a hand stop on the new engine is seen through events"
         for uid in (a, b):
             assert len(engine.containers(uid)) == 1, engine.containers(uid)
