@@ -1,4 +1,5 @@
 internal import CFCGI
+import Dispatch
 public import Logging
 public import PeonHTTP
 import PeonSystem
@@ -94,15 +95,21 @@ public enum FastCGIWorker {
     /// Serves until SIGTERM or until the supervisor goes away; returns the process's exit code.
     /// - Parameter makeHandler: called once on each thread; nil means the thread cannot serve
     ///   (its database did not open), which ends the whole process so the supervisor replaces it.
+    /// - Parameter running: how many threads may run a handler at once (about the cores): the
+    ///   others queue for a slot, and a request that waits (`Request.idle`) gives its slot up, so
+    ///   dozens of threads never time-slice the CPU against each other (that tripled read p99).
     public static func serve(
-        socket: Int32, threads: Int, logger: Logger, makeHandler: @escaping @Sendable () -> ((Request) -> Response)?
+        socket: Int32, threads: Int, running: Int, logger: Logger, makeHandler: @escaping @Sendable () -> ((Request) -> Response)?
     ) -> Int32 {
         let failed = Flag()
         let parent = getppid()
+        let slots = DispatchSemaphore(value: max(running, 1))
         let loops = (0..<max(threads, 1)).map { _ in
             ThreadHandle {
                 guard let handle = makeHandler() else { return failed.set() }
-                if !acceptLoop(socket: socket, parent: parent, failed: failed, logger: logger, handle: handle) { failed.set() }
+                if !acceptLoop(socket: socket, parent: parent, failed: failed, slots: slots, logger: logger, handle: handle) {
+                    failed.set()
+                }
             }
         }
         for loop in loops { loop.join() }
@@ -110,12 +117,19 @@ public enum FastCGIWorker {
     }
 
     /// Accepts and answers requests one at a time; false when accepting failed for good.
-    static func acceptLoop(socket: Int32, parent: pid_t, failed: Flag, logger: Logger, handle: (Request) -> Response) -> Bool {
+    static func acceptLoop(
+        socket: Int32, parent: pid_t, failed: Flag, slots: DispatchSemaphore, logger: Logger, handle: (Request) -> Response
+    ) -> Bool {
         let request = FCGXRequest(socket: socket)
         // Each idle accept tick (SO_RCVTIMEO) checks for SIGTERM, a failed sibling and a vanished supervisor.
         while !Signals.shutdownRequested.load(ordering: .relaxed), !failed.isSet, getppid() == parent {
+            // Only a thread with a slot accepts: the others wait here, so connections queue in
+            // the socket's backlog in order instead of inside the process.
+            guard slots.wait(timeout: .now() + 1) == .success else { continue }
+            let slot = RunSlot(holding: slots)
             let rc = FCGX_Accept_r(request.raw)
             if rc < 0 {
+                slot.release()
                 if rc == -EAGAIN || rc == -EINTR || rc == -EWOULDBLOCK { continue }
                 logger.error("accept failed", metadata: ["errno": "\(-rc)"])
                 return false
@@ -126,14 +140,47 @@ public enum FastCGIWorker {
                 var incoming = Request(cgiParameters: params, body: body)
                 let connection = request.raw.pointee.ipcFd
                 incoming.clientGone = { FCGXRequest.peerClosed(connection) }
+                incoming.idle = { seconds in slot.idle(seconds) }
                 response = handle(incoming)
             } else {
                 response = HTTPError(status: 413, code: "request.too_large", message: "The request body exceeds 1 MiB.").response
             }
+            // A stream mostly waits for its client and for new lines: it runs without a slot.
+            if response.stream != nil { slot.release() }
             request.write(response)
+            slot.release()
             FCGX_Finish_r(request.raw)
         }
         return true
+    }
+}
+
+/// One request's hold on a CPU slot: taken when it starts, given up while it sleeps, and for good
+/// when it ends (or starts streaming).
+final class RunSlot: Sendable {
+    private let slots: DispatchSemaphore
+    private let held = Mutex(true)
+
+    /// For a slot the caller has just taken.
+    init(holding slots: DispatchSemaphore) {
+        self.slots = slots
+    }
+
+    func release() {
+        if held.withLock({ h in
+            defer { h = false }
+            return h
+        }) {
+            slots.signal()
+        }
+    }
+
+    func idle(_ seconds: Double) {
+        guard held.withLock({ $0 }) else { return Monotonic.sleep(seconds) }
+        release()
+        Monotonic.sleep(seconds)
+        slots.wait()
+        held.withLock { $0 = true }
     }
 }
 

@@ -1,5 +1,9 @@
 public import PeonJSON
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One HTTP request as the API sees it, independent of the transport (FastCGI or in-process tests).
 public struct Request: Sendable {
     public var method: String
@@ -15,6 +19,9 @@ public struct Request: Sendable {
     public var requestID: String
     /// True once the client has gone away (the transport closed): long waits end early.
     public var clientGone: @Sendable () -> Bool = { false }
+    /// Sleeps while a request waits (for a job, for new log lines). The transport makes this give
+    /// its CPU slot to another request meanwhile, so waiting requests never crowd out working ones.
+    public var idle: @Sendable (Double) -> Void = { seconds in _ = usleep(UInt32(max(0, min(seconds, 60)) * 1_000_000)) }
     /// Set only by nginx's `location = /metrics`, after its `allow`/`deny` let the client in (a
     /// FastCGI parameter of its own, never a header, so no client can set it).
     public var metricsAllowed = false

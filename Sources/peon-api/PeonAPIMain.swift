@@ -62,7 +62,9 @@ enum PeonAPIMain {
             let flusher = MetricsFlusher(configuration: configuration, metrics: metrics, logger: workerLogger)
             defer { flusher.stop() }
             let threadLogger = workerLogger
-            return FastCGIWorker.serve(socket: socket, threads: configuration.workerThreads, logger: workerLogger) {
+            return FastCGIWorker.serve(
+                socket: socket, threads: configuration.workerThreads, running: max(2, ProcessEnvironment.onlineCores), logger: workerLogger
+            ) {
                 // Each thread opens its own connection: SQLite handles never cross threads.
                 let store: Store
                 do {

@@ -35,13 +35,13 @@ enum ConsoleRoutes {
         return try ServerRoutes.answer(job, request, context) {
             .json([
                 "status": "success", "server_uid": .string(server), "command": .string(command),
-                "output": .array(try output(server, after: before, context: context).map { .string($0.line) }),
+                "output": .array(try output(server, after: before, request: request, context: context).map { .string($0.line) }),
             ])
         }
     }
 
     /// Lines after `after` until the game goes quiet (or the time is up).
-    static func output(_ server: String, after: Int64, context: APIContext) throws -> [LogRecord] {
+    static func output(_ server: String, after: Int64, request: Request, context: APIContext) throws -> [LogRecord] {
         let started = Monotonic.seconds()
         var lines: [LogRecord] = []
         var lastLine = started
@@ -49,7 +49,7 @@ enum ConsoleRoutes {
             let new = try context.store.read { tx in try tx.logs(server: server, afterSeq: lines.last?.seq ?? after, limit: 500) }
             if new.isEmpty {
                 if !lines.isEmpty, Monotonic.seconds() - lastLine >= quietSeconds { break }
-                Monotonic.sleep(0.025)
+                request.idle(0.025)
             } else {
                 lines += new
                 lastLine = Monotonic.seconds()

@@ -29,7 +29,7 @@ enum LogRoutes {
         guard let record = try context.store.read({ tx in try tx.server(uid) }) else {
             throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
         }
-        if follow { return try stream(server, after: resume, tail: lines ?? 200, context: context) }
+        if follow { return try stream(server, after: resume, tail: lines ?? 200, request: request, context: context) }
         let tail = try context.store.read { tx in
             let session = sessionOnly ? try tx.logPosition(server: server).session : nil
             return try tx.tailLogs(server: server, limit: lines ?? 200, session: session)
@@ -60,7 +60,7 @@ enum LogRoutes {
 
     /// New lines as `id: <seq>` / `data: <line>` events, a comment every 15 s to keep proxies from
     /// closing an idle stream. A stream holds a thread, so it takes a wait slot like an action.
-    static func stream(_ server: String, after resume: Int64?, tail: Int, context: APIContext) throws -> Response {
+    static func stream(_ server: String, after resume: Int64?, tail: Int, request: Request, context: APIContext) throws -> Response {
         guard context.waits.acquire() else {
             throw HTTPError(
                 status: 503, code: "stream.busy", message: "Too many streams are open on this worker; try again shortly.",
@@ -90,7 +90,7 @@ enum LogRoutes {
                     guard write(Array(": keep-alive\n\n".utf8)) else { return }
                     quiet = Monotonic.seconds()
                 } else {
-                    Monotonic.sleep(pollSeconds)
+                    request.idle(pollSeconds)
                 }
             }
         }

@@ -422,7 +422,7 @@ enum ServerRoutes {
                     status: 504, code: "job.pending", message: "The action is still running; follow it at /api/v1/jobs/\(id).",
                     extra: [("job", .number(Double(id)))])
             }
-            Monotonic.sleep(pause)
+            request.idle(pause)
             pause = min(pause * 1.5, Monotonic.seconds() - started < 1 ? 0.01 : 0.05)
         }
     }
