@@ -32,7 +32,7 @@ public protocol ServerPlatform: AnyObject {
     /// its node); nil on one machine. Called before its ports are allocated and its files made.
     func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String?
     /// The cluster's nodes (multi-node platforms; empty on one machine).
-    func clusterNodes() throws(PlatformError) -> [PlatformNode]
+    func clusterNodes() throws(PlatformError) -> [ClusterNode]
 
     /// Ports taken on the node that holds `uid` (or would, for a new server): published by any
     /// workload, Peon's or not, and the node's own listeners.
@@ -78,7 +78,7 @@ extension ServerPlatform {
 
     public func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String? { nil }
 
-    public func clusterNodes() throws(PlatformError) -> [PlatformNode] { [] }
+    public func clusterNodes() throws(PlatformError) -> [ClusterNode] { [] }
 }
 
 /// One line a server's game wrote (stdout or stderr), as the platform timestamped it.

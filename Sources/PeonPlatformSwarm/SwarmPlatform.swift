@@ -76,9 +76,9 @@ public final class SwarmPlatform: ServerPlatform {
         }
     }
 
-    public func clusterNodes() throws(PlatformError) -> [PlatformNode] {
+    public func clusterNodes() throws(PlatformError) -> [ClusterNode] {
         try nameNodes(try nodes()).map { node in
-            PlatformNode(
+            ClusterNode(
                 name: node.name, address: node.address, state: node.ready ? "ready" : "down", availability: node.availability,
                 memoryBytes: node.memoryBytes, nanoCPUs: node.nanoCPUs, labels: node.labels)
         }

@@ -321,12 +321,7 @@ public struct Scheduler: Sendable {
         let nodes = try platform.clusterNodes()
         if !nodes.isEmpty {
             try store.write { tx in
-                try tx.replaceNodes(
-                    nodes.map {
-                        NodeRecord(
-                            name: $0.name, address: $0.address, state: $0.state, availability: $0.availability, memoryBytes: $0.memoryBytes,
-                            nanoCPUs: $0.nanoCPUs, labels: $0.labels)
-                    }, now: clock())
+                try tx.replaceNodes(nodes, now: clock())
                 for workload in workloads { if let uid = workload.uid { try tx.setServerNode(uid.description, node: workload.node) } }
             }
         }

@@ -1,33 +1,9 @@
+public import PeonCore
 import PeonJSON
-
-/// A node of a multi-node platform as the scheduler last saw it (`GET /api/v1/nodes`).
-public struct NodeRecord: Sendable, Equatable {
-    public let name: String
-    public let address: String
-    /// `ready`, `down`, `unknown`.
-    public let state: String
-    /// `active`, `pause`, `drain`.
-    public let availability: String
-    public let memoryBytes: Int64
-    public let nanoCPUs: Int64
-    public let labels: [String: String]
-
-    public init(
-        name: String, address: String, state: String, availability: String, memoryBytes: Int64, nanoCPUs: Int64, labels: [String: String]
-    ) {
-        self.name = name
-        self.address = address
-        self.state = state
-        self.availability = availability
-        self.memoryBytes = memoryBytes
-        self.nanoCPUs = nanoCPUs
-        self.labels = labels
-    }
-}
 
 extension Transaction {
     /// Replaces the mirrored node list with what the platform reports now.
-    public func replaceNodes(_ nodes: [NodeRecord], now: Int64) throws(StoreError) {
+    public func replaceNodes(_ nodes: [ClusterNode], now: Int64) throws(StoreError) {
         try query("DELETE FROM nodes")
         for node in nodes {
             let labels = JSON.object(node.labels.sorted { $0.key < $1.key }.map { ($0.key, JSON.string($0.value)) })
@@ -40,10 +16,10 @@ extension Transaction {
         }
     }
 
-    public func nodes() throws(StoreError) -> [NodeRecord] {
+    public func nodes() throws(StoreError) -> [ClusterNode] {
         try query("SELECT name, address, state, availability, memory_bytes, nano_cpus, labels FROM nodes ORDER BY name").map { r in
             let labels = (try? JSON.parse(r[6].text ?? "{}"))?.objectValue ?? []
-            return NodeRecord(
+            return ClusterNode(
                 name: r[0].text ?? "", address: r[1].text ?? "", state: r[2].text ?? "unknown", availability: r[3].text ?? "unknown",
                 memoryBytes: r[4].integer ?? 0, nanoCPUs: r[5].integer ?? 0,
                 labels: Dictionary(labels.compactMap { k, v in v.stringValue.map { (k, $0) } }, uniquingKeysWith: { a, _ in a }))
