@@ -101,3 +101,17 @@ extension DockerClient {
         try call("DELETE", "/images/\(DockerClient.escapePath(reference))")
     }
 }
+
+extension DockerClient {
+    /// A local image's `Config.Env` as a dictionary (what the image says of itself, e.g. PEON's
+    /// `CONTAINER_TYPE` and `VERSION`); nil when the engine does not have the image.
+    public func imageEnvironment(_ reference: String) throws(DockerError) -> [String: String]? {
+        guard let info = try inspectImage(reference) else { return nil }
+        var env: [String: String] = [:]
+        for item in info["Config"]?["Env"]?.arrayValue ?? [] {
+            guard let text = item.stringValue, let eq = text.firstIndex(of: "=") else { continue }
+            env[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        return env
+    }
+}

@@ -479,12 +479,7 @@ public final class SwarmPlatform: ServerPlatform {
     // MARK: - Images
 
     public func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts? {
-        guard let info = try engine({ () throws(DockerError) in try docker.inspectImage(image) }) else { return nil }
-        var env: [String: String] = [:]
-        for item in info["Config"]?["Env"]?.arrayValue ?? [] {
-            guard let text = item.stringValue, let eq = text.firstIndex(of: "=") else { continue }
-            env[String(text[..<eq])] = String(text[text.index(after: eq)...])
-        }
+        guard let env = try engine({ () throws(DockerError) in try docker.imageEnvironment(image) }) else { return nil }
         return ImageFacts(containerType: env["CONTAINER_TYPE"] ?? "unknown", buildVersion: env["VERSION"] ?? "unknown")
     }
 
