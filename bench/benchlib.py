@@ -32,6 +32,15 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
+def remove_labelled(run):
+    """Removes the containers and networks labelled `peon.test=<run>` (only what a run made)."""
+    selector = urllib.parse.quote(json.dumps({"label": [f"peon.test={run}"]}))
+    for c in docker("GET", f"/containers/json?all=1&filters={selector}") or []:
+        docker("DELETE", f"/containers/{c['Id']}?force=1")
+    for n in docker("GET", f"/networks?filters={selector}") or []:
+        docker("DELETE", f"/networks/{n['Id']}")
+
+
 def timed(fn):
     started = time.perf_counter()
     fn()
@@ -98,9 +107,5 @@ class BenchStack:
             self.proc.wait(120)
         except Exception:  # cleanup below must run whatever happened
             os.killpg(self.proc.pid, signal.SIGKILL)
-        selector = urllib.parse.quote(json.dumps({"label": [f"peon.test={self.run}"]}))
-        for c in docker("GET", f"/containers/json?all=1&filters={selector}") or []:
-            docker("DELETE", f"/containers/{c['Id']}?force=1")
-        for n in docker("GET", f"/networks?filters={selector}") or []:
-            docker("DELETE", f"/networks/{n['Id']}")
+        remove_labelled(self.run)
         shutil.rmtree(self.tmp, ignore_errors=True)

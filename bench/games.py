@@ -25,7 +25,7 @@ import urllib.parse
 
 import requests
 import urllib3
-from benchlib import docker, free_port
+from benchlib import docker, free_port, remove_labelled
 
 urllib3.disable_warnings()
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -70,7 +70,6 @@ def main():
     s.verify = False
     s.trust_env = False
     s.headers["X-Api-Key"] = KEY
-    made = []
     try:
         for _ in range(100):
             try:
@@ -174,11 +173,7 @@ def main():
         except Exception as error:  # cleanup below must run whatever happened
             print(f"stack did not stop cleanly: {error}")
             os.killpg(stack.pid, signal.SIGKILL)
-        sel = urllib.parse.quote(json.dumps({"label": [f"peon.test={RUN}"]}))
-        for c in docker("GET", f"/containers/json?all=1&filters={sel}") or []:
-            docker("DELETE", f"/containers/{c['Id']}?force=1")
-        for n in docker("GET", f"/networks?filters={sel}") or []:
-            docker("DELETE", f"/networks/{n['Id']}")
+        remove_labelled(RUN)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

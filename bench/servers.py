@@ -3,7 +3,6 @@ container operations made directly on the Docker Engine API in the same run (the
 GET /servers, with 1, 20 and 100 real servers on the engine, and the lateness of timed stops.
 
 Run: bench/servers.sh (builds release binaries, starts dockerd if needed, prints a table)."""
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import time
 
 import requests
 import urllib3
-from benchlib import docker, free_port, timed
+from benchlib import docker, free_port, remove_labelled, timed
 
 urllib3.disable_warnings()
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -130,12 +129,7 @@ def main():
         except Exception as error:  # cleanup below must run whatever happened
             print(f"stack did not stop cleanly: {error}")
             os.killpg(stack.pid, signal.SIGKILL)
-        sel = json.dumps({"label": [f"peon.test={RUN}"]})
-        import urllib.parse
-        for c in docker("GET", f"/containers/json?all=1&filters={urllib.parse.quote(sel)}") or []:
-            docker("DELETE", f"/containers/{c['Id']}?force=1")
-        for n in docker("GET", f"/networks?filters={urllib.parse.quote(sel)}") or []:
-            docker("DELETE", f"/networks/{n['Id']}")
+        remove_labelled(RUN)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

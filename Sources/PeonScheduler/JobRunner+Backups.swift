@@ -50,8 +50,10 @@ extension JobRunner {
         progress?.enter(.building)
         let folder = configuration.backupDir + "/" + uid.relativeDirectory
         try Files.makeDirectories(folder, mode: 0o750)
+        // API workers may run as another user of the data dir's group: they stream save downloads.
+        let group = dataGroup()
         for path in [configuration.backupDir, configuration.backupDir + "/" + uid.game.rawValue, folder] {
-            shareWithDataGroup(path, mode: 0o750)
+            if let group { try? Files.setGroup(path, group, mode: 0o750) }
         }
         let name = "\(uid)-\(Self.stamp(WallClock.now()))-\(Self.randomHex(4)).\(format.rawValue)"
         let partial = folder + "/." + name + ".partial"
@@ -65,7 +67,7 @@ extension JobRunner {
             throw error
         }
         let (digest, size) = try Self.sha256(ofFile: final)
-        shareWithDataGroup(final, mode: 0o640)
+        if let group { try? Files.setGroup(final, group, mode: 0o640) }
         let record = BackupRecord(
             serverUID: uid.description, path: uid.relativeDirectory + "/" + name, bytes: size, createdAt: WallClock.now(), sha256: digest,
             format: format.rawValue)
@@ -124,12 +126,10 @@ extension JobRunner {
         for old in all.dropFirst(configuration.backupKeep) { try deleteBackup(uid, id: old.id) }
     }
 
-    /// API workers may run as another user of the data dir's group: they stream save downloads.
-    func shareWithDataGroup(_ path: String, mode: UInt32) {
+    /// The data dir's group (API workers and the scheduler share it), nil when it cannot be read.
+    func dataGroup() -> UInt32? {
         var st = stat()
-        guard stat(configuration.dataDir, &st) == 0 else { return }
-        _ = chown(path, uid_t.max, st.st_gid)
-        _ = chmod(path, mode)
+        return stat(configuration.dataDir, &st) == 0 ? st.st_gid : nil
     }
 
     static func sha256(ofFile path: String) throws -> (String, Int64) {
