@@ -42,7 +42,8 @@ class Stack:
             "PEON_DATA_DIR": self.data, "PEON_HTTPS_PORT": str(self.https_port), "PEON_HTTP_PORT": str(self.http_port),
             "PEON_BIN": BIN, "PEON_WORKERS": "2", "PEON_RATE_LIMIT": "2000", "PEON_RATE_BURST": "4000", "PEON_CONN_LIMIT": "128",
             "PEON_NGINX_WORKERS": "1", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
-            "PEON_PORT_RANGE": "41000-41999",
+            # Parallel checkouts sharing one engine pick their own range.
+            "PEON_PORT_RANGE": os.environ.get("PEON_TEST_PORT_RANGE", "41000-41999"),
         })
         full.pop("PEON_API_KEY", None)
         full.pop("API_KEY", None)
