@@ -8,7 +8,9 @@ libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev ca-cer
 case "${1:-run}" in
   # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
   # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml.
-  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose) ;;
+  # gcc and libc6-dev (static libc) build the test game's RCON stand-in (scripts/docker.sh image).
+  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc)
+    libraries+=(libc6-dev) ;;
   bench) commands+=(wrk:wrk zstd:zstd) ;;
 esac
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers on $PEON_DOCKER_SOCKET (default /var/run/docker.sock):
 # installs Debian's docker.io when dockerd is missing and starts dockerd when it is not running.
-# With `image`, also builds the test game image (peon-test-game:latest) through the Engine API.
+# With `image`, also builds the test game image (peon-test-game:latest) through the Engine API
+# (static busybox and the RCON stand-in, compiled with gcc: scripts/deps.sh test installs it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 socket=${PEON_DOCKER_SOCKET:-/var/run/docker.sock}
@@ -25,17 +26,27 @@ if ! ping; then
 fi
 
 if [ "${1:-}" = image ]; then
-  if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed"; then
+  # busybox-static, and gcc with a static libc for the RCON stand-in.
+  missing=()
+  for p in busybox-static gcc libc6-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends busybox-static >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   ctx=$(mktemp -d)
   trap 'rm -rf "$ctx"' EXIT
   cp "$root"/Tests/fixtures/test-game/* "$ctx/"
   cp "$(command -v busybox)" "$ctx/busybox"
-  labels=$(printf '{"peon.test":"image"}' | od -An -tx1 | tr -d ' \n' | sed 's/../%&/g')
+  # The RCON stand-in, static like busybox (the image has no libc).
+  gcc -static -Os -Wall -Werror -o "$ctx/peon-rcon" "$root/Tests/fixtures/test-game/rcon.c"
+  rm "$ctx/rcon.c"
+  # Also tagged :rcon, which the RCON tests use: a checkout whose script predates the stand-in
+  # moves :latest only.
+  labels=$(printf '{"peon.test":"image","peon.test.rcon":"1"}' | od -An -tx1 | tr -d ' \n' | sed 's/../%&/g')
   out=$(tar -C "$ctx" -c . | curl -sS --unix-socket "$socket" -X POST -H 'Content-Type: application/x-tar' --data-binary @- \
-    "http://docker/build?t=peon-test-game:latest&rm=1&forcerm=1&labels=$labels")
+    "http://docker/build?t=peon-test-game:latest&t=peon-test-game:rcon&rm=1&forcerm=1&labels=$labels")
   if grep -q '"error"' <<< "$out"; then echo "test image build failed: $out" >&2; exit 1; fi
-  echo "built peon-test-game:latest" >&2
+  echo "built peon-test-game:latest (and :rcon)" >&2
 fi

@@ -111,3 +111,10 @@ public protocol ConsoleInput {
     /// Sends one line (a newline is added) to the game's stdin.
     func sendLine(_ id: String, _ line: String) throws
 }
+
+/// Platforms whose scheduler reaches a running server over the server's own network (RCON), so
+/// such a port never has to be published.
+public protocol ServerNetwork {
+    /// The server's IPv4 address on its own network, nil when it has none (not running).
+    func networkAddress(_ id: String) throws -> String?
+}

@@ -35,7 +35,9 @@ extension JobRunner {
         if running, let id = server.containerID {
             switch plan.backup {
             case .saveCommand(let command):
-                if let console = platform as? any ConsoleInput {
+                if let rcon = plan.rcon {
+                    _ = try? rconCommand(server, containerID: id, plan: plan, rcon: rcon, command: command)
+                } else if let console = platform as? any ConsoleInput {
                     try? console.sendLine(id, command)
                     Monotonic.sleep(2)  // games answer a save command within a second or two
                 }

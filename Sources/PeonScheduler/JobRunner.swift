@@ -94,6 +94,10 @@ public final class JobRunner {
                 result = ["code": "ports.exhausted"]
             case DomainError.invalid(_, let reason):
                 message = reason
+            case let failure as ConsoleFailure:
+                // Not running, RCON refused or unreachable: the API answers 409 with the code.
+                message = failure.message
+                result = ["code": .string(failure.code)]
             case PlatformError.unavailable(let text):
                 // Reachable engine, unavailable node (Swarm: down or drained): the API answers 503.
                 message = "unavailable: \(text)"
@@ -138,7 +142,7 @@ public final class JobRunner {
         case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
         case .eradicate: try destroy(uid, eradicate: true)
         case .adopt: try adopt()
-        case .console: try console(uid, command: job.arguments["command"]?.stringValue ?? "")
+        case .console: return try console(uid, command: job.arguments["command"]?.stringValue ?? "")
         case .backup: return try backup(uid, format: job.arguments["format"]?.stringValue == "zip" ? .zip : .tarZstd)
         case .restore: try restore(uid, backup: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
         case .deleteBackup: try deleteBackup(uid, id: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
@@ -365,18 +369,6 @@ public final class JobRunner {
         try platform.start(ref)
         server.observedState = try platform.details(ref).state.name
         try save(server)
-    }
-
-    /// Types one line into the running game's stdin.
-    func console(_ uid: ServerUID, command: String) throws {
-        let server = try record(uid)
-        guard let id = server.containerID, (try? platform.details(ServerRef(id)))?.state == .running else {
-            throw DomainError.conflict("\(uid) is not running, so it has no console to type into.")
-        }
-        guard let console = platform as? any ConsoleInput else {
-            throw DomainError.invalid(field: "command", reason: "this platform has no console input")
-        }
-        try console.sendLine(id, command)
     }
 
     func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {

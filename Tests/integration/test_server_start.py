@@ -45,6 +45,10 @@ def settings_for(game):
             env[key] = f"peon-{key.lower()}"
         else:
             env[key] = str(value)
+    # An RCON port setting moved off its default too (it must reach the game's configuration).
+    rcon = plan["metadata"].get("rcon")
+    if rcon and rcon["port"] in plan.get("environment", {}):
+        env[rcon["port"]] = str(int(env[rcon["port"]]) + 10000)
     return env
 
 
@@ -90,3 +94,6 @@ def test_server_start_execs_the_game_with_its_settings(game, tmp_path):
             assert value in haystack, f"{game}: port {key}={value} reaches neither the arguments nor a config file"
         if SECRET.search(key):
             assert value in haystack, f"{game}: {key} reaches neither the arguments nor a config file"
+    rcon = json.load(open(os.path.join(PLANS, game, "plan.json")))["metadata"].get("rcon")
+    if rcon:
+        assert settings[rcon["port"]] in haystack, f"{game}: the RCON port reaches neither the arguments nor a config file"

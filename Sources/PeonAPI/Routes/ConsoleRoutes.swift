@@ -4,10 +4,11 @@ import PeonJSON
 import PeonStore
 import PeonSystem
 
-/// `PUT /api/v1/server/console/<uid>` with `{"command": "..."}`: one line typed into the game's
-/// stdin by the scheduler (a `console` job, so it waits behind the server's other actions), then
-/// what the game printed after it, from the stored output. The command is data for the game,
-/// never run by Peon; the request is audited, the output is not.
+/// `PUT /api/v1/server/console/<uid>` with `{"command": "..."}`: one line the scheduler sends
+/// to the game (a `console` job, so it waits behind the server's other actions): over Source RCON
+/// when the plan declares it (the answer is RCON's response), else typed into its stdin (the
+/// answer is what the game printed after it, from the stored output). The command is data for
+/// the game, never run by Peon; the request is audited, the output is not.
 enum ConsoleRoutes {
     static let maximumBytes = 1024
     /// The answer collects output until the game has been quiet this long, or for `collectSeconds`.
@@ -32,9 +33,21 @@ enum ConsoleRoutes {
         let server = uid.description
         let before = try context.store.read { tx in try tx.logPosition(server: server).seq }
         let job = try ServerRoutes.enqueue(uid, .console, arguments: ["command": .string(command)], context: context)
-        return try ServerRoutes.answer(job, request, context) {
-            .json([
-                "status": "success", "server_uid": .string(server), "command": .string(command),
+        return try ServerRoutes.answer(job, request, context) { (finished: JobRecord) in
+            // Over RCON the job carries the game's answer; over stdin it is the output that followed.
+            if let result = finished.result, result["via"] == "rcon" {
+                let text = result["response"]?.stringValue ?? ""
+                let truncated = result["truncated"] == .bool(true)
+                var lines = text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
+                if lines.last == "" { lines.removeLast() }
+                if truncated { lines.append("(answer truncated at \(RconExchange.defaultMaximumBytes / 1024) KiB)") }
+                return .json([
+                    "status": "success", "server_uid": .string(server), "command": .string(command), "via": "rcon",
+                    "output": .array(lines.map(JSON.string)), "response": .string(text), "truncated": .bool(truncated),
+                ])
+            }
+            return .json([
+                "status": "success", "server_uid": .string(server), "command": .string(command), "via": "stdin",
                 "output": .array(try output(server, after: before, request: request, context: context).map { .string($0.line) }),
             ])
         }

@@ -437,6 +437,10 @@ enum ServerRoutes {
                 status: 503, code: "node.unavailable", message: job.error ?? "The server's node is unavailable.", extra: [("job", job.json)]
             )
         }
+        // A console job the game's state refused: not running (any more), RCON refused or unreachable.
+        if job.state == .failed, let code = job.result?["code"]?.stringValue, code == "server.not_running" || code.hasPrefix("rcon.") {
+            throw HTTPError(status: 409, code: code, message: job.error ?? "The console command failed.", extra: [("job", job.json)])
+        }
         guard job.state == .succeeded else {
             throw HTTPError(
                 status: 502, code: "job.failed", message: "The \(job.kind.rawValue) failed: \(job.error ?? "unknown error")",

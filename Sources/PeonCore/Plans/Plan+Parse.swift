@@ -53,6 +53,12 @@ extension Plan {
         } catch {
             if case .invalid(_, let reason) = error { problems.append(reason) }
         }
+        var rcon: RconDeclaration?
+        do {
+            rcon = try RconDeclaration.parse(metadata?["rcon"], portGroups: portGroups, settings: settings)
+        } catch {
+            if case .invalid(_, let reason) = error { problems.append(reason) }
+        }
 
         var limits = ResourceLimits()
         do {
@@ -74,6 +80,7 @@ extension Plan {
         self.packages = packages
         self.capabilities = capabilities
         self.backup = backup
+        self.rcon = rcon
         self.document = document
     }
 

@@ -22,6 +22,8 @@ public struct Plan: Sendable, Equatable {
     public let capabilities: [String]
     /// How a backup gets a consistent copy of a running server (`metadata.backup`).
     public let backup: BackupMethod
+    /// Source RCON, when the game speaks it (`metadata.rcon`): console commands go there.
+    public let rcon: RconDeclaration?
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
 

@@ -11,8 +11,12 @@ public enum ServerSettings {
 
     /// The user's values for the plan's settings, in plan order. Values may be JSON strings,
     /// numbers or booleans; `null` and `""` mean "not given". `STEAM_ID` is never user-set.
-    /// Every required setting must be given: the error names all that are missing.
-    public static func resolve(plan: Plan, request: JSON, previous: [(String, String)] = []) throws(DomainError) -> [(String, String)] {
+    /// Every required setting must be given: the error names all that are missing. The plan's
+    /// RCON password, when optional and left without a value or default, is generated (`secret`),
+    /// so a game's RCON never listens with an empty or well-known password.
+    public static func resolve(
+        plan: Plan, request: JSON, previous: [(String, String)] = [], secret: () -> String = randomSecret
+    ) throws(DomainError) -> [(String, String)] {
         var given: [String: String] = [:]
         for (key, value) in previous { given[key] = value }
         for (key, value) in request.objectValue ?? [] where !reservedKeys.contains(key) && key != "STEAM_ID" {
@@ -29,10 +33,22 @@ public enum ServerSettings {
                 throw .invalid(field: key, reason: "\(key) must be a string, a number or a boolean")
             }
         }
+        if let rcon = plan.rcon, given[rcon.password] == nil, let setting = plan.settings.first(where: { $0.key == rcon.password }),
+            !setting.required, (setting.defaultValue ?? "").isEmpty
+        {
+            given[rcon.password] = secret()
+        }
         let missing = plan.settings.filter { $0.required && $0.key != "STEAM_ID" && given[$0.key] == nil }.map(\.key)
         guard missing.isEmpty else { throw .missingSettings(missing) }
         return plan.settings.filter { $0.key != "STEAM_ID" }.compactMap { setting in
             given[setting.key].map { (setting.key, $0) }
         }
+    }
+
+    /// 24 letters and digits from the system's generator (about 143 bits).
+    public static func randomSecret() -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        var rng = SystemRandomNumberGenerator()
+        return String((0..<24).map { _ in alphabet.randomElement(using: &rng)! })
     }
 }
