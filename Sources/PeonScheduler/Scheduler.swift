@@ -15,6 +15,7 @@ import PeonSystem
 /// - `runners` job runners sleeping on their own wake-up socket (API workers wake them);
 /// - one event watcher keeping each server's observed state right and applying the crash policy;
 /// - one housekeeping thread: stats samples, a periodic full reconcile, pruning of old history;
+/// - a few webhook senders, each delivering to one hook at a time (`WebhookSender.swift`);
 /// - the calling thread: timed actions and the heartbeat, never delayed by Docker.
 /// SIGTERM (`Signals.stopRequested`) ends every loop; running game servers are left alone.
 public struct Scheduler: Sendable {
@@ -87,7 +88,7 @@ public struct Scheduler: Sendable {
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
         threads.append(ThreadHandle { LogCollector(scheduler: self).run() })
-        threads.append(ThreadHandle { self.webhookLoop() })
+        for n in 0..<Self.webhookSenders { threads.append(ThreadHandle { self.webhookLoop(n) }) }
         // This loop only beats and fires timed actions: nothing slow may delay either.
         var failing = false
         var zones = ZoneCache()

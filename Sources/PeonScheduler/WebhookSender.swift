@@ -5,49 +5,69 @@ import PeonCurl
 import PeonJSON
 import PeonStore
 import PeonSystem
+import Synchronization
 
 extension Scheduler {
-    /// Deliveries sent per round; the rest wait for the next one.
-    static let webhookBatch = 20
+    /// Sender threads: deliveries to this many hooks are in flight at once.
+    static let webhookSenders = 4
+    /// Hooks looked at per round.
+    static let webhookBatch = 64
+    /// Hooks a sender is delivering to now, across the sender threads: at most one delivery per
+    /// hook is in flight, so each hook gets its events in order while others go on.
+    static let webhooksInFlight = Mutex<Set<String>>([])
 
-    /// Sends due webhook deliveries from the outbox, on a thread of its own: a slow or dead
-    /// receiver delays only other deliveries, never a job or the tick. Each attempt has a 5 s
+    /// One of `webhookSenders` threads that deliver due webhook deliveries from the outbox: a
+    /// receiver that hangs until its timeout holds one sender and its own hook's later events,
+    /// never other hooks' (while a sender is free), a job or the tick. Each attempt has a 5 s
     /// connect and 10 s total timeout, never follows a redirect, and is recorded; failures retry
     /// after 1 s, 5 s, 30 s, 2 min and 10 min, then the delivery has failed.
-    func webhookLoop() {
+    func webhookLoop(_ sender: Int) {
         while !Self.stopping {
             do {
                 let store = try Store(path: configuration.databasePath)
                 let curl = CurlEasy()
                 while !Self.stopping {
-                    let due = try store.read { tx in try tx.dueDeliveries(now: WallClock.now(), limit: Self.webhookBatch) }
-                    for (delivery, url, secret) in due where !Self.stopping {
-                        let outcome = send(delivery, url: url, secret: secret, curl: curl)
-                        // Cut short by SIGTERM: left pending, sent again after the restart.
-                        if Self.stopping { break }
-                        let now = WallClock.now()
-                        let retryAt = outcome.delivered ? nil : WebhookRetry.delay(afterAttempts: delivery.attempts + 1).map { now + $0 }
-                        try store.write { tx in
-                            try tx.recordDelivery(
-                                delivery.id, status: outcome.status, error: outcome.error, delivered: outcome.delivered, retryAt: retryAt,
-                                now: now)
-                        }
-                        if !outcome.delivered {
-                            logger.warning(
-                                retryAt == nil ? "webhook delivery failed, giving up" : "webhook delivery failed, retrying",
-                                metadata: [
-                                    "webhook.id": "\(delivery.webhookID)", "delivery.id": "\(delivery.id)",
-                                    "http.status": "\(outcome.status.map(String.init) ?? "none")",
-                                ])
-                        }
-                    }
-                    if due.isEmpty { Monotonic.sleep(0.25) }
+                    if try !deliverNext(store: store, curl: curl) { Monotonic.sleep(0.25) }
                 }
             } catch {
-                logger.warning("webhook sender failed, retrying", metadata: ["error": "\(error)"])
+                logger.warning("webhook sender failed, retrying", metadata: ["webhook.sender": "\(sender)", "error": "\(error)"])
                 Monotonic.sleep(1)
             }
         }
+    }
+
+    /// Claims a hook that has a due delivery and no delivery in flight, and sends its oldest due
+    /// one; false when there was nothing to claim.
+    func deliverNext(store: Store, curl: CurlEasy) throws -> Bool {
+        let hooks = try store.read { tx in try tx.hooksWithDueDeliveries(now: WallClock.now(), limit: Self.webhookBatch) }
+        for hook in hooks where !Self.stopping {
+            guard Self.webhooksInFlight.withLock({ $0.insert(hook).inserted }) else { continue }
+            defer { _ = Self.webhooksInFlight.withLock { $0.remove(hook) } }
+            // Read again under the claim: another sender may have delivered it since the listing.
+            guard
+                let (delivery, url, secret) = try store.read({ tx in try tx.dueDeliveries(now: WallClock.now(), limit: 1, webhook: hook) })
+                    .first
+            else { continue }
+            let outcome = send(delivery, url: url, secret: secret, curl: curl)
+            // Cut short by SIGTERM: left pending, sent again after the restart.
+            if Self.stopping { return true }
+            let now = WallClock.now()
+            let retryAt = outcome.delivered ? nil : WebhookRetry.delay(afterAttempts: delivery.attempts + 1).map { now + $0 }
+            try store.write { tx in
+                try tx.recordDelivery(
+                    delivery.id, status: outcome.status, error: outcome.error, delivered: outcome.delivered, retryAt: retryAt, now: now)
+            }
+            if !outcome.delivered {
+                logger.warning(
+                    retryAt == nil ? "webhook delivery failed, giving up" : "webhook delivery failed, retrying",
+                    metadata: [
+                        "webhook.id": "\(delivery.webhookID)", "delivery.id": "\(delivery.id)",
+                        "http.status": "\(outcome.status.map(String.init) ?? "none")",
+                    ])
+            }
+            return true
+        }
+        return false
     }
 
     /// One attempt: a 2xx is delivered; anything else (or no answer) is a failure to retry.

@@ -78,4 +78,27 @@ import Testing
         // The old delivered one goes; the old pending one stays (still work); the recent failed one stays.
         #expect(left.map(\.state) == ["failed", "pending"])
     }
+
+    /// The senders' view of the outbox: one row per hook with due work (oldest first), so a dead
+    /// hook's backlog never hides another hook; each hook's own due deliveries in order.
+    @Test func dueWorkIsListedPerHook() throws {
+        let store = try store()
+        let now: Int64 = 1_800_000_000
+        try store.write { tx in
+            try tx.insertWebhook(id: "wh_00000000000a", url: "https://a.example/", events: [], server: "g.a", secret: "s", now: 0)
+            try tx.insertWebhook(id: "wh_00000000000b", url: "https://b.example/", events: [], server: "g.b", secret: "s", now: 0)
+            for at in 0..<100 { try tx.emitEvent(.crashed, server: "g.a", now: now - 200 + Int64(at)) }
+            try tx.emitEvent(.crashed, server: "g.b", now: now - 50)
+        }
+        let (hooks, first, ofB) = try store.read { tx in
+            (
+                try tx.hooksWithDueDeliveries(now: now, limit: 2), try tx.dueDeliveries(now: now, limit: 2, webhook: "wh_00000000000a"),
+                try tx.dueDeliveries(now: now, limit: 10, webhook: "wh_00000000000b")
+            )
+        }
+        #expect(hooks == ["wh_00000000000a", "wh_00000000000b"])
+        #expect(first.map(\.0.createdAt) == [now - 200, now - 199] && first.allSatisfy { $0.0.webhookID == "wh_00000000000a" })
+        #expect(ofB.count == 1 && ofB[0].url == "https://b.example/")
+        #expect(try store.read { tx in try tx.hooksWithDueDeliveries(now: now - 201, limit: 10) }.isEmpty)
+    }
 }

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import socket
 import threading
 import time
 
@@ -39,6 +40,42 @@ class Receiver:
         self.httpd.shutdown()
 
 
+class Hanging:
+    """A loopback receiver that accepts and reads requests but never answers: a dead hook's URL.
+    `accepted` counts connections, `closed` those the sender gave up on."""
+
+    def __init__(self):
+        self.accepted, self.closed, self.conns = 0, 0, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            self.accepted += 1
+            threading.Thread(target=self.hold, args=(conn,), daemon=True).start()
+
+    def hold(self, conn):
+        try:
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        self.closed += 1
+
+    def close(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
 def wait_for(predicate, seconds):
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -70,8 +107,8 @@ def test_webhook_validation_and_listing(stack):
 
 
 def test_crash_is_delivered_signed_and_a_failure_is_retried(stack):
-    # One sender thread delivers in turn: hooks other tests left on this shared stack (schemathesis
-    # makes some, to hosts that never answer) would hold this one's deliveries back.
+    # A few senders, one delivery per hook in flight: hooks other tests left on this shared stack
+    # (schemathesis makes some, to hosts that never answer) could take every sender for a while.
     for hook in stack.request("GET", "/api/v1/webhooks").json():
         stack.request("DELETE", f"/api/v1/webhooks/{hook['id']}")
     receiver = Receiver(answers=[500])
@@ -102,3 +139,38 @@ def test_crash_is_delivered_signed_and_a_failure_is_retried(stack):
     finally:
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
         receiver.close()
+
+
+def test_a_hanging_receiver_does_not_hold_other_hooks(stack):
+    for hook in stack.request("GET", "/api/v1/webhooks").json():
+        stack.request("DELETE", f"/api/v1/webhooks/{hook['id']}")
+    dead, live = Hanging(), Receiver()
+    uid = f"peontest.{RUN}whhang"
+    hooks = []
+    try:
+        # The dead hook first: its delivery is the older one, which a single sender would send first.
+        for url in (dead.url, live.url):
+            r = stack.request("POST", "/api/v1/webhooks", json={"url": url, "events": ["created"]})
+            assert r.status_code == 201, r.text
+            hooks.append(r.json()["id"])
+        assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+        assert wait_for(lambda: dead.accepted >= 1 and any(json.loads(b)["event"] == "created" for _, b, _ in live.received), 30), \
+            (dead.accepted, live.received)
+        # The working hook got its event while the dead one's request was still hanging, unanswered
+        # and not yet given up on (one attempt in flight, none recorded).
+        assert dead.closed == 0
+        pending = [d for d in stack.request("GET", f"/api/v1/webhooks/{hooks[0]}/deliveries").json() if d["event"] == "created"]
+        assert len(pending) == 1 and pending[0]["state"] == "pending" and pending[0]["attempts"] == 0, pending
+        delivered = [d for d in stack.request("GET", f"/api/v1/webhooks/{hooks[1]}/deliveries").json() if d["event"] == "created"]
+        assert wait_for(lambda: [d["state"] for d in stack.request("GET", f"/api/v1/webhooks/{hooks[1]}/deliveries").json()
+                                 if d["event"] == "created"] == ["delivered"], 10), delivered
+        # The dead hook's attempt ends at its timeout and is retried later, as before.
+        assert wait_for(lambda: dead.closed >= 1, 30)
+        assert wait_for(lambda: [d["attempts"] for d in stack.request("GET", f"/api/v1/webhooks/{hooks[0]}/deliveries").json()
+                                 if d["event"] == "created"][0] >= 1, 10)
+    finally:
+        for hook in hooks:
+            stack.request("DELETE", f"/api/v1/webhooks/{hook}")
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+        dead.close()
+        live.close()

@@ -108,16 +108,29 @@ extension Transaction {
         try emitEvent(event, server: server, now: now)
     }
 
-    /// Pending deliveries due by `now`, oldest first, with their hook's URL and secret.
-    public func dueDeliveries(now: Int64, limit: Int) throws(StoreError) -> [(DeliveryRecord, url: String, secret: String)] {
+    /// Pending deliveries due by `now` (of one hook, or of all), oldest first, with their hook's URL and secret.
+    public func dueDeliveries(now: Int64, limit: Int, webhook: String? = nil) throws(StoreError) -> [(
+        DeliveryRecord, url: String, secret: String
+    )] {
         try query(
             """
             SELECT \(Self.deliveryColumns.split(separator: ",").map { "d." + $0.trimmingPrefixSpaces() }.joined(separator: ", ")),
                    w.url, w.secret
             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-            WHERE d.state = 'pending' AND d.next_attempt <= ? ORDER BY d.next_attempt, d.id LIMIT ?
-            """, [.integer(now), .integer(Int64(limit))]
+            WHERE d.state = 'pending' AND d.next_attempt <= ? AND (? IS NULL OR d.webhook_id = ?) ORDER BY d.next_attempt, d.id LIMIT ?
+            """, [.integer(now), webhook.map(SQLValue.text) ?? .null, webhook.map(SQLValue.text) ?? .null, .integer(Int64(limit))]
         ).map { (Self.delivery($0), $0[12].text ?? "", $0[13].text ?? "") }
+    }
+
+    /// Hooks with a delivery due by `now`, the one whose oldest due delivery is oldest first: one
+    /// row per hook, so a dead hook's backlog never hides another hook's work.
+    public func hooksWithDueDeliveries(now: Int64, limit: Int) throws(StoreError) -> [String] {
+        try query(
+            """
+            SELECT webhook_id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt <= ?
+            GROUP BY webhook_id ORDER BY min(next_attempt), min(id) LIMIT ?
+            """, [.integer(now), .integer(Int64(limit))]
+        ).compactMap { $0[0].text }
     }
 
     /// Records an attempt: delivered, pending again at `retryAt`, or failed for good.
