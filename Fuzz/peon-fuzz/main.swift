@@ -65,10 +65,19 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     _ = responder.respond(to: Request(method: method, target: target, body: body), context: ())
 
     // The same bytes as what the scheduler reads from games and the system: a TZif zone, an A2S
-    // reply, a Luanti log.
+    // reply, a Luanti log, an RCON answer.
     _ = (try? TimeZoneRules(name: "fuzz", tzif: body))?.offset(at: 4_000_000_000)
     _ = PlayerQuery.a2sInfo(body)
     _ = PlayerQuery.luantiPlayers(log: String(decoding: body, as: UTF8.self))
+    // ... and a game's RCON stream, once the password was accepted.
+    if var exchange = try? RconExchange(password: "pw", command: "status", maximumBytes: 1024),
+        (try? exchange.receive(RconPacket(id: 1, type: 2, body: []))) != nil
+    {
+        var decoder = RconDecoder()
+        decoder.append(body)
+        while let packet = try? decoder.next(), let step = try? exchange.receive(packet), step == .wait {}
+        _ = try? exchange.ended(closed: true)
+    }
 
     // The same bytes as documents: a plan, a plans index, a server manifest, and back to text.
     if let document = try? JSON.parse(body) {
