@@ -1,4 +1,7 @@
 import PeonCore
+import PeonJSON
+import PeonPlatform
+import PeonStore
 import PeonSystem
 import Testing
 
@@ -128,5 +131,70 @@ import Testing
 enum RconTests {
     static func le(_ values: Int32...) -> [UInt8] {
         values.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: UInt32(bitPattern: v) >> (8 * $0)) } }
+    }
+}
+
+extension RecordingPlatform: ServerNetwork {
+    /// The game is the in-process server on loopback.
+    func networkAddress(_ id: String) throws -> String? { "127.0.0.1" }
+}
+
+/// The console job of a plan that declares RCON: its settings reach the exchange, the answer is
+/// the job's result, and a refused password fails the job with the code the API answers 409 with.
+@Suite struct RconJobTests {
+    let base = JobRunnerTests()
+
+    /// The fuzz plan with RCON on a setting; the server's RCON port is the listener's.
+    func runner(port: Int) throws -> (JobRunner, Store) {
+        let runner = try base.runner(RecordingPlatform(dataDir: base.dataDir))
+        let plan = #"""
+            {"metadata": {"game_uid": "fuzz", "image": "peon-test-game:latest", "rcon": {"port": "RCON_PORT", "password": "RCON_PASSWORD"}},
+             "ports": [[{"PORT": ["27960", "tcp"]}]], "environment": {"SERVER_NAME": null, "RCON_PORT": "25575", "RCON_PASSWORD": null},
+             "volumes": {"~!/data": "/data"}}
+            """#
+        try runner.store.write { tx in
+            try tx.upsertPlan(
+                StoredPlan(
+                    entry: PlanIndexEntry(title: "Fuzz", gameUID: base.uid.game, planURL: "local://fuzz"), listed: true,
+                    documentText: plan, source: "local"), now: 0)
+            var server = try tx.server(base.uid)!
+            server.settings = [("SERVER_NAME", "x"), ("RCON_PORT", "\(port)"), ("RCON_PASSWORD", "pw")]
+            try tx.updateServer(server, now: 0)
+        }
+        return (runner, runner.store)
+    }
+
+    func console(_ behave: @escaping @Sendable (Int32) -> Void) throws -> JobRecord {
+        let (port, thread) = RconClientTests.serve(behave)
+        defer { thread.join() }
+        let (runner, store) = try runner(port: port)
+        let id = try store.write { tx in
+            try tx.enqueueJob(server: base.uid.description, kind: .console, arguments: ["command": "status"], now: 0)
+        }
+        runner.drain()
+        return try store.read { tx in try tx.job(id) }!
+    }
+
+    @Test func theAnswerIsTheJobsResult() throws {
+        let job = try console { fd in
+            var packet = [UInt8](repeating: 0, count: 64)
+            // The password Peon sent is the server's setting.
+            _ = recv(fd, &packet, packet.count, 0)
+            guard packet[12..<14] == [0x70, 0x77] else { return }
+            RconClientTests.write(fd, RconClientTests.authOK)
+            RconClientTests.write(
+                fd, RconPacket(id: 2, type: 0, body: Array("players: 0".utf8)).bytes + RconPacket(id: 3, type: 0, body: []).bytes)
+            RconClientTests.drain(fd)
+        }
+        #expect(job.state == .succeeded, "\(job.error ?? "")")
+        #expect(job.result == ["via": "rcon", "response": "players: 0", "truncated": false])
+    }
+
+    @Test func aRefusedPasswordFailsTheJobWithItsCode() throws {
+        let job = try console { fd in
+            RconClientTests.write(fd, RconPacket(id: -1, type: 2, body: []).bytes)
+            RconClientTests.drain(fd)
+        }
+        #expect(job.state == .failed && job.result == ["code": "rcon.auth_failed"] && job.error?.contains("password") == true)
     }
 }
