@@ -7,6 +7,9 @@ import urllib.parse
 
 from conftest import RUN, docker
 
+# The game port range of this checkout (conftest: PEON_TEST_PORT_RANGE).
+LOW, HIGH = (int(p) for p in os.environ.get("PEON_TEST_PORT_RANGE", "41000-41999").split("-"))
+
 SETTINGS = {"SERVER_NAME": "Integration", "PASSWORD": "pw"}
 
 
@@ -45,7 +48,7 @@ def test_lifecycle_through_nginx(stack):
     assert info["Config"]["Labels"]["peon.server"] == uid and info["Config"]["Labels"]["peon.test"] == RUN
     assert info["HostConfig"]["NetworkMode"] == f"peon.warcamp.{uid}"
     port = int(info["HostConfig"]["PortBindings"][next(iter(info["HostConfig"]["PortBindings"]))][0]["HostPort"])
-    assert 27960 == port or 27970 == port or 41000 <= port <= 41999
+    assert 27960 == port or 27970 == port or LOW <= port <= HIGH
     assert info["Config"]["Env"][0] == f"PORT={port}"
     assert echo(port) == b"ping\n"
 
@@ -207,7 +210,7 @@ def test_ports_taken_by_a_foreign_process_or_container_are_avoided(stack):
         assert create(stack, uid).status_code == 200, "created despite both plan groups being taken"
         bindings = container(uid)["HostConfig"]["PortBindings"]
         used = {int(v[0]["HostPort"]) for v in bindings.values()}
-        assert used.isdisjoint({27960, 27970}) and all(41000 <= p <= 41999 for p in used), used
+        assert used.isdisjoint({27960, 27970}) and all(LOW <= p <= HIGH for p in used), used
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
     finally:
         listener.close()
@@ -270,9 +273,9 @@ def test_failed_create_leaves_nothing_unless_noclean(stack):
 
 
 def test_no_free_ports_is_409(make_stack):
-    s = make_stack(env={"PEON_PORT_RANGE": "41990-41990"})
+    s = make_stack(env={"PEON_PORT_RANGE": f"{HIGH}-{HIGH}"})
     held = []
-    for port in (27960, 27970, 41990):
+    for port in (27960, 27970, HIGH):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
