@@ -69,7 +69,7 @@ extension JobRunner {
         let (digest, size) = try Self.sha256(ofFile: final)
         if let group { try? Files.setGroup(final, group, mode: 0o640) }
         let record = BackupRecord(
-            serverUID: uid.description, path: uid.relativeDirectory + "/" + name, bytes: size, createdAt: WallClock.now(), sha256: digest,
+            serverUID: uid.description, path: uid.relativeDirectory + "/" + name, bytes: size, createdAt: clock(), sha256: digest,
             format: format.rawValue)
         let id = try store.write { tx in try tx.insertBackup(record) }
         try applyRetention(uid)
@@ -120,10 +120,32 @@ extension JobRunner {
         try store.write { tx in try tx.deleteBackup(id) }
     }
 
-    /// Keeps the newest `PEON_BACKUP_KEEP` backups of a server.
-    func applyRetention(_ uid: ServerUID) throws {
-        let all = try store.read { tx in try tx.backups(server: uid.description) }
-        for old in all.dropFirst(configuration.backupKeep) { try deleteBackup(uid, id: old.id) }
+    /// The server's retention policy: its own, or the newest `PEON_BACKUP_KEEP`.
+    static func backupPolicy(_ tx: Transaction, server: String, configuration: Configuration) throws -> BackupPolicy {
+        try tx.backupPolicy(server: server) ?? BackupPolicy(keepLast: configuration.backupKeep)
+    }
+
+    /// Removes (file and row) the backups the server's policy does not keep (`BackupRetention`);
+    /// answers their ids. It runs inside one of the server's jobs, and a server's jobs run one at a
+    /// time, so no restore of this server is running meanwhile; the backups that queued restores
+    /// name are kept as well.
+    @discardableResult
+    func applyRetention(_ uid: ServerUID) throws -> [Int64] {
+        let (all, policy, protected) = try store.read { tx in
+            let restores = try tx.pendingJobs(server: uid.description).filter { $0.kind == .restore }
+            return (
+                try tx.backups(server: uid.description),
+                try Self.backupPolicy(tx, server: uid.description, configuration: configuration),
+                Set(restores.compactMap { $0.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } })
+            )
+        }
+        let decision = BackupRetention.decide(
+            all.map { BackupRetention.Backup(id: $0.id, createdAt: $0.createdAt) }, policy: policy, now: clock(), protected: protected)
+        for id in decision.delete { try deleteBackup(uid, id: id) }
+        if !decision.delete.isEmpty {
+            logger.info("backups removed by retention", metadata: ["server.uid": "\(uid)", "backups": "\(decision.delete)"])
+        }
+        return decision.delete
     }
 
     /// The data dir's group (API workers and the scheduler share it), nil when it cannot be read.
