@@ -52,11 +52,12 @@ def main():
             peon_restore.append(timed(lambda: s.put(f"{base}/api/v1/server/restore/{uid}", json={"id": made["id"]},
                                                     timeout=900).raise_for_status()))
             target = f"{tmp}/floor-restore"
-            shutil.rmtree(target, ignore_errors=True)
             os.makedirs(target)
             settle()
             floor_restore.append(timed(lambda: subprocess.run(
                 f"zstd -d -q -c {out} | tar -C {target} -xf -", shell=True, check=True)))
+            # As Peon deletes the folders a restore replaced right after answering.
+            shutil.rmtree(target)
             floor_size = os.path.getsize(out)
         print(f"1 GiB server folder (512 MiB random + 512 MiB text), median of {ROUNDS}, {os.cpu_count()} cores")
         print(f"{'':10} {'peon (API)':>12} {'tar|zstd -3':>12} {'ratio':>7}")
@@ -64,6 +65,9 @@ def main():
               f" {median(peon_backup) / median(floor_backup):7.2f}")
         print(f"{'restore':10} {median(peon_restore):11.2f}s {median(floor_restore):11.2f}s"
               f" {median(peon_restore) / median(floor_restore):7.2f}")
+        print("rounds, s: " + "; ".join(f"{name} " + " ".join(f"{x:.2f}" for x in xs) for name, xs in
+                                        [("peon backup", peon_backup), ("floor backup", floor_backup),
+                                         ("peon restore", peon_restore), ("floor restore", floor_restore)]))
         print(f"archive size: peon {sizes[-1] / 2**20:.0f} MiB (verified, sha256), zstd -3 {floor_size / 2**20:.0f} MiB")
 
 

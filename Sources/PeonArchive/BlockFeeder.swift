@@ -10,8 +10,8 @@
 /// `finish()` reads whatever libarchive left (bytes after the archive's end) through `observe`
 /// too, so the checksum covers the whole file, then joins the thread.
 final class BlockFeeder: @unchecked Sendable {  // mutable state only under `lock`
-    static let blockSize = 1 << 20
-    static let depth = 4
+    static let blockSize = 256 << 10
+    static let depth = 8
 
     private let fd: Int32
     private let observe: @Sendable (UnsafeRawBufferPointer) -> Void
