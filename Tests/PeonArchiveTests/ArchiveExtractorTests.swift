@@ -227,3 +227,26 @@ func writeFile(_ bytes: [UInt8]) -> String {
         #expect(observed.bytes == Array("not a tarball at all".utf8))
     }
 }
+
+extension ArchiveFileExtractionTests {
+    /// What `ArchiveWriter` makes (a backup: tar.zst, or PEON's save zip) extracts back, read through the feeder.
+    @Test(arguments: [ArchiveWriter.Format.tarZstd, .zip]) func restoresWhatTheWriterMade(_ format: ArchiveWriter.Format) throws {
+        let root = freshTarget()
+        defer { removeTree(root + "/..") }
+        mkdir(root, 0o755)
+        mkdir(root + "/user", 0o755)
+        mkdir(root + "/user/world", 0o755)
+        let fd = open(root + "/user/world/map.bin", O_WRONLY | O_CREAT, 0o644)
+        _ = Self.big.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let archive = root + "/../backup." + format.rawValue
+        try ArchiveWriter.write(root: root, folders: ["user", "config"], to: archive, format: format)
+        let observed = Observed()
+        let target = root + "/../restored"
+        let summary = try ArchiveExtractor.extract(file: archive, into: target, observe: { observed.add($0) })
+        #expect(summary.files == 1 && summary.bytes == Self.big.count)
+        var st = stat()
+        #expect(lstat(target + "/user/world/map.bin", &st) == 0 && st.st_size == Self.big.count)
+        #expect(lstat(archive, &st) == 0 && Int(st.st_size) == observed.bytes.count)
+    }
+}
