@@ -132,6 +132,12 @@ extension JobRunner {
                 try Files.rename(dir + "/" + staging + "/" + folder, to: dir + "/" + folder)
             }
         } catch {
+            // A folder set aside but not replaced goes back (the ones swapped before stay restored).
+            for folder in folders where Files.kind(dir + "/" + folder) == .missing {
+                if let aside = old.first(where: { $0.hasPrefix(".old-\(folder)-") }) {
+                    try? Files.rename(dir + "/" + aside, to: dir + "/" + folder)
+                }
+            }
             try? Files.removeTree(staging, in: dir)
             if wasRunning { try? start(uid) }
             throw error
@@ -146,9 +152,16 @@ extension JobRunner {
         if wasRunning { try start(uid) }
     }
 
-    /// Staging and replaced folders an interrupted restore left in the server's folder.
+    /// Staging and replaced folders an interrupted restore left in the server's folder. A folder
+    /// set aside whose live folder is missing (the scheduler ended between the two renames) is
+    /// put back, not deleted.
     static func removeLeftovers(in dir: String) {
         for name in Files.list(dir) where name.hasPrefix(".restore-") || name.hasPrefix(".old-") {
+            if let folder = backupFolders.first(where: { name.hasPrefix(".old-\($0)-") }), Files.kind(dir + "/" + folder) == .missing,
+                (try? Files.rename(dir + "/" + name, to: dir + "/" + folder)) != nil
+            {
+                continue
+            }
             try? Files.removeTree(name, in: dir)
         }
     }

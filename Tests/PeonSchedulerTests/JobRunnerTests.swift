@@ -189,4 +189,17 @@ final class RecordingPlatform: ServerPlatform {
             #expect(access(configuration.backupDir + "/fuzz/one/b\(k).tar.zst", F_OK) == (deleted.contains(id) ? -1 : 0))
         }
     }
+
+    /// What an ended restore left: staging and replaced folders go, but a folder set aside whose
+    /// live folder is missing (ended between the two renames) is put back.
+    @Test func leftoversOfAnEndedRestoreAreRemovedOrPutBack() throws {
+        let dir = dataDir + "/leftovers"
+        for path in ["/.old-user-3-ab/world", "/.restore-3/user", "/.old-config-2-cd", "/config"] {
+            try Files.makeDirectories(dir + path)
+        }
+        close(open(dir + "/.old-user-3-ab/world/map.txt", O_WRONLY | O_CREAT, 0o644))
+        JobRunner.removeLeftovers(in: dir)
+        #expect(Files.list(dir).sorted() == ["config", "user"])
+        #expect(access(dir + "/user/world/map.txt", F_OK) == 0)
+    }
 }
