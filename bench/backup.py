@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from benchlib import BenchStack, median, timed
 
@@ -14,7 +15,7 @@ HALF = 512 << 20
 
 
 def main():
-    with BenchStack(port_range="48000-48999", tmp_dir=os.environ.get("BENCH_DIR", "/var/tmp")) as stack:
+    with BenchStack(port_range=os.environ.get("PEON_TEST_PORT_RANGE", "48000-48999"), tmp_dir=os.environ.get("BENCH_DIR", "/var/tmp")) as stack:
         s, base, tmp = stack.session, stack.base, stack.tmp
         uid = f"peontest.{stack.run}"
         s.put(f"{base}/api/v1/server/create/{uid}", json={"SERVER_NAME": "Bench", "PASSWORD": "pw", "start_later": True},
@@ -29,21 +30,34 @@ def main():
             while f.tell() < HALF:
                 f.write(line)
         subprocess.run(["sync"])
+        def settle():
+            """Each timed step starts from a quiet disk: the folders a restore replaced are gone (Peon
+            deletes them after answering) and every dirty page is written back (`sync`), so one
+            step's writeback and discards (ext4 `discard`) do not land in the next one's time."""
+            while any(n.startswith((".old-", ".restore-")) for n in os.listdir(home)):
+                time.sleep(0.05)
+            subprocess.run(["sync"], check=True)
+
         peon_backup, floor_backup, peon_restore, floor_restore, sizes = [], [], [], [], []
         for _ in range(ROUNDS):
+            settle()
             made = {}
             peon_backup.append(timed(lambda: made.update(s.post(f"{base}/api/v1/server/backup/{uid}", timeout=900).json())))
             sizes.append(made["size"])
             out = f"{tmp}/floor.tar.zst"
+            settle()
             floor_backup.append(timed(lambda: subprocess.run(
                 f"tar -C {home} -cf - actions config user | zstd -3 -q -f -o {out}", shell=True, check=True)))
+            settle()
             peon_restore.append(timed(lambda: s.put(f"{base}/api/v1/server/restore/{uid}", json={"id": made["id"]},
                                                     timeout=900).raise_for_status()))
             target = f"{tmp}/floor-restore"
-            shutil.rmtree(target, ignore_errors=True)
             os.makedirs(target)
+            settle()
             floor_restore.append(timed(lambda: subprocess.run(
                 f"zstd -d -q -c {out} | tar -C {target} -xf -", shell=True, check=True)))
+            # As Peon deletes the folders a restore replaced right after answering.
+            shutil.rmtree(target)
             floor_size = os.path.getsize(out)
         print(f"1 GiB server folder (512 MiB random + 512 MiB text), median of {ROUNDS}, {os.cpu_count()} cores")
         print(f"{'':10} {'peon (API)':>12} {'tar|zstd -3':>12} {'ratio':>7}")
@@ -51,6 +65,9 @@ def main():
               f" {median(peon_backup) / median(floor_backup):7.2f}")
         print(f"{'restore':10} {median(peon_restore):11.2f}s {median(floor_restore):11.2f}s"
               f" {median(peon_restore) / median(floor_restore):7.2f}")
+        print("rounds, s: " + "; ".join(f"{name} " + " ".join(f"{x:.2f}" for x in xs) for name, xs in
+                                        [("peon backup", peon_backup), ("floor backup", floor_backup),
+                                         ("peon restore", peon_restore), ("floor restore", floor_restore)]))
         print(f"archive size: peon {sizes[-1] / 2**20:.0f} MiB (verified, sha256), zstd -3 {floor_size / 2**20:.0f} MiB")
 
 

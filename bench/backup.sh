@@ -4,7 +4,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/deps.sh" bench
-"$root/scripts/docker.sh" image
+# The test game image is shared by every checkout on this engine: built only when missing.
+if ! curl -sf --unix-socket "${PEON_DOCKER_SOCKET:-/var/run/docker.sock}" http://docker/images/peon-test-game:latest/json >/dev/null; then
+  "$root/scripts/docker.sh" image
+fi
 if [ -z "${PEON_BIN:-}" ]; then
   (cd "$root" && for p in peon-api peon-scheduler peon; do swift build -c release --product $p >/dev/null; done)
 fi

@@ -25,7 +25,7 @@ def rss(pid):
 
 
 def main():
-    with BenchStack(env={"PEON_SCHEDULER_RUNNERS": str(SLOW)}, port_range="43000-43999") as stack:
+    with BenchStack(env={"PEON_SCHEDULER_RUNNERS": str(SLOW)}, port_range=os.environ.get("PEON_TEST_PORT_RANGE", "43000-43999")) as stack:
         s, base = stack.session, stack.base
         uids = [f"peontest.{stack.run}s{i}" for i in range(SLOW)]
         for uid in uids:

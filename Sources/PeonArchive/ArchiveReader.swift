@@ -5,6 +5,8 @@ internal import CArchive
 final class ArchiveReader {
     let handle: OpaquePointer
     private let buffer: UnsafeMutableRawBufferPointer
+    /// Feeds the archive's bytes when it was opened with one (kept alive for the callbacks).
+    private(set) var feeder: BlockFeeder?
 
     /// Opens a backup archive on disk: tar (zstd or gzip) or zip.
     init(path: String) throws(ArchiveError) {
@@ -16,6 +18,28 @@ final class ArchiveReader {
         archive_read_support_format_tar(handle)
         archive_read_support_format_zip(handle)
         guard archive_read_open_filename(handle, path, 1 << 16) == ARCHIVE_OK else { throw .unreadable(message) }
+    }
+
+    /// Opens a backup archive whose bytes `feeder` reads (and checksums) on its own thread.
+    init(feeder: BlockFeeder) throws(ArchiveError) {
+        guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
+        self.handle = handle
+        self.feeder = feeder
+        buffer = .allocate(byteCount: 1, alignment: 16)
+        archive_read_support_filter_zstd(handle)
+        archive_read_support_filter_gzip(handle)
+        archive_read_support_format_tar(handle)
+        archive_read_support_format_zip(handle)
+        feeder.start()
+        let rc = archive_read_open2(
+            handle, Unmanaged.passUnretained(feeder).toOpaque(), nil,
+            { _, client, out in
+                let feeder = Unmanaged<BlockFeeder>.fromOpaque(client!).takeUnretainedValue()
+                guard let block = feeder.next() else { return -1 }
+                out?.pointee = UnsafeRawPointer(block.baseAddress)
+                return la_ssize_t(block.count)
+            }, nil, nil)
+        guard rc == ARCHIVE_OK else { throw .unreadable(message) }
     }
 
     init(bytes: [UInt8]) throws(ArchiveError) {

@@ -175,12 +175,16 @@ final class RunSlot: Sendable {
         }
     }
 
+    /// Sleeps without the slot. Back from its sleep, the request takes a slot again only if one
+    /// is free: idle threads hold slots while they block in accept() (up to its 1 s tick), and
+    /// waiting for one of those delayed every poll of a waiting action, so its answer, by up to a
+    /// second (a 0.5 s restore answered after 1.5 s). What a waiter runs between sleeps is one
+    /// indexed read of its job, so it runs it without a slot when none is free.
     func idle(_ seconds: Double) {
         guard held.withLock({ $0 }) else { return Monotonic.sleep(seconds) }
         release()
         Monotonic.sleep(seconds)
-        slots.wait()
-        held.withLock { $0 = true }
+        if slots.wait(timeout: .now()) == .success { held.withLock { $0 = true } }
     }
 }
 

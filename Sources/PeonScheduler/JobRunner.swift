@@ -146,6 +146,7 @@ public final class JobRunner {
         case .backup: return try backup(uid, format: job.arguments["format"]?.stringValue == "zip" ? .zip : .tarZstd)
         case .restore: try restore(uid, backup: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
         case .deleteBackup: try deleteBackup(uid, id: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
+        case .pruneBackups: return ["deleted": .array(try applyRetention(uid).map { .number(Double($0)) })]
         }
         return nil
     }

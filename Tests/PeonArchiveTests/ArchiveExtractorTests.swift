@@ -157,3 +157,96 @@ func removeTree(_ path: String) {
         #expect(throws: ArchiveError.self) { try ArchiveExtractor.extract(Array("not a tarball at all".utf8), into: freshTarget()) }
     }
 }
+
+/// What `observe` saw, in order (it runs on the feeder thread; read after the extraction ended).
+final class Observed: @unchecked Sendable {
+    var bytes: [UInt8] = []
+    func add(_ block: UnsafeRawBufferPointer) { bytes += block }
+}
+
+func writeFile(_ bytes: [UInt8]) -> String {
+    let path = "/tmp/peon-archive-file-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    return path
+}
+
+@Suite struct ArchiveFileExtractionTests {
+    /// Several times the feeder's ring (4 blocks of 1 MiB), incompressible.
+    static let big: [UInt8] = {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<(6 << 20) / 8).flatMap { _ in withUnsafeBytes(of: rng.next() as UInt64) { Array($0) } }
+    }()
+
+    @Test func observesEveryByteOfTheFileOnceAndInOrderIncludingWhatFollowsTheArchive() throws {
+        let archive = try makeArchive([
+            Member(path: "user/", kind: .folder, mode: 0o755), Member(path: "user/world.bin", kind: .file(Self.big)),
+            Member(path: "config/a.txt", kind: .file(Array("a".utf8))),
+        ])
+        for tail in [[], Array("appended after the archive".utf8)] {
+            let path = writeFile(archive + tail)
+            defer { unlink(path) }
+            let target = freshTarget()
+            defer { removeTree(target + "/..") }
+            let observed = Observed()
+            let summary = try ArchiveExtractor.extract(file: path, into: target, observe: { observed.add($0) })
+            #expect(summary.files == 2 && summary.bytes == Self.big.count + 1)
+            #expect(observed.bytes == archive + tail)
+            var st = stat()
+            #expect(lstat(target + "/user/world.bin", &st) == 0 && st.st_size == Self.big.count)
+        }
+    }
+
+    @Test(arguments: 0..<ArchiveExtractorTests.hostile.count) func refusesHostileMembersAndStillObservesTheWholeFile(index: Int) throws {
+        let (label, members, reason) = ArchiveExtractorTests.hostile[index]
+        let archive = try makeArchive([Member(path: "user/world.bin", kind: .file(Self.big))] + members)
+        let path = writeFile(archive)
+        defer { unlink(path) }
+        let target = freshTarget()
+        defer { removeTree(target + "/..") }
+        let observed = Observed()
+        do {
+            try ArchiveExtractor.extract(file: path, into: target, observe: { observed.add($0) })
+            Issue.record("\(label) was extracted")
+        } catch {
+            #expect("\(error)".contains(reason), "\(label): \(error)")
+        }
+        #expect(observed.bytes == archive, "\(label)")
+        #expect(access("/tmp/peon-escape", F_OK) != 0)
+    }
+
+    @Test func refusesAMissingFileOrOneThatIsNotAnArchive() {
+        #expect(throws: ArchiveError.self) {
+            try ArchiveExtractor.extract(file: "/nonexistent/peon.tar.zst", into: freshTarget(), observe: { _ in })
+        }
+        let path = writeFile(Array("not a tarball at all".utf8))
+        defer { unlink(path) }
+        let observed = Observed()
+        #expect(throws: ArchiveError.self) { try ArchiveExtractor.extract(file: path, into: freshTarget(), observe: { observed.add($0) }) }
+        #expect(observed.bytes == Array("not a tarball at all".utf8))
+    }
+}
+
+extension ArchiveFileExtractionTests {
+    /// What `ArchiveWriter` makes (a backup: tar.zst, or PEON's save zip) extracts back, read through the feeder.
+    @Test(arguments: [ArchiveWriter.Format.tarZstd, .zip]) func restoresWhatTheWriterMade(_ format: ArchiveWriter.Format) throws {
+        let root = freshTarget()
+        defer { removeTree(root + "/..") }
+        mkdir(root, 0o755)
+        mkdir(root + "/user", 0o755)
+        mkdir(root + "/user/world", 0o755)
+        let fd = open(root + "/user/world/map.bin", O_WRONLY | O_CREAT, 0o644)
+        _ = Self.big.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let archive = root + "/../backup." + format.rawValue
+        try ArchiveWriter.write(root: root, folders: ["user", "config"], to: archive, format: format)
+        let observed = Observed()
+        let target = root + "/../restored"
+        let summary = try ArchiveExtractor.extract(file: archive, into: target, observe: { observed.add($0) })
+        #expect(summary.files == 1 && summary.bytes == Self.big.count)
+        var st = stat()
+        #expect(lstat(target + "/user/world/map.bin", &st) == 0 && st.st_size == Self.big.count)
+        #expect(lstat(archive, &st) == 0 && Int(st.st_size) == observed.bytes.count)
+    }
+}

@@ -155,4 +155,51 @@ final class RecordingPlatform: ServerPlatform {
         let adopted = try runner.store.read { tx in try tx.servers() }.map(\.uid.name)
         #expect(adopted == ["good"])
     }
+
+    /// Retention through the runner, real SQLite and files, an injected clock: the policy's picks
+    /// stay, and so does the backup a queued restore names; the rest go, file and row.
+    @Test func retentionKeepsThePolicyAndWhatAQueuedRestoreNames() throws {
+        let store = try runner(RecordingPlatform(dataDir: dataDir)).store
+        let configuration = try Configuration(environment: ["PEON_DATA_DIR": dataDir], defaultWorkers: 1)
+        let now: Int64 = 1_795_564_800 + 12 * 3_600  // Wednesday 2026-11-25 12:00 UTC
+        let runner = JobRunner(
+            store: store, platform: RecordingPlatform(dataDir: dataDir), configuration: configuration, logger: Logger(label: "test"),
+            clock: { now })
+        try Files.makeDirectories(configuration.backupDir + "/fuzz/one")
+        // One backup a day at 06:00 UTC for ten days, newest first.
+        let ids = try (0..<10).map { k in
+            let path = "fuzz/one/b\(k).tar.zst"
+            let fd = open(configuration.backupDir + "/" + path, O_WRONLY | O_CREAT, 0o644)
+            close(fd)
+            return try store.write { tx in
+                try tx.insertBackup(
+                    BackupRecord(
+                        serverUID: uid.description, path: path, bytes: 1, createdAt: now - Int64(k) * 86_400 - 6 * 3_600, sha256: "",
+                        format: "tar.zst"))
+            }
+        }
+        try store.write { tx in
+            try tx.setBackupPolicy(server: uid.description, BackupPolicy(keepLast: 1, keepDaily: 3), now: now)
+            _ = try tx.enqueueJob(server: uid.description, kind: .restore, arguments: ["id": .number(Double(ids[9]))], now: now)
+        }
+        let deleted = try runner.applyRetention(uid)
+        #expect(deleted == Array(ids[3..<9].reversed()))
+        #expect(try store.read { tx in try tx.backups(server: uid.description) }.map(\.id) == [ids[0], ids[1], ids[2], ids[9]])
+        for (k, id) in ids.enumerated() {
+            #expect(access(configuration.backupDir + "/fuzz/one/b\(k).tar.zst", F_OK) == (deleted.contains(id) ? -1 : 0))
+        }
+    }
+
+    /// What an ended restore left: staging and replaced folders go, but a folder set aside whose
+    /// live folder is missing (ended between the two renames) is put back.
+    @Test func leftoversOfAnEndedRestoreAreRemovedOrPutBack() throws {
+        let dir = dataDir + "/leftovers"
+        for path in ["/.old-user-3-ab/world", "/.restore-3/user", "/.old-config-2-cd", "/config"] {
+            try Files.makeDirectories(dir + path)
+        }
+        close(open(dir + "/.old-user-3-ab/world/map.txt", O_WRONLY | O_CREAT, 0o644))
+        JobRunner.removeLeftovers(in: dir)
+        #expect(Files.list(dir).sorted() == ["config", "user"])
+        #expect(access(dir + "/user/world/map.txt", F_OK) == 0)
+    }
 }

@@ -98,3 +98,122 @@ def test_save_download_and_json(stack):
         assert r.status_code == 200 and r.json()["backup"]["format"] == "zip", r.text
     finally:
         stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+
+
+def backup_folder(stack, uid):
+    game, name = uid.split(".", 1)
+    return os.path.join(stack.data, "backups", game, name)
+
+
+def test_backup_policy_api_applied_to_real_backups(stack):
+    uid = f"peontest.{RUN}rp"
+    assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+    try:
+        policy = stack.request("GET", f"/api/v1/server/backup-policy/{uid}").json()
+        assert policy == {"server_uid": uid, "keep_last": 10, "keep_daily": 0, "keep_weekly": 0, "default": True}
+
+        # Hostile bodies: 400 with the JSON envelope, nothing stored.
+        for bad in [{}, {"keep_last": 0}, {"keep_last": -1}, {"keep_last": 10001}, {"keep_last": 2**64}, {"keep_last": "2"},
+                    {"keep_last": 2.5}, {"keep_last": 1e300}, {"keep_last": None}, {"keep_last": True}, {"keep_last": [2]},
+                    {"keep_daily": -1}, {"keep_daily": 3661}, {"keep_weekly": 521}, {"keep_weekly": {"n": 1}},
+                    {"keep_hourly": 1}, {"keep_last": 2, "x" * 5000: 1}, [1], "keep_last"]:
+            r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json=bad)
+            assert r.status_code == 400 and r.json()["status"] == "error", (bad, r.text)
+        for raw in [b"not json", b'{"keep_last": 1e999999}', b"\xff\xfe", b'{"keep_last": 2']:
+            r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", data=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code == 400, (raw, r.text)
+        assert stack.request("GET", f"/api/v1/server/backup-policy/{uid}").json()["default"] is True
+        assert stack.request("PUT", f"/api/v1/server/backup-policy/peontest.{RUN}nobody", json={"keep_last": 2}).status_code == 404
+        assert stack.request("GET", f"/api/v1/server/backup-policy/peontest.{RUN}nobody").status_code == 404
+        assert stack.request("GET", "/api/v1/server/backup-policy/../etc").status_code in (400, 404)
+        read = stack.request("POST", "/api/v1/keys", json={"scope": "read", "label": "policy reader"}).json()["key"]
+        assert stack.request("GET", f"/api/v1/server/backup-policy/{uid}", key=read).status_code == 200
+        assert stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", key=read, json={"keep_last": 1}).status_code == 403
+
+        made = []
+        for _ in range(3):
+            r = stack.request("POST", f"/api/v1/server/backup/{uid}")
+            assert r.status_code == 201, r.text
+            made.append(r.json())
+        r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json={"keep_last": 2})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"server_uid": uid, "keep_last": 2, "keep_daily": 0, "keep_weekly": 0, "default": False,
+                            "deleted": [made[0]["id"]]}
+        assert [b["id"] for b in stack.request("GET", f"/api/v1/server/backups/{uid}").json()] == [made[2]["id"], made[1]["id"]]
+        assert not os.path.exists(os.path.join(backup_folder(stack, uid), made[0]["name"]))
+
+        # Every backup applies the policy after itself.
+        r = stack.request("POST", f"/api/v1/server/backup/{uid}")
+        assert r.status_code == 201, r.text
+        newest = r.json()
+        assert [b["id"] for b in stack.request("GET", f"/api/v1/server/backups/{uid}").json()] == [newest["id"], made[2]["id"]]
+        assert sorted(os.listdir(backup_folder(stack, uid))) == sorted([newest["name"], made[2]["name"]])
+
+        # Members left out keep their value; the change is audited.
+        r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json={"keep_weekly": 4})
+        assert r.status_code == 200 and r.json()["keep_last"] == 2 and r.json()["keep_weekly"] == 4 and r.json()["deleted"] == []
+        entries = stack.request("GET", "/api/v1/audit?limit=100").json()["entries"]
+        assert [e["status"] for e in entries if e["path"] == f"/api/v1/server/backup-policy/{uid}" and e["method"] == "PUT"][:2] == [200, 200]
+    finally:
+        stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+
+
+def test_retention_keeps_last_daily_and_weekly(stack):
+    """Backups with forged times (rows and files put straight into the stack's database and backup
+    folder): the scheduler keeps what the policy says, computed here with Python's own calendar."""
+    import datetime
+    import time
+    uid = f"peontest.{RUN}rd"
+    assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+    try:
+        folder = backup_folder(stack, uid)
+        os.makedirs(folder, exist_ok=True)
+        now = int(time.time())
+        midnight = now - now % 86400
+        # One backup at midnight UTC of each of the last 30 days, a later one on yesterday, one a
+        # second before today began, and two on the same second (the higher id is the newer).
+        times = [midnight - k * 86400 for k in range(30)] + [midnight - 86400 + 3600, midnight - 1, midnight - 20 * 86400]
+        db = sqlite3.connect(os.path.join(stack.data, "peon.db"))
+        rows = []
+        for n, t in enumerate(times):
+            name = f"{uid}-forged-{n}.tar.zst"
+            open(os.path.join(folder, name), "wb").write(b"x")
+            cur = db.execute("INSERT INTO backups (server_uid, path, bytes, created_at, sha256, format) VALUES (?, ?, 1, ?, ?, 'tar.zst')",
+                             (uid, f"peontest/{uid.split('.', 1)[1]}/{name}", t, "0" * 64))
+            rows.append((cur.lastrowid, t, name))
+        db.commit()
+        db.close()
+
+        keep_last, keep_daily, keep_weekly = 2, 3, 5
+        ordered = sorted(rows, key=lambda r: (r[1], r[0]), reverse=True)
+
+        def kept(now):
+            day = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc).date()
+            today = day(now)
+            keep = {r[0] for r in ordered[:keep_last]}
+            days, weeks = set(), set()
+            for r in ordered:
+                d = day(r[1])
+                if (today - d).days < keep_daily and d not in days:
+                    days.add(d)
+                    keep.add(r[0])
+                week = d - datetime.timedelta(days=d.weekday())
+                if (today - datetime.timedelta(days=today.weekday()) - week).days < 7 * keep_weekly and week not in weeks:
+                    weeks.add(week)
+                    keep.add(r[0])
+            return keep
+
+        r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}",
+                          json={"keep_last": keep_last, "keep_daily": keep_daily, "keep_weekly": keep_weekly})
+        assert r.status_code == 200, r.text
+        # The scheduler decided at some instant between `now` and now; a UTC midnight in between
+        # leaves two right answers.
+        keep = next((k for k in (kept(now), kept(int(time.time()))) if r.json()["deleted"] == [
+            x[0] for x in sorted(rows, key=lambda x: (x[1], x[0])) if x[0] not in k]), None)
+        assert keep is not None, (r.json(), kept(now))
+        listed = [b["id"] for b in stack.request("GET", f"/api/v1/server/backups/{uid}").json()]
+        assert listed == [x[0] for x in ordered if x[0] in keep]
+        assert sorted(os.listdir(folder)) == sorted(x[2] for x in rows if x[0] in keep)
+        assert 6 <= len(keep) <= keep_last + keep_daily + keep_weekly
+    finally:
+        stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})

@@ -34,6 +34,43 @@ enum BackupRoutes {
         return .json(.array(all.map(json)))
     }
 
+    /// `GET /server/backup-policy/<uid>`: the retention the scheduler applies to the server's
+    /// backups (its own, or `PEON_BACKUP_KEEP` with no daily or weekly ones).
+    static func policy(_ uid: ServerUID, context: APIContext) throws -> Response {
+        .json(try policyJSON(uid, context))
+    }
+
+    /// `PUT /server/backup-policy/<uid>` with any of `keep_last`, `keep_daily`, `keep_weekly`:
+    /// stores the policy and queues a `prune_backups` job in one transaction; answers the policy
+    /// and the ids the job removed once it ran (or 202 and the job).
+    static func setPolicy(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
+        guard try context.store.read({ tx in try tx.server(uid) }) != nil else {
+            throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
+        }
+        try ServerRoutes.requireScheduler(context)
+        let job = try ServerRoutes.enqueue(uid, .pruneBackups, context: context) { tx in
+            let current = try tx.backupPolicy(server: uid.description) ?? BackupPolicy(keepLast: context.configuration.backupKeep)
+            try tx.setBackupPolicy(server: uid.description, try current.updating(with: body), now: WallClock.now())
+        }
+        return try ServerRoutes.answer(job, request, context) { (done: JobRecord) in
+            guard case .object(var members) = try policyJSON(uid, context) else { return .json(.null) }
+            members.append(("deleted", done.result?["deleted"] ?? .array([])))
+            return .json(.object(members))
+        }
+    }
+
+    static func policyJSON(_ uid: ServerUID, _ context: APIContext) throws -> JSON {
+        try context.store.read { tx in
+            guard try tx.server(uid) != nil else {
+                throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
+            }
+            let own = try tx.backupPolicy(server: uid.description)
+            let policy = own ?? BackupPolicy(keepLast: context.configuration.backupKeep)
+            guard case .object(let members) = policy.json else { return .null }
+            return .object([("server_uid", .string(uid.description))] + members + [("default", .bool(own == nil))])
+        }
+    }
+
     static func restore(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
         let id = try backupID(body)
         guard try context.store.read({ tx in try tx.backup(id, server: uid.description) }) != nil else {

@@ -26,6 +26,7 @@ enum ServerRoutes {
             case "schedule": return try ScheduleRoutes.list(uid, context: context)
             case "logs": return try LogRoutes.logs(uid, request: request, context: context)
             case "backups": return try BackupRoutes.list(uid, context: context)
+            case "backup-policy": return try BackupRoutes.policy(uid, context: context)
             case "save":
                 guard principal.scope.allows(.operate) else { throw AuthError.scope(needed: "operate") }
                 return try BackupRoutes.save(uid, request: request, context: context)
@@ -93,6 +94,8 @@ enum ServerRoutes {
             case "restore":
                 guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
                 return try BackupRoutes.restore(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+            case "backup-policy":
+                return try BackupRoutes.setPolicy(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "console":
                 return try ConsoleRoutes.send(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "schedule":
@@ -377,9 +380,13 @@ enum ServerRoutes {
         return WallClock.now() - beat <= heartbeatSeconds && ProcessLock.isHeld(context.configuration.schedulerLockPath)
     }
 
-    /// Writes the job (or joins an identical one already pending) and wakes the scheduler.
-    static func enqueue(_ uid: ServerUID, _ kind: JobKind, arguments: JSON = .object([]), context: APIContext) throws -> JobRecord {
+    /// Writes the job (or joins an identical one already pending) and wakes the scheduler;
+    /// `first` runs in the same transaction before (the change the job applies).
+    static func enqueue(
+        _ uid: ServerUID, _ kind: JobKind, arguments: JSON = .object([]), context: APIContext, first: ((Transaction) throws -> Void)? = nil
+    ) throws -> JobRecord {
         let job = try context.store.write { tx in
+            try first?(tx)
             if let same = try tx.pendingJobs(server: uid.description).last, same.kind == kind, same.arguments == arguments { return same }
             try checkCapacity(tx, server: uid.description, context: context)
             if let desired = kind.desiredState, var server = try tx.server(uid) {

@@ -12,11 +12,13 @@ public enum JobKind: String, Sendable, CaseIterable {
     case restore
     /// Remove one backup (`arguments.id`).
     case deleteBackup = "delete_backup"
+    /// Apply the server's backup retention policy now (it changed).
+    case pruneBackups = "prune_backups"
 
     /// The desired state a job leaves behind, when it sets one.
     public var desiredState: String? {
         switch self {
-        case .create, .update, .destroy, .eradicate, .adopt, .console, .backup, .restore, .deleteBackup: nil
+        case .create, .update, .destroy, .eradicate, .adopt, .console, .backup, .restore, .deleteBackup, .pruneBackups: nil
         case .start, .restart: "running"
         case .stop: "stopped"
         }

@@ -27,7 +27,7 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups]
+    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -223,6 +223,20 @@ extension Migration {
             ALTER TABLE backups ADD COLUMN sha256 TEXT NOT NULL DEFAULT '';
             ALTER TABLE backups ADD COLUMN format TEXT NOT NULL DEFAULT 'tar.zst';
             CREATE INDEX backups_server ON backups (server_uid, created_at);
+            """)
+
+    /// Retention per server (keep the newest N, the newest of each of D days and of W weeks); a
+    /// server without a row follows `PEON_BACKUP_KEEP`.
+    static let backupPolicies = Migration(
+        id: "0012_backup_policies",
+        sql: """
+            CREATE TABLE backup_policies (
+                server_uid  TEXT PRIMARY KEY REFERENCES servers (uid) ON DELETE CASCADE,
+                keep_last   INTEGER NOT NULL CHECK (keep_last >= 1),
+                keep_daily  INTEGER NOT NULL DEFAULT 0 CHECK (keep_daily >= 0),
+                keep_weekly INTEGER NOT NULL DEFAULT 0 CHECK (keep_weekly >= 0),
+                updated_at  INTEGER NOT NULL
+            ) STRICT, WITHOUT ROWID;
             """)
 }
 

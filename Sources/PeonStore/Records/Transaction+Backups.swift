@@ -1,3 +1,5 @@
+public import PeonCore
+
 /// One archive of a server's actions, config and user files.
 public struct BackupRecord: Sendable, Equatable {
     public let id: Int64
@@ -43,6 +45,26 @@ extension Transaction {
 
     public func deleteBackup(_ id: Int64) throws(StoreError) {
         try query("DELETE FROM backups WHERE id = ?", [.integer(id)])
+    }
+
+    /// The server's own retention policy, nil when it follows `PEON_BACKUP_KEEP`.
+    public func backupPolicy(server: String) throws(StoreError) -> BackupPolicy? {
+        try query("SELECT keep_last, keep_daily, keep_weekly FROM backup_policies WHERE server_uid = ?", [.text(server)]).first.map {
+            BackupPolicy(keepLast: Int($0[0].integer ?? 1), keepDaily: Int($0[1].integer ?? 0), keepWeekly: Int($0[2].integer ?? 0))
+        }
+    }
+
+    public func setBackupPolicy(server: String, _ policy: BackupPolicy, now: Int64) throws(StoreError) {
+        try query(
+            """
+            INSERT INTO backup_policies (server_uid, keep_last, keep_daily, keep_weekly, updated_at) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (server_uid) DO UPDATE SET keep_last = excluded.keep_last, keep_daily = excluded.keep_daily,
+                keep_weekly = excluded.keep_weekly, updated_at = excluded.updated_at
+            """,
+            [
+                .text(server), .integer(Int64(policy.keepLast)), .integer(Int64(policy.keepDaily)), .integer(Int64(policy.keepWeekly)),
+                .integer(now),
+            ])
     }
 
     static func backup(_ r: Row) -> BackupRecord {
