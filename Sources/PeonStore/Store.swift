@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The database of one process: a connection, transactions and migrations.
 ///
 /// `read` runs a deferred transaction under `PRAGMA query_only`, `write` runs `BEGIN IMMEDIATE`,
@@ -7,9 +11,24 @@ public final class Store {
     public let connection: Connection
 
     /// Opens (creating if needed) the database and applies pending migrations.
+    ///
+    /// Processes starting together on a fresh file race to turn it into WAL and migrate it; a
+    /// few of those steps answer SQLITE_BUSY at once instead of waiting on `busy_timeout` (the
+    /// switch to WAL, a connection opening while another recovers the WAL), so the whole opening
+    /// is retried for a while before giving up.
     public init(path: String) throws {
-        connection = try Connection(path: path)
-        try Migrator.migrate(connection)
+        var attempt = 0
+        while true {
+            do {
+                let connection = try Connection(path: path)
+                try Migrator.migrate(connection)
+                self.connection = connection
+                return
+            } catch StoreError.busy where attempt < 200 {
+                attempt += 1
+                usleep(25_000)
+            }
+        }
     }
 
     public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
