@@ -56,3 +56,35 @@ extension DockerClient {
         return decoder.feed(response.body)
     }
 }
+
+/// Swarm secrets and configs (files the manager hands to a service's tasks; a secret's data
+/// cannot be read back through the API). Both are immutable: a new content is a new name.
+extension DockerClient {
+    /// `kind` is `secrets` or `configs`; returns the new object's id. A name in use is a conflict.
+    public func createSwarmObject(_ kind: SwarmObjectKind, name: String, data: [UInt8], labels: [(String, String)]) throws(DockerError)
+        -> String
+    {
+        let spec: JSON = [
+            "Name": .string(name), "Labels": .object(labels.map { ($0.0, JSON.string($0.1)) }),
+            "Data": .string(Base64.encode(data)),
+        ]
+        let answer = try json("POST", "/\(kind.rawValue)/create", body: spec)
+        guard let id = answer["ID"]?.stringValue else { throw .badResponse("\(kind.rawValue) create returned no ID") }
+        return id
+    }
+
+    /// Secrets or configs carrying every label in `labels` (`key` or `key=value`).
+    public func listSwarmObjects(_ kind: SwarmObjectKind, labels: [String]) throws(DockerError) -> [JSON] {
+        let answer = try json("GET", "/\(kind.rawValue)", query: [("filters", DockerClient.labelFilter(labels))])
+        guard let list = answer.arrayValue else { throw .badResponse("\(kind.rawValue) list is not a list") }
+        return list
+    }
+
+    public func removeSwarmObject(_ kind: SwarmObjectKind, _ id: String) throws(DockerError) {
+        try call("DELETE", "/\(kind.rawValue)/\(DockerClient.escape(id))")
+    }
+}
+
+public enum SwarmObjectKind: String, Sendable {
+    case secrets, configs
+}

@@ -13,24 +13,27 @@ public import PeonPlatform
 /// Which node holds a server is a node label Peon manages, `peon.server.<game>.<name>=true`, set
 /// at placement (`place`) and read back from `GET /nodes`, so the cluster itself keeps it; the
 /// service is constrained to `node.labels.peon.node==<node>`, a name Peon gives each node. Work on
-/// a server's files runs on its node as a one-shot helper service (`SwarmNodeTask`): Docker
-/// itself reaches the node, no SSH, no agent. A server whose node is down or drained is
-/// `nodeDown` and is never re-created elsewhere without its data.
+/// a server's files runs on its node through Peon's node agent (`SwarmAgent`), a global service
+/// the platform deploys itself: no SSH, no second cluster manager. A server whose node is down or
+/// drained is `nodeDown` and is never re-created elsewhere without its data.
 public final class SwarmPlatform: ServerPlatform {
     public let docker: DockerClient
     /// The data folder as every node's engine sees it (each node has its own disk there).
     public let dataRoot: String
-    /// An image on every node with a POSIX shell and busybox tools: the helper of file work.
+    /// An image on every node with a POSIX shell and busybox tools (`httpd` among them): the node agent's.
     public let helperImage: String
-    /// Extra labels of everything Peon makes (tests: `peon.test=<run>`).
+    /// The node agent's port and token, and this session's connection to it.
+    public let agent: SwarmAgent
+    /// Extra labels of everything Peon makes for a server (tests: `peon.test=<run>`).
     public let extraLabels: [(String, String)]
     public static let nodeLabel = "peon.node"
     public static let stopGraceSeconds = 30
 
-    public init(client: DockerClient, dataRoot: String, helperImage: String, extraLabels: [(String, String)] = []) {
+    public init(client: DockerClient, dataRoot: String, helperImage: String, agent: SwarmAgent, extraLabels: [(String, String)] = []) {
         docker = client
         self.dataRoot = dataRoot
         self.helperImage = helperImage
+        self.agent = agent
         self.extraLabels = extraLabels
     }
 
@@ -76,8 +79,11 @@ public final class SwarmPlatform: ServerPlatform {
         }
     }
 
+    /// The nodes; the agent is (re)deployed here when they changed (a node joined or left).
     public func clusterNodes() throws(PlatformError) -> [ClusterNode] {
-        try nameNodes(try nodes()).map { node in
+        let nodes = try nameNodes(try nodes())
+        try ensureAgent(nodes)
+        return nodes.map { node in
             ClusterNode(
                 name: node.name, address: node.address, state: node.ready ? "ready" : "down", availability: node.availability,
                 memoryBytes: node.memoryBytes, nanoCPUs: node.nanoCPUs, labels: node.labels)
@@ -95,11 +101,21 @@ public final class SwarmPlatform: ServerPlatform {
             uniquingKeysWith: { a, _ in a })
         return Node(
             id: item["ID"]?.stringValue ?? "", name: labels[nodeLabel] ?? description?["Hostname"]?.stringValue ?? "",
-            address: item["Status"]?["Addr"]?.stringValue ?? "", ready: item["Status"]?["State"]?.stringValue == "ready",
+            address: address(item), ready: item["Status"]?["State"]?.stringValue == "ready",
             availability: item["Spec"]?["Availability"]?.stringValue ?? "unknown",
             memoryBytes: CheckedNumber.integer(description?["Resources"]?["MemoryBytes"], in: 0...Int64.max) ?? 0,
             nanoCPUs: CheckedNumber.integer(description?["Resources"]?["NanoCPUs"], in: 0...Int64.max) ?? 0, labels: labels,
             version: CheckedNumber.int(item["Version"]?["Index"], in: 0...Int.max) ?? 0)
+    }
+
+    /// The node's Swarm address; a manager's `Status.Addr` can read 0.0.0.0, its manager address
+    /// (without the port) is the one then.
+    static func address(_ item: JSON) -> String {
+        let status = item["Status"]?["Addr"]?.stringValue ?? ""
+        guard status.isEmpty || status == "0.0.0.0", let manager = item["ManagerStatus"]?["Addr"]?.stringValue,
+            let colon = manager.lastIndex(of: ":")
+        else { return status }
+        return String(manager[..<colon])
     }
 
     /// Sets (or, with nil, removes) labels on a node, retrying when another writer got there first.
@@ -458,22 +474,26 @@ public final class SwarmPlatform: ServerPlatform {
         (try? docker.swarm()) != nil
     }
 
-    /// Ports taken on the server's node by services published in host mode there.
-    /// (A node's own listeners are not visible through the manager; a clash there fails the task,
-    /// which the job reports.)
+    /// Ports taken on the server's node: published in host mode by services pinned there, and the
+    /// node's own listeners (its agent reads the node's /proc/net). Others' ports are held even
+    /// while stopped (their next start needs them); the server's own only while it runs, as on
+    /// Docker, so a start does not flee its own ports.
     public func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> {
-        guard let node = try node(of: uid) else { return [] }
+        guard let holder = try nodes().first(where: { $0.holds(uid) }) else { return [] }
         let services = try engine { () throws(DockerError) in try docker.listServices(labels: []) }
         var taken = Set<PortKey>()
-        for service in services where Self.pinnedNode(service) == node {
-            // Others' ports are held even while stopped (their next start needs them); the
-            // server's own only while it runs, as on Docker, so a start does not flee its own ports.
+        var own = Set<PortKey>()
+        var ownRunning = false
+        for service in services where Self.pinnedNode(service) == holder.name {
             if service["Spec"]?["Labels"]?[ServerSpec.serverLabel]?.stringValue == uid.description {
+                own.formUnion(Self.publishedPorts(service))
                 guard let id = service["ID"]?.stringValue, try latestTask(ServerRef(id))?.state == .running else { continue }
+                ownRunning = true
             }
             taken.formUnion(Self.publishedPorts(service))
         }
-        return taken
+        // A stopped server's own ports may still show as listening for a moment after its task ended.
+        return taken.union(try listeners(on: holder).subtracting(ownRunning ? [] : own))
     }
 
     // MARK: - Images
