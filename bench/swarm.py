@@ -131,6 +131,8 @@ def main():
     for op in ("create+start", "stop", "start"):
         p, d = statistics.median(times["peon " + op]) * 1000, statistics.median(times["direct " + op]) * 1000
         print(f"| {op} | {p:.0f} | {d:.0f} | {p / d:.2f} |")
+    for key, values in times.items():
+        print(f"{key}: " + " ".join(f"{v * 1000:.0f}" for v in values))
 
 
 if __name__ == "__main__":

@@ -100,10 +100,11 @@ extension SwarmPlatform {
             guard let section else { return }
             for port in HostPorts.parse(table, state: section == .tcp ? "0A" : "07") { taken.insert(PortKey(port, section)) }
         }
+        // `head` of /proc/net/{tcp,tcp6,udp,udp6}: each table after a `==> /proc/net/<name> <==` line.
         for line in try onNode(node, "ports") {
-            if line.hasPrefix("T ") {
+            if line.hasPrefix("==> ") {
                 flush()
-                section = line.hasPrefix("T tcp") ? .tcp : .udp
+                section = line.hasPrefix("==> /proc/net/tcp") ? .tcp : .udp
                 table = ""
             } else {
                 table += line + "\n"

@@ -214,7 +214,7 @@ extension SwarmPlatformTests {
         for node in nodes {
             let lines = try #require(try? platform.onNode(node, "ports"))
             #expect(
-                lines.contains("T tcp") && lines.contains { $0.contains(":1CD4 ") },
+                lines.contains("==> /proc/net/tcp <==") && lines.contains { $0.contains(":1CD4 ") },
                 "the agent's own port 7380 is listening on \(node.name)")
         }
         // No token, a wrong one, a prefix of the right one: 401, and the operation never runs.
@@ -229,6 +229,12 @@ extension SwarmPlatformTests {
         #expect(try platform.agentRequest(node, "ports", fields: [("PATH", "/tmp")]).status == 400)
         // A server folder outside /peon/servers/<game>/<name> is refused by the operation.
         #expect(throws: PlatformError.self) { try platform.onNode(node, "remove", fields: [("D", "/peon/servers/../etc")]) }
+        // A value is one line on the wire: one with a line break (a field smuggled in) is not sent.
+        #expect(throws: PlatformError.self) {
+            try platform.onNode(node, "remove", fields: [("D", "/peon/servers/peontest/a\nD=/peon/servers/peontest/b")])
+        }
+        // The node's listeners, as takenPorts sees them: the agent's own port among them.
+        #expect(try platform.listeners(on: node).contains(PortKey(7380, .tcp)))
     }
 
     @Test func isDeployedIdempotently() throws {
@@ -248,7 +254,7 @@ extension SwarmPlatformTests {
         let after = try service(rotated)
         #expect(after.id == before.id && after.version > before.version)
         let node = try #require(try rotated.nodes().first)
-        #expect(try rotated.onNode(node, "ports").contains("T tcp"))
+        #expect(try rotated.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
         var old = 0
         for _ in 0..<300 {
             old = (try? first.agentRequest(node, "ports").status) ?? 0
@@ -260,6 +266,6 @@ extension SwarmPlatformTests {
         // Back to this process's token (the other tests' platforms use it).
         first.agent.deployedFor = nil
         try first.ensureAgent(try first.nodes())
-        #expect(try first.onNode(node, "ports").contains("T tcp"))
+        #expect(try first.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
     }
 }
