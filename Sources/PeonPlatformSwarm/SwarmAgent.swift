@@ -334,6 +334,10 @@ extension SwarmPlatform {
         if let bad = fields.first(where: { $0.1.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" }) }) {
             throw .refused("\(bad.0) holds a line break")
         }
+        // Draining a node stops its agent's task too (global tasks go as well): say so at once.
+        guard node.ready, node.availability != "drain" else {
+            throw .unavailable("node \(node.name) is \(node.ready ? "drained" : "down"): its files cannot be reached")
+        }
         if agent.deployedFor == nil { try ensureAgent(try nodes()) }
         let deadline = Monotonic.seconds() + 30
         var problem = ""
