@@ -47,6 +47,23 @@ extension DockerClient {
         return list
     }
 
+    /// Follows a service's stdout and stderr with timestamps (`follow=1`), from `since`
+    /// (`seconds.nanoseconds`), until `keepGoing` turns false or `onFrames` returns false (Swarm
+    /// gathers the lines from the task's node; the stream does not end with a task).
+    public func followServiceLogs(
+        _ id: String, since: String, keepGoing: @escaping () -> Bool, onFrames: ([LogFrame]) -> Bool
+    ) throws(DockerError) {
+        var decoder = LogFrameDecoder()
+        try stream(
+            "GET", "/services/\(DockerClient.escape(id))/logs",
+            query: [("follow", "1"), ("stdout", "1"), ("stderr", "1"), ("timestamps", "1"), ("since", since)], keepGoing: keepGoing
+        ) { chunk in
+            let frames = decoder.feed(chunk)
+            if !frames.isEmpty, !onFrames(frames) { return false }
+            return decoder.pending <= 1 << 20
+        }
+    }
+
     /// The last lines a service's tasks wrote (Swarm gathers them from the nodes).
     public func serviceLogs(_ id: String, tail: Int = 1000) throws(DockerError) -> [LogFrame] {
         let response = try call(

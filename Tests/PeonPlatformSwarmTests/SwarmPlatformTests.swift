@@ -4,6 +4,7 @@ import PeonJSON
 import PeonPlatform
 import PeonSystem
 import PeonTestSupport
+import Synchronization
 import Testing
 
 @testable import PeonPlatformSwarm
@@ -267,5 +268,60 @@ extension SwarmPlatformTests {
         first.agent.deployedFor = nil
         try first.ensureAgent(try first.nodes())
         #expect(try first.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
+    }
+}
+
+extension SwarmPlatformTests {
+    /// The scheduler's log collector follows a server's output through the manager's service log
+    /// stream: the game's lines arrive with the run's start, and the stream ends with the task.
+    @Test func followsAServersOutputUntilItsTaskEnds() throws {
+        let platform = try platform()
+        let uid = try ServerUID(validating: "peontest.\(run)l")
+        defer {
+            try? platform.remove(uid)
+            try? platform.removeFiles(uid)
+        }
+        _ = try platform.place(uid, ports: [PortKey(42200, .tcp)], memoryBytes: 64 << 20)
+        let ref = try platform.ensure(try spec(platform, uid, port: 42200))
+        try platform.start(ref)
+        final class Seen: @unchecked Sendable {
+            var lines: [PlatformLogLine] = []
+            var session: Int64 = 0
+        }
+        let seen = Seen()
+        // Until the game's first line is in (bounded, so a broken stream fails instead of hanging).
+        let giveUp = Monotonic.seconds() + 60
+        try platform.followLogs(
+            ref.raw, sinceMilliseconds: 0,
+            keepGoing: { !seen.lines.contains { $0.text.contains("peon test game listening on 42200") } && Monotonic.seconds() < giveUp }
+        ) { session, lines in
+            seen.session = session
+            seen.lines += lines
+        }
+        #expect(seen.lines.contains { $0.text == "peon test game listening on 42200 (mode serve)" && $0.stream == 1 }, "\(seen.lines)")
+        #expect(seen.session > 0 && seen.lines.allSatisfy { $0.at / 1000 >= seen.session - 1 })
+        // A follower (the collector's own thread and session) ends when the task does, by itself.
+        let ended = Atomic<Int>(0)
+        let (socket, data, run) = (Self.environment["PEON_SWARM_MANAGER"] ?? "", Self.environment["PEON_SWARM_DATA"] ?? "", run)
+        let follower = ThreadHandle {
+            guard
+                let other = try? SwarmPlatform(
+                    client: DockerClient(socketPath: socket), dataRoot: data, helperImage: "peon-test-game:latest",
+                    agent: SwarmAgent(port: 7380, token: Self.token), extraLabels: [("peon.test", run)])
+            else { return ended.store(3, ordering: .relaxed) }
+            let bound = Monotonic.seconds() + 60
+            try? other.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { Monotonic.seconds() < bound }) { _, _ in
+                ended.store(1, ordering: .relaxed)
+            }
+            ended.store(Monotonic.seconds() < bound ? 2 : 4, ordering: .relaxed)
+        }
+        while ended.load(ordering: .relaxed) == 0 { usleep(50_000) }
+        try platform.stop(ref, graceSeconds: 2)
+        follower.join()
+        #expect(ended.load(ordering: .relaxed) == 2, "the stream ended with the task (1: never, 3: no platform, 4: only at the bound)")
+        // A stopped server has no run to follow.
+        var called = false
+        try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }) { _, _ in called = true }
+        #expect(!called)
     }
 }

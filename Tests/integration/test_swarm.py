@@ -184,13 +184,36 @@ def test_a_drained_node_is_reported_and_its_server_stays(swarm, sstack):
     sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
 
+
+def test_a_servers_output_reaches_its_logs(swarm, sstack):
+    # The scheduler follows the service's log stream on the manager (Swarm gathers it from the node).
+    uid = f"peontest.{RUN}wl"
+    assert create(sstack, uid).status_code == 200
+    try:
+        logs = []
+        for _ in range(150):
+            r = sstack.request("GET", f"/api/v1/server/logs/{uid}")
+            assert r.status_code == 200, r.text
+            logs = r.json()["logs"]
+            if any("peon test game listening" in line for line in logs):
+                break
+            time.sleep(0.2)
+        assert any("peon test game listening" in line for line in logs), logs
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
 def agent_status(from_ns, address, token=None):
     """What Peon's node agent answers a request from inside a node's network namespace (where a
     game container's traffic comes from)."""
     headers = ["-H", f"X-Peon-Token: {token}"] if token is not None else []
-    out = subprocess.run(["ip", "netns", "exec", from_ns, "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
-                          *headers, f"http://{address}:7380/cgi-bin/peon?manifests"], capture_output=True, text=True)
-    return out.stdout
+    status = ""
+    for _ in range(100):  # a task Swarm just started may not listen yet
+        status = subprocess.run(["ip", "netns", "exec", from_ns, "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X",
+                                 "POST", *headers, f"http://{address}:7380/cgi-bin/peon?manifests"], capture_output=True, text=True).stdout
+        if status != "000":
+            break
+        time.sleep(0.2)
+    return status
 
 
 def agent_service(swarm):
