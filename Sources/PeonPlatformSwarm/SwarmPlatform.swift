@@ -400,6 +400,14 @@ public final class SwarmPlatform: ServerPlatform {
         return String(parts.first ?? "") + "." + fraction + String(repeating: "0", count: max(0, 9 - fraction.count))
     }
 
+    /// A service with no task: Swarm removes a scaled-down service's tasks once they stopped, so
+    /// one that was started (a start bumps `ForceUpdate`) and is at 0 replicas has exited.
+    static func stateWithoutTasks(_ service: JSON) -> ObservedState {
+        let started = (CheckedNumber.int(service["Spec"]?["TaskTemplate"]?["ForceUpdate"], in: 0...Int.max) ?? 0) > 0
+        let replicas = CheckedNumber.int(service["Spec"]?["Mode"]?["Replicated"]?["Replicas"], in: 0...Int.max) ?? 0
+        return started && replicas == 0 ? .exited(code: 0, oom: false) : .created
+    }
+
     /// Swarm's task states in Peon's terms.
     static func state(_ task: JSON) -> ObservedState {
         let code = CheckedNumber.int(task["Status"]?["ContainerStatus"]?["ExitCode"], in: Int(Int32.min)...Int(Int32.max)) ?? 0
@@ -425,7 +433,7 @@ public final class SwarmPlatform: ServerPlatform {
             (service["Spec"]?["Labels"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } },
             uniquingKeysWith: { a, _ in a })
         let node = Self.pinnedNode(service)
-        var state = try latestTask(ref)?.state ?? .created
+        var state = try latestTask(ref)?.state ?? Self.stateWithoutTasks(service)
         if let node, let holder = nodes.first(where: { $0.name == node }), !holder.usable, state != .running { state = .nodeDown }
         if nodes.first(where: { $0.name == node }).map({ !$0.ready }) ?? false { state = .nodeDown }
         return ObservedWorkload(

@@ -319,6 +319,10 @@ extension SwarmPlatformTests {
         try platform.stop(ref, graceSeconds: 2)
         follower.join()
         #expect(ended.load(ordering: .relaxed) == 2, "the stream ended with the task (1: never, 3: no platform, 4: only at the bound)")
+        // Swarm removes a scaled-down service's tasks once they stopped: the server still reads as exited.
+        for _ in 0..<200 where !(try platform.docker.listTasks(filters: [("service", [ref.raw])])).isEmpty { usleep(50_000) }
+        #expect(try platform.docker.listTasks(filters: [("service", [ref.raw])]).isEmpty)
+        #expect(try platform.details(ref).state == .exited(code: 0, oom: false))
         // A stopped server has no run to follow.
         var called = false
         try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }) { _, _ in called = true }
