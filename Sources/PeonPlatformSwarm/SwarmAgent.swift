@@ -16,14 +16,15 @@ import PeonSystem
 /// Its task runs the helper image's busybox `httpd` in the node's network namespace, listening on
 /// the node's Swarm address only, with the node's data folder bind-mounted at `/peon`. One CGI,
 /// handed to the service as a Swarm config, runs one of Peon's fixed operations per request; a
-/// request names the operation and carries its inputs as `NAME=<base64>` lines that become shell
-/// variables, never shell text. Game containers can reach their node's addresses, so every request
+/// request names the operation and carries its inputs as a base64 body of `NAME=value` lines that
+/// become shell variables, never shell text. Game containers can reach their node's addresses, so every request
 /// must carry the token the scheduler keeps (the `meta` table) and hands to the agent as a Swarm
 /// secret; the CGI compares SHA-256 digests of the two, so the comparison does not leak by timing.
 ///
-/// The scheduler (re)deploys the service idempotently: the spec carries a fingerprint of everything
-/// that shapes it (image, port, data folder, script, token, node addresses), and it is created or
-/// updated only when that differs, at the first use in a session and whenever the nodes change.
+/// The scheduler (re)deploys the service idempotently: the spec carries a fingerprint of itself
+/// (image, port, data folder, script and token by their configs' names, node addresses, limits),
+/// and it is created or updated only when that differs, at the first use in a session and whenever
+/// the nodes change.
 public final class SwarmAgent {
     public static let serviceName = "peon-agent"
     /// Every object of the agent (service, config, secret) carries it.
@@ -251,18 +252,20 @@ extension SwarmPlatform {
         if agent.deployedFor == pairs { return }
         let config = try agentObject(.configs, name: "peon-agent-cgi-" + SwarmAgent.digest(SwarmAgent.cgi).prefix(16), data: SwarmAgent.cgi)
         let secret = try agentObject(.secrets, name: "peon-agent-token-" + SwarmAgent.digest(agent.token).prefix(16), data: agent.token)
-        let fingerprint = SwarmAgent.digest(
-            ([helperImage, "\(agent.port)", dataRoot, config.name, secret.name, SwarmAgent.command] + pairs).joined(separator: "\n")
-        ).prefix(16)
-        let spec = SwarmAgent.serviceSpec(
-            image: helperImage, port: agent.port, dataRoot: dataRoot, nodes: pairs, config: config, secret: secret,
-            fingerprint: String(fingerprint))
+        func spec(_ fingerprint: String) -> JSON {
+            SwarmAgent.serviceSpec(
+                image: helperImage, port: agent.port, dataRoot: dataRoot, nodes: pairs, config: (config.id, config.name),
+                secret: (secret.id, secret.name), fingerprint: fingerprint)
+        }
+        // Of the whole spec, so any change of it (a new Peon's limits too) updates the service.
+        let fingerprint = String(SwarmAgent.digest(spec("").text).prefix(16))
+        let spec = spec(fingerprint)
         for attempt in 0..<5 {
             let existing = try engine { () throws(DockerError) in try docker.listServices(labels: ["\(SwarmAgent.label)=true"]) }
                 .first { $0["Spec"]?["Name"]?.stringValue == SwarmAgent.serviceName }
             do {
                 if let existing, let id = existing["ID"]?.stringValue {
-                    if existing["Spec"]?["Labels"]?[SwarmAgent.fingerprintLabel]?.stringValue == String(fingerprint) { break }
+                    if existing["Spec"]?["Labels"]?[SwarmAgent.fingerprintLabel]?.stringValue == fingerprint { break }
                     try docker.updateService(
                         id, version: CheckedNumber.int(existing["Version"]?["Index"], in: 0...Int.max) ?? 0, spec: spec)
                 } else {
