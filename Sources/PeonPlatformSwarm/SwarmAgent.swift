@@ -135,7 +135,8 @@ public final class SwarmAgent {
         [ "${CONTENT_LENGTH:-0}" -le 67108864 ] || answer '413 Payload Too Large' 'too large'
         # The body is base64 of NAME=value lines (a value has no newline; file contents are base64
         # themselves). The names are Peon's own; the values become variables, never shell text.
-        fields=$(head -c "${CONTENT_LENGTH:-0}" | base64 -d) || answer '400 Bad Request' 'the body is not base64'
+        fields=
+        if [ "${CONTENT_LENGTH:-0}" -gt 0 ]; then fields=$(head -c "$CONTENT_LENGTH" | base64 -d) || answer '400 Bad Request' 'the body is not base64'; fi
         while IFS= read -r line; do
           [ -n "$line" ] || continue
           n=${line%%=*}; v=${line#*=}
@@ -176,14 +177,18 @@ public final class SwarmAgent {
             """#
 
     /// The task's command: httpd on this node's address (looked up by the node's id in the list
-    /// the scheduler gives), in the foreground. A node not in the list yet waits for the update
-    /// that adds it (the task fails and Swarm starts it again).
+    /// the scheduler gives), in the foreground (the service's init passes SIGTERM to the shell,
+    /// whose end ends the container). A node not in the list yet waits for the update that adds
+    /// it (the task fails and Swarm starts it again).
     static let command =
         #"""
         addr=; for pair in $PEON_AGENT_NODES; do case "$pair" in "$PEON_NODE_ID="*) addr=${pair#*=} ;; esac; done
         if [ -z "$addr" ]; then echo "peon agent: no address for node $PEON_NODE_ID yet"; sleep 5; exit 1; fi
         PEON_TOKEN_DIGEST=$(sha256sum < /run/secrets/peon-agent-token) || exit 1; export PEON_TOKEN_DIGEST
-        exec busybox httpd -f -p "$addr:$PEON_AGENT_PORT" -h /peon-agent/www
+        # During an update Swarm may start this task before the node's previous one has let go of
+        # the port: try again for 20 s instead of failing into Swarm's restart back-off.
+        i=0; while [ "$i" -lt 100 ]; do busybox httpd -f -p "$addr:$PEON_AGENT_PORT" -h /peon-agent/www; sleep 0.2; i=$((i+1)); done
+        exit 1
         """#
 
     // MARK: - The service
