@@ -293,11 +293,11 @@ extension SwarmPlatformTests {
         let giveUp = Monotonic.seconds() + 60
         try platform.followLogs(
             ref.raw, sinceMilliseconds: 0,
-            keepGoing: { !seen.lines.contains { $0.text.contains("peon test game listening on 42200") } && Monotonic.seconds() < giveUp }
-        ) { session, lines in
-            seen.session = session
-            seen.lines += lines
-        }
+            keepGoing: { !seen.lines.contains { $0.text.contains("peon test game listening on 42200") } && Monotonic.seconds() < giveUp },
+            handler: { session, lines in
+                seen.session = session
+                seen.lines += lines
+            })
         #expect(seen.lines.contains { $0.text == "peon test game listening on 42200 (mode serve)" && $0.stream == 1 }, "\(seen.lines)")
         #expect(seen.session > 0 && seen.lines.allSatisfy { $0.at / 1000 >= seen.session - 1 })
         // A follower (the collector's own thread and session) ends when the task does, by itself.
@@ -325,7 +325,7 @@ extension SwarmPlatformTests {
         #expect(try platform.details(ref).state == .exited(code: 0, oom: false))
         // A stopped server has no run to follow.
         var called = false
-        try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }) { _, _ in called = true }
+        try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }, handler: { _, _ in called = true })
         #expect(!called)
     }
 }
