@@ -58,7 +58,12 @@ let package = Package(
             swiftSettings: settings),
         // Server specs as Swarm services (one replica pinned to its node, host-mode ports); file work on the node.
         .target(
-            name: "PeonPlatformSwarm", dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform"],
+            name: "PeonPlatformSwarm",
+            dependencies: [
+                "PeonCore", "PeonCurl", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem",
+                // The node agent's content-derived names.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.
         .target(

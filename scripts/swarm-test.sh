@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A three-node Docker Swarm on this machine for tests and benchmarks (docs: /work/shared/swarm-netns.md):
 # one network namespace and one dockerd per node, bridged in a namespace of their own (no route
-# out), node n1 the manager. Each node's data path (PEON_SWARM_DATA, default /srv/peon) is a bind
+# out), node n1 the manager. This namespace gets one veth into that bridge ($NET.1/24, nothing
+# routed through it): the scheduler and the tests run here and reach the nodes' addresses, as a
+# scheduler on a manager host does (Peon's node agent listens on each node's address). Each node's data path (PEON_SWARM_DATA, default /srv/peon) is a bind
 # mount of its own folder in that node's mount namespace, so nothing works because nodes share a disk.
 #
 #   scripts/swarm-test.sh up [image...]   # teardown first, then 3 Ready nodes; images are save|load-ed to every node
@@ -15,6 +17,7 @@ DATA=${PEON_SWARM_DATA:-/srv/peon}
 NODES=3
 NET=10.99.7
 BR=pswbr
+ROOTLINK=pswroot
 
 node_sock() { echo "unix://$ROOT/n$1/docker.sock"; }
 dk() { local n=$1; shift; docker -H "$(node_sock "$n")" "$@"; }
@@ -39,6 +42,7 @@ down() {
     ip netns del peonsw-n$i 2>/dev/null || true
   done
   ip netns del $BR 2>/dev/null || true
+  ip link del $ROOTLINK 2>/dev/null || true
   # --cgroup-parent folders sit in the shared hierarchy: remove ours, deepest first.
   for dir in $(find /sys/fs/cgroup/*/ -maxdepth 1 -name 'peonsw-n*' -type d 2>/dev/null); do
     find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -57,6 +61,11 @@ up() {
   ip -n $BR link set lo up
   ip -n $BR link add peonswbr0 type bridge
   ip -n $BR link set peonswbr0 up
+  ip link add $ROOTLINK type veth peer name pswbr0 netns $BR
+  ip -n $BR link set pswbr0 master peonswbr0
+  ip -n $BR link set pswbr0 up
+  ip addr add $NET.1/24 dev $ROOTLINK
+  ip link set $ROOTLINK up
   for i in $(seq 1 $NODES); do
     local ns=peonsw-n$i d=$ROOT/n$i
     ip netns add $ns

@@ -35,6 +35,8 @@ public struct CurlRequest: Sendable {
     public var caFile: String?
     /// Skip TLS verification (`peon --insecure`): only for a server the user vouches for.
     public var insecure = false
+    /// Connect directly even when the environment names a proxy (a cluster's own addresses).
+    public var direct = false
 
     public init(
         method: String = "GET", url: String, unixSocket: String? = nil, headers: [String] = [], body: [UInt8]? = nil,
@@ -127,6 +129,7 @@ public final class CurlEasy {
         ]
         if let caFile = request.caFile { rcs.append(peon_setopt_str(handle, CURLOPT_CAINFO, caFile)) }
         if let socket = request.unixSocket { rcs.append(peon_setopt_str(handle, CURLOPT_UNIX_SOCKET_PATH, socket)) }
+        if request.direct { rcs.append(peon_setopt_str(handle, CURLOPT_NOPROXY, "*")) }
         if request.method == "HEAD" { rcs.append(peon_setopt_long(handle, CURLOPT_NOBODY, 1)) }
         if sink.keepGoing != nil {
             rcs.append(peon_setopt_long(handle, CURLOPT_NOPROGRESS, 0))

@@ -47,6 +47,23 @@ extension DockerClient {
         return list
     }
 
+    /// Follows a service's stdout and stderr with timestamps (`follow=1`), from `since`
+    /// (`seconds.nanoseconds`), until `keepGoing` turns false or `onFrames` returns false (Swarm
+    /// gathers the lines from the task's node; the stream does not end with a task).
+    public func followServiceLogs(
+        _ id: String, since: String, keepGoing: @escaping () -> Bool, onFrames: ([LogFrame]) -> Bool
+    ) throws(DockerError) {
+        var decoder = LogFrameDecoder()
+        try stream(
+            "GET", "/services/\(DockerClient.escape(id))/logs",
+            query: [("follow", "1"), ("stdout", "1"), ("stderr", "1"), ("timestamps", "1"), ("since", since)], keepGoing: keepGoing
+        ) { chunk in
+            let frames = decoder.feed(chunk)
+            if !frames.isEmpty, !onFrames(frames) { return false }
+            return decoder.pending <= 1 << 20
+        }
+    }
+
     /// The last lines a service's tasks wrote (Swarm gathers them from the nodes).
     public func serviceLogs(_ id: String, tail: Int = 1000) throws(DockerError) -> [LogFrame] {
         let response = try call(
@@ -55,4 +72,36 @@ extension DockerClient {
         var decoder = LogFrameDecoder()
         return decoder.feed(response.body)
     }
+}
+
+/// Swarm secrets and configs (files the manager hands to a service's tasks; a secret's data
+/// cannot be read back through the API). Both are immutable: a new content is a new name.
+extension DockerClient {
+    /// `kind` is `secrets` or `configs`; returns the new object's id. A name in use is a conflict.
+    public func createSwarmObject(_ kind: SwarmObjectKind, name: String, data: [UInt8], labels: [(String, String)]) throws(DockerError)
+        -> String
+    {
+        let spec: JSON = [
+            "Name": .string(name), "Labels": .object(labels.map { ($0.0, JSON.string($0.1)) }),
+            "Data": .string(Base64.encode(data)),
+        ]
+        let answer = try json("POST", "/\(kind.rawValue)/create", body: spec)
+        guard let id = answer["ID"]?.stringValue else { throw .badResponse("\(kind.rawValue) create returned no ID") }
+        return id
+    }
+
+    /// Secrets or configs carrying every label in `labels` (`key` or `key=value`).
+    public func listSwarmObjects(_ kind: SwarmObjectKind, labels: [String]) throws(DockerError) -> [JSON] {
+        let answer = try json("GET", "/\(kind.rawValue)", query: [("filters", DockerClient.labelFilter(labels))])
+        guard let list = answer.arrayValue else { throw .badResponse("\(kind.rawValue) list is not a list") }
+        return list
+    }
+
+    public func removeSwarmObject(_ kind: SwarmObjectKind, _ id: String) throws(DockerError) {
+        try call("DELETE", "/\(kind.rawValue)/\(DockerClient.escape(id))")
+    }
+}
+
+public enum SwarmObjectKind: String, Sendable {
+    case secrets, configs
 }

@@ -104,10 +104,13 @@ public enum FastCGIWorker {
         let failed = Flag()
         let parent = getppid()
         let slots = DispatchSemaphore(value: max(running, 1))
+        let accepting = DispatchSemaphore(value: 1)
         let loops = (0..<max(threads, 1)).map { _ in
             ThreadHandle {
                 guard let handle = makeHandler() else { return failed.set() }
-                if !acceptLoop(socket: socket, parent: parent, failed: failed, slots: slots, logger: logger, handle: handle) {
+                if !acceptLoop(
+                    socket: socket, parent: parent, failed: failed, slots: slots, accepting: accepting, logger: logger, handle: handle)
+                {
                     failed.set()
                 }
             }
@@ -118,22 +121,27 @@ public enum FastCGIWorker {
 
     /// Accepts and answers requests one at a time; false when accepting failed for good.
     static func acceptLoop(
-        socket: Int32, parent: pid_t, failed: Flag, slots: DispatchSemaphore, logger: Logger, handle: (Request) -> Response
+        socket: Int32, parent: pid_t, failed: Flag, slots: DispatchSemaphore, accepting: DispatchSemaphore, logger: Logger,
+        handle: (Request) -> Response
     ) -> Bool {
         let request = FCGXRequest(socket: socket)
         // Each idle accept tick (SO_RCVTIMEO) checks for SIGTERM, a failed sibling and a vanished supervisor.
         while !Signals.shutdownRequested.load(ordering: .relaxed), !failed.isSet, getppid() == parent {
-            // Only a thread with a slot accepts: the others wait here, so connections queue in
-            // the socket's backlog in order instead of inside the process.
-            guard slots.wait(timeout: .now() + 1) == .success else { continue }
-            let slot = RunSlot(holding: slots)
+            // One thread accepts at a time and keeps that turn until its request has a CPU slot,
+            // so connections queue in the socket's backlog in order instead of inside the process.
+            // A blocked accept holds no CPU slot: a waiting request (`idle`) gets its slot back as
+            // soon as a running handler gives one up, not at the next accept tick.
+            guard accepting.wait(timeout: .now() + 1) == .success else { continue }
             let rc = FCGX_Accept_r(request.raw)
             if rc < 0 {
-                slot.release()
+                accepting.signal()
                 if rc == -EAGAIN || rc == -EINTR || rc == -EWOULDBLOCK { continue }
                 logger.error("accept failed", metadata: ["errno": "\(-rc)"])
                 return false
             }
+            slots.wait()
+            accepting.signal()
+            let slot = RunSlot(holding: slots)
             let response: Response
             let params = request.parameters
             if let body = request.readBody(limit: maximumBody) {
@@ -175,16 +183,14 @@ final class RunSlot: Sendable {
         }
     }
 
-    /// Sleeps without the slot. Back from its sleep, the request takes a slot again only if one
-    /// is free: idle threads hold slots while they block in accept() (up to its 1 s tick), and
-    /// waiting for one of those delayed every poll of a waiting action, so its answer, by up to a
-    /// second (a 0.5 s restore answered after 1.5 s). What a waiter runs between sleeps is one
-    /// indexed read of its job, so it runs it without a slot when none is free.
+    /// Sleeps without the slot, then waits for one: slots are held only by running handlers
+    /// (a thread blocked in accept() holds none), so that wait is short.
     func idle(_ seconds: Double) {
         guard held.withLock({ $0 }) else { return Monotonic.sleep(seconds) }
         release()
         Monotonic.sleep(seconds)
-        if slots.wait(timeout: .now()) == .success { held.withLock { $0 = true } }
+        slots.wait()
+        held.withLock { $0 = true }
     }
 }
 

@@ -2,6 +2,7 @@ public import PeonCore
 public import PeonDocker
 public import PeonJSON
 public import PeonPlatform
+import PeonSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -13,24 +14,27 @@ public import PeonPlatform
 /// Which node holds a server is a node label Peon manages, `peon.server.<game>.<name>=true`, set
 /// at placement (`place`) and read back from `GET /nodes`, so the cluster itself keeps it; the
 /// service is constrained to `node.labels.peon.node==<node>`, a name Peon gives each node. Work on
-/// a server's files runs on its node as a one-shot helper service (`SwarmNodeTask`): Docker
-/// itself reaches the node, no SSH, no agent. A server whose node is down or drained is
-/// `nodeDown` and is never re-created elsewhere without its data.
+/// a server's files runs on its node through Peon's node agent (`SwarmAgent`), a global service
+/// the platform deploys itself: no SSH, no second cluster manager. A server whose node is down or
+/// drained is `nodeDown` and is never re-created elsewhere without its data.
 public final class SwarmPlatform: ServerPlatform {
     public let docker: DockerClient
     /// The data folder as every node's engine sees it (each node has its own disk there).
     public let dataRoot: String
-    /// An image on every node with a POSIX shell and busybox tools: the helper of file work.
+    /// An image on every node with a POSIX shell and busybox tools (`httpd` among them): the node agent's.
     public let helperImage: String
-    /// Extra labels of everything Peon makes (tests: `peon.test=<run>`).
+    /// The node agent's port and token, and this session's connection to it.
+    public let agent: SwarmAgent
+    /// Extra labels of everything Peon makes for a server (tests: `peon.test=<run>`).
     public let extraLabels: [(String, String)]
     public static let nodeLabel = "peon.node"
     public static let stopGraceSeconds = 30
 
-    public init(client: DockerClient, dataRoot: String, helperImage: String, extraLabels: [(String, String)] = []) {
+    public init(client: DockerClient, dataRoot: String, helperImage: String, agent: SwarmAgent, extraLabels: [(String, String)] = []) {
         docker = client
         self.dataRoot = dataRoot
         self.helperImage = helperImage
+        self.agent = agent
         self.extraLabels = extraLabels
     }
 
@@ -76,8 +80,11 @@ public final class SwarmPlatform: ServerPlatform {
         }
     }
 
+    /// The nodes; the agent is (re)deployed here when they changed (a node joined or left).
     public func clusterNodes() throws(PlatformError) -> [ClusterNode] {
-        try nameNodes(try nodes()).map { node in
+        let nodes = try nameNodes(try nodes())
+        try ensureAgent(nodes)
+        return nodes.map { node in
             ClusterNode(
                 name: node.name, address: node.address, state: node.ready ? "ready" : "down", availability: node.availability,
                 memoryBytes: node.memoryBytes, nanoCPUs: node.nanoCPUs, labels: node.labels)
@@ -95,11 +102,21 @@ public final class SwarmPlatform: ServerPlatform {
             uniquingKeysWith: { a, _ in a })
         return Node(
             id: item["ID"]?.stringValue ?? "", name: labels[nodeLabel] ?? description?["Hostname"]?.stringValue ?? "",
-            address: item["Status"]?["Addr"]?.stringValue ?? "", ready: item["Status"]?["State"]?.stringValue == "ready",
+            address: address(item), ready: item["Status"]?["State"]?.stringValue == "ready",
             availability: item["Spec"]?["Availability"]?.stringValue ?? "unknown",
             memoryBytes: CheckedNumber.integer(description?["Resources"]?["MemoryBytes"], in: 0...Int64.max) ?? 0,
             nanoCPUs: CheckedNumber.integer(description?["Resources"]?["NanoCPUs"], in: 0...Int64.max) ?? 0, labels: labels,
             version: CheckedNumber.int(item["Version"]?["Index"], in: 0...Int.max) ?? 0)
+    }
+
+    /// The node's Swarm address; a manager's `Status.Addr` can read 0.0.0.0, its manager address
+    /// (without the port) is the one then.
+    static func address(_ item: JSON) -> String {
+        let status = item["Status"]?["Addr"]?.stringValue ?? ""
+        guard status.isEmpty || status == "0.0.0.0", let manager = item["ManagerStatus"]?["Addr"]?.stringValue,
+            let colon = manager.lastIndex(of: ":")
+        else { return status }
+        return String(manager[..<colon])
     }
 
     /// Sets (or, with nil, removes) labels on a node, retrying when another writer got there first.
@@ -319,18 +336,23 @@ public final class SwarmPlatform: ServerPlatform {
         let previous = before?.task["ID"]?.stringValue
         try scale(ref, replicas: 1, restart: true)
         // Swarm schedules asynchronously: wait for the new task to run or end.
-        var waited = 0.0
-        while waited < 60 {
+        let started = Monotonic.seconds()
+        while Monotonic.seconds() - started < 60 {
             if let task = try latestTask(ref), task.task["ID"]?.stringValue != previous,
                 task.state == .running || task.state.isStopped
                     || task.state == .dead
             {
                 return
             }
-            usleep(100_000)
-            waited += 0.1
+            Self.pause(since: started)
         }
         throw .unavailable("service \(ref) did not start within 60 s")
+    }
+
+    /// Between polls of a task: 25 ms for the first 3 s (a task usually starts or ends within
+    /// them), then 100 ms.
+    static func pause(since started: Double) {
+        Monotonic.sleep(Monotonic.seconds() - started < 3 ? 0.025 : 0.1)
     }
 
     public func stop(_ ref: ServerRef, graceSeconds: Int) throws(PlatformError) {
@@ -342,11 +364,10 @@ public final class SwarmPlatform: ServerPlatform {
     }
 
     func waitFor(_ ref: ServerRef, seconds: Double, _ condition: (ObservedState) -> Bool) throws(PlatformError) {
-        var waited = 0.0
-        while waited < seconds {
+        let started = Monotonic.seconds()
+        while Monotonic.seconds() - started < seconds {
             if condition(try details(ref).state) { return }
-            usleep(100_000)
-            waited += 0.1
+            Self.pause(since: started)
         }
         throw .unavailable("service \(ref) did not settle within \(Int(seconds)) s")
     }
@@ -379,6 +400,14 @@ public final class SwarmPlatform: ServerPlatform {
         return String(parts.first ?? "") + "." + fraction + String(repeating: "0", count: max(0, 9 - fraction.count))
     }
 
+    /// A service with no task: Swarm removes a scaled-down service's tasks once they stopped, so
+    /// one that was started (a start bumps `ForceUpdate`) and is at 0 replicas has exited.
+    static func stateWithoutTasks(_ service: JSON) -> ObservedState {
+        let started = (CheckedNumber.int(service["Spec"]?["TaskTemplate"]?["ForceUpdate"], in: 0...Int.max) ?? 0) > 0
+        let replicas = CheckedNumber.int(service["Spec"]?["Mode"]?["Replicated"]?["Replicas"], in: 0...Int.max) ?? 0
+        return started && replicas == 0 ? .exited(code: 0, oom: false) : .created
+    }
+
     /// Swarm's task states in Peon's terms.
     static func state(_ task: JSON) -> ObservedState {
         let code = CheckedNumber.int(task["Status"]?["ContainerStatus"]?["ExitCode"], in: Int(Int32.min)...Int(Int32.max)) ?? 0
@@ -404,7 +433,7 @@ public final class SwarmPlatform: ServerPlatform {
             (service["Spec"]?["Labels"]?.objectValue ?? []).compactMap { k, v in v.stringValue.map { (k, $0) } },
             uniquingKeysWith: { a, _ in a })
         let node = Self.pinnedNode(service)
-        var state = try latestTask(ref)?.state ?? .created
+        var state = try latestTask(ref)?.state ?? Self.stateWithoutTasks(service)
         if let node, let holder = nodes.first(where: { $0.name == node }), !holder.usable, state != .running { state = .nodeDown }
         if nodes.first(where: { $0.name == node }).map({ !$0.ready }) ?? false { state = .nodeDown }
         return ObservedWorkload(
@@ -458,22 +487,26 @@ public final class SwarmPlatform: ServerPlatform {
         (try? docker.swarm()) != nil
     }
 
-    /// Ports taken on the server's node by services published in host mode there.
-    /// (A node's own listeners are not visible through the manager; a clash there fails the task,
-    /// which the job reports.)
+    /// Ports taken on the server's node: published in host mode by services pinned there, and the
+    /// node's own listeners (its agent reads the node's /proc/net). Others' ports are held even
+    /// while stopped (their next start needs them); the server's own only while it runs, as on
+    /// Docker, so a start does not flee its own ports.
     public func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> {
-        guard let node = try node(of: uid) else { return [] }
+        guard let holder = try nodes().first(where: { $0.holds(uid) }) else { return [] }
         let services = try engine { () throws(DockerError) in try docker.listServices(labels: []) }
         var taken = Set<PortKey>()
-        for service in services where Self.pinnedNode(service) == node {
-            // Others' ports are held even while stopped (their next start needs them); the
-            // server's own only while it runs, as on Docker, so a start does not flee its own ports.
+        var own = Set<PortKey>()
+        var ownRunning = false
+        for service in services where Self.pinnedNode(service) == holder.name {
             if service["Spec"]?["Labels"]?[ServerSpec.serverLabel]?.stringValue == uid.description {
+                own.formUnion(Self.publishedPorts(service))
                 guard let id = service["ID"]?.stringValue, try latestTask(ServerRef(id))?.state == .running else { continue }
+                ownRunning = true
             }
             taken.formUnion(Self.publishedPorts(service))
         }
-        return taken
+        // A stopped server's own ports may still show as listening for a moment after its task ended.
+        return taken.union(try listeners(on: holder).subtracting(ownRunning ? [] : own))
     }
 
     // MARK: - Images

@@ -307,7 +307,8 @@ public final class JobRunner {
             let wanted = server.ports.isEmpty ? (plan.portGroups.first ?? []).flatMap(\.keys) : server.ports.flatMap(\.keys)
             let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
             _ = try platform.place(uid, ports: Set(wanted), memoryBytes: limits.memoryBytes ?? 0)
-            if server.ports.isEmpty {
+            let portsChosen = server.ports.isEmpty
+            if portsChosen {
                 server.ports = try PortAllocator.allocate(
                     groups: plan.portGroups, taken: takenPorts(except: uid), range: configuration.portRange)
                 try save(server)
@@ -322,7 +323,9 @@ public final class JobRunner {
             server.observedState = try platform.details(ref).state.name
             try save(server)
             try writeManifest(server)
-            if arguments["start"] == .bool(true) { try start(uid) }
+            // Nothing ran in the folder since it was prepared and checked, and the ports were just
+            // chosen against what is taken: the start does no node work again.
+            if arguments["start"] == .bool(true) { try start(uid, justCreated: portsChosen ? files : nil) }
         } catch {
             // With the engine away the job is retried later: keep what it needs.
             if arguments["noclean"] != .bool(true), platform.reachable() {
@@ -335,7 +338,9 @@ public final class JobRunner {
         }
     }
 
-    func start(_ uid: ServerUID) throws {
+    /// Starts the server. `justCreated`: the files the create job in progress prepared moments ago;
+    /// no game ran since, so the ports, folders and manifest are as that job left them.
+    func start(_ uid: ServerUID, justCreated: PreparedFiles? = nil) throws {
         var server = try record(uid)
         let plan = try plan(uid.game)
         server.desiredState = "running"
@@ -345,13 +350,17 @@ public final class JobRunner {
             return
         }
         // Ports are checked again at every start: something else may have taken one meanwhile.
-        let taken = try takenPorts(except: uid)
-        if server.ports.isEmpty || server.ports.flatMap(\.keys).contains(where: taken.contains) {
-            server.ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: configuration.portRange)
-            try platform.remove(uid)
-            server.containerID = nil
+        if justCreated == nil {
+            let taken = try takenPorts(except: uid)
+            if server.ports.isEmpty || server.ports.flatMap(\.keys).contains(where: taken.contains) {
+                server.ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: configuration.portRange)
+                try platform.remove(uid)
+                server.containerID = nil
+            }
         }
-        let files = try prepareFiles(uid, plan: plan)
+        // After a run, the bind sources are checked again (a game may have swapped a folder it
+        // could write for a link).
+        let files = try justCreated ?? prepareFiles(uid, plan: plan)
         // A plan changed since (PUT /plans) means a new runtime image: built here, once.
         let wanted = spec(server, plan: plan, image: try prepareImage(plan), files: files)
         // Settings, limits or the plan changed since the container was made (modify, update): re-create it.
@@ -362,10 +371,13 @@ public final class JobRunner {
             server.containerID = nil
         }
         let ref = try platform.ensure(wanted)
+        let made = ref.raw != server.containerID
         server.containerID = ref.raw
         try save(server)
-        try writeManifest(server)
-        try platform.checkFiles(uid, plan: plan)
+        if justCreated == nil || made {
+            try writeManifest(server)
+            try platform.checkFiles(uid, plan: plan)
+        }
         progress?.enter(.starting)
         try platform.start(ref)
         server.observedState = try platform.details(ref).state.name

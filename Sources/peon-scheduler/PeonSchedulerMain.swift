@@ -78,7 +78,9 @@ enum PeonSchedulerMain {
             case .swarm:
                 SwarmPlatform(
                     client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
-                    helperImage: configuration.swarmHelperImage, extraLabels: configuration.extraLabels)
+                    helperImage: configuration.swarmHelperImage,
+                    agent: SwarmAgent(port: configuration.swarmAgentPort, token: try agentToken(configuration)),
+                    extraLabels: configuration.extraLabels)
             }
         }
         do {
@@ -88,6 +90,17 @@ enum PeonSchedulerMain {
             exit(1)
         }
         logger.info("scheduler stopped")
+    }
+
+    /// The token Peon's node agents demand (Swarm): made once, kept in the store's `meta` table,
+    /// and handed to the agents as a Swarm secret. One write transaction, so threads agree on it.
+    static func agentToken(_ configuration: Configuration) throws -> String {
+        try Store(path: configuration.databasePath).write { tx in
+            if let token = try tx.meta("swarm.agent.token") { return token }
+            let token = SwarmAgent.newToken()
+            try tx.setMeta("swarm.agent.token", token)
+            return token
+        }
     }
 
     static func absolute(_ path: String) -> String {

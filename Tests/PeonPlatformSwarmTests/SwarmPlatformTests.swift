@@ -2,10 +2,12 @@ import PeonCore
 import PeonDocker
 import PeonJSON
 import PeonPlatform
-import PeonPlatformSwarm
 import PeonSystem
 import PeonTestSupport
+import Synchronization
 import Testing
+
+@testable import PeonPlatformSwarm
 
 #if canImport(Glibc)
     import Glibc
@@ -17,15 +19,17 @@ import Testing
 @Suite(.serialized) struct SwarmPlatformTests {
     let run = "s\(getpid())x\(UInt16.random(in: 0...UInt16.max))"
     static let environment = ProcessEnvironment.read(["PEON_SWARM_MANAGER", "PEON_SWARM_DATA"])
+    /// This test process's agent token (the scheduler keeps its own in the store).
+    static let token = SwarmAgent.newToken()
 
-    func platform() throws -> SwarmPlatform {
+    func platform(token: String = Self.token) throws -> SwarmPlatform {
         guard let socket = Self.environment["PEON_SWARM_MANAGER"], access(socket, R_OK | W_OK) == 0 else {
             Issue.record("no Swarm manager socket: run `scripts/swarm-test.sh up peon-test-game:latest` and set PEON_SWARM_MANAGER")
             throw PlatformError.unavailable("no swarm")
         }
         return SwarmPlatform(
             client: try DockerClient(socketPath: socket), dataRoot: Self.environment["PEON_SWARM_DATA"] ?? "/srv/peon",
-            helperImage: "peon-test-game:latest", extraLabels: [("peon.test", run)])
+            helperImage: "peon-test-game:latest", agent: SwarmAgent(port: 7380, token: token), extraLabels: [("peon.test", run)])
     }
 
     func plan() throws -> Plan {
@@ -176,5 +180,152 @@ func run(_ argv: [String]) -> String {
         #expect(SwarmPlatform.serviceName(try ServerUID(validating: "peontest.my_world")) == "peon-peontest-my-world")
         let long = try ServerUID(validating: "peontest." + String(repeating: "a", count: 32))
         #expect(SwarmPlatform.serviceName(long).utf8.count <= 63)
+    }
+}
+
+/// Peon's node agent on the real swarm: it refuses callers without Peon's token, and the
+/// scheduler's (re)deploy changes the service only when something that shapes it changed.
+/// (In the serialized suite: a token rotation must not run beside the other tests.)
+extension SwarmPlatformTests {
+    /// The agent's service as the manager has it: its id and version.
+    func service(_ platform: SwarmPlatform) throws -> (id: String, version: Int) {
+        let found = try platform.docker.listServices(labels: ["\(SwarmAgent.label)=true"])
+        #expect(found.count == 1, "one agent service")
+        let service = try #require(found.first)
+        return (service["ID"]?.stringValue ?? "", CheckedNumber.int(service["Version"]?["Index"], in: 0...Int.max) ?? 0)
+    }
+
+    /// Asks every node's agent for its listeners with `token` (nil: no token header's value of ours).
+    func statuses(_ platform: SwarmPlatform, token: String?) throws -> [Int] {
+        try platform.nodes().map { node in
+            // The agent may be restarting after a deploy: its answer, once it answers.
+            for _ in 0..<300 {
+                if let answer = try? platform.agentRequest(node, "ports", token: token ?? "") { return answer.status }
+                usleep(100_000)
+            }
+            return 0
+        }
+    }
+
+    @Test func refusesARequestWithoutPeonsToken() throws {
+        let platform = try platform()
+        try platform.ensureAgent(try platform.nodes())
+        let nodes = try platform.nodes()
+        // With the token: the node's listeners, ending with the exit marker.
+        for node in nodes {
+            let lines = try #require(try? platform.onNode(node, "ports"))
+            #expect(
+                lines.contains("==> /proc/net/tcp <==") && lines.contains { $0.contains(":1CD4 ") },
+                "the agent's own port 7380 is listening on \(node.name)")
+        }
+        // No token, a wrong one, a prefix of the right one: 401, and the operation never runs.
+        #expect(try statuses(platform, token: nil) == [401, 401, 401])
+        #expect(try statuses(platform, token: SwarmAgent.newToken()) == [401, 401, 401])
+        #expect(try statuses(platform, token: String(SwarmPlatformTests.token.dropLast())) == [401, 401, 401])
+        let node = try #require(nodes.first)
+        let refused = try platform.agentRequest(node, "remove", fields: [("D", "/peon/servers/peontest/x")], token: "nope")
+        #expect(refused.status == 401 && refused.lines == ["ERR wrong token"])
+        // With the token, inputs are checked too: an unknown operation or field is refused.
+        #expect(try platform.agentRequest(node, "sh").status == 404)
+        #expect(try platform.agentRequest(node, "ports", fields: [("PATH", "/tmp")]).status == 400)
+        // A server folder outside /peon/servers/<game>/<name> is refused by the operation.
+        #expect(throws: PlatformError.self) { try platform.onNode(node, "remove", fields: [("D", "/peon/servers/../etc")]) }
+        // A value is one line on the wire: one with a line break (a field smuggled in) is not sent.
+        #expect(throws: PlatformError.self) {
+            try platform.onNode(node, "remove", fields: [("D", "/peon/servers/peontest/a\nD=/peon/servers/peontest/b")])
+        }
+        // The node's listeners, as takenPorts sees them: the agent's own port among them.
+        #expect(try platform.listeners(on: node).contains(PortKey(7380, .tcp)))
+    }
+
+    @Test func isDeployedIdempotently() throws {
+        let first = try platform()
+        try first.ensureAgent(try first.nodes())
+        let before = try service(first)
+        // Another session (another scheduler thread, a restarted scheduler) with the same token:
+        // the service is left as it is.
+        let second = try platform()
+        try second.ensureAgent(try second.nodes())
+        _ = try second.clusterNodes()
+        #expect(try service(second) == before)
+        // A new token is a new secret and an update of the same service, and only it is accepted.
+        let other = SwarmAgent.newToken()
+        let rotated = try platform(token: other)
+        try rotated.ensureAgent(try rotated.nodes())
+        let after = try service(rotated)
+        #expect(after.id == before.id && after.version > before.version)
+        let node = try #require(try rotated.nodes().first)
+        #expect(try rotated.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
+        var old = 0
+        for _ in 0..<300 {
+            old = (try? first.agentRequest(node, "ports").status) ?? 0
+            if old == 401 { break }
+            usleep(100_000)
+        }
+        #expect(old == 401, "the old token is refused once the update reached the node")
+        #expect(try first.docker.listSwarmObjects(.secrets, labels: ["\(SwarmAgent.label)=true"]).count == 1, "the old secret is gone")
+        // Back to this process's token (the other tests' platforms use it).
+        first.agent.deployedFor = nil
+        try first.ensureAgent(try first.nodes())
+        #expect(try first.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
+    }
+}
+
+extension SwarmPlatformTests {
+    /// The scheduler's log collector follows a server's output through the manager's service log
+    /// stream: the game's lines arrive with the run's start, and the stream ends with the task.
+    @Test func followsAServersOutputUntilItsTaskEnds() throws {
+        let platform = try platform()
+        let uid = try ServerUID(validating: "peontest.\(run)l")
+        defer {
+            try? platform.remove(uid)
+            try? platform.removeFiles(uid)
+        }
+        _ = try platform.place(uid, ports: [PortKey(42200, .tcp)], memoryBytes: 64 << 20)
+        let ref = try platform.ensure(try spec(platform, uid, port: 42200))
+        try platform.start(ref)
+        final class Seen: @unchecked Sendable {
+            var lines: [PlatformLogLine] = []
+            var session: Int64 = 0
+        }
+        let seen = Seen()
+        // Until the game's first line is in (bounded, so a broken stream fails instead of hanging).
+        let giveUp = Monotonic.seconds() + 60
+        try platform.followLogs(
+            ref.raw, sinceMilliseconds: 0,
+            keepGoing: { !seen.lines.contains { $0.text.contains("peon test game listening on 42200") } && Monotonic.seconds() < giveUp },
+            handler: { session, lines in
+                seen.session = session
+                seen.lines += lines
+            })
+        #expect(seen.lines.contains { $0.text == "peon test game listening on 42200 (mode serve)" && $0.stream == 1 }, "\(seen.lines)")
+        #expect(seen.session > 0 && seen.lines.allSatisfy { $0.at / 1000 >= seen.session - 1 })
+        // A follower (the collector's own thread and session) ends when the task does, by itself.
+        let ended = Atomic<Int>(0)
+        let (socket, data, run) = (Self.environment["PEON_SWARM_MANAGER"] ?? "", Self.environment["PEON_SWARM_DATA"] ?? "", run)
+        let follower = ThreadHandle {
+            guard
+                let other = try? SwarmPlatform(
+                    client: DockerClient(socketPath: socket), dataRoot: data, helperImage: "peon-test-game:latest",
+                    agent: SwarmAgent(port: 7380, token: Self.token), extraLabels: [("peon.test", run)])
+            else { return ended.store(3, ordering: .relaxed) }
+            let bound = Monotonic.seconds() + 60
+            try? other.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { Monotonic.seconds() < bound }) { _, _ in
+                ended.store(1, ordering: .relaxed)
+            }
+            ended.store(Monotonic.seconds() < bound ? 2 : 4, ordering: .relaxed)
+        }
+        while ended.load(ordering: .relaxed) == 0 { usleep(50_000) }
+        try platform.stop(ref, graceSeconds: 2)
+        follower.join()
+        #expect(ended.load(ordering: .relaxed) == 2, "the stream ended with the task (1: never, 3: no platform, 4: only at the bound)")
+        // Swarm removes a scaled-down service's tasks once they stopped: the server still reads as exited.
+        for _ in 0..<200 where !(try platform.docker.listTasks(filters: [("service", [ref.raw])])).isEmpty { usleep(50_000) }
+        #expect(try platform.docker.listTasks(filters: [("service", [ref.raw])]).isEmpty)
+        #expect(try platform.details(ref).state == .exited(code: 0, oom: false))
+        // A stopped server has no run to follow.
+        var called = false
+        try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }, handler: { _, _ in called = true })
+        #expect(!called)
     }
 }

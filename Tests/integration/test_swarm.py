@@ -182,3 +182,65 @@ def test_a_drained_node_is_reported_and_its_server_stays(swarm, sstack):
     finally:
         manager(swarm, "node", "update", "--availability", "active", node)
     sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
+
+def test_a_servers_output_reaches_its_logs(swarm, sstack):
+    # The scheduler follows the service's log stream on the manager (Swarm gathers it from the node).
+    uid = f"peontest.{RUN}wl"
+    assert create(sstack, uid).status_code == 200
+    try:
+        logs = []
+        for _ in range(150):
+            r = sstack.request("GET", f"/api/v1/server/logs/{uid}")
+            assert r.status_code == 200, r.text
+            logs = r.json()["logs"]
+            if any("peon test game listening" in line for line in logs):
+                break
+            time.sleep(0.2)
+        assert any("peon test game listening" in line for line in logs), logs
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+def agent_status(from_ns, address, token=None):
+    """What Peon's node agent answers a request from inside a node's network namespace (where a
+    game container's traffic comes from)."""
+    headers = ["-H", f"X-Peon-Token: {token}"] if token is not None else []
+    status = ""
+    for _ in range(100):  # a task Swarm just started may not listen yet
+        status = subprocess.run(["ip", "netns", "exec", from_ns, "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X",
+                                 "POST", *headers, f"http://{address}:7380/cgi-bin/peon?manifests"], capture_output=True, text=True).stdout
+        if status != "000":
+            break
+        time.sleep(0.2)
+    return status
+
+
+def agent_service(swarm):
+    return json.loads(manager(swarm, "service", "inspect", "peon-agent"))[0]
+
+
+def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as_it_is(swarm, sstack):
+    # The scheduler deployed it: one global service of Peon's, a running task on every node.
+    agent = agent_service(swarm)
+    assert agent["Spec"]["Mode"] == {"Global": {}} and agent["Spec"]["Labels"]["peon.agent"] == "true"
+    running = manager(swarm, "service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}", "peon-agent").split()
+    assert sorted(running) == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], running
+    # Without Peon's token, or with another, every node's agent refuses.
+    for node in ("peonsw-n1", "peonsw-n2", "peonsw-n3"):
+        assert agent_status("peonsw-n2", address(swarm, node)) == "401"
+        assert agent_status("peonsw-n2", address(swarm, node), token="0" * 64) == "401"
+    # A new scheduler on the same store (same token) finds the agent as it wants it: no update.
+    version = agent["Version"]["Index"]
+    sstack.stop()
+    again = Stack(env={**{k: sstack.env[k] for k in ("PEON_PLATFORM", "PEON_DOCKER_SOCKET", "PEON_SWARM_DATA", "PEON_SWARM_HELPER_IMAGE",
+                                                       "PEON_DATA_DIR")}})
+    again.data = sstack.data  # its TLS certificate is there too
+    try:
+        uid = f"peontest.{RUN}wa"
+        r = create(again, uid)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        assert agent_service(swarm)["Version"]["Index"] == version
+        assert again.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120).status_code == 200
+    finally:
+        again.cleanup()

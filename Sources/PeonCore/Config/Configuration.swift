@@ -44,6 +44,8 @@ public struct Configuration: Sendable {
     /// a shell that runs Peon's file work on a node.
     public var swarmDataDir: String?
     public var swarmHelperImage: String
+    /// On Swarm: the TCP port Peon's node agent listens on at every node's address.
+    public var swarmAgentPort: Int
 
     public enum PlatformKind: String, Sendable { case docker, swarm }
     /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
@@ -162,6 +164,14 @@ public struct Configuration: Sendable {
             throw .invalid(field: "PEON_SWARM_DATA", reason: "PEON_SWARM_DATA must be an absolute path")
         }
         swarmHelperImage = value("PEON_SWARM_HELPER_IMAGE") ?? "busybox:stable"
+        if let text = value("PEON_SWARM_AGENT_PORT") {
+            guard let port = Int(text), (1...65535).contains(port) else {
+                throw .invalid(field: "PEON_SWARM_AGENT_PORT", reason: "PEON_SWARM_AGENT_PORT must be a port number (1-65535)")
+            }
+            swarmAgentPort = port
+        } else {
+            swarmAgentPort = 7380
+        }
         extraLabels = try (value("PEON_LABELS") ?? "").split(separator: ",").map { pair throws(DomainError) in
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && !$0.contains(where: { $0.isWhitespace }) }),
@@ -181,6 +191,6 @@ extension Configuration {
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
-        "PEON_SWARM_HELPER_IMAGE",
+        "PEON_SWARM_HELPER_IMAGE", "PEON_SWARM_AGENT_PORT",
     ]
 }
