@@ -114,6 +114,24 @@ public final class SwarmAgent {
         ("remove", #"serverdir; nolinks "$D"; rm -rf "$D""#),
         // The node's listeners: the task shares the node's network namespace.
         ("ports", #"head -n 1000000 /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null || true"#),
+        // One container's counters from the node's cgroups (v1 or v2; mounted read-only at
+        // /peon-cgroup) and the node's CPU time (/proc/stat is not namespaced): what Docker's
+        // stats would say, for `StatsSample`. Only numbers leave; the kernel wrote them.
+        (
+            "stats",
+            #"""
+            case "$C" in *[!0-9a-f]*) fail "bad container id" ;; esac
+            [ "${#C}" -eq 64 ] || fail "bad container id"
+            for x in $(find /peon-cgroup -maxdepth 6 -type d -name "*$C*" 2>/dev/null | head -n 20); do
+              if [ -f "$x/memory.usage_in_bytes" ]; then echo "mem $(cat "$x/memory.usage_in_bytes")"; echo "limit $(cat "$x/memory.limit_in_bytes")"; fi
+              if [ -f "$x/memory.current" ]; then echo "mem $(cat "$x/memory.current")"; echo "limit $(cat "$x/memory.max")"; fi
+              if [ -f "$x/memory.stat" ]; then grep -E '^(total_inactive_file|inactive_file) ' "$x/memory.stat" || true; fi
+              if [ -f "$x/cpuacct.usage" ]; then echo "cpu_ns $(cat "$x/cpuacct.usage")"; fi
+              if [ -f "$x/cpu.stat" ]; then grep -E '^usage_usec ' "$x/cpu.stat" || true; fi
+            done
+            head -n 1 /proc/stat; echo "cpus $(grep -c '^cpu[0-9]' /proc/stat)"
+            """#
+        ),
     ]
 
     /// The CGI: checks the token, reads the fields, runs the named operation in a subshell with
@@ -130,7 +148,7 @@ public final class SwarmAgent {
         [ -n "$HTTP_X_PEON_TOKEN" ] && [ "$want" = "$got" ] || answer '401 Unauthorized' 'wrong token'
         [ "$REQUEST_METHOD" = POST ] || answer '405 Method Not Allowed' 'POST only'
         op=$QUERY_STRING
-        case "$op" in prepare|update|manifest|manifests|config|remove|ports) ;; *) answer '404 Not Found' 'no such operation' ;; esac
+        case "$op" in prepare|update|manifest|manifests|config|remove|ports|stats) ;; *) answer '404 Not Found' 'no such operation' ;; esac
         case "${CONTENT_LENGTH:-0}" in ''|*[!0-9]*) answer '400 Bad Request' 'bad length' ;; esac
         [ "${CONTENT_LENGTH:-0}" -le 67108864 ] || answer '413 Payload Too Large' 'too large'
         # The body is base64 of NAME=value lines (a value has no newline; file contents are base64
@@ -141,7 +159,7 @@ public final class SwarmAgent {
           [ -n "$line" ] || continue
           n=${line%%=*}; v=${line#*=}
           case "$n" in
-            D|M|RE|NA|VOLS|FILES|REDOWNLOAD|VALIDATE|WIPE) ;;
+            C|D|M|RE|NA|VOLS|FILES|REDOWNLOAD|VALIDATE|WIPE) ;;
             A*|B*) case "${n#?}" in ''|*[!0-9]*) answer '400 Bad Request' "bad field $n" ;; esac ;;
             *) answer '400 Bad Request' 'bad field' ;;
           esac
@@ -209,7 +227,10 @@ public final class SwarmAgent {
                         .string("PEON_AGENT_NODES=\(nodes.joined(separator: " "))"), .string("PEON_AGENT_PORT=\(port)"),
                         "PEON_NODE_ID={{.Node.ID}}",
                     ],
-                    "Mounts": [["Type": "bind", "Source": .string(dataRoot), "Target": "/peon"]],
+                    "Mounts": [
+                        ["Type": "bind", "Source": .string(dataRoot), "Target": "/peon"],
+                        ["Type": "bind", "Source": "/sys/fs/cgroup", "Target": "/peon-cgroup", "ReadOnly": true],
+                    ],
                     "Labels": labels,
                     // Root for chown and deleting the game's files, but no other privilege: no
                     // capability beyond file ownership, a read-only root, bounded pids and memory.

@@ -451,11 +451,6 @@ public final class SwarmPlatform: ServerPlatform {
         return found
     }
 
-    public func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample {
-        // Stats need the node's own engine; Swarm's manager has none to give.
-        throw .refused("resource samples are not available on Swarm")
-    }
-
     /// Swarm's manager streams no task exits from other nodes: the tasks are polled once a second
     /// and a change of a server's newest task becomes an event.
     public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {

@@ -83,6 +83,10 @@ import Testing
             #expect(workload.state == .running && workload.uid == uid)
             let address = try #require(nodes.first { $0.name == workload.node }?.address)
             #expect(echo(from: "peonsw-n1", host: address, port: 42100) == "ping", "\(uid) answers on \(address)")
+            // Its node's agent reads the task's cgroup counters: Docker's stats, on any node.
+            let sample = try platform.sample(ref)
+            #expect(sample.memory > 0 && sample.memoryLimit == 64 << 20 && sample.cpuTotal > 0, "\(sample)")
+            #expect(sample.systemTotal > 0 && sample.onlineCPUs >= 1 && sample.startedAt > 0, "\(sample)")
         }
         // Each node's data path is its own disk: a config file written by one game is read on its node only.
         #expect(Set(try uids.map { try platform.readConfig($0).first { $0.0 == "server_name" }?.1 }) == ["Swarm"])
@@ -327,5 +331,31 @@ extension SwarmPlatformTests {
         var called = false
         try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }, handler: { _, _ in called = true })
         #expect(!called)
+    }
+}
+
+/// The agent's `stats` lines as Docker's counters (pure: no swarm needed).
+@Suite struct SwarmStatsTests {
+    @Test func readsCgroupV1AndV2Counters() throws {
+        let cpu = "cpu  100 0 50 800 10 0 5 2 0 0"
+        let v1 = try #require(
+            SwarmPlatform.statsSample(
+                ["mem 3000", "limit 67108864", "total_inactive_file 1000", "cpu_ns 123456", cpu, "cpus 2"], startedAt: 7))
+        #expect(v1.memory == 2000 && v1.memoryLimit == 64 << 20 && v1.cpuTotal == 123_456 && v1.onlineCPUs == 2 && v1.startedAt == 7)
+        #expect(v1.systemTotal == 967 * 10_000_000)
+        let v2 = try #require(
+            SwarmPlatform.statsSample(["mem 5000", "limit max", "inactive_file 500", "usage_usec 42", cpu, "cpus 4"], startedAt: 0))
+        #expect(v2.memory == 4500 && v2.memoryLimit == 0 && v2.cpuTotal == 42_000 && v2.onlineCPUs == 4)
+    }
+
+    @Test func refusesMissingOrHostileCounters() {
+        let cpu = "cpu  100 0 50 800 10 0 5 2 0 0"
+        #expect(SwarmPlatform.statsSample([cpu, "cpus 2"], startedAt: 0) == nil)
+        #expect(SwarmPlatform.statsSample(["mem 1", "cpu_ns 1", "cpus 2"], startedAt: 0) == nil)
+        #expect(SwarmPlatform.statsSample(["mem -5", "cpu_ns 1", cpu], startedAt: 0) == nil)
+        #expect(SwarmPlatform.statsSample(["mem 99999999999999999999999", "cpu_ns 1", cpu], startedAt: 0) == nil)
+        #expect(SwarmPlatform.statsSample(["mem 1", "cpu_ns 1", "cpu 1 2 x"], startedAt: 0) == nil)
+        // Inactive cache larger than the usage reads as zero, never negative.
+        #expect(SwarmPlatform.statsSample(["mem 1", "inactive_file 9", "cpu_ns 1", cpu], startedAt: 0)?.memory == 0)
     }
 }

@@ -117,6 +117,15 @@ def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack
                    if os.path.isdir(os.path.join(swarm["PEON_SWARM_ROOT"], n, "data", "servers", "peontest", uid.split(".")[1]))]
         assert on_disk == ["n" + node[-1]], on_disk
 
+    # Resource figures come from each server's node (its agent reads the task's cgroups).
+    for uid in uids:
+        deadline, stats = time.time() + 30, {}
+        while time.time() < deadline and not stats.get("stats"):
+            stats = sstack.request("GET", f"/api/v1/server/stats/{uid}").json()
+            time.sleep(0.5)
+        assert stats["stats"]["memory_bytes"] > 0 and stats["stats"]["memory_limit_bytes"] > 0, (uid, stats)
+        assert 0 <= stats["memory_percent"] <= 100 and isinstance(stats["cpu_percent"], (int, float)), (uid, stats)
+
     uid = uids[0]
     r = sstack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120)
     assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
