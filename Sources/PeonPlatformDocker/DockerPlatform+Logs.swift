@@ -11,7 +11,8 @@ extension DockerPlatform: LogFollowing {
         let state = try docker.inspectContainer(id)["State"]
         guard state?["Running"] == .bool(true), let started = state?["StartedAt"]?.stringValue.flatMap({ DockerTime.milliseconds($0[...]) })
         else { return }
-        let run = started / 1000
+        // Milliseconds: a stop and a start can fall within one second, and the runs must differ.
+        let run = started
         // The run's first lines can precede its recorded start; everything after the previous
         // run finished belongs to this one (a first run has Docker's zero time: no bound).
         let previousEnd = state?["FinishedAt"]?.stringValue.flatMap { DockerTime.milliseconds($0[...]) } ?? 0

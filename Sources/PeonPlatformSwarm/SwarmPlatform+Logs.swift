@@ -17,7 +17,7 @@ extension SwarmPlatform: LogFollowing {
             let taskID = current["ID"]?.stringValue,
             let started = current["Status"]?["Timestamp"]?.stringValue.flatMap({ DockerTime.milliseconds($0[...]) })
         else { return }
-        let run = started / 1000
+        let run = started
         // The service's stream holds every task's lines: this run's are those after the previous
         // task ended (its last state change), or all of them for a first run.
         let previousEnd =

@@ -3,6 +3,8 @@ public struct LogRecord: Sendable, Equatable {
     public let seq: Int64
     /// Unix milliseconds.
     public let at: Int64
+    /// The container run: its start in unix milliseconds (rows from before 2026-11-30 hold seconds;
+    /// sessions are only compared for equality, so the two never mix up).
     public let session: Int64
     /// 1 stdout, 2 stderr.
     public let stream: Int
