@@ -10,26 +10,16 @@ final class ArchiveReader {
 
     /// Opens a backup archive on disk: tar (zstd or gzip) or zip.
     init(path: String) throws(ArchiveError) {
-        guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
-        self.handle = handle
+        handle = try Self.backupHandle()
         buffer = .allocate(byteCount: 1, alignment: 16)
-        archive_read_support_filter_zstd(handle)
-        archive_read_support_filter_gzip(handle)
-        archive_read_support_format_tar(handle)
-        archive_read_support_format_zip(handle)
         guard archive_read_open_filename(handle, path, 1 << 16) == ARCHIVE_OK else { throw .unreadable(message) }
     }
 
     /// Opens a backup archive whose bytes `feeder` reads (and checksums) on its own thread.
     init(feeder: BlockFeeder) throws(ArchiveError) {
-        guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
-        self.handle = handle
+        handle = try Self.backupHandle()
         self.feeder = feeder
         buffer = .allocate(byteCount: 1, alignment: 16)
-        archive_read_support_filter_zstd(handle)
-        archive_read_support_filter_gzip(handle)
-        archive_read_support_format_tar(handle)
-        archive_read_support_format_zip(handle)
         feeder.start()
         let rc = archive_read_open2(
             handle, Unmanaged.passUnretained(feeder).toOpaque(), nil,
@@ -40,6 +30,16 @@ final class ArchiveReader {
                 return la_ssize_t(block.count)
             }, nil, nil)
         guard rc == ARCHIVE_OK else { throw .unreadable(message) }
+    }
+
+    /// A read handle for the formats backups are written in: tar (zstd or gzip) or zip.
+    private static func backupHandle() throws(ArchiveError) -> OpaquePointer {
+        guard let handle = archive_read_new() else { throw .unreadable("out of memory") }
+        archive_read_support_filter_zstd(handle)
+        archive_read_support_filter_gzip(handle)
+        archive_read_support_format_tar(handle)
+        archive_read_support_format_zip(handle)
+        return handle
     }
 
     init(bytes: [UInt8]) throws(ArchiveError) {

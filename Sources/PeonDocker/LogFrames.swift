@@ -41,3 +41,29 @@ public struct LogFrameDecoder: Sendable {
     /// Bytes of an incomplete frame still waiting for the rest.
     public var pending: Int { buffer.count }
 }
+
+extension LogFrame {
+    /// The lines of a stream asked for with `timestamps=1` (each frame "<RFC 3339 nanoseconds>
+    /// <text>", Docker splitting long lines itself), stdin left out; a frame without a readable
+    /// timestamp gets `fallback`. A game's output is hostile input: see `cleanLine`.
+    public static func timestampedLines(_ frames: [LogFrame], fallback: Int64) -> [(at: Int64, stream: Int, text: String)] {
+        var lines: [(at: Int64, stream: Int, text: String)] = []
+        for frame in frames where frame.stream != .stdin {
+            let payload = frame.payload[...]
+            let space = payload.firstIndex(of: UInt8(ascii: " ")) ?? payload.startIndex
+            let at = DockerTime.milliseconds(Substring(decoding: payload[..<space], as: UTF8.self)) ?? fallback
+            var body = payload[(space == payload.endIndex ? space : space + 1)...]
+            while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { body.removeLast() }
+            for part in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+                lines.append((at, Int(frame.stream.rawValue), cleanLine(part)))
+            }
+        }
+        return lines
+    }
+
+    /// One line cut at 4 KiB, control characters (but tabs) dropped, invalid UTF-8 replaced.
+    public static func cleanLine(_ bytes: ArraySlice<UInt8>) -> String {
+        let kept = bytes.prefix(4096).filter { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7f) }
+        return String(decoding: kept, as: UTF8.self)
+    }
+}

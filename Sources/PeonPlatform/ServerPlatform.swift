@@ -100,7 +100,8 @@ public struct PlatformLogLine: Sendable, Equatable {
 public protocol LogFollowing {
     /// Follows the output of the container's current run from `sinceMilliseconds` (or from the
     /// run's start when that is earlier) until the run ends or `keepGoing` turns false. `handler`
-    /// gets the run's start (unix milliseconds) and each batch of lines as it arrives.
+    /// gets the run's start (unix milliseconds: a stop and a start can fall within one second, and
+    /// the runs must differ) and each batch of lines as it arrives.
     func followLogs(
         _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
     ) throws

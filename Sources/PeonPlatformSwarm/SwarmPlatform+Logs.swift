@@ -7,8 +7,7 @@ extension SwarmPlatform: LogFollowing {
     /// The output of the service's current task, from the manager's service log stream (Swarm
     /// gathers it from the task's node), demultiplexed, with each line's timestamp. The stream
     /// outlives a task, so it is ended when the task stops running (checked about once a second
-    /// on a connection of its own). A game's output is hostile input: lines are cut at 4 KiB,
-    /// control characters (but tabs) dropped, invalid UTF-8 replaced.
+    /// on a connection of its own). Lines as `LogFrame.timestampedLines` makes them (hostile input).
     public func followLogs(
         _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
     ) throws {
@@ -17,7 +16,6 @@ extension SwarmPlatform: LogFollowing {
             let taskID = current["ID"]?.stringValue,
             let started = current["Status"]?["Timestamp"]?.stringValue.flatMap({ DockerTime.milliseconds($0[...]) })
         else { return }
-        let run = started
         // The service's stream holds every task's lines: this run's are those after the previous
         // task ended (its last state change), or all of them for a first run.
         let previousEnd =
@@ -42,25 +40,11 @@ extension SwarmPlatform: LogFollowing {
             return running
         }
         try docker.followServiceLogs(id, since: DockerTime.since(milliseconds: since), keepGoing: stillRunning) { frames in
-            var lines: [PlatformLogLine] = []
-            for frame in frames where frame.stream != .stdin {
-                // `timestamps=1`: "<RFC 3339 nanoseconds> <text>".
-                let payload = frame.payload[...]
-                let space = payload.firstIndex(of: UInt8(ascii: " ")) ?? payload.startIndex
-                let at = DockerTime.milliseconds(Substring(decoding: payload[..<space], as: UTF8.self)) ?? started
-                var body = payload[(space == payload.endIndex ? space : space + 1)...]
-                while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { body.removeLast() }
-                for part in body.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
-                    lines.append(PlatformLogLine(at: at, stream: Int(frame.stream.rawValue), text: Self.cleanLine(part)))
-                }
+            let lines = LogFrame.timestampedLines(frames, fallback: started).map {
+                PlatformLogLine(at: $0.at, stream: $0.stream, text: $0.text)
             }
-            if !lines.isEmpty { handler(run, lines) }
+            if !lines.isEmpty { handler(started, lines) }
             return stillRunning()
         }
-    }
-
-    static func cleanLine(_ bytes: ArraySlice<UInt8>) -> String {
-        let kept = bytes.prefix(4096).filter { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7f) }
-        return String(decoding: kept, as: UTF8.self)
     }
 }

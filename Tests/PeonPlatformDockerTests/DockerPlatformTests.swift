@@ -231,8 +231,8 @@ func waitFor(_ condition: () -> Bool) -> Bool {
 
 @Suite struct LogLineTests {
     @Test func gameOutputIsCleanedAndBounded() {
-        #expect(DockerPlatform.cleanLine(Array("a\u{1b}[31mred\u{7f}\tx\r".utf8)[...]) == "a[31mred\tx")
-        #expect(DockerPlatform.cleanLine(Array(repeating: UInt8(ascii: "x"), count: 100_000)[...]).utf8.count == 4096)
-        #expect(DockerPlatform.cleanLine([0xff, 0xfe, 0x41][...]) == "\u{fffd}\u{fffd}A")
+        #expect(LogFrame.cleanLine(Array("a\u{1b}[31mred\u{7f}\tx\r".utf8)[...]) == "a[31mred\tx")
+        #expect(LogFrame.cleanLine(Array(repeating: UInt8(ascii: "x"), count: 100_000)[...]).utf8.count == 4096)
+        #expect(LogFrame.cleanLine([0xff, 0xfe, 0x41][...]) == "\u{fffd}\u{fffd}A")
     }
 }

@@ -71,21 +71,24 @@ enum BackupRoutes {
         }
     }
 
-    static func restore(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
+    /// The backup the body names (`{"id": n}`), which must be one of the server's.
+    static func existingBackupID(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Int64 {
         let id = try backupID(body)
         guard try context.store.read({ tx in try tx.backup(id, server: uid.description) }) != nil else {
             throw HTTPError(status: 404, code: "backup.not_found", message: "\(uid) has no backup \(id).")
         }
+        return id
+    }
+
+    static func restore(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
+        let id = try existingBackupID(uid, body: body, context: context)
         try ServerRoutes.requireScheduler(context)
         let job = try ServerRoutes.enqueue(uid, .restore, arguments: ["id": .number(Double(id))], context: context)
         return try ServerRoutes.answer(job, request, context) { .json(try ServerRoutes.serverObject(uid, context)) }
     }
 
     static func delete(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
-        let id = try backupID(body)
-        guard try context.store.read({ tx in try tx.backup(id, server: uid.description) }) != nil else {
-            throw HTTPError(status: 404, code: "backup.not_found", message: "\(uid) has no backup \(id).")
-        }
+        let id = try existingBackupID(uid, body: body, context: context)
         try ServerRoutes.requireScheduler(context)
         let job = try ServerRoutes.enqueue(uid, .deleteBackup, arguments: ["id": .number(Double(id))], context: context)
         return try ServerRoutes.answer(job, request, context) {
