@@ -1,4 +1,5 @@
-# Peon in a container: nginx + peon-api + peon-scheduler on Debian 12, driving the host's Docker
+# Peon in a container: nginx + peon-api + peon-scheduler on Debian 12 (and peon-agent, Peon's node
+# agent, which Swarm and compose.yaml run from this same image with their own command), driving the host's Docker
 # engine through its socket (compose.yaml). Build: docker build -t peon:local .
 #
 # The build stage compiles in the Swift image. Where that image cannot be pulled, build on the host
@@ -24,16 +25,16 @@ RUN set -eu; mkdir -p /out/bin /out/lib; \
       cp -a prebuilt/bin/. /out/bin/; [ ! -d prebuilt/lib ] || cp -a prebuilt/lib/. /out/lib/; \
     else \
       apt-get update && apt-get install -y --no-install-recommends libfcgi-dev libcurl4-openssl-dev libsqlite3-dev \
-        libarchive-dev pkg-config && rm -rf /var/lib/apt/lists/*; \
-      for p in peon-api peon-scheduler peon; do swift build -c release --static-swift-stdlib --product "$p"; done; \
-      cp .build/release/peon-api .build/release/peon-scheduler .build/release/peon /out/bin/ && strip /out/bin/*; \
+        libarchive-dev libssl-dev pkg-config && rm -rf /var/lib/apt/lists/*; \
+      for p in peon-api peon-scheduler peon peon-agent; do swift build -c release --static-swift-stdlib --product "$p"; done; \
+      cp .build/release/peon-api .build/release/peon-scheduler .build/release/peon .build/release/peon-agent /out/bin/ && strip /out/bin/*; \
     fi
 
 FROM debian:bookworm-slim
 # nginx-light has the realip and http2 modules; tini reaps orphans and forwards SIGTERM/SIGHUP;
 # curl and jq let the entrypoint ask the engine where the data dir is mounted from.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
-    libfcgi0ldbl libsqlite3-0 libcurl4 libarchive13 openssl gettext-base ca-certificates procps curl jq tini tzdata \
+    libfcgi0ldbl libsqlite3-0 libcurl4 libarchive13 libssl3 openssl gettext-base ca-certificates procps curl jq tini tzdata \
     && rm -rf /var/lib/apt/lists/* \
     # uid 1000 is also the game servers' user: the files it makes are theirs without chown.
     && useradd --uid 1000 --user-group --home-dir /opt/peon --no-create-home --shell /usr/sbin/nologin peon

@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "peon-api", targets: ["peon-api"]),
         .executable(name: "peon-scheduler", targets: ["peon-scheduler"]),
         .executable(name: "peon", targets: ["peon"]),
+        .executable(name: "peon-agent", targets: ["peon-agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
@@ -26,6 +27,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // Order-preserving JSON value, parser and writer (plans keep their key order on the wire).
         .target(name: "PeonJSON", swiftSettings: settings),
@@ -45,22 +47,34 @@ let package = Package(
         .target(name: "PeonCurl", dependencies: ["CCurl"], swiftSettings: settings),
         // libarchive: bounded, link-free extraction of plan archives; the tar build context of runtime images.
         .target(name: "PeonArchive", dependencies: ["CArchive"], swiftSettings: settings),
+        // OpenSSL: Peon's own CA for the node agents, and mutual TLS between the scheduler and them.
+        .target(name: "PeonTLS", dependencies: ["COpenSSL"], swiftSettings: settings),
         // A plain Docker Engine API client over the engine's unix socket (used only by the scheduler).
         .target(name: "PeonDocker", dependencies: ["PeonCurl", "PeonJSON"], swiftSettings: settings),
         // The platform seam: what the scheduler needs from wherever servers run. Neutral types only.
-        .target(name: "PeonPlatform", dependencies: ["PeonCore"], swiftSettings: settings),
-        // A node's server folders, worked on where they are (the Docker platform's host, a Swarm node).
-        .target(name: "PeonNodeFiles", dependencies: ["PeonCore", "PeonPlatform", "PeonSystem"], swiftSettings: settings),
+        .target(name: "PeonPlatform", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
+        // Node-local work (files, processes, network of a node), run where the node is: one implementation.
+        .target(
+            name: "PeonNode",
+            dependencies: [
+                "PeonCore", "PeonPlatform", "PeonSystem", "PeonArchive", "PeonDocker", "PeonJSON",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: settings),
+        // Peon's node agent on the wire: the scheduler's channel to it and the agent's server, over mutual TLS.
+        .target(
+            name: "PeonNodeAgent", dependencies: ["PeonNode", "PeonPlatform", "PeonTLS", "PeonCore", "PeonJSON", "PeonSystem"],
+            swiftSettings: settings),
         // Server specs as Docker containers (one network per server, owned by labels).
         .target(
             name: "PeonPlatformDocker",
-            dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive", "PeonNodeFiles", "PeonSystem"],
+            dependencies: ["PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonArchive", "PeonNode", "PeonSystem"],
             swiftSettings: settings),
         // Server specs as Swarm services (one replica pinned to its node, host-mode ports); file work on the node.
         .target(
             name: "PeonPlatformSwarm",
             dependencies: [
-                "PeonCore", "PeonCurl", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem",
+                "PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem", "PeonNodeAgent", "PeonTLS",
                 // The node agent's content-derived names.
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -99,8 +113,16 @@ let package = Package(
         .executableTarget(
             name: "peon-scheduler",
             dependencies: [
-                "PeonScheduler", "PeonPlatformDocker", "PeonPlatformSwarm", "PeonNodeFiles", "PeonPlatform", "PeonDocker", "PeonCurl",
+                "PeonScheduler", "PeonPlatformDocker", "PeonPlatformSwarm", "PeonNode", "PeonNodeAgent", "PeonTLS", "PeonPlatform", "PeonDocker",
+                "PeonCurl", "PeonJSON",
                 "PeonSystem", "PeonCore", "PeonStore",
+            ],
+            swiftSettings: settings),
+        .executableTarget(
+            name: "peon-agent",
+            dependencies: [
+                "PeonNodeAgent", "PeonNode", "PeonPlatform", "PeonTLS", "PeonSystem", "PeonCore", "PeonJSON", "PeonDocker",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings),
         .executableTarget(
@@ -120,6 +142,14 @@ let package = Package(
         .testTarget(name: "PeonCoreTests", dependencies: ["PeonCore", "PeonJSON"], swiftSettings: settings),
         .testTarget(name: "PeonStoreTests", dependencies: ["PeonStore", "PeonCore", "PeonSystem"], swiftSettings: settings),
         .testTarget(name: "PeonSystemTests", dependencies: ["PeonSystem"], swiftSettings: settings),
+        .testTarget(name: "PeonTLSTests", dependencies: ["PeonTLS"], swiftSettings: settings),
+        .testTarget(
+            name: "PeonNodeTests",
+            dependencies: [
+                "PeonNode", "PeonNodeAgent", "PeonTLS", "PeonPlatform", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport", "PeonDocker",
+                "PeonArchive",
+            ],
+            swiftSettings: settings),
         .testTarget(name: "PeonArchiveTests", dependencies: ["PeonArchive", "CArchive"], swiftSettings: settings),
         .testTarget(name: "PeonDockerTests", dependencies: ["PeonDocker", "PeonCurl", "PeonJSON", "PeonSystem"], swiftSettings: settings),
         .testTarget(
@@ -129,13 +159,16 @@ let package = Package(
         .testTarget(
             name: "PeonSchedulerTests",
             dependencies: [
-                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNodeFiles", "PeonTestSupport",
+                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNode", "PeonDocker", "PeonTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings),
         .testTarget(
             name: "PeonPlatformSwarmTests",
-            dependencies: ["PeonPlatformSwarm", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport"],
+            dependencies: [
+                "PeonPlatformSwarm", "PeonPlatform", "PeonDocker", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport", "PeonNodeAgent",
+                "PeonNode", "PeonTLS",
+            ],
             swiftSettings: settings),
         .testTarget(name: "PeonFastCGITests", dependencies: ["PeonFastCGI", "PeonHTTP"], swiftSettings: settings),
         .testTarget(name: "PeonHTTPTests", dependencies: ["PeonHTTP", "PeonJSON"], swiftSettings: settings),

@@ -4,7 +4,7 @@ set -euo pipefail
 # Commands, each with the package that provides it; then libraries by package.
 commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg-config curl:curl)
 # tzdata: the zones of cron schedules (/usr/share/zoneinfo).
-libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev ca-certificates tzdata)
+libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssl-dev ca-certificates tzdata)
 case "${1:-run}" in
   # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
   # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml.

@@ -11,7 +11,7 @@ out=$root/.peon-image
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"
 trap 'rm -rf "$out"' EXIT
-for b in peon-api peon-scheduler peon; do
+for b in peon-api peon-scheduler peon peon-agent; do
   [ -x "$bin/$b" ] || { echo "no $bin/$b: swift build --product $b first" >&2; exit 1; }
   strip -o "$out/bin/$b" "$bin/$b"
 done

@@ -18,6 +18,10 @@ NODES=3
 NET=10.99.7
 BR=pswbr
 ROOTLINK=pswroot
+# Inside each node's mount namespace, a tmpfs of its own holds a second socket of its engine.
+NODE_SOCKET_DIR=/run/peon-swarm-node
+# Peon's image (its node agent) for tests: scripts/test.sh builds it from this checkout.
+AGENT_IMAGE=${PEON_SWARM_AGENT_IMAGE:-peon:test}
 
 node_sock() { echo "unix://$ROOT/n$1/docker.sock"; }
 dk() { local n=$1; shift; docker -H "$(node_sock "$n")" "$@"; }
@@ -43,6 +47,7 @@ down() {
   done
   ip netns del $BR 2>/dev/null || true
   ip link del $ROOTLINK 2>/dev/null || true
+  rmdir $NODE_SOCKET_DIR 2>/dev/null || true
   # --cgroup-parent folders sit in the shared hierarchy: remove ours, deepest first.
   for dir in $(find /sys/fs/cgroup/*/ -maxdepth 1 -name 'peonsw-n*' -type d 2>/dev/null); do
     find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
@@ -84,8 +89,10 @@ up() {
       mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
       mount --bind $d/varlib /var/lib/docker; mount --bind $d/runctd /run/containerd
       mkdir -p $DATA; mount --bind $d/data $DATA
+      # The node's engine at one path on every node, as on real nodes: Peon's node agent mounts it.
+      mkdir -p $NODE_SOCKET_DIR; mount -t tmpfs -o mode=755 peon-node $NODE_SOCKET_DIR
       exec dockerd --config-file $d/daemon.json --data-root $d/docker --exec-root $d/exec --pidfile $d/pid \
-        -H unix://$d/docker.sock --cgroup-parent /peonsw-n$i --iptables=false --ip-forward=false" >"$d/dockerd.log" 2>&1 &
+        -H unix://$d/docker.sock -H unix://$NODE_SOCKET_DIR/docker.sock --cgroup-parent /peonsw-n$i --iptables=false --ip-forward=false" >"$d/dockerd.log" 2>&1 &
     echo $! > "$d/wrapper.pid"
   done
   for i in $(seq 1 $NODES); do
@@ -112,6 +119,8 @@ case "${1:-}" in
     echo "PEON_SWARM_ROOT=$ROOT"
     echo "PEON_SWARM_DATA=$DATA"
     echo "PEON_SWARM_MANAGER=$ROOT/n1/docker.sock"
+    echo "PEON_SWARM_NODE_SOCKET=$NODE_SOCKET_DIR/docker.sock"
+    echo "PEON_SWARM_AGENT_IMAGE=$AGENT_IMAGE"
     echo "PEON_SWARM_NODES=$(for i in $(seq 1 $NODES); do printf 'peonsw-n%s=%s.1%s,' "$i" "$NET" "$i"; done | sed 's/,$//')"
     ;;
   *) echo "usage: $0 up [image...]|down|env" >&2; exit 2 ;;

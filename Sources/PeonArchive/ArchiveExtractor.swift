@@ -48,7 +48,22 @@ public enum ArchiveExtractor {
         file path: String, into target: String, limits: ArchiveLimits = ArchiveLimits(),
         observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void
     ) throws(ArchiveError) -> Summary {
-        let feeder = try BlockFeeder(path: path, observe: observe)
+        try extract(feeder: try BlockFeeder(path: path, observe: observe), label: path, into: target, limits: limits)
+    }
+
+    /// The same, reading the archive from the open descriptor `fd` (a file or a pipe) to its end;
+    /// `fd` stays the caller's.
+    @discardableResult
+    public static func extract(
+        descriptor fd: Int32, into target: String, limits: ArchiveLimits = ArchiveLimits(),
+        observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void
+    ) throws(ArchiveError) -> Summary {
+        try extract(feeder: try BlockFeeder(descriptor: fd, observe: observe), label: "descriptor \(fd)", into: target, limits: limits)
+    }
+
+    static func extract(feeder: BlockFeeder, label path: String, into target: String, limits: ArchiveLimits) throws(ArchiveError)
+        -> Summary
+    {
         guard mkdir(target, 0o755) == 0 else { throw .io(path: target, reason: String(cString: strerror(errno))) }
         var outcome: Result<Summary, ArchiveError>
         do throws(ArchiveError) {

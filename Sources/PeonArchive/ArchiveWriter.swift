@@ -26,6 +26,22 @@ public enum ArchiveWriter {
     /// Archives `folders` (names below `root`; missing ones are skipped) into a new file at `path`.
     @discardableResult
     public static func write(root: String, folders: [String], to path: String, format: Format) throws(ArchiveError) -> Summary {
+        try write(root: root, folders: folders, format: format, label: path) { archive_write_open_filename($0, path) }
+    }
+
+    /// Archives `folders` into the open descriptor `fd` (a file, a pipe, a socket), which stays open.
+    @discardableResult
+    public static func write(root: String, folders: [String], toDescriptor fd: Int32, format: Format) throws(ArchiveError) -> Summary {
+        try write(root: root, folders: folders, format: format, label: "descriptor \(fd)") { handle in
+            // No padding of the last block: the stream ends where the archive does.
+            _ = archive_write_set_bytes_in_last_block(handle, 1)
+            return archive_write_open_fd(handle, fd)
+        }
+    }
+
+    static func write(
+        root: String, folders: [String], format: Format, label path: String, opening: (OpaquePointer) -> Int32
+    ) throws(ArchiveError) -> Summary {
         guard let handle = archive_write_new() else { throw .unreadable("out of memory") }
         defer { archive_write_free(handle) }
         func check(_ rc: Int32) throws(ArchiveError) {
@@ -40,7 +56,7 @@ public enum ArchiveWriter {
         case .zip:
             try check(archive_write_set_format_zip(handle))
         }
-        try check(archive_write_open_filename(handle, path))
+        try check(opening(handle))
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else { throw .io(path: root, reason: String(cString: strerror(errno))) }
         defer { close(rootFD) }
@@ -71,7 +87,8 @@ public enum ArchiveWriter {
         try header(handle, prefix, st, check: check)
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // Read in place: an entry is only as long as its name, the struct's copy could read past the buffer.
+            let name = String(cString: (UnsafeRawPointer(entry) + (MemoryLayout<dirent>.offset(of: \dirent.d_name) ?? 19)).assumingMemoryBound(to: CChar.self))
             if name != ".", name != ".." { names.append(name) }
         }
         for name in names.sorted() {

@@ -30,9 +30,21 @@ final class BlockFeeder: @unchecked Sendable {  // mutable state only under `loc
     private var cancelled = false
 
     /// Opens `path` (no symlink followed). Nothing is read until `start()`.
-    init(path: String, observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
-        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+    convenience init(path: String, observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: path, reason: String(cString: strerror(errno))) }
+        self.init(owning: fd, observe: observe)
+    }
+
+    /// Reads a copy of the open descriptor `fd` (the caller keeps its own).
+    convenience init(descriptor fd: Int32, observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(ArchiveError) {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw .io(path: "descriptor \(fd)", reason: String(cString: strerror(errno))) }
+        self.init(owning: copy, observe: observe)
+    }
+
+    private init(owning fd: Int32, observe: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) {
+        self.fd = fd
         self.observe = observe
         storage = .allocate(byteCount: Self.blockSize * Self.depth, alignment: 4096)
         lock = .allocate(capacity: 1)

@@ -19,8 +19,6 @@ public protocol ServerPlatform: AnyObject {
     func observe(labels: [String]) throws(PlatformError) -> [ObservedWorkload]
     /// One workload, with its exit code and OOM flag.
     func details(_ ref: ServerRef) throws(PlatformError) -> ObservedWorkload
-    /// One resource sample of a running workload.
-    func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample
     /// Follows events of Peon's servers until `handler` returns false or `keepGoing` turns false.
     func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError)
     /// Whether the platform answers at all (a failed job is retried later when it does not).
@@ -38,24 +36,30 @@ public protocol ServerPlatform: AnyObject {
     /// workload, Peon's or not, and the node's own listeners.
     func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey>
 
-    // MARK: Server files, on the server's node
+    // MARK: Node-local work, on the server's node
 
-    /// Makes the server's folders that are missing (for the game's user, uid 1000), installs the
-    /// plan's actions when missing or with `reinstallActions`, and checks every bind source.
+    /// The channel to the node that holds `uid` (placed already on multi-node platforms): every
+    /// operation on its files, processes and network goes there (`NodeOperation`).
+    func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel
+    /// The channels of every usable node (adoption reads every node's manifests).
+    func channels() throws(PlatformError) -> [any NodeChannel]
+    /// The running container of a workload, by its id on its node, and that node's channel
+    /// (console, RCON, resource counters); `notFound` when it does not run.
+    func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String)
+    /// Where game clients connect: the address of the node that holds the server (nil: this host).
+    func address(of uid: ServerUID) throws(PlatformError) -> String?
+
+    // The server's files and counters, on its node. Each has a default that sends the operation
+    // down `channel(for:)`; a platform overrides one only to add its own bookkeeping.
     func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
         -> PreparedFiles
-    /// Checks the bind sources again right before a start (nothing swapped a folder for a link).
     func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError)
-    /// What an update does to the files of a stopped server: new actions, the mode's markers, wipes.
     func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError)
-    /// Writes `peon-server.json`, which makes the folder self-describing (adopted again later).
     func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError)
-    /// Every server folder's manifest on every node (for adoption).
     func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])]
-    /// The visible small text files of the server's `config/` (shown in the server object).
     func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)]
-    /// Removes the server's folder (eradicate).
     func removeFiles(_ uid: ServerUID) throws(PlatformError)
+    func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample
 
     // MARK: Images
 
@@ -75,6 +79,46 @@ public protocol ServerPlatform: AnyObject {
 
 extension ServerPlatform {
     public func reachable() -> Bool { true }
+
+    public func address(of uid: ServerUID) throws(PlatformError) -> String? { nil }
+
+    /// Makes the server's folders that are missing (for the game's user, uid 1000), installs the
+    /// plan's actions when missing or with `reinstallActions`, and checks every bind source.
+    public func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
+        -> PreparedFiles
+    {
+        try channel(for: uid).prepare(uid, BindSources(plan), actions: actions, reinstallActions: reinstallActions)
+    }
+
+    /// Removes the server's folder (eradicate).
+    public func removeFiles(_ uid: ServerUID) throws(PlatformError) { try channel(for: uid).remove(uid) }
+
+    /// Checks the bind sources again right before a start (nothing swapped a folder for a link).
+    public func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError) { try channel(for: uid).check(uid, BindSources(plan)) }
+
+    /// What an update does to the files of a stopped server: new actions, the mode's markers, wipes.
+    public func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError) {
+        try channel(for: uid).update(uid, mode: mode, actions: actions)
+    }
+
+    /// Writes `peon-server.json`, which makes the folder self-describing (adopted again later).
+    public func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError) { try channel(for: uid).writeManifest(uid, bytes) }
+
+    /// Every server folder's manifest on every usable node (for adoption).
+    public func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])] {
+        var found: [(ServerUID, [UInt8])] = []
+        for channel in try channels() { found += try channel.manifests() }
+        return found
+    }
+
+    /// The visible small text files of the server's `config/` (shown in the server object).
+    public func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { try channel(for: uid).config(uid) }
+
+    /// One resource sample of a running workload, from its node.
+    public func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample {
+        let (channel, container) = try runningContainer(ref)
+        return try channel.stats(container: container)
+    }
 
     public func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String? { nil }
 
@@ -105,17 +149,4 @@ public protocol LogFollowing {
     func followLogs(
         _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
     ) throws
-}
-
-/// Platforms that can type into a running server's console (its stdin).
-public protocol ConsoleInput {
-    /// Sends one line (a newline is added) to the game's stdin.
-    func sendLine(_ id: String, _ line: String) throws
-}
-
-/// Platforms whose scheduler reaches a running server over the server's own network (RCON), so
-/// such a port never has to be published.
-public protocol ServerNetwork {
-    /// The server's IPv4 address on its own network, nil when it has none (not running).
-    func networkAddress(_ id: String) throws -> String?
 }

@@ -22,23 +22,3 @@ extension DockerPlatform: LogFollowing {
         }
     }
 }
-
-extension DockerPlatform: ConsoleInput {
-    public func sendLine(_ id: String, _ line: String) throws(DockerError) {
-        try docker.sendInput(id, Array((line + "\n").utf8))
-    }
-}
-
-extension DockerPlatform: ServerNetwork {
-    /// The container's address on its own bridge network (the one named like the container):
-    /// this host reaches it directly, so RCON needs no published port.
-    public func networkAddress(_ id: String) throws(DockerError) -> String? {
-        let container = try docker.inspectContainer(id)
-        guard container["State"]?["Running"] == .bool(true) else { return nil }
-        let networks = container["NetworkSettings"]?["Networks"]?.objectValue ?? []
-        let own = container["HostConfig"]?["NetworkMode"]?.stringValue
-        let chosen = networks.first { $0.0 == own } ?? networks.first
-        guard let address = chosen?.1["IPAddress"]?.stringValue, !address.isEmpty else { return nil }
-        return address
-    }
-}

@@ -2,7 +2,7 @@ import PeonArchive
 public import PeonCore
 public import PeonDocker
 public import PeonJSON
-public import PeonNodeFiles
+public import PeonNode
 public import PeonPlatform
 import PeonSystem
 
@@ -17,11 +17,14 @@ public final class DockerPlatform: ServerPlatform {
 
     /// This host's server folders (the node is this machine).
     public let files: LocalServerFiles
+    /// The node's work, done in this process: this host is the node.
+    public let node: LocalNode
 
     public init(client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0") {
         docker = client
         self.files = files
         self.bindAddress = bindAddress
+        node = LocalNode(files: files, gameHost: bindAddress, engine: { client })
     }
 
     /// The Engine API create body for a spec.
@@ -125,11 +128,7 @@ public final class DockerPlatform: ServerPlatform {
     /// Host ports published by any container on this engine, Peon's or not, and this host's
     /// listeners (the node is this machine, whatever server asks).
     public func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> {
-        var keys = try engine { () throws(DockerError) in try publishedPorts() }
-        let listening = HostPorts.listening()
-        keys.formUnion(listening.tcp.map { PortKey($0, .tcp) })
-        keys.formUnion(listening.udp.map { PortKey($0, .udp) })
-        return keys
+        try engine { () throws(DockerError) in try publishedPorts() }.union(try node.listeners())
     }
 
     /// Host ports published by any container on this engine, Peon's or not.
@@ -209,29 +208,6 @@ public final class DockerPlatform: ServerPlatform {
             }
             progress(id + status + detail)
         }
-    }
-
-    public func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample {
-        let (stats, started) = try engine { () throws(DockerError) in
-            (try docker.containerStats(ref.raw), try docker.inspectContainer(ref.raw)["State"]?["StartedAt"]?.stringValue ?? "")
-        }
-        func number(_ v: JSON?) -> Double { if case .number(let n) = v { n } else { 0 } }
-        var rx = 0.0
-        var tx = 0.0
-        for (_, net) in stats["networks"]?.objectValue ?? [] {
-            rx += number(net["rx_bytes"])
-            tx += number(net["tx_bytes"])
-        }
-        let cpu = stats["cpu_stats"]
-        return StatsSample(
-            // Counters from the engine are clamped, never converted unchecked: a trap here kills the scheduler.
-            cpuTotal: UInt64(CheckedNumber.clamped(number(cpu?["cpu_usage"]?["total_usage"]))),
-            systemTotal: UInt64(CheckedNumber.clamped(number(cpu?["system_cpu_usage"]))),
-            onlineCPUs: CheckedNumber.int(cpu?["online_cpus"], in: 0...65536) ?? 0,
-            memory: CheckedNumber.clamped(number(stats["memory_stats"]?["usage"])),
-            memoryLimit: CheckedNumber.clamped(number(stats["memory_stats"]?["limit"])), networkRx: CheckedNumber.clamped(rx),
-            networkTx: CheckedNumber.clamped(tx),
-            startedAt: Self.epoch(started) ?? 0)
     }
 
     /// Seconds since 1970 of Docker's `2026-11-23T12:33:34.463809262Z`.
@@ -364,25 +340,14 @@ extension DockerPlatform {
     }
 }
 
-// Server files: this host is the node, so they are worked on in place.
+// Node-local work: this host is the node, so it runs in this process.
 extension DockerPlatform {
-    public func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
-        -> PreparedFiles
-    {
-        try files.prepare(uid, plan: plan, actions: actions, reinstallActions: reinstallActions)
+    public func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel { node }
+
+    public func channels() throws(PlatformError) -> [any NodeChannel] { [node] }
+
+    public func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String) {
+        guard try details(ref).state == .running else { throw .notFound("container \(ref) does not run") }
+        return (node, ref.raw)
     }
-
-    public func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError) { try files.check(uid, plan: plan) }
-
-    public func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError) {
-        try files.update(uid, mode: mode, actions: actions)
-    }
-
-    public func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError) { try files.writeManifest(uid, bytes) }
-
-    public func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])] { files.manifests() }
-
-    public func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { files.readConfig(uid) }
-
-    public func removeFiles(_ uid: ServerUID) throws(PlatformError) { try files.remove(uid) }
 }

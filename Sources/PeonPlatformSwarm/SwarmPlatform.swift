@@ -21,19 +21,16 @@ public final class SwarmPlatform: ServerPlatform {
     public let docker: DockerClient
     /// The data folder as every node's engine sees it (each node has its own disk there).
     public let dataRoot: String
-    /// An image on every node with a POSIX shell and busybox tools (`httpd` among them): the node agent's.
-    public let helperImage: String
-    /// The node agent's port and token, and this session's connection to it.
+    /// Peon's node agent: its image, port and keys, and what this session deployed.
     public let agent: SwarmAgent
     /// Extra labels of everything Peon makes for a server (tests: `peon.test=<run>`).
     public let extraLabels: [(String, String)]
     public static let nodeLabel = "peon.node"
     public static let stopGraceSeconds = 30
 
-    public init(client: DockerClient, dataRoot: String, helperImage: String, agent: SwarmAgent, extraLabels: [(String, String)] = []) {
+    public init(client: DockerClient, dataRoot: String, agent: SwarmAgent, extraLabels: [(String, String)] = []) {
         docker = client
         self.dataRoot = dataRoot
-        self.helperImage = helperImage
         self.agent = agent
         self.extraLabels = extraLabels
     }
@@ -501,7 +498,7 @@ public final class SwarmPlatform: ServerPlatform {
             taken.formUnion(Self.publishedPorts(service))
         }
         // A stopped server's own ports may still show as listening for a moment after its task ended.
-        return taken.union(try listeners(on: holder).subtracting(ownRunning ? [] : own))
+        return taken.union(try channel(holder).listeners().subtracting(ownRunning ? [] : own))
     }
 
     // MARK: - Images

@@ -13,21 +13,13 @@ import PeonSystem
 /// Backups: the server's `actions`, `config` and `user` (never `data`, the game install) archived
 /// with libarchive, checksummed, verified after writing, restored atomically per folder.
 extension JobRunner {
-    static let backupFolders = ["actions", "config", "user"]
-
-    /// The server's folder on this host: backups read and write it directly, so they need the
-    /// Docker platform (on Swarm the folder lives on its node; not supported yet).
-    func localDirectory(_ uid: ServerUID) throws -> String {
-        guard configuration.platform == .docker else {
-            throw DomainError.invalid(field: "platform", reason: "backups need PEON_PLATFORM=docker for now")
-        }
-        return configuration.serversDir + "/" + uid.relativeDirectory
-    }
 
     /// Makes a backup; the job's result names it (`{"id"}`). A running server is made consistent as
-    /// its plan says: its save command first, or a stop and a start around the copy.
+    /// its plan says: its save command first, or a stop and a start around the copy. The server's
+    /// node writes the archive (`NodeOperation.archive`); it lands in this host's backup folder,
+    /// whichever node holds the server, so a backup outlives its node.
     func backup(_ uid: ServerUID, format: ArchiveWriter.Format) throws -> JSON {
-        let home = try localDirectory(uid)
+        let channel = try platform.channel(for: uid)
         let plan = try plan(uid.game)
         let server = try record(uid)
         let running = server.containerID.flatMap { try? platform.details(ServerRef($0)) }?.state == .running
@@ -37,8 +29,8 @@ extension JobRunner {
             case .saveCommand(let command):
                 if let rcon = plan.rcon {
                     _ = try? rconCommand(server, containerID: id, plan: plan, rcon: rcon, command: command)
-                } else if let console = platform as? any ConsoleInput {
-                    try? console.sendLine(id, command)
+                } else if let (node, container) = try? platform.runningContainer(ServerRef(id)) {
+                    try? node.consoleLine(container: container, command)
                     Monotonic.sleep(2)  // games answer a save command within a second or two
                 }
             case .stop:
@@ -61,7 +53,15 @@ extension JobRunner {
         let partial = folder + "/." + name + ".partial"
         let final = folder + "/" + name
         do {
-            try ArchiveWriter.write(root: home, folders: Self.backupFolders, to: partial, format: format)
+            let fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
+            guard fd >= 0 else { throw FileError(path: partial, reason: String(cString: strerror(errno))) }
+            do {
+                try channel.archive(uid, format: format.rawValue, to: fd)
+            } catch {
+                close(fd)
+                throw error
+            }
+            guard fsync(fd) == 0, close(fd) == 0 else { throw FileError(path: partial, reason: String(cString: strerror(errno))) }
             try ArchiveExtractor.verify(file: partial)
             try Files.rename(partial, to: final)
         } catch {
@@ -78,94 +78,39 @@ extension JobRunner {
         return ["id": .number(Double(id))]
     }
 
-    /// Puts a backup's folders back. The archive is read once: extracted into a fresh staging
-    /// folder (links, devices, absolute paths and `..` refuse it) while a second thread checksums
-    /// the very bytes extracted; the server keeps running meanwhile. A checksum that does not match
-    /// (or a refused archive) discards the staging folder and changes nothing. Only then is the
-    /// server stopped, each folder swapped in by rename and the server started again if it should
-    /// run; the previous folders are deleted after that, off the job's path.
+    /// Puts a backup's folders back. The server's node reads the archive once (streamed from this
+    /// host's backup folder), extracting it into a staging folder while it checksums the very bytes
+    /// extracted; the server keeps running meanwhile. A checksum that does not match (or a refused
+    /// archive) changes nothing. Only then is the server stopped, each folder swapped in by rename
+    /// on the node and the server started again if it should run.
     func restore(_ uid: ServerUID, backup id: Int64) throws {
         guard let backup = try store.read({ tx in try tx.backup(id, server: uid.description) }) else {
             throw DomainError.notFound(kind: "backup", id: "\(id)")
         }
+        let channel = try platform.channel(for: uid)
         let archive = configuration.backupDir + "/" + backup.path
-        let dir = try localDirectory(uid)
-        Self.removeLeftovers(in: dir)
-        let staging = ".restore-\(id)"
-        let checksum = Checksum()
-        var failure: (any Error)?
+        let fd = open(archive, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: archive, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
         do {
-            try ArchiveExtractor.extract(
-                file: archive, into: dir + "/" + staging, limits: ArchiveLimits(maximumEntries: 1_000_000, maximumBytes: 1 << 40),
-                observe: { checksum.update($0) })
+            try channel.restoreStage(uid, backup: id, sha256: backup.sha256, from: fd)
         } catch {
-            failure = error
-        }
-        let (digest, size) = checksum.finalize()
-        if let failure, size == 0 {  // not read at all (missing, unreadable): no checksum to compare
-            try? Files.removeTree(staging, in: dir)
-            throw failure
-        }
-        guard digest == backup.sha256 else {
-            try? Files.removeTree(staging, in: dir)
-            throw DomainError.invalid(field: "id", reason: "backup \(id) does not match its checksum: it changed since it was made")
-        }
-        if let failure {
-            try? Files.removeTree(staging, in: dir)
-            throw failure
-        }
-        let folders = Self.backupFolders.filter { Files.kind(dir + "/" + staging + "/" + $0) == .directory }
-        var old: [String] = []
-        do {
-            for folder in folders { try Files.chownTree(dir + "/" + staging + "/" + folder, uid: 1000, gid: 1000) }
-        } catch {
-            try? Files.removeTree(staging, in: dir)
+            // A changed archive is the request's problem (400), as before the node did the work.
+            if case .refused(let message) = error, message.contains("does not match its checksum") {
+                throw DomainError.invalid(field: "id", reason: message)
+            }
             throw error
         }
         let wasRunning = try record(uid).desiredState == "running"
         do {
             try stop(uid, keepDesired: true)
-            for folder in folders {
-                let aside = ".old-\(folder)-\(id)-\(Self.randomHex(4))"
-                if Files.kind(dir + "/" + folder) != .missing {
-                    try Files.rename(dir + "/" + folder, to: dir + "/" + aside)
-                    old.append(aside)
-                }
-                try Files.rename(dir + "/" + staging + "/" + folder, to: dir + "/" + folder)
-            }
+            try channel.restoreSwap(uid, backup: id)
         } catch {
-            // A folder set aside but not replaced goes back (the ones swapped before stay restored).
-            for folder in folders where Files.kind(dir + "/" + folder) == .missing {
-                if let aside = old.first(where: { $0.hasPrefix(".old-\(folder)-") }) {
-                    try? Files.rename(dir + "/" + aside, to: dir + "/" + folder)
-                }
-            }
-            try? Files.removeTree(staging, in: dir)
+            try? channel.restoreDiscard(uid, backup: id)
             if wasRunning { try? start(uid) }
             throw error
         }
-        try Files.removeTree(staging, in: dir)
-        defer {
-            // The replaced folders are no longer the server's: deleting them (a big world takes a
-            // while) need not hold the job. A scheduler that ends first leaves them for the next
-            // restore's `removeLeftovers`.
-            if !old.isEmpty { ThreadHandle.detach { [old] in for name in old { try? Files.removeTree(name, in: dir) } } }
-        }
         if wasRunning { try start(uid) }
-    }
-
-    /// Staging and replaced folders an interrupted restore left in the server's folder. A folder
-    /// set aside whose live folder is missing (the scheduler ended between the two renames) is
-    /// put back, not deleted.
-    static func removeLeftovers(in dir: String) {
-        for name in Files.list(dir) where name.hasPrefix(".restore-") || name.hasPrefix(".old-") {
-            if let folder = backupFolders.first(where: { name.hasPrefix(".old-\($0)-") }), Files.kind(dir + "/" + folder) == .missing,
-                (try? Files.rename(dir + "/" + name, to: dir + "/" + folder)) != nil
-            {
-                continue
-            }
-            try? Files.removeTree(name, in: dir)
-        }
     }
 
     func deleteBackup(_ uid: ServerUID, id: Int64) throws {
@@ -208,22 +153,6 @@ extension JobRunner {
     func dataGroup() -> UInt32? {
         var st = stat()
         return stat(configuration.dataDir, &st) == 0 ? st.st_gid : nil
-    }
-
-    /// SHA-256 and size of bytes seen in order on one thread (the archive's reader) and read
-    /// once it has ended (`finalize`, after `ArchiveExtractor.extract` returned or threw).
-    final class Checksum: @unchecked Sendable {  // `update` runs on the feeder thread only, `finalize` after it ended
-        private var hasher = SHA256()
-        private var size: Int64 = 0
-
-        func update(_ bytes: UnsafeRawBufferPointer) {
-            hasher.update(bufferPointer: bytes)
-            size += Int64(bytes.count)
-        }
-
-        func finalize() -> (String, Int64) {
-            (hasher.finalize().map { String($0, radix: 16).leftPadded(2) }.joined(), size)
-        }
     }
 
     static func sha256(ofFile path: String) throws -> (String, Int64) {

@@ -306,7 +306,15 @@ public final class JobRunner {
             // On a cluster the node comes first: ports and files are the node's.
             let wanted = server.ports.isEmpty ? (plan.portGroups.first ?? []).flatMap(\.keys) : server.ports.flatMap(\.keys)
             let limits = (try? ResourceLimits.parse(server.limits, over: plan.limits)) ?? plan.limits
-            _ = try platform.place(uid, ports: Set(wanted), memoryBytes: limits.memoryBytes ?? 0)
+            if let node = try platform.place(uid, ports: Set(wanted), memoryBytes: limits.memoryBytes ?? 0) {
+                // The answer names the node and its address at once, not at the next reconcile.
+                let nodes = try platform.clusterNodes()
+                try store.write { tx in
+                    try tx.setServerNode(uid.description, node: node)
+                    try tx.replaceNodes(nodes, now: clock())
+                }
+                server.node = node
+            }
             let portsChosen = server.ports.isEmpty
             if portsChosen {
                 server.ports = try PortAllocator.allocate(
@@ -382,6 +390,10 @@ public final class JobRunner {
         try platform.start(ref)
         server.observedState = try platform.details(ref).state.name
         try save(server)
+        // The answer shows the config as it is now (the sampler refreshes it every 5 s after).
+        if let config = try? platform.readConfig(uid) {
+            try store.write { tx in try tx.setConfigSnapshot(uid, .object(config.map { ($0.0, .string($0.1)) })) }
+        }
     }
 
     func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {

@@ -1,18 +1,17 @@
 import Logging
 import PeonCore
 import PeonJSON
+import PeonPlatform
 import PeonStore
 import PeonSystem
 
 extension Scheduler {
-    /// Each UDP query waits at most this long (twice with an A2S challenge).
-    static let playerQueryMilliseconds: Int32 = 1000
     /// Log tails read for counting players.
     static let playerLogBytes = 256 * 1024
 
     /// Counts the players (every `PEON_PLAYER_POLL_SECONDS`, on the housekeeping thread) of every running server whose plan says how, records them, and stops
     /// servers idle for their `idle_stop` minutes (the stop job the API's stop enqueues).
-    func pollPlayers(store: Store) throws {
+    func pollPlayers(store: Store, platform: any ServerPlatform) throws {
         let (servers, states) = try store.read { tx in
             (try tx.servers(), Dictionary(try tx.playerStates().map { ($0.uid, $0) }) { a, _ in a })
         }
@@ -25,7 +24,7 @@ extension Scheduler {
                 queries[server.uid.game.rawValue] = .some(try? PlayerQuery.parse(plan?["metadata"]?["players"]))
             }
             let query = queries[server.uid.game.rawValue] ?? nil
-            let counted = running ? query.flatMap { count($0, server: server) } : nil
+            let counted = running ? query.flatMap { count($0, server: server, platform: platform) } : nil
             // Nothing to record: no write transaction for servers nobody counts.
             if counted == nil, let known = states[uid], known.players == nil, known.maxPlayers == nil, known.idleSince == nil { continue }
             let now = WallClock.now()
@@ -44,28 +43,24 @@ extension Scheduler {
         Wakeup.notify(directory: configuration.wakeupDir)
     }
 
-    /// Players and maximum (nil maximum when the game does not say), or nil when unknown.
-    func count(_ query: PlayerQuery, server: ServerRecord) -> (players: Int, max: Int?)? {
+    /// Players and maximum (nil maximum when the game does not say), or nil when unknown. The
+    /// server's node asks: the game's port is published there, its log is on its disk.
+    func count(_ query: PlayerQuery, server: ServerRecord, platform: any ServerPlatform) -> (players: Int, max: Int?)? {
         let maxSetting = server.settings.first { $0.0 == "MAX_PLAYERS" }.flatMap { CheckedNumber.int($0.1, in: 0...100_000) }
+        guard let node = try? platform.channel(for: server.uid) else { return nil }
         switch query {
         case .a2s(let name):
             guard let port = (name.flatMap { n in server.ports.first { $0.name == n } } ?? server.ports.first)?.port else { return nil }
-            let host = configuration.gameBind == "0.0.0.0" ? "127.0.0.1" : configuration.gameBind
-            var reply = UDPQuery.exchange(
-                host: host, port: port, payload: PlayerQuery.a2sRequest(), timeoutMilliseconds: Self.playerQueryMilliseconds)
-            if let challenge = reply.flatMap(PlayerQuery.a2sChallenge) {
-                reply = UDPQuery.exchange(
-                    host: host, port: port, payload: PlayerQuery.a2sRequest(challenge: challenge),
-                    timeoutMilliseconds: Self.playerQueryMilliseconds)
-            }
-            return reply.flatMap(PlayerQuery.a2sInfo).map { ($0.players, $0.max) }
+            guard let info = (try? node.a2sInfo(port: port)) ?? nil else { return nil }
+            return (info.players, info.max)
         case .luanti:
-            let log = Files.tail(
-                server.uid.relativeDirectory + "/" + PlayerQuery.defaultLog, in: configuration.serversDir, limit: Self.playerLogBytes)
-            return log.flatMap(PlayerQuery.luantiPlayers).map { ($0, maxSetting) }
+            guard let log = (try? node.tail(server.uid, path: PlayerQuery.defaultLog, limit: Self.playerLogBytes)) ?? nil,
+                let players = PlayerQuery.luantiPlayers(log: log)
+            else { return nil }
+            return (players, maxSetting)
         case .log(let join, let leave, let file):
-            let log = Files.tail(server.uid.relativeDirectory + "/" + file, in: configuration.serversDir, limit: Self.playerLogBytes)
-            return log.map { (PlayerQuery.logPlayers(log: $0, join: join, leave: leave), maxSetting) }
+            guard let log = (try? node.tail(server.uid, path: file, limit: Self.playerLogBytes)) ?? nil else { return nil }
+            return (PlayerQuery.logPlayers(log: log, join: join, leave: leave), maxSetting)
         }
     }
 }

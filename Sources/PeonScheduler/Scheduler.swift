@@ -154,7 +154,7 @@ public struct Scheduler: Sendable {
                     }
                     if Monotonic.seconds() - lastPlayers > Double(configuration.playerPollSeconds) {
                         lastPlayers = Monotonic.seconds()
-                        try pollPlayers(store: store)
+                        try pollPlayers(store: store, platform: platform)
                     }
                     if Monotonic.seconds() - lastSample > Self.sampleSeconds {
                         let started = Monotonic.seconds()

@@ -95,12 +95,18 @@ public enum Files {
         rewinddir(dir)
         var names: [String] = []
         while names.count < limit, let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            let name = direntName(entry)
             if name != ".", name != ".." { names.append(name) }
         }
         return names
+    }
+
+    /// The name of a `readdir` entry, read in place: an entry is only as long as its name
+    /// (`d_reclen`), so copying the whole `dirent` struct could read past the end of the
+    /// directory buffer (it crashed with 70,000 names in a folder a game filled).
+    static func direntName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name) ?? 19
+        return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
     }
 
     public enum Kind { case missing, file, directory, other }
@@ -385,5 +391,47 @@ public enum Files {
             default: continue
             }
         }
+    }
+}
+
+extension Files {
+    /// A name no one else picked: `.peon-<16 hex digits>-<name>` (made with `O_CREAT|O_EXCL`, so a
+    /// link or file a game planted under a guessed name is never written through).
+    public static func temporaryName(for name: String) -> String {
+        var rng = SystemRandomNumberGenerator()
+        let hex = String(rng.next() as UInt64, radix: 16)
+        return ".peon-" + String(repeating: "0", count: 16 - hex.count) + hex + "-" + name.prefix(64)
+    }
+
+    /// Writes `bytes` to a fresh temporary file in the folder `relative` below `root` (reached
+    /// without a symlink at any level) and renames it over `name`: whatever stood at `name` (a
+    /// link, a FIFO, a file) is replaced, never opened. With `owner`, a root caller gives it away.
+    public static func replace(
+        _ name: String, in relative: String, under root: String, _ bytes: [UInt8], mode: UInt32, owner: (uid: UInt32, gid: UInt32)? = nil
+    ) throws(FileError) {
+        let dir = try openDirectory(relative, in: root)
+        defer { close(dir) }
+        let temporary = temporaryName(for: name)
+        let path = root + "/" + relative + "/" + name
+        let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .errno(path) }
+        var done = false
+        defer {
+            close(fd)
+            if !done { _ = unlinkat(dir, temporary, 0) }
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw .errno(path)
+            }
+            offset += n
+        }
+        guard fchmod(fd, mode) == 0 else { throw .errno(path) }
+        if let owner, geteuid() == 0 { guard fchown(fd, owner.uid, owner.gid) == 0 else { throw .errno(path) } }
+        guard renameat(dir, temporary, dir, name) == 0 else { throw .errno(path) }
+        done = true
     }
 }

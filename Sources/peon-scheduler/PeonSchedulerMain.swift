@@ -2,7 +2,8 @@ import Logging
 import PeonCore
 import PeonCurl
 import PeonDocker
-import PeonNodeFiles
+import PeonJSON
+import PeonNode
 import PeonPlatform
 import PeonPlatformDocker
 import PeonPlatformSwarm
@@ -45,6 +46,17 @@ enum PeonSchedulerMain {
         }
         let hostDataDir = configuration.hostDataDir ?? absolute(configuration.dataDir)
         let gameBind = configuration.gameBind
+        // Swarm: the node agents' keys, read (or made) once for every platform session.
+        var keys: AgentCredentials?
+        if configuration.platform == .swarm {
+            do {
+                keys = try agentCredentials(configuration)
+            } catch {
+                logger.critical("cannot make the node agents' keys", metadata: ["error": "\(error)"])
+                exit(1)
+            }
+        }
+        let agentKeys = keys
         // Test only: a job kind whose start kills the scheduler (the poison-job tests).
         let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
         // Docker's latency, per call, flushed to SQLite for `/metrics` (see MetricsRecorder).
@@ -78,8 +90,9 @@ enum PeonSchedulerMain {
             case .swarm:
                 SwarmPlatform(
                     client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
-                    helperImage: configuration.swarmHelperImage,
-                    agent: SwarmAgent(port: configuration.swarmAgentPort, token: try agentToken(configuration)),
+                    agent: try SwarmAgent(
+                        port: configuration.swarmAgentPort, image: configuration.agentImage, nodeSocket: configuration.swarmNodeSocket,
+                        credentials: try agentKeys ?? agentCredentials(configuration)),
                     extraLabels: configuration.extraLabels)
             }
         }
@@ -92,14 +105,19 @@ enum PeonSchedulerMain {
         logger.info("scheduler stopped")
     }
 
-    /// The token Peon's node agents demand (Swarm): made once, kept in the store's `meta` table,
-    /// and handed to the agents as a Swarm secret. One write transaction, so threads agree on it.
-    static func agentToken(_ configuration: Configuration) throws -> String {
+    /// The keys of the mutual TLS between the scheduler and Peon's node agents: made once (a CA of
+    /// Peon's own and two certificates), kept in the store's `meta` table, handed to the agents as
+    /// Swarm secrets. One write transaction, so processes agree on them; deleting the row rotates them.
+    static func agentCredentials(_ configuration: Configuration) throws -> AgentCredentials {
         try Store(path: configuration.databasePath).write { tx in
-            if let token = try tx.meta("swarm.agent.token") { return token }
-            let token = SwarmAgent.newToken()
-            try tx.setMeta("swarm.agent.token", token)
-            return token
+            if let text = try tx.meta("agent.credentials"), let json = try? JSON.parse(Array(text.utf8)),
+                let credentials = AgentCredentials(json: json)
+            {
+                return credentials
+            }
+            let credentials = try AgentCredentials.make()
+            try tx.setMeta("agent.credentials", credentials.json.text)
+            return credentials
         }
     }
 

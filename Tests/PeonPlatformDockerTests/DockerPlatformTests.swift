@@ -1,7 +1,7 @@
 import PeonCore
 import PeonDocker
 import PeonJSON
-import PeonNodeFiles
+import PeonNode
 import PeonPlatform
 import PeonSystem
 import PeonTestSupport

@@ -3,7 +3,9 @@ import PeonDocker
 import PeonJSON
 import PeonPlatform
 import PeonSystem
+import PeonNodeAgent
 import PeonTestSupport
+import PeonTLS
 import Synchronization
 import Testing
 
@@ -18,18 +20,32 @@ import Testing
 /// answering on its node's address from another node's namespace.
 @Suite(.serialized) struct SwarmPlatformTests {
     let run = "s\(getpid())x\(UInt16.random(in: 0...UInt16.max))"
-    static let environment = ProcessEnvironment.read(["PEON_SWARM_MANAGER", "PEON_SWARM_DATA"])
-    /// This test process's agent token (the scheduler keeps its own in the store).
-    static let token = SwarmAgent.newToken()
+    static let environment = ProcessEnvironment.read([
+        "PEON_SWARM_MANAGER", "PEON_SWARM_DATA", "PEON_SWARM_ROOT", "PEON_SWARM_AGENT_IMAGE", "PEON_SWARM_NODE_SOCKET",
+    ])
+    /// This test process's agent keys (the scheduler keeps its own in the store).
+    static let credentials = try! AgentCredentials.make()
 
-    func platform(token: String = Self.token) throws -> SwarmPlatform {
+    func platform(credentials: AgentCredentials = Self.credentials) throws -> SwarmPlatform {
         guard let socket = Self.environment["PEON_SWARM_MANAGER"], access(socket, R_OK | W_OK) == 0 else {
             Issue.record("no Swarm manager socket: run `scripts/swarm-test.sh up peon-test-game:latest` and set PEON_SWARM_MANAGER")
             throw PlatformError.unavailable("no swarm")
         }
         return SwarmPlatform(
             client: try DockerClient(socketPath: socket), dataRoot: Self.environment["PEON_SWARM_DATA"] ?? "/srv/peon",
-            helperImage: "peon-test-game:latest", agent: SwarmAgent(port: 7380, token: token), extraLabels: [("peon.test", run)])
+            agent: try Self.agent(credentials), extraLabels: [("peon.test", run)])
+    }
+
+    static func agent(_ credentials: AgentCredentials) throws -> SwarmAgent {
+        try SwarmAgent(
+            port: 7380, image: environment["PEON_SWARM_AGENT_IMAGE"] ?? "peon:test",
+            nodeSocket: environment["PEON_SWARM_NODE_SOCKET"] ?? "/var/run/docker.sock", credentials: credentials)
+    }
+
+    /// A node's data folder as this process reaches it (`scripts/swarm-test.sh`: `<root>/n<i>/data`).
+    static func data(of node: SwarmPlatform.Node) -> String? {
+        guard let root = environment["PEON_SWARM_ROOT"], let i = node.name.last else { return nil }
+        return "\(root)/n\(i)/data"
     }
 
     func plan() throws -> Plan {
@@ -83,7 +99,7 @@ import Testing
             #expect(workload.state == .running && workload.uid == uid)
             let address = try #require(nodes.first { $0.name == workload.node }?.address)
             #expect(echo(from: "peonsw-n1", host: address, port: 42100) == "ping", "\(uid) answers on \(address)")
-            // Its node's agent reads the task's cgroup counters: Docker's stats, on any node.
+            // Its node's agent asks its node's engine: Docker's stats, on any node.
             let sample = try platform.sample(ref)
             #expect(sample.memory > 0 && sample.memoryLimit == 64 << 20 && sample.cpuTotal > 0, "\(sample)")
             #expect(sample.systemTotal > 0 && sample.onlineCPUs >= 1 && sample.startedAt > 0, "\(sample)")
@@ -187,9 +203,10 @@ func run(_ argv: [String]) -> String {
     }
 }
 
-/// Peon's node agent on the real swarm: it refuses callers without Peon's token, and the
-/// scheduler's (re)deploy changes the service only when something that shapes it changed.
-/// (In the serialized suite: a token rotation must not run beside the other tests.)
+/// Peon's node agent on the real swarm: the node contract through every node's agent, callers
+/// without Peon's keys refused, and the scheduler's (re)deploy changes the service only when
+/// something that shapes it changed. (In the serialized suite: a key rotation must not run beside
+/// the other tests.)
 extension SwarmPlatformTests {
     /// The agent's service as the manager has it: its id and version.
     func service(_ platform: SwarmPlatform) throws -> (id: String, version: Int) {
@@ -199,79 +216,64 @@ extension SwarmPlatformTests {
         return (service["ID"]?.stringValue ?? "", CheckedNumber.int(service["Version"]?["Index"], in: 0...Int.max) ?? 0)
     }
 
-    /// Asks every node's agent for its listeners with `token` (nil: no token header's value of ours).
-    func statuses(_ platform: SwarmPlatform, token: String?) throws -> [Int] {
-        try platform.nodes().map { node in
-            // The agent may be restarting after a deploy: its answer, once it answers.
-            for _ in 0..<300 {
-                if let answer = try? platform.agentRequest(node, "ports", token: token ?? "") { return answer.status }
-                usleep(100_000)
-            }
-            return 0
+    /// The node's listeners through its agent with `credentials`, once the agent answers (it may be
+    /// restarting after a deploy); nil when it refuses.
+    func listeners(_ node: SwarmPlatform.Node, _ credentials: AgentCredentials, patience: Int = 300) throws -> Set<PortKey>? {
+        let channel = AgentChannel(host: node.address, port: 7380, context: try Self.agent(credentials).context)
+        for _ in 0..<patience {
+            if let found = try? channel.listeners() { return found }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    @Test func everyNodesAgentKeepsTheNodeContract() throws {
+        let platform = try platform()
+        try platform.ensureAgent(try platform.nodes())
+        for node in try platform.nodes() {
+            let data = try #require(Self.data(of: node))
+            #expect(NodeContract(node: try platform.channel(node), data: data, run: run + node.name.suffix(1)).check() == [], "\(node.name)")
         }
     }
 
-    @Test func refusesARequestWithoutPeonsToken() throws {
+    @Test func refusesCallersWithoutPeonsKeys() throws {
         let platform = try platform()
         try platform.ensureAgent(try platform.nodes())
-        let nodes = try platform.nodes()
-        // With the token: the node's listeners, ending with the exit marker.
-        for node in nodes {
-            let lines = try #require(try? platform.onNode(node, "ports"))
-            #expect(
-                lines.contains("==> /proc/net/tcp <==") && lines.contains { $0.contains(":1CD4 ") },
-                "the agent's own port 7380 is listening on \(node.name)")
+        for node in try platform.nodes() {
+            // With Peon's keys: the node's listeners, the agent's own port among them.
+            #expect(try listeners(node, Self.credentials)?.contains(PortKey(7380, .tcp)) == true, "\(node.name)")
+            // Another Peon's keys (another CA): the handshake fails, nothing runs.
+            #expect(try listeners(node, try AgentCredentials.make(), patience: 1) == nil)
+            // The agent's own certificate as a client's: refused too.
+            let stolen = AgentCredentials(authority: Self.credentials.authority, agent: Self.credentials.agent, scheduler: Self.credentials.agent)
+            #expect(try listeners(node, stolen, patience: 1) == nil)
         }
-        // No token, a wrong one, a prefix of the right one: 401, and the operation never runs.
-        #expect(try statuses(platform, token: nil) == [401, 401, 401])
-        #expect(try statuses(platform, token: SwarmAgent.newToken()) == [401, 401, 401])
-        #expect(try statuses(platform, token: String(SwarmPlatformTests.token.dropLast())) == [401, 401, 401])
-        let node = try #require(nodes.first)
-        let refused = try platform.agentRequest(node, "remove", fields: [("D", "/peon/servers/peontest/x")], token: "nope")
-        #expect(refused.status == 401 && refused.lines == ["ERR wrong token"])
-        // With the token, inputs are checked too: an unknown operation or field is refused.
-        #expect(try platform.agentRequest(node, "sh").status == 404)
-        #expect(try platform.agentRequest(node, "ports", fields: [("PATH", "/tmp")]).status == 400)
-        // A server folder outside /peon/servers/<game>/<name> is refused by the operation.
-        #expect(throws: PlatformError.self) { try platform.onNode(node, "remove", fields: [("D", "/peon/servers/../etc")]) }
-        // A value is one line on the wire: one with a line break (a field smuggled in) is not sent.
-        #expect(throws: PlatformError.self) {
-            try platform.onNode(node, "remove", fields: [("D", "/peon/servers/peontest/a\nD=/peon/servers/peontest/b")])
-        }
-        // The node's listeners, as takenPorts sees them: the agent's own port among them.
-        #expect(try platform.listeners(on: node).contains(PortKey(7380, .tcp)))
     }
 
     @Test func isDeployedIdempotently() throws {
         let first = try platform()
         try first.ensureAgent(try first.nodes())
         let before = try service(first)
-        // Another session (another scheduler thread, a restarted scheduler) with the same token:
+        // Another session (another scheduler thread, a restarted scheduler) with the same keys:
         // the service is left as it is.
         let second = try platform()
         try second.ensureAgent(try second.nodes())
         _ = try second.clusterNodes()
         #expect(try service(second) == before)
-        // A new token is a new secret and an update of the same service, and only it is accepted.
-        let other = SwarmAgent.newToken()
-        let rotated = try platform(token: other)
+        // New keys (rotation) are new secrets and an update of the same service, and only they are accepted.
+        let other = try AgentCredentials.make()
+        let rotated = try platform(credentials: other)
         try rotated.ensureAgent(try rotated.nodes())
         let after = try service(rotated)
         #expect(after.id == before.id && after.version > before.version)
         let node = try #require(try rotated.nodes().first)
-        #expect(try rotated.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
-        var old = 0
-        for _ in 0..<300 {
-            old = (try? first.agentRequest(node, "ports").status) ?? 0
-            if old == 401 { break }
-            usleep(100_000)
-        }
-        #expect(old == 401, "the old token is refused once the update reached the node")
-        #expect(try first.docker.listSwarmObjects(.secrets, labels: ["\(SwarmAgent.label)=true"]).count == 1, "the old secret is gone")
-        // Back to this process's token (the other tests' platforms use it).
+        #expect(try listeners(node, other) != nil)
+        #expect(try listeners(node, Self.credentials, patience: 1) == nil, "the old keys are refused once the update reached the node")
+        #expect(try first.docker.listSwarmObjects(.secrets, labels: ["\(SwarmAgent.label)=true"]).count == 3, "the old secrets are gone")
+        // Back to this process's keys (the other tests' platforms use them).
         first.agent.deployedFor = nil
         try first.ensureAgent(try first.nodes())
-        #expect(try first.onNode(node, "ports").contains("==> /proc/net/tcp <=="))
+        #expect(try listeners(node, Self.credentials) != nil)
     }
 }
 
@@ -310,8 +312,8 @@ extension SwarmPlatformTests {
         let follower = ThreadHandle {
             guard
                 let other = try? SwarmPlatform(
-                    client: DockerClient(socketPath: socket), dataRoot: data, helperImage: "peon-test-game:latest",
-                    agent: SwarmAgent(port: 7380, token: Self.token), extraLabels: [("peon.test", run)])
+                    client: DockerClient(socketPath: socket), dataRoot: data, agent: Self.agent(Self.credentials),
+                    extraLabels: [("peon.test", run)])
             else { return ended.store(3, ordering: .relaxed) }
             let bound = Monotonic.seconds() + 60
             try? other.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { Monotonic.seconds() < bound }) { _, _ in
@@ -331,31 +333,5 @@ extension SwarmPlatformTests {
         var called = false
         try platform.followLogs(ref.raw, sinceMilliseconds: 0, keepGoing: { true }, handler: { _, _ in called = true })
         #expect(!called)
-    }
-}
-
-/// The agent's `stats` lines as Docker's counters (pure: no swarm needed).
-@Suite struct SwarmStatsTests {
-    @Test func readsCgroupV1AndV2Counters() throws {
-        let cpu = "cpu  100 0 50 800 10 0 5 2 0 0"
-        let v1 = try #require(
-            SwarmPlatform.statsSample(
-                ["mem 3000", "limit 67108864", "total_inactive_file 1000", "cpu_ns 123456", cpu, "cpus 2"], startedAt: 7))
-        #expect(v1.memory == 2000 && v1.memoryLimit == 64 << 20 && v1.cpuTotal == 123_456 && v1.onlineCPUs == 2 && v1.startedAt == 7)
-        #expect(v1.systemTotal == 967 * 10_000_000)
-        let v2 = try #require(
-            SwarmPlatform.statsSample(["mem 5000", "limit max", "inactive_file 500", "usage_usec 42", cpu, "cpus 4"], startedAt: 0))
-        #expect(v2.memory == 4500 && v2.memoryLimit == 0 && v2.cpuTotal == 42_000 && v2.onlineCPUs == 4)
-    }
-
-    @Test func refusesMissingOrHostileCounters() {
-        let cpu = "cpu  100 0 50 800 10 0 5 2 0 0"
-        #expect(SwarmPlatform.statsSample([cpu, "cpus 2"], startedAt: 0) == nil)
-        #expect(SwarmPlatform.statsSample(["mem 1", "cpu_ns 1", "cpus 2"], startedAt: 0) == nil)
-        #expect(SwarmPlatform.statsSample(["mem -5", "cpu_ns 1", cpu], startedAt: 0) == nil)
-        #expect(SwarmPlatform.statsSample(["mem 99999999999999999999999", "cpu_ns 1", cpu], startedAt: 0) == nil)
-        #expect(SwarmPlatform.statsSample(["mem 1", "cpu_ns 1", "cpu 1 2 x"], startedAt: 0) == nil)
-        // Inactive cache larger than the usage reads as zero, never negative.
-        #expect(SwarmPlatform.statsSample(["mem 1", "inactive_file 9", "cpu_ns 1", cpu], startedAt: 0)?.memory == 0)
     }
 }

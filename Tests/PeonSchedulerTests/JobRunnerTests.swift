@@ -1,7 +1,8 @@
 import Logging
 import PeonCore
 import PeonJSON
-import PeonNodeFiles
+@testable import PeonNode
+import PeonDocker
 import PeonPlatform
 import PeonStore
 import PeonSystem
@@ -20,8 +21,14 @@ final class RecordingPlatform: ServerPlatform {
     var onStop: () -> Void = {}
     var state = ObservedState.running
     let files: LocalServerFiles
+    /// The node is this process, as on Docker; the game (RCON tests) is in-process on loopback.
+    let node: LocalNode
 
-    init(dataDir: String) { files = LocalServerFiles(dataDir: dataDir, hostDataDir: dataDir) }
+    init(dataDir: String) {
+        files = LocalServerFiles(dataDir: dataDir, hostDataDir: dataDir)
+        node = LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine in this test") })
+        node.fixedAddress = "127.0.0.1"
+    }
 
     func ensure(_ spec: ServerSpec) throws(PlatformError) -> ServerRef {
         calls.append("ensure")
@@ -49,17 +56,12 @@ final class RecordingPlatform: ServerPlatform {
     func pruneImages(labels: [String], keep: Set<String>) throws(PlatformError) -> Int { 0 }
     func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample { throw .notFound(ref.raw) }
     func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {}
-    func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError) -> PreparedFiles {
-        try files.prepare(uid, plan: plan, actions: actions, reinstallActions: reinstallActions)
+    func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel { node }
+    func channels() throws(PlatformError) -> [any NodeChannel] { [node] }
+    func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String) {
+        guard state == .running else { throw .notFound(ref.raw) }
+        return (node, String(repeating: "c", count: 64))
     }
-    func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError) { try files.check(uid, plan: plan) }
-    func updateFiles(_ uid: ServerUID, mode: UpdateMode, actions: [PlanFile]) throws(PlatformError) {
-        try files.update(uid, mode: mode, actions: actions)
-    }
-    func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError) { try files.writeManifest(uid, bytes) }
-    func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])] { files.manifests() }
-    func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { files.readConfig(uid) }
-    func removeFiles(_ uid: ServerUID) throws(PlatformError) { try files.remove(uid) }
 }
 
 /// JobRunner against real files and SQLite: the order of stop and delete, bind-source checks,
@@ -198,7 +200,7 @@ final class RecordingPlatform: ServerPlatform {
             try Files.makeDirectories(dir + path)
         }
         close(open(dir + "/.old-user-3-ab/world/map.txt", O_WRONLY | O_CREAT, 0o644))
-        JobRunner.removeLeftovers(in: dir)
+        ServerRestore.removeLeftovers(in: dir)
         #expect(Files.list(dir).sorted() == ["config", "user"])
         #expect(access(dir + "/user/world/map.txt", F_OK) == 0)
     }

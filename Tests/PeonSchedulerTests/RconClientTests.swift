@@ -5,6 +5,7 @@ import PeonStore
 import PeonSystem
 import Testing
 
+@testable import PeonNode
 @testable import PeonScheduler
 
 #if canImport(Glibc)
@@ -132,11 +133,6 @@ enum RconTests {
     static func le(_ values: Int32...) -> [UInt8] {
         values.flatMap { v in (0..<4).map { UInt8(truncatingIfNeeded: UInt32(bitPattern: v) >> (8 * $0)) } }
     }
-}
-
-extension RecordingPlatform: ServerNetwork {
-    /// The game is the in-process server on loopback.
-    func networkAddress(_ id: String) throws -> String? { "127.0.0.1" }
 }
 
 /// The console job of a plan that declares RCON: its settings reach the exchange, the answer is

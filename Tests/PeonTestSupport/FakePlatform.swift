@@ -163,6 +163,22 @@ public final class FakePlatform: ServerPlatform {
 
     public func removeFiles(_ uid: ServerUID) throws(PlatformError) { files[uid] = nil }
 
+    /// Node-local work the fake does not play (console, RCON, backups): a test that needs it sets
+    /// a real node here (`PeonNode.LocalNode` over a folder of its own).
+    public var node: (any NodeChannel)?
+
+    public func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel {
+        guard let node else { throw .unavailable("the fake platform has no node") }
+        return node
+    }
+
+    public func channels() throws(PlatformError) -> [any NodeChannel] { node.map { [$0] } ?? [] }
+
+    public func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String) {
+        guard try workload(ref).state == .running, let node else { throw .notFound("\(ref) does not run") }
+        return (node, ref.raw)
+    }
+
     public func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts? {
         images.contains(image) ? ImageFacts(containerType: "fake", buildVersion: "1") : nil
     }

@@ -39,7 +39,7 @@ def test_lifecycle_through_nginx(stack):
     obj = r.json()
     # PEON's keys in PEON's order, then Peon's additive ones.
     assert list(obj) == ["game_uid", "servername", "container_type", "build_version", "container_state", "server_state",
-                         "server_config", "description", "time", "players", "max_players", "idle_stop", "node"]
+                         "server_config", "description", "time", "players", "max_players", "idle_stop", "node", "address", "ports"]
     assert obj["container_state"] == "running" and obj["servername"] == f"{RUN}a"
     assert obj["container_type"] == "peon-test-game" and obj["build_version"] == "1.0.0"
 
@@ -52,8 +52,11 @@ def test_lifecycle_through_nginx(stack):
     assert info["Config"]["Env"][0] == f"PORT={port}"
     assert echo(port) == b"ping\n"
 
-    # The server's config files show up, secrets do not.
-    deadline = time.time() + 5
+    # Where to connect: this host publishes on every address (no PEON_PUBLIC_ADDRESS), the ports are listed.
+    assert obj["node"] is None and obj["address"] is None
+    assert obj["ports"] and all(p["name"] and 1 <= p["port"] <= 65535 and p["protocol"] in ("tcp", "udp", "both") for p in obj["ports"])
+    # The server's config files show up (the scheduler's snapshot, refreshed every 5 s), secrets do not.
+    deadline = time.time() + 15
     while time.time() < deadline and "state" not in stack.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"]:
         time.sleep(0.1)
     config = stack.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"]

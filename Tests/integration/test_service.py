@@ -168,7 +168,7 @@ def test_api_workers_drop_root(make_stack):
         st = os.stat(os.path.join(s.data, "peon.db" + suffix))
         assert st.st_uid == uid and st.st_mode & 0o777 == 0o660, (suffix, st)
     obj = s.request("GET", f"/api/v1/server/get/{server}").json()
-    assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{server}").json()["server_config"].get("state") == "STARTED", 5), \
+    assert wait_until(lambda: s.request("GET", f"/api/v1/server/get/{server}").json()["server_config"].get("state") == "STARTED", 15), \
         "workers read a server's config directory"
     assert obj["container_state"] == "running"
     assert s.request("DELETE", f"/api/v1/server/eradicate/{server}").status_code == 200

@@ -4,9 +4,16 @@ import PeonStore
 
 /// PEON's server object (contract §1.3): exact keys, in PEON's order, with PEON's types.
 enum ServerObject {
-    /// - Parameter config: the live `server_config`; listings pass nil and use the scheduler's snapshot.
-    static func json(_ server: ServerSummary, config: JSON? = nil) -> JSON {
+    /// `publicAddress` (`PEON_PUBLIC_ADDRESS`) and `gameBind` (`PEON_GAME_BIND`) say where clients
+    /// connect when the server's node does not.
+    static func json(_ server: ServerSummary, publicAddress: String? = nil, gameBind: String = "0.0.0.0") -> JSON {
         let state = dockerState(server.observedState)
+        // Where game clients connect: PEON_PUBLIC_ADDRESS, else the node's address, else the
+        // address game ports are published on (null when that is every address of this host).
+        let address: String? = publicAddress ?? server.nodeAddress ?? (gameBind == "0.0.0.0" ? nil : gameBind)
+        let ports: [JSON] = (server.ports.arrayValue ?? []).map { p -> JSON in
+            .object([("name", p["name"] ?? .null), ("port", p["port"] ?? .null), ("protocol", p["proto"] ?? .null)])
+        }
         return .object([
             ("game_uid", .string(server.uid.game.rawValue)),
             ("servername", .string(server.uid.name)),
@@ -14,7 +21,7 @@ enum ServerObject {
             ("build_version", .string(state == "running" ? server.buildVersion : "unknown")),
             ("container_state", .string(state)),
             ("server_state", .string(state)),
-            ("server_config", state == "running" ? (config ?? server.config) : .object([])),
+            ("server_config", state == "running" ? server.config : .object([])),
             ("description", .string(server.description.isEmpty ? "None - Please add a description" : server.description)),
             ("time", server.time ?? .null),
             // Additive: players while running (null when unknown), idle auto-stop minutes.
@@ -23,6 +30,8 @@ enum ServerObject {
             ("idle_stop", server.idleStop.map { .int($0) } ?? .null),
             // Not in PEON: the node that holds it on Swarm (null on one machine).
             ("node", server.node.map(JSON.string) ?? .null),
+            ("address", address.map(JSON.string) ?? .null),
+            ("ports", .array(ports)),
         ])
     }
 

@@ -168,16 +168,14 @@ enum ServerRoutes {
             guard let server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
-            var summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description))
+            // The config is the scheduler's snapshot, read on the server's node (every 5 s while it
+            // runs, and at the end of each job that starts it): the API never reads a node's disk.
+            var summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description), config: try tx.configSnapshot(uid))
             if let players = try tx.playerState(server: uid.description) {
                 (summary.players, summary.maxPlayers, summary.idleStop) = (players.players, players.maxPlayers, players.idleStop)
             }
-            let live = JSON.object(
-                Files.smallTextFiles(
-                    in: uid.relativeDirectory + "/config", under: context.configuration.serversDir, include: ServerConfig.isVisible
-                )
-                .map { ($0.0, JSON.string($0.1)) })
-            return ServerObject.json(summary, config: live)
+            summary.nodeAddress = try server.node.flatMap { try tx.nodeAddress($0) }
+            return ServerObject.json(summary, publicAddress: context.configuration.publicAddress, gameBind: context.configuration.gameBind)
         }
     }
 
@@ -191,7 +189,9 @@ enum ServerRoutes {
             return Response(status: 200, headers: [("Content-Type", "application/json")], body: cached.body)
         }
         let (current, list) = try context.store.read { tx in
-            (try tx.meta("servers.version") ?? "0", try tx.serverSummaries().map { ServerObject.json($0) })
+            (try tx.meta("servers.version") ?? "0", try tx.serverSummaries().map {
+                ServerObject.json($0, publicAddress: context.configuration.publicAddress, gameBind: context.configuration.gameBind)
+            })
         }
         let body = JSON.array(list).bytes
         context.serverListCache = (current, body)

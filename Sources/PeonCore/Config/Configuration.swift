@@ -40,10 +40,14 @@ public struct Configuration: Sendable {
     public var gameBind: String
     /// Where servers run: `docker` (this host) or `swarm` (the engine is a Swarm manager).
     public var platform: PlatformKind
-    /// On Swarm: the data folder as every node sees it (each node's own disk), and the image with
-    /// a shell that runs Peon's file work on a node.
+    /// On Swarm: the data folder as every node sees it (each node's own disk).
     public var swarmDataDir: String?
-    public var swarmHelperImage: String
+    /// The image with Peon's node agent (`PEON_AGENT_IMAGE`, Peon's own), deployed on every Swarm node.
+    public var agentImage: String
+    /// The path of each node's Docker engine socket on Swarm (`PEON_SWARM_NODE_SOCKET`): the agent's way to its node's containers.
+    public var swarmNodeSocket: String
+    /// The address game clients connect to (`PEON_PUBLIC_ADDRESS`), when this host's own is not it.
+    public var publicAddress: String?
     /// On Swarm: the TCP port Peon's node agent listens on at every node's address.
     public var swarmAgentPort: Int
 
@@ -163,7 +167,17 @@ public struct Configuration: Sendable {
         if let dir = swarmDataDir, !dir.hasPrefix("/") || dir.contains("..") {
             throw .invalid(field: "PEON_SWARM_DATA", reason: "PEON_SWARM_DATA must be an absolute path")
         }
-        swarmHelperImage = value("PEON_SWARM_HELPER_IMAGE") ?? "busybox:stable"
+        agentImage = value("PEON_AGENT_IMAGE") ?? "peon:local"
+        swarmNodeSocket = value("PEON_SWARM_NODE_SOCKET") ?? "/var/run/docker.sock"
+        guard swarmNodeSocket.hasPrefix("/"), !swarmNodeSocket.contains("..") else {
+            throw .invalid(field: "PEON_SWARM_NODE_SOCKET", reason: "PEON_SWARM_NODE_SOCKET must be an absolute path")
+        }
+        publicAddress = value("PEON_PUBLIC_ADDRESS")
+        if let address = publicAddress,
+            address.isEmpty || address.utf8.count > 253 || !address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) })
+        {
+            throw .invalid(field: "PEON_PUBLIC_ADDRESS", reason: "PEON_PUBLIC_ADDRESS must be a host name or an IP address")
+        }
         if let text = value("PEON_SWARM_AGENT_PORT") {
             guard let port = Int(text), (1...65535).contains(port) else {
                 throw .invalid(field: "PEON_SWARM_AGENT_PORT", reason: "PEON_SWARM_AGENT_PORT must be a port number (1-65535)")
@@ -191,6 +205,6 @@ extension Configuration {
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
-        "PEON_SWARM_HELPER_IMAGE", "PEON_SWARM_AGENT_PORT",
+        "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS",
     ]
 }

@@ -80,6 +80,14 @@ public enum RconError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The message a case carries (empty for those without), so the error crosses a node channel whole.
+    public var detail: String {
+        switch self {
+        case .settings(let m), .unreachable(let m), .protocolViolation(let m): m
+        case .authFailed, .timeout: ""
+        }
+    }
+
     public var description: String {
         switch self {
         case .settings(let m): "RCON is not usable: \(m)."

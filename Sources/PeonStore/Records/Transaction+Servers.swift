@@ -64,8 +64,11 @@ public struct ServerSummary: Sendable {
     public var players: Int? = nil
     public var maxPlayers: Int? = nil
     public var idleStop: Int? = nil
-    /// The node that holds it (multi-node platforms), nil on one machine.
+    /// The node that holds it (multi-node platforms), nil on one machine, and that node's address.
     public let node: String?
+    public var nodeAddress: String? = nil
+    /// The published ports (raw JSON, as stored).
+    public var ports: JSON = .array([])
 
     public init(_ s: ServerRecord, time: JSON?, config: JSON = .object([])) {
         uid = s.uid
@@ -76,7 +79,10 @@ public struct ServerSummary: Sendable {
         self.time = time
         self.config = config
         node = s.node
+        ports = (try? JSON.parse(Self.portsText(s.ports))) ?? .array([])
     }
+
+    static func portsText(_ ports: [PortSpec]) -> String { Transaction.portsText(ports) }
 
     init(
         uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON,
@@ -100,7 +106,7 @@ extension Transaction {
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
                    (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config,
-                   s.players, s.max_players, s.idle_stop, s.node
+                   s.players, s.max_players, s.idle_stop, s.node, (SELECT n.address FROM nodes n WHERE n.name = s.node), s.ports
             FROM servers s ORDER BY s.game_uid, s.servername
             """
         ).compactMap { r in
@@ -112,6 +118,8 @@ extension Transaction {
             summary.players = r[7].integer.map { Int($0) }
             summary.maxPlayers = r[8].integer.map { Int($0) }
             summary.idleStop = r[9].integer.map { Int($0) }
+            summary.nodeAddress = r[11].text
+            summary.ports = (try? JSON.parse(r[12].text ?? "[]")) ?? .array([])
             return summary
         }
     }
@@ -153,6 +161,11 @@ extension Transaction {
         try query("SELECT \(Self.serverColumns) FROM servers WHERE uid = ?", [.text(uid.description)]).first.flatMap(Self.server)
     }
 
+    /// The address of a mirrored node (`GET /nodes`), nil when it is not known (yet).
+    public func nodeAddress(_ name: String) throws(StoreError) -> String? {
+        try query("SELECT address FROM nodes WHERE name = ?", [.text(name)]).first?[0].text
+    }
+
     /// All servers sorted by game and name, as `GET /servers` lists them.
     public func servers() throws(StoreError) -> [ServerRecord] {
         try query("SELECT \(Self.serverColumns) FROM servers ORDER BY game_uid, servername").compactMap(Self.server)
@@ -164,6 +177,12 @@ extension Transaction {
     }
 
     /// Stores the scheduler's snapshot of a server's visible config files (for listings).
+    /// The scheduler's last snapshot of the server's visible config files (`{}` before the first).
+    public func configSnapshot(_ uid: ServerUID) throws(StoreError) -> JSON {
+        (try query("SELECT config FROM servers WHERE uid = ?", [.text(uid.description)]).first?[0].text).flatMap { try? JSON.parse($0) }
+            ?? .object([])
+    }
+
     public func setConfigSnapshot(_ uid: ServerUID, _ config: JSON) throws(StoreError) {
         try query("UPDATE servers SET config = ? WHERE uid = ?", [.text(config.text), .text(uid.description)])
     }

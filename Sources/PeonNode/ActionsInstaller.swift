@@ -49,8 +49,7 @@ public struct ActionsInstaller {
     }
 
     private func write(_ file: PlanFile, name: String, in dir: Int32, path: String) throws(FileError) {
-        let temporary = ".peon-new-" + name
-        _ = unlinkat(dir, temporary, 0)
+        let temporary = Files.temporaryName(for: name)
         let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure(path) }
         var ok = false

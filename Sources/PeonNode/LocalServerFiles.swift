@@ -31,7 +31,9 @@ public struct LocalServerFiles: Sendable {
     /// Makes the server's directories that are missing and gives what it made to the game's user
     /// (1000:1000). Existing content is not walked: PEON's `chown -R` before every start crossed
     /// gigabytes of game files each time.
-    public func prepare(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError) -> PreparedFiles {
+    public func prepare(_ uid: ServerUID, _ sources: BindSources, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
+        -> PreparedFiles
+    {
         let dir = directory(uid)
         var made: [String] = []
         do {
@@ -54,21 +56,21 @@ public struct LocalServerFiles: Sendable {
         } catch {
             throw .refused("cannot prepare the server folder: \(error)")
         }
-        try check(uid, plan: plan)
-        let existing = Set(plan.files.map(\.source).filter { Files.kind(dir + "/" + $0.dropFirst(3)) == .file })
+        try check(uid, sources)
+        let existing = Set(sources.files.filter { Files.kind(dir + "/" + $0) == .file }.map { "~!/" + $0 })
         return PreparedFiles(directory: hostDataDir + "/servers/" + uid.relativeDirectory, existingFiles: existing)
     }
 
     /// Every bind source, checked right before a start: reached from the data dir without a
     /// symlink at any level (Docker would follow one), folders made for the game's user when missing.
-    public func check(_ uid: ServerUID, plan: Plan) throws(PlatformError) {
+    public func check(_ uid: ServerUID, _ sources: BindSources) throws(PlatformError) {
         let base = "servers/" + uid.relativeDirectory + "/"
         do {
-            for volume in plan.volumes {
-                try Files.checkBindSource(base + volume.source.dropFirst(3), in: dataDir, owner: (1000, 1000))
+            for volume in sources.volumes {
+                try Files.checkBindSource(base + volume, in: dataDir, owner: (1000, 1000))
             }
-            for file in plan.files where Files.kind(directory(uid) + "/" + file.source.dropFirst(3)) != .missing {
-                try Files.checkBindSource(base + file.source.dropFirst(3), in: dataDir, file: true)
+            for file in sources.files where Files.kind(directory(uid) + "/" + file) != .missing {
+                try Files.checkBindSource(base + file, in: dataDir, file: true)
             }
         } catch {
             throw .refused("unsafe mount source: \(error)")
@@ -83,9 +85,8 @@ public struct LocalServerFiles: Sendable {
             try ActionsInstaller().install(actions, into: directory(uid) + "/actions")
             if mode.redownloadsGame { try Files.removeTree(base + "/actions/.update", in: serversDir) }
             if mode.validatesGame {
-                let marker = directory(uid) + "/actions/.validate"
-                try Files.write(marker, [])
-                _ = chown(marker, 1000, 1000)
+                // The game writes `actions/`: the marker is a fresh file renamed over whatever is there.
+                try Files.replace(".validate", in: base + "/actions", under: serversDir, [], mode: 0o644, owner: (1000, 1000))
             }
             if mode.wipesGameFiles { try Files.removeContents(base + "/data", in: serversDir) }
         } catch {
@@ -95,7 +96,8 @@ public struct LocalServerFiles: Sendable {
 
     public func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError) {
         do {
-            try Files.write(directory(uid) + "/" + Self.manifest, bytes, mode: 0o600)
+            if (try? Files.read(directory(uid) + "/" + Self.manifest, limit: 1 << 20)) == bytes { return }
+            try Files.replace(Self.manifest, in: uid.relativeDirectory, under: serversDir, bytes, mode: 0o600)
         } catch {
             throw .refused("cannot write the server manifest: \(error)")
         }

@@ -1,0 +1,69 @@
+public import PeonJSON
+public import PeonPlatform
+public import PeonTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The scheduler's way to a node it does not share: Peon's node agent there, over mutual TLS.
+///
+/// One connection per operation (they are rare and short, and a connection that failed halfway
+/// leaves nothing to resynchronise). An agent that cannot be reached is `unavailable` (the job
+/// waits for the node, as for the engine); an operation the agent refused is the agent's
+/// `PlatformError`.
+public final class AgentChannel: NodeChannel {
+    public let host: String
+    public let port: Int
+    let context: TLSContext
+    public let connectMilliseconds: Int32
+
+    public init(host: String, port: Int, context: TLSContext, connectMilliseconds: Int32 = 2000) {
+        self.host = host
+        self.port = port
+        self.context = context
+        self.connectMilliseconds = connectMilliseconds
+    }
+
+    public func perform(_ operation: NodeOperation, input: Int32?, output: Int32?) throws(PlatformError) -> JSON {
+        let stream: TLSStream
+        do {
+            stream = try TLSStream.connect(host: host, port: port, context: context, timeoutMilliseconds: connectMilliseconds)
+        } catch {
+            throw .unavailable("Peon's node agent at \(host):\(port) does not answer: \(error)")
+        }
+        defer { stream.close() }
+        // Every read waits at most as long as the operation may take on the node.
+        stream.setTimeout(milliseconds: Int32(operation.seconds * 1000))
+        do {
+            try AgentWire.write(stream, .query, json: operation.json)
+            if operation.readsStream {
+                guard let input else { throw PlatformError.refused("\(operation.json["op"]?.stringValue ?? "") needs an input stream") }
+                try AgentWire.send(input, to: stream)
+            }
+            while true {
+                guard let (kind, payload) = try AgentWire.read(stream) else {
+                    throw PlatformError.unavailable("Peon's node agent at \(host):\(port) closed the connection mid-operation")
+                }
+                switch kind {
+                case .data:
+                    guard let output, AgentWire.copy(payload, to: output) else {
+                        throw PlatformError.refused("cannot write the node's stream: \(String(cString: strerror(errno)))")
+                    }
+                case .answer:
+                    guard let answer = try? JSON.parse(payload) else { throw PlatformError.refused("the node agent's answer is not JSON") }
+                    return answer
+                case .failure:
+                    throw (try? JSON.parse(payload)).flatMap(PlatformError.init(json:))
+                        ?? PlatformError.refused("the node agent failed without saying why")
+                case .query, .end:
+                    throw PlatformError.refused("the node agent sent an unexpected frame")
+                }
+            }
+        } catch let error as PlatformError {
+            throw error
+        } catch {
+            throw .unavailable("Peon's node agent at \(host):\(port): \(error)")
+        }
+    }
+}

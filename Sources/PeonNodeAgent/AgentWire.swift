@@ -1,0 +1,90 @@
+import PeonJSON
+import PeonPlatform
+import PeonTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Peon's node agent protocol, inside one mutual-TLS connection per operation: frames of
+/// `kind (1 byte) · length (4 bytes, big-endian) · payload`.
+///
+/// The scheduler sends `Q` (the operation's JSON), then, for an operation that reads a stream,
+/// `D` frames and an empty `E`. The agent answers, for an operation that writes a stream, `D`
+/// frames, then `A` (the answer's JSON) or `F` (a `PlatformError`'s JSON). Every frame is bounded,
+/// so neither side can be made to hold more than `maximumPayload` bytes of the other's.
+enum AgentWire {
+    enum Kind: UInt8 {
+        case query = 0x51  // Q
+        case data = 0x44  // D
+        case end = 0x45  // E
+        case answer = 0x41  // A
+        case failure = 0x46  // F
+    }
+
+    /// A query carries plan actions (4 MiB at most, base64); an answer at most every node's manifests.
+    static let maximumPayload = 64 << 20
+    /// Stream blocks.
+    static let blockSize = 256 << 10
+
+    static func write(_ stream: TLSStream, _ kind: Kind, _ payload: UnsafeRawBufferPointer) throws(TLSError) {
+        try stream.write(header(kind, payload.count))
+        if payload.count > 0 { try stream.write(payload) }
+    }
+
+    static func header(_ kind: Kind, _ count: Int) -> [UInt8] {
+        let n = UInt32(count)
+        return [kind.rawValue, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
+    }
+
+    static func write(_ stream: TLSStream, _ kind: Kind, _ payload: [UInt8]) throws(TLSError) {
+        try stream.write(header(kind, payload.count))
+        if !payload.isEmpty { try stream.write(payload) }
+    }
+
+    static func write(_ stream: TLSStream, _ kind: Kind, json: JSON) throws(TLSError) { try write(stream, kind, json.bytes) }
+
+    /// The next frame's kind and payload; nil when the peer closed the connection between frames.
+    static func read(_ stream: TLSStream) throws(TLSError) -> (Kind, [UInt8])? {
+        let first = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+        defer { first.deallocate() }
+        if try stream.read(into: first) == 0 { return nil }
+        let header = [first[0]] + (try stream.read(exactly: 4))
+        guard let kind = Kind(rawValue: header[0]) else { throw TLSError("unknown frame \(header[0])") }
+        let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
+        guard length <= maximumPayload else { throw TLSError("frame of \(length) bytes") }
+        return (kind, length == 0 ? [] : try stream.read(exactly: length))
+    }
+
+    /// Copies `fd` to its end as `D` frames, then `E`.
+    static func send(_ fd: Int32, to stream: TLSStream) throws(TLSError) {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n < 0, errno == EINTR { continue }
+            guard n >= 0 else { throw TLSError("reading the stream: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            try write(stream, .data, UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        }
+        try write(stream, .end, [])
+    }
+
+    /// Writes every byte to `fd`; false when it is closed for writing (the reader went away).
+    static func copy(_ bytes: [UInt8], to fd: Int32) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { return false }
+            offset += n
+        }
+        return true
+    }
+}
+
+/// A value handed to a thread that alone uses it meanwhile.
+final class Handoff<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,101 @@
+import Logging
+import PeonDocker
+import PeonNode
+import PeonNodeAgent
+import PeonPlatform
+import PeonSystem
+import PeonTLS
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Peon's node agent: runs the scheduler's `NodeOperation`s on this node, over mutual TLS.
+///
+/// Started as root only to read its keys (Swarm secrets, root-only), make the node's servers
+/// folder for the games' user and learn the engine socket's group; it then becomes the games' user
+/// (uid 1000, which owns every server file) with that one extra group and no capability, before
+/// it accepts a single connection.
+///
+/// Environment: `PEON_AGENT_DATA` (the node's data folder here, /peon), `PEON_AGENT_HOST_DATA` (the
+/// same folder as the node's engine sees it), `PEON_AGENT_PORT` (7380), `PEON_AGENT_LISTEN` (the
+/// address to listen on) or `PEON_AGENT_NODES` + `PEON_NODE_ID` (Swarm: `id=address` pairs and this
+/// node's id), `PEON_AGENT_TLS` (the folder of `peon-agent-ca.pem`, `-cert.pem`, `-key.pem`),
+/// `PEON_DOCKER_SOCKET` (the node's engine), `PEON_AGENT_CONNECTIONS` (16).
+@main
+enum PeonAgentMain {
+    static func main() {
+        let env = ProcessEnvironment.read([
+            "PEON_AGENT_DATA", "PEON_AGENT_HOST_DATA", "PEON_AGENT_PORT", "PEON_AGENT_LISTEN", "PEON_AGENT_NODES", "PEON_NODE_ID",
+            "PEON_AGENT_TLS", "PEON_DOCKER_SOCKET", "PEON_AGENT_CONNECTIONS", "PEON_LOG_LEVEL", "PEON_AGENT_USER",
+        ])
+        let logger = ProcessLogging.start(label: "peon.agent", level: env["PEON_LOG_LEVEL"] ?? "info")
+        func fail(_ message: String, _ code: Int32 = 1) -> Never {
+            logger.critical("\(message)")
+            exit(code)
+        }
+        let data = env["PEON_AGENT_DATA"] ?? "/peon"
+        let hostData = env["PEON_AGENT_HOST_DATA"] ?? data
+        let socket = env["PEON_DOCKER_SOCKET"] ?? "/var/run/docker.sock"
+        guard let port = Int(env["PEON_AGENT_PORT"] ?? "7380"), (1...65535).contains(port) else { fail("PEON_AGENT_PORT is not a port", 2) }
+        let connections = Int(env["PEON_AGENT_CONNECTIONS"] ?? "16").map { min(max($0, 1), 256) } ?? 16
+        var address = env["PEON_AGENT_LISTEN"]
+        if address == nil, let id = env["PEON_NODE_ID"] {
+            address = (env["PEON_AGENT_NODES"] ?? "").split(separator: " ").first { $0.hasPrefix(id + "=") }.map {
+                String($0.dropFirst(id.count + 1))
+            }
+        }
+        // A node not in the list yet waits for the update that adds it (Swarm starts the task again).
+        guard let address else { fail("no address for this node yet (PEON_AGENT_LISTEN, or PEON_NODE_ID in PEON_AGENT_NODES)") }
+
+        // As root: the keys, the servers folder, the socket's group.
+        let tls = env["PEON_AGENT_TLS"] ?? "/run/secrets"
+        func text(_ name: String) -> String {
+            guard let bytes = try? Files.read(tls + "/" + name, limit: 64 << 10) else { fail("cannot read \(tls)/\(name)") }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        let context: TLSContext
+        do {
+            context = try TLSContext(
+                role: .server, identity: PEMPair(certificate: text("peon-agent-cert.pem"), key: text("peon-agent-key.pem")),
+                authority: text("peon-agent-ca.pem"))
+        } catch {
+            fail("unusable keys: \(error)")
+        }
+        let games: (uid: UInt32, gid: UInt32) = (1000, 1000)
+        if geteuid() == 0 {
+            do {
+                let servers = try Files.openDirectory("servers", in: data, create: true, mode: 0o755, owner: games)
+                close(servers)
+            } catch {
+                fail("cannot make \(data)/servers: \(error)")
+            }
+            var st = stat()
+            var groups = [gid_t(games.gid)]
+            if stat(socket, &st) == 0 { groups.append(st.st_gid) }
+            guard setgroups(groups.count, &groups) == 0, setgid(games.gid) == 0, setuid(games.uid) == 0, setuid(0) != 0 else {
+                fail("cannot become the games' user: \(String(cString: strerror(errno)))")
+            }
+        }
+        Signals.installWorkerHandlers()
+
+        // During an update Swarm may start this task before the node's previous one let go of the
+        // port: try again for 20 s instead of failing into Swarm's restart back-off.
+        var listener: TCPListener?
+        for _ in 0..<100 {
+            listener = try? TCPListener(host: address, port: port)
+            if listener != nil || Signals.shutdownRequested.load(ordering: .relaxed) { break }
+            Monotonic.sleep(0.2)
+        }
+        guard let listener else { fail("cannot listen on \(address):\(port)") }
+        logger.info("listening", metadata: ["address": "\(address):\(port)", "data": "\(data)", "uid": "\(geteuid())"])
+
+        let files = LocalServerFiles(dataDir: data, hostDataDir: hostData)
+        let server = AgentServer(
+            listener: listener, context: context, maximumConnections: connections,
+            node: { LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in try DockerClient(socketPath: socket) }) },
+            log: { logger.notice("\($0)") })
+        server.serve { !Signals.shutdownRequested.load(ordering: .relaxed) }
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,214 @@
+import PeonArchive
+import PeonCore
+import PeonDocker
+import PeonJSON
+import PeonPlatform
+import PeonSystem
+import PeonTLS
+import PeonTestSupport
+import Synchronization
+import Testing
+
+@testable import PeonNode
+@testable import PeonNodeAgent
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One node's data folder for a test, and an agent serving it on loopback over mutual TLS.
+final class TestNode: @unchecked Sendable {
+    let data: String
+    let files: LocalServerFiles
+    let keys: (authority: PEMPair, agent: PEMPair, scheduler: PEMPair)
+    let listener: TCPListener
+    final class Flag: Sendable { let on = Atomic<Bool>(true) }
+    let running = Flag()
+    var thread: ThreadHandle?
+
+    init(connections: Int = 16) throws {
+        var template = Array("/tmp/peon-node-XXXXXX".utf8CString)
+        data = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        try Files.makeDirectories(data + "/servers")
+        files = LocalServerFiles(dataDir: data, hostDataDir: "/host" + data)
+        let authority = try Certificates.makeAuthority(commonName: "test CA")
+        keys = (
+            authority,
+            try Certificates.issue(commonName: "peon-agent", dnsNames: ["peon-agent"], role: .server, by: authority),
+            try Certificates.issue(commonName: "peon-scheduler", dnsNames: ["peon-scheduler"], role: .client, by: authority)
+        )
+        listener = try TCPListener(host: "127.0.0.1", port: 0)
+        let server = AgentServer(
+            listener: listener,
+            context: try TLSContext(role: .server, identity: keys.agent, authority: authority.certificate),
+            maximumConnections: connections,
+            node: { [files] in
+                LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
+            },
+            log: { _ in })
+        let running = running
+        thread = ThreadHandle { server.serve { running.on.load(ordering: .relaxed) } }
+    }
+
+    deinit {
+        running.on.store(false, ordering: .relaxed)
+        thread?.join()
+        listener.close()
+        try? Files.removeTree(data)
+    }
+
+    var local: LocalNode {
+        LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
+    }
+
+    /// The scheduler's channel to this node's agent, with `identity` (default: the scheduler's keys).
+    func remote(identity: PEMPair? = nil, authority: String? = nil) throws -> AgentChannel {
+        AgentChannel(
+            host: "127.0.0.1", port: listener.port,
+            context: try TLSContext(
+                role: .client, identity: identity ?? keys.scheduler, authority: authority ?? keys.authority.certificate,
+                expectedPeerName: "peon-agent"))
+    }
+}
+
+@Suite struct NodeTests {
+    let run = "n\(getpid())x\(UInt16.random(in: 0...UInt16.max))"
+
+    @Test func theLocalNodeKeepsTheContract() throws {
+        let node = try TestNode()
+        #expect(NodeContract(node: node.local, data: node.data, run: run).check() == [])
+    }
+
+    @Test func theAgentKeepsTheContractOverMutualTLS() throws {
+        let node = try TestNode()
+        #expect(NodeContract(node: try node.remote(), data: node.data, run: run).check() == [])
+    }
+
+    /// A caller without a certificate of Peon's CA, or with the agent's own (server-role)
+    /// certificate, gets no operation run: the folder it names is still there.
+    @Test func refusesCallersWithoutPeonsClientCertificate() throws {
+        let node = try TestNode()
+        let uid = try ServerUID(validating: "peontest.\(run)a")
+        _ = try node.remote().prepare(uid, BindSources(volumes: ["data"], files: []), actions: [], reinstallActions: false)
+        let stranger = try Certificates.makeAuthority(commonName: "stranger")
+        let strangers = try Certificates.issue(commonName: "peon-scheduler", dnsNames: ["peon-scheduler"], role: .client, by: stranger)
+        let callers = [
+            try node.remote(identity: strangers, authority: node.keys.authority.certificate),
+            try node.remote(identity: node.keys.agent),
+        ]
+        for caller in callers {
+            #expect(throws: PlatformError.self) { try caller.remove(uid) }
+        }
+        #expect(Files.kind(node.data + "/servers/peontest/\(run)a") == .directory)
+        // An agent of another CA is not the scheduler's agent either.
+        #expect(throws: PlatformError.self) {
+            try node.remote(authority: stranger.certificate).listeners()
+        }
+    }
+
+    /// With Peon's keys, inputs are still checked: an unknown operation, a server outside
+    /// `servers/<game>/<name>`, a path with `..`, an oversized frame.
+    @Test func refusesOperationsThatAreNotPeons() throws {
+        let node = try TestNode()
+        let context = try TLSContext(
+            role: .client, identity: node.keys.scheduler, authority: node.keys.authority.certificate, expectedPeerName: "peon-agent")
+        func ask(_ query: JSON) throws -> (AgentWire.Kind, JSON)? {
+            let stream = try TLSStream.connect(host: "127.0.0.1", port: node.listener.port, context: context, timeoutMilliseconds: 2000)
+            defer { stream.close() }
+            try AgentWire.write(stream, .query, json: query)
+            guard let (kind, payload) = try AgentWire.read(stream) else { return nil }
+            return (kind, try JSON.parse(payload))
+        }
+        let queries: [JSON] = [
+            ["op": "sh", "command": "id"], ["op": "remove", "uid": "../etc"], ["op": "remove", "uid": "peontest"],
+            ["op": "tail", "uid": "peontest.a", "path": "../../peon.db", "limit": 10],
+            ["op": "tail", "uid": "peontest.a", "path": "/etc/passwd", "limit": 10],
+            ["op": "stats", "container": "$(reboot)"], ["op": "console", "container": .string(String(repeating: "a", count: 64)), "line": "a\nb"],
+            ["op": "manifest", "uid": "peontest.a", "bytes": "!!!"], ["op": "restore-stage", "uid": "peontest.a", "backup": 1, "sha256": "x"],
+        ]
+        for query in queries {
+            let answer = try ask(query)
+            #expect(answer?.0 == .failure && answer?.1["error"] == "refused", "\(query.text): \(String(describing: answer))")
+        }
+        // A frame larger than the protocol allows ends the connection without an answer.
+        let stream = try TLSStream.connect(host: "127.0.0.1", port: node.listener.port, context: context, timeoutMilliseconds: 2000)
+        try stream.write([AgentWire.Kind.query.rawValue, 0x7f, 0xff, 0xff, 0xff])
+        #expect((try? AgentWire.read(stream)) ?? nil == nil)
+        stream.close()
+    }
+
+    /// Connections beyond the cap are closed at once, before any TLS work; the agent serves again
+    /// once they are gone.
+    @Test func capsConnections() throws {
+        let node = try TestNode(connections: 4)
+        var idle: [Int32] = []
+        defer { for fd in idle { close(fd) } }
+        for _ in 0..<12 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(node.listener.port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, 16) } }
+            idle.append(fd)
+        }
+        usleep(500_000)
+        // The ones over the cap were closed by the agent: a read ends at once.
+        var closed = 0
+        for fd in idle {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            var byte: UInt8 = 0
+            if poll(&pfd, 1, 0) == 1, recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 0 { closed += 1 }
+        }
+        #expect(closed >= 8, "\(closed) of 12 idle connections closed")
+        for fd in idle { close(fd) }
+        idle = []
+        // The idle ones that got a slot time out of their handshake (5 s); then operations run again.
+        var served = false
+        for _ in 0..<100 where !served {
+            served = (try? node.remote().listeners()) != nil
+            if !served { usleep(100_000) }
+        }
+        #expect(served)
+    }
+
+    /// A backup streamed out of the node and a restore streamed back in, through the agent: the
+    /// same bytes as in-process, a changed archive refused with nothing changed, and a swap that
+    /// puts the backup's folders in place.
+    @Test func backupAndRestoreStreamThroughTheAgent() throws {
+        let node = try TestNode()
+        let remote = try node.remote()
+        let uid = try ServerUID(validating: "peontest.\(run)b")
+        let dir = node.data + "/servers/peontest/\(run)b"
+        _ = try remote.prepare(uid, BindSources(volumes: ["config", "user", "data"], files: []), actions: [], reinstallActions: false)
+        try Files.write(dir + "/user/world.txt", Array(repeating: 65, count: 3 << 20))
+        try Files.write(dir + "/config/server_name", Array("before".utf8))
+        let archive = node.data + "/backup.tar.zst"
+        let out = open(archive, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        try remote.archive(uid, format: "tar.zst", to: out)
+        close(out)
+        try ArchiveExtractor.verify(file: archive)
+        let checksum = Checksum()
+        let bytes = try Files.read(archive, limit: 64 << 20)
+        bytes.withUnsafeBytes { checksum.update($0) }
+        let (digest, _) = checksum.finalize()
+        // The world changes after the backup.
+        try Files.write(dir + "/config/server_name", Array("after".utf8))
+        try Files.write(dir + "/user/world.txt", Array("gone".utf8))
+        // A wrong checksum: refused, nothing staged, nothing changed.
+        var input = open(archive, O_RDONLY)
+        #expect(throws: PlatformError.self) { try remote.restoreStage(uid, backup: 7, sha256: String(repeating: "0", count: 64), from: input) }
+        close(input)
+        #expect(Files.list(dir).filter { $0.hasPrefix(".restore-") }.isEmpty)
+        #expect(try Files.read(dir + "/config/server_name", limit: 100) == Array("after".utf8))
+        // The right one: staged, then swapped in.
+        input = open(archive, O_RDONLY)
+        try remote.restoreStage(uid, backup: 7, sha256: digest, from: input)
+        close(input)
+        try remote.restoreSwap(uid, backup: 7)
+        #expect(try Files.read(dir + "/config/server_name", limit: 100) == Array("before".utf8))
+        #expect(try Files.read(dir + "/user/world.txt", limit: 4 << 20).count == 3 << 20)
+        // A hostile archive (a link entry) is refused whole.
+        try remote.remove(uid)
+    }
+}

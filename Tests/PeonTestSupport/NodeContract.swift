@@ -1,0 +1,149 @@
+public import PeonCore
+import PeonJSON
+public import PeonPlatform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What every node channel must do, in-process or through an agent, with what a game container
+/// may have left in the server's folder: links planted at every name an operation reads or
+/// writes, a folder swapped for a link, FIFOs, tens of thousands of files.
+///
+/// `data` is the node's data folder as this test process reaches it (the same disk the node
+/// works on), so the suite plants files the way a game would and looks at what the node did.
+/// `run` names the servers it makes (`peontest.<run>…`); everything it made is removed. Each
+/// failed clause is one line of the answer; an empty answer is a pass.
+public struct NodeContract {
+    public let node: any NodeChannel
+    public let data: String
+    public let run: String
+
+    public init(node: any NodeChannel, data: String, run: String) {
+        self.node = node
+        self.data = data
+        self.run = run
+    }
+
+    static let sources = BindSources(volumes: ["data", "config", "user"], files: [])
+
+    public func check() -> [String] {
+        var failures: [String] = []
+        func check(_ ok: Bool, _ clause: String) { if !ok { failures.append(clause) } }
+        let uid: ServerUID
+        do {
+            uid = try ServerUID(validating: "peontest.\(run)h")
+        } catch {
+            return ["bad run name \(run)"]
+        }
+        let dir = data + "/servers/peontest/\(run)h"
+        // A file outside every server folder that a game would love to overwrite or read.
+        let secret = data + "/peon-contract-secret-\(run)"
+        defer {
+            try? node.remove(uid)
+            unlink(secret)
+            unlink(secret + ".d/stolen")
+            rmdir(secret + ".d")
+        }
+        guard write(secret, "keep me") else { return ["cannot write \(secret)"] }
+        do {
+            let actions = [PlanFile(path: "server_start", bytes: Array("#!/bin/sh\necho v1\n".utf8), executable: true)]
+            _ = try node.prepare(uid, Self.sources, actions: actions, reinstallActions: false)
+            check(read(dir + "/actions/server_start") == "#!/bin/sh\necho v1\n", "prepare installs the actions")
+
+            // A link planted at an action's name, at a temporary name the old agent used, and at
+            // the update markers: each is replaced, never written through.
+            for name in ["server_start", "server_start.peon-tmp", ".peon-new-server_start", ".validate", ".update"] {
+                unlink(dir + "/actions/" + name)
+                symlink(secret, dir + "/actions/" + name)
+            }
+            let v2 = [PlanFile(path: "server_start", bytes: Array("#!/bin/sh\necho v2\n".utf8), executable: true)]
+            try node.update(uid, mode: .validate, actions: v2)
+            check(read(secret) == "keep me", "update writes through no planted link")
+            check(isRegular(dir + "/actions/server_start") && read(dir + "/actions/server_start") == "#!/bin/sh\necho v2\n",
+                "update replaces a linked action with the plan's")
+            check(isRegular(dir + "/actions/.validate"), "update replaces a linked marker with a file")
+
+            // The manifest's name planted with a link.
+            unlink(dir + "/peon-server.json")
+            symlink(secret, dir + "/peon-server.json")
+            try node.writeManifest(uid, Array("{\"uid\":\"x\"}".utf8))
+            check(read(secret) == "keep me" && read(dir + "/peon-server.json") == "{\"uid\":\"x\"}", "the manifest replaces a link")
+
+            // config/: a link to a file outside, a FIFO, then the folder itself swapped for a link.
+            _ = write(dir + "/config/server_name", "Contract")
+            symlink(secret, dir + "/config/password")
+            mkfifo(dir + "/config/motd", 0o644)
+            let started = Monotonic.now()
+            let config = try node.config(uid)
+            check(config.map(\.0) == ["server_name"] && config.first?.1 == "Contract", "config reads regular files only: \(config)")
+            check(Monotonic.now() - started < 5, "config does not block on a FIFO")
+            // A FIFO where a log is tailed: nothing, at once.
+            mkfifo(dir + "/user/game.log", 0o644)
+            check((try node.tail(uid, path: "user/game.log", limit: 1024)) == nil && Monotonic.now() - started < 5, "tail skips a FIFO")
+            // A link in the middle of a path: nothing.
+            mkdir(secret + ".d", 0o755)
+            _ = write(secret + ".d/stolen", "secret log")
+            symlink(secret + ".d", dir + "/user/logs")
+            check((try node.tail(uid, path: "user/logs/stolen", limit: 1024)) == nil, "tail follows no link in the path")
+            rename(dir + "/config", dir + "/config.real")
+            symlink(secret + ".d", dir + "/config")
+            check((try node.config(uid)).isEmpty, "a config folder swapped for a link reads as empty")
+            unlink(dir + "/config")
+            rename(dir + "/config.real", dir + "/config")
+
+            // Tens of thousands of files in config/: bounded work, an answer in seconds.
+            let many = dir + "/config/many"
+            mkdir(many, 0o755)
+            for i in 0..<70_000 { close(open(dir + "/config/f\(i)", O_WRONLY | O_CREAT, 0o644)) }
+            let before = Monotonic.now()
+            let crowded = try node.config(uid)
+            check(crowded.count <= 64 && Monotonic.now() - before < 10, "config reads a bounded number of files (\(crowded.count))")
+
+            // A bind source swapped for a link is refused before a start.
+            rename(dir + "/user", dir + "/user.real")
+            symlink(secret + ".d", dir + "/user")
+            check((try? node.check(uid, Self.sources)) == nil, "check refuses a bind source swapped for a link")
+            unlink(dir + "/user")
+            rename(dir + "/user.real", dir + "/user")
+
+            // Removing the folder follows no link out of it.
+            symlink(secret + ".d", dir + "/data/escape")
+            try node.remove(uid)
+            check(read(secret + ".d/stolen") == "secret log" && read(secret) == "keep me", "remove follows no link")
+            check(access(dir, F_OK) != 0, "remove removes the folder")
+        } catch {
+            failures.append("an operation failed: \(error)")
+        }
+        return failures
+    }
+
+    func write(_ path: String, _ text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return Array(text.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.utf8.count
+    }
+
+    func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = Glibc.read(fd, &buffer, buffer.count)
+        return n >= 0 ? String(decoding: buffer[..<n], as: UTF8.self) : nil
+    }
+
+    func isRegular(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+}
+
+enum Monotonic {
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}
