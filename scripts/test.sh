@@ -21,10 +21,12 @@ scripts/docker.sh image
 scripts/base-image.sh
 
 swift build --build-tests
+# Peon's own image from these binaries: its node agent runs on every Swarm node (loaded into each).
+scripts/image.sh peon:test "$root/.build/debug" >/dev/null
 # A real three-node Swarm (network namespaces, one dockerd each) for the Swarm platform's tests;
 # removed when this script ends, whatever happens. test_swarm.py makes its own.
 trap 'scripts/swarm-test.sh down >/dev/null 2>&1 || true' EXIT
-scripts/swarm-test.sh up peon-test-game:latest >/dev/null
+scripts/swarm-test.sh up peon-test-game:latest peon-test-game:rcon peon:test >/dev/null
 eval "$(scripts/swarm-test.sh env | sed 's/^/export /')"
 swift test --skip-build
 scripts/swarm-test.sh down

@@ -1,13 +1,21 @@
 """Peon on a real three-node Docker Swarm (scripts/swarm-test.sh: one dockerd per network namespace,
-each node's data path its own disk), driven over HTTPS with PEON_PLATFORM=swarm."""
+each node's data path its own disk), driven over HTTPS with PEON_PLATFORM=swarm. Everything works
+there as on one machine: the node work goes through Peon's node agent (peon-agent, from Peon's own
+image, mutual TLS) on each server's node."""
+import io
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
+import zipfile
 
 import pytest
 
 from conftest import ROOT, RUN, Stack
+
+PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
 SETTINGS = {"SERVER_NAME": "Swarm", "PASSWORD": "pw"}
 SCRIPT = os.path.join(ROOT, "scripts", "swarm-test.sh")
@@ -20,18 +28,43 @@ def swarm_env():
 
 @pytest.fixture(scope="module")
 def swarm():
-    subprocess.run([SCRIPT, "up", "peon-test-game:latest"], check=True, capture_output=True, timeout=120)
+    # Peon's image (scripts/test.sh builds peon:test from this checkout) carries the node agent.
+    env = swarm_env()
+    subprocess.run([SCRIPT, "up", "peon-test-game:latest", "peon-test-game:rcon", env["PEON_SWARM_AGENT_IMAGE"]], check=True,
+                   capture_output=True, timeout=300)
     env = swarm_env()
     yield env
     subprocess.run([SCRIPT, "down"], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
-def sstack(swarm):
-    s = Stack(env={
+def plans():
+    """The bundled plans, the RCON test plan, and a test game whose players are counted from its log."""
+    folder = tempfile.mkdtemp(prefix="peon-swarm-plans-")
+    shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(folder, "peontest"))
+    shutil.copytree(os.path.join(PLANS, "peonrcon"), os.path.join(folder, "peonrcon"))
+    shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(folder, "peonlog"))
+    with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
+        plan = json.load(f)
+    plan["metadata"].update({"game_uid": "peonlog", "players": {"query": "log", "join": "joined: ", "leave": "left: ",
+                                                                  "file": "user/game.log"}})
+    with open(os.path.join(folder, "peonlog", "plan.json"), "w") as f:
+        json.dump(plan, f)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def swarm_stack_env(swarm, plans):
+    return {
         "PEON_PLATFORM": "swarm", "PEON_DOCKER_SOCKET": swarm["PEON_SWARM_MANAGER"], "PEON_SWARM_DATA": swarm["PEON_SWARM_DATA"],
-        "PEON_SWARM_HELPER_IMAGE": "peon-test-game:latest",
-    })
+        "PEON_AGENT_IMAGE": swarm["PEON_SWARM_AGENT_IMAGE"], "PEON_SWARM_NODE_SOCKET": swarm["PEON_SWARM_NODE_SOCKET"],
+        "PEON_BUNDLED_PLANS": plans, "PEON_PLAYER_POLL_SECONDS": "1",
+    }
+
+
+@pytest.fixture(scope="module")
+def sstack(swarm, plans):
+    s = Stack(env=swarm_stack_env(swarm, plans))
     yield s
     s.cleanup()
 
@@ -85,10 +118,16 @@ def create(stack, uid, body=None):
 
 def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack):
     uids = [f"peontest.{RUN}w{i}" for i in range(3)]
+    answers_ = []
     for uid in uids:
         r = create(sstack, uid)
         assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        answers_.append(r.json())
     nodes = [node_of(swarm, uid) for uid in uids]
+    # The create answer already says where to connect: the node, its address, the published ports.
+    for obj, node, uid in zip(answers_, nodes, uids):
+        assert obj["node"] == node and obj["address"] == address(swarm, node), obj
+        assert [p["port"] for p in obj["ports"]] == [port_of(swarm, uid)], obj
     assert sorted(nodes) == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], nodes
     # The API shows each server's node and the nodes (mirrored by the scheduler every 10 s).
     deadline = time.time() + 30
@@ -117,7 +156,7 @@ def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack
                    if os.path.isdir(os.path.join(swarm["PEON_SWARM_ROOT"], n, "data", "servers", "peontest", uid.split(".")[1]))]
         assert on_disk == ["n" + node[-1]], on_disk
 
-    # Resource figures come from each server's node (its agent reads the task's cgroups).
+    # Resource figures come from each server's node (its agent asks its node's engine).
     for uid in uids:
         deadline, stats = time.time() + 30, {}
         while time.time() < deadline and not stats.get("stats"):
@@ -211,18 +250,97 @@ def test_a_servers_output_reaches_its_logs(swarm, sstack):
     finally:
         sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
-def agent_status(from_ns, address, token=None):
-    """What Peon's node agent answers a request from inside a node's network namespace (where a
-    game container's traffic comes from)."""
-    headers = ["-H", f"X-Peon-Token: {token}"] if token is not None else []
-    status = ""
-    for _ in range(100):  # a task Swarm just started may not listen yet
-        status = subprocess.run(["ip", "netns", "exec", from_ns, "curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X",
-                                 "POST", *headers, f"http://{address}:7380/cgi-bin/peon?manifests"], capture_output=True, text=True).stdout
-        if status != "000":
-            break
+def server_dir(swarm, node, uid):
+    return os.path.join(swarm["PEON_SWARM_ROOT"], "n" + node[-1], "data", "servers", *uid.split("."))
+
+
+def wait_for(predicate, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_backups_restore_save_and_config_work_on_any_node(swarm, sstack):
+    """What was refused on Swarm: backups (made on the server's node, kept on the manager), restore
+    (streamed back to the node), PEON's save zip, and server_config read on the node."""
+    uid = f"peontest.{RUN}wb"
+    r = create(sstack, uid, {"SERVER_NAME": "Swarmy"})
+    assert r.status_code == 200, r.text
+    node = r.json()["node"]
+    home = server_dir(swarm, node, uid)
+    try:
+        assert wait_for(lambda: sstack.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"].get("server_name") == "Swarmy", 15)
+        open(os.path.join(home, "user", "world.txt"), "w").write("day one")
+        r = sstack.request("POST", f"/api/v1/server/backup/{uid}", timeout=120)
+        assert r.status_code == 201, r.text
+        backup = r.json()
+        assert backup["size"] > 0 and len(backup["sha256"]) == 64
+        # The archive is on the manager's disk (this stack's data dir), not the node's.
+        assert os.path.isfile(os.path.join(sstack.data, "backups", "peontest", uid.split(".")[1], backup["name"]))
+        open(os.path.join(home, "user", "world.txt"), "w").write("day two")
+        r = sstack.request("PUT", f"/api/v1/server/restore/{uid}", json={"id": backup["id"]}, timeout=120)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        assert open(os.path.join(home, "user", "world.txt")).read() == "day one"
+        # PEON's save zip.
+        r = sstack.request("GET", f"/api/v1/server/save/{uid}", timeout=120)
+        assert r.status_code == 200 and "user/world.txt" in zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
+def test_console_over_rcon_and_players_from_the_log_on_a_node(swarm, sstack):
+    """RCON goes from the server's node to the container (the port is never published); a log
+    player count is read on the node, and idle auto-stop acts on it."""
+    uid = f"peonrcon.{RUN}wr"
+    r = sstack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "RCON"}, timeout=120)
+    assert r.status_code == 200, r.text
+    try:
+        deadline, r = time.time() + 30, None
+        while time.time() < deadline:
+            r = sstack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "echo swarm"}, timeout=60)
+            if r.status_code == 200:
+                break
+            time.sleep(0.3)
+        assert r.status_code == 200 and r.json()["via"] == "rcon" and r.json()["response"] == "swarm", r.text
+        assert not any(p["TargetPort"] == 27015 for p in service(swarm, uid)["Spec"]["EndpointSpec"]["Ports"])
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+    uid = f"peonlog.{RUN}wp"
+    r = create(sstack, uid, {"idle_stop": 1})
+    assert r.status_code == 200, r.text
+    log = os.path.join(server_dir(swarm, r.json()["node"], uid), "user", "game.log")
+    try:
+        with open(log, "w") as f:
+            f.write("joined: ada\njoined: bob\nleft: ada\n")
+        server = lambda: sstack.request("GET", f"/api/v1/server/get/{uid}").json()
+        assert wait_for(lambda: server()["players"] == 1, 15), server()
+        with open(log, "a") as f:
+            f.write("left: bob\n")
+        assert wait_for(lambda: server()["players"] == 0, 15), server()
+        # A minute at zero players: the scheduler stops it.
+        assert wait_for(lambda: server()["container_state"] == "exited", 90), server()
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
+def agent_refuses(from_ns, address):
+    """Whether Peon's node agent refuses a caller without Peon's client certificate, asked from
+    inside a node's network namespace (where a game container's traffic comes from): the TLS
+    handshake fails (curl 35 or 56), so no operation is ever read. Retried while the task starts."""
+    codes = []
+    for _ in range(50):
+        out = subprocess.run(["ip", "netns", "exec", from_ns, "curl", "-sk", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                              "-X", "POST", "--data", '{"op":"manifests"}', f"https://{address}:7380/"], capture_output=True, text=True)
+        if out.returncode in (35, 56) and out.stdout == "000":
+            return True
+        codes.append((out.returncode, out.stdout))  # not listening yet (7), restarting (28): ask again
         time.sleep(0.2)
-    return status
+    print("agent answers", codes)
+    return False
 
 
 def agent_service(swarm):
@@ -235,15 +353,27 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
     assert agent["Spec"]["Mode"] == {"Global": {}} and agent["Spec"]["Labels"]["peon.agent"] == "true"
     running = manager(swarm, "service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}", "peon-agent").split()
     assert sorted(running) == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], running
-    # Without Peon's token, or with another, every node's agent refuses.
+    # It is Peon's own executable, as the games' user, with no capability left and bounded.
+    spec = agent["Spec"]["TaskTemplate"]
+    assert spec["ContainerSpec"]["Command"] == ["/opt/peon/bin/peon-agent"] and spec["ContainerSpec"]["ReadOnly"]
+    assert spec["ContainerSpec"]["CapabilityDrop"] == ["ALL"] and spec["Resources"]["Limits"]["Pids"] > 0
+    assert sorted(s["File"]["Name"] for s in spec["ContainerSpec"]["Secrets"]) == ["peon-agent-ca.pem", "peon-agent-cert.pem",
+                                                                                     "peon-agent-key.pem"]
+    pids = subprocess.run(["pgrep", "-f", "^/opt/peon/bin/peon-agent"], capture_output=True, text=True).stdout.split()
+    assert len(pids) >= 3, "an agent process on every node"
+    for pid in pids:
+        status = open(f"/proc/{pid}/status").read()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        assert fields["Uid"].split()[:2] == ["1000", "1000"] and fields["CapEff"].strip() == "0" * 16, status
+    # Without Peon's client certificate every node's agent refuses at the handshake.
     for node in ("peonsw-n1", "peonsw-n2", "peonsw-n3"):
-        assert agent_status("peonsw-n2", address(swarm, node)) == "401"
-        assert agent_status("peonsw-n2", address(swarm, node), token="0" * 64) == "401"
-    # A new scheduler on the same store (same token) finds the agent as it wants it: no update.
+        assert agent_refuses("peonsw-n2", address(swarm, node)), node
+    # A new scheduler on the same store (same keys) finds the agent as it wants it: no update.
+    # (Last in this file: the module's stack is stopped here.)
     version = agent["Version"]["Index"]
     sstack.stop()
-    again = Stack(env={**{k: sstack.env[k] for k in ("PEON_PLATFORM", "PEON_DOCKER_SOCKET", "PEON_SWARM_DATA", "PEON_SWARM_HELPER_IMAGE",
-                                                       "PEON_DATA_DIR")}})
+    again = Stack(env={**{k: sstack.env[k] for k in ("PEON_PLATFORM", "PEON_DOCKER_SOCKET", "PEON_SWARM_DATA", "PEON_AGENT_IMAGE",
+                                                       "PEON_SWARM_NODE_SOCKET", "PEON_BUNDLED_PLANS", "PEON_DATA_DIR")}})
     again.data = sstack.data  # its TLS certificate is there too
     try:
         uid = f"peontest.{RUN}wa"
@@ -253,3 +383,4 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
         assert again.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120).status_code == 200
     finally:
         again.cleanup()
+
