@@ -1,6 +1,7 @@
 public import PeonJSON
 public import PeonPlatform
 public import PeonTLS
+import PeonSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -17,21 +18,44 @@ public final class AgentChannel: NodeChannel {
     public let port: Int
     let context: TLSContext
     public let connectMilliseconds: Int32
+    /// How long a connection that fails is tried again (an agent starting beside the scheduler).
+    public let patienceSeconds: Double
 
-    public init(host: String, port: Int, context: TLSContext, connectMilliseconds: Int32 = 2000) {
+    /// `host` is an IP literal, or `unix:<path>` (then `port` is unused).
+    public init(host: String, port: Int, context: TLSContext, connectMilliseconds: Int32 = 2000, patienceSeconds: Double = 0) {
         self.host = host
         self.port = port
         self.context = context
         self.connectMilliseconds = connectMilliseconds
+        self.patienceSeconds = patienceSeconds
+    }
+
+    /// `unix:<path>` or `<ip>:<port>` (`PEON_NODE_AGENT`).
+    public convenience init?(address: String, context: TLSContext, patienceSeconds: Double) {
+        if address.hasPrefix("unix:") {
+            self.init(host: address, port: 0, context: context, patienceSeconds: patienceSeconds)
+        } else {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+            self.init(host: String(address[..<colon]), port: port, context: context, patienceSeconds: patienceSeconds)
+        }
+    }
+
+    var name: String { host.hasPrefix("unix:") ? host : "\(host):\(port)" }
+
+    func connect() throws(PlatformError) -> TLSStream {
+        let deadline = Monotonic.seconds() + patienceSeconds
+        while true {
+            do {
+                return try TLSStream.connect(host: host, port: port, context: context, timeoutMilliseconds: connectMilliseconds)
+            } catch {
+                guard Monotonic.seconds() < deadline else { throw .unavailable("Peon's node agent at \(name) does not answer: \(error)") }
+                Monotonic.sleep(0.2)
+            }
+        }
     }
 
     public func perform(_ operation: NodeOperation, input: Int32?, output: Int32?) throws(PlatformError) -> JSON {
-        let stream: TLSStream
-        do {
-            stream = try TLSStream.connect(host: host, port: port, context: context, timeoutMilliseconds: connectMilliseconds)
-        } catch {
-            throw .unavailable("Peon's node agent at \(host):\(port) does not answer: \(error)")
-        }
+        let stream = try connect()
         defer { stream.close() }
         // Every read waits at most as long as the operation may take on the node.
         stream.setTimeout(milliseconds: Int32(operation.seconds * 1000))
@@ -43,7 +67,7 @@ public final class AgentChannel: NodeChannel {
             }
             while true {
                 guard let (kind, payload) = try AgentWire.read(stream) else {
-                    throw PlatformError.unavailable("Peon's node agent at \(host):\(port) closed the connection mid-operation")
+                    throw PlatformError.unavailable("Peon's node agent at \(name) closed the connection mid-operation")
                 }
                 switch kind {
                 case .data:
@@ -63,7 +87,7 @@ public final class AgentChannel: NodeChannel {
         } catch let error as PlatformError {
             throw error
         } catch {
-            throw .unavailable("Peon's node agent at \(host):\(port): \(error)")
+            throw .unavailable("Peon's node agent at \(name): \(error)")
         }
     }
 }

@@ -17,14 +17,16 @@ public final class DockerPlatform: ServerPlatform {
 
     /// This host's server folders (the node is this machine).
     public let files: LocalServerFiles
-    /// The node's work, done in this process: this host is the node.
-    public let node: LocalNode
+    /// The node's work: done in this process when it shares the games' host (files and network),
+    /// else by Peon's node agent beside it (`node`: the compose.yaml deployment, whose scheduler
+    /// runs in a container that reaches neither the games' networks nor their published ports).
+    public let node: any NodeChannel
 
-    public init(client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0") {
+    public init(client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0", node: (any NodeChannel)? = nil) {
         docker = client
         self.files = files
         self.bindAddress = bindAddress
-        node = LocalNode(files: files, gameHost: bindAddress, engine: { client })
+        self.node = node ?? LocalNode(files: files, gameHost: bindAddress, engine: { client })
     }
 
     /// The Engine API create body for a spec.
@@ -345,6 +347,15 @@ extension DockerPlatform {
     public func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel { node }
 
     public func channels() throws(PlatformError) -> [any NodeChannel] { [node] }
+
+    /// The folder as this host's engine mounts it: this process knows it (`PEON_HOST_DIR`), an
+    /// agent beside it need not.
+    public func prepareFiles(_ uid: ServerUID, plan: Plan, actions: [PlanFile], reinstallActions: Bool) throws(PlatformError)
+        -> PreparedFiles
+    {
+        let prepared = try node.prepare(uid, BindSources(plan), actions: actions, reinstallActions: reinstallActions)
+        return PreparedFiles(directory: files.hostDataDir + "/servers/" + uid.relativeDirectory, existingFiles: prepared.existingFiles)
+    }
 
     public func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String) {
         guard try details(ref).state == .running else { throw .notFound("container \(ref) does not run") }

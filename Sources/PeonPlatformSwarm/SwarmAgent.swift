@@ -2,7 +2,7 @@ import Crypto
 public import PeonCore
 import PeonDocker
 public import PeonJSON
-public import PeonNodeAgent
+import PeonNodeAgent
 public import PeonPlatform
 import PeonSystem
 public import PeonTLS
@@ -130,9 +130,10 @@ public final class SwarmAgent {
                         ["Type": "bind", "Source": .string(nodeSocket), "Target": "/run/peon-node/docker.sock"],
                     ],
                     "Labels": labels,
-                    // Root only to read its keys, make the servers folder and join the socket's group;
-                    // then the agent becomes the games' user (1000) with no capability at all.
-                    "CapabilityDrop": ["ALL"], "CapabilityAdd": ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN"], "ReadOnly": true,
+                    // Root, with these few capabilities, only until it read its keys, made the servers
+                    // folder and joined the socket's group; then the agent becomes the games' user
+                    // (1000) with no capability at all, before its first connection.
+                    "CapabilityDrop": ["ALL"], "CapabilityAdd": ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE"], "ReadOnly": true,
                     "Secrets": .array(
                         secrets.map {
                             [

@@ -5,13 +5,29 @@ import Synchronization
     import Glibc
 #endif
 
-/// An IPv4 or IPv6 literal and a port as a socket address (no name resolution: agents are reached by IP).
+/// An IPv4 or IPv6 literal and a port as a socket address (no name resolution: agents are reached by
+/// IP), or `unix:<path>` (the port ignored): an agent beside the scheduler on the same host.
 struct SocketAddress {
     private var storage = sockaddr_storage()
     let family: Int32
     let length: socklen_t
 
     init(host: String, port: Int) throws(TLSError) {
+        if host.hasPrefix("unix:") {
+            let path = Array(host.dropFirst(5).utf8)
+            var un = sockaddr_un()
+            guard path.first == UInt8(ascii: "/"), path.count < MemoryLayout.size(ofValue: un.sun_path), !path.contains(0) else {
+                throw TLSError("not an absolute socket path: \"\(host)\"")
+            }
+            un.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &un.sun_path) { raw in
+                for (i, byte) in path.enumerated() { raw[i] = byte }
+            }
+            family = AF_UNIX
+            length = socklen_t(MemoryLayout<sockaddr_un>.size)
+            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: un, as: sockaddr_un.self) }
+            return
+        }
         guard (0...65535).contains(port) else { throw TLSError("not a TCP port: \(port)") }
         // "[::1]" as well as "::1".
         let literal = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
@@ -42,7 +58,8 @@ struct SocketAddress {
 enum Socket {
     static func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
-    /// A TCP socket, close-on-exec so children of the agent never inherit connections.
+    /// A stream socket (TCP, or unix for `unix:` addresses), close-on-exec so children of the agent
+    /// never inherit connections.
     static func tcp(family: Int32) throws(TLSError) -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TLSError("socket: \(errnoText())") }
@@ -109,7 +126,13 @@ public final class TCPListener: @unchecked Sendable {
         let fd = try Socket.tcp(family: address.family)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+        let unix = address.family == AF_UNIX
+        // A socket file a previous agent left; its mode bits are the socket's only door besides TLS.
+        if unix { unlink(String(host.dropFirst(5))) }
+        let mask = unix ? umask(0o177) : 0
+        let bound = address.withSockaddr({ bind(fd, $0, $1) })
+        if unix { umask(mask) }
+        guard bound == 0 else {
             let message = "binding \(host):\(port): \(Socket.errnoText())"
             Glibc.close(fd)
             throw TLSError(message)
@@ -119,9 +142,14 @@ public final class TCPListener: @unchecked Sendable {
             Glibc.close(fd)
             throw TLSError(message)
         }
-        var bound = sockaddr_storage()
+        if unix {
+            self.port = 0
+            descriptor = Atomic(fd)
+            return
+        }
+        var name = sockaddr_storage()
         var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &bound) {
+        let named = withUnsafeMutablePointer(to: &name) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) }
         }
         guard named == 0 else {
@@ -132,7 +160,7 @@ public final class TCPListener: @unchecked Sendable {
         // sin_port and sin6_port sit at the same offset, right after the family.
         self.port = Int(
             UInt16(
-                bigEndian: withUnsafeBytes(of: bound) {
+                bigEndian: withUnsafeBytes(of: name) {
                     $0.load(fromByteOffset: MemoryLayout<sa_family_t>.size, as: UInt16.self)
                 }))
         descriptor = Atomic(fd)

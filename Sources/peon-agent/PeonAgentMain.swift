@@ -19,15 +19,18 @@ import PeonTLS
 ///
 /// Environment: `PEON_AGENT_DATA` (the node's data folder here, /peon), `PEON_AGENT_HOST_DATA` (the
 /// same folder as the node's engine sees it), `PEON_AGENT_PORT` (7380), `PEON_AGENT_LISTEN` (the
-/// address to listen on) or `PEON_AGENT_NODES` + `PEON_NODE_ID` (Swarm: `id=address` pairs and this
-/// node's id), `PEON_AGENT_TLS` (the folder of `peon-agent-ca.pem`, `-cert.pem`, `-key.pem`),
-/// `PEON_DOCKER_SOCKET` (the node's engine), `PEON_AGENT_CONNECTIONS` (16).
+/// address to listen on: an IP, or `unix:<path>` beside a scheduler on the same host) or
+/// `PEON_AGENT_NODES` + `PEON_NODE_ID` (Swarm: `id=address` pairs and this node's id),
+/// `PEON_AGENT_TLS` (the folder of `peon-agent-ca.pem`, `-cert.pem`, `-key.pem`; waited for up to a
+/// minute, since a scheduler beside it writes them at its start), `PEON_DOCKER_SOCKET` (the node's
+/// engine), `PEON_GAME_BIND` (where game ports are published: A2S queries go there),
+/// `PEON_AGENT_CONNECTIONS` (16).
 @main
 enum PeonAgentMain {
     static func main() {
         let env = ProcessEnvironment.read([
             "PEON_AGENT_DATA", "PEON_AGENT_HOST_DATA", "PEON_AGENT_PORT", "PEON_AGENT_LISTEN", "PEON_AGENT_NODES", "PEON_NODE_ID",
-            "PEON_AGENT_TLS", "PEON_DOCKER_SOCKET", "PEON_AGENT_CONNECTIONS", "PEON_LOG_LEVEL", "PEON_AGENT_USER",
+            "PEON_AGENT_TLS", "PEON_DOCKER_SOCKET", "PEON_AGENT_CONNECTIONS", "PEON_LOG_LEVEL", "PEON_GAME_BIND",
         ])
         let logger = ProcessLogging.start(label: "peon.agent", level: env["PEON_LOG_LEVEL"] ?? "info")
         func fail(_ message: String, _ code: Int32 = 1) -> Never {
@@ -51,8 +54,11 @@ enum PeonAgentMain {
         // As root: the keys, the servers folder, the socket's group.
         let tls = env["PEON_AGENT_TLS"] ?? "/run/secrets"
         func text(_ name: String) -> String {
-            guard let bytes = try? Files.read(tls + "/" + name, limit: 64 << 10) else { fail("cannot read \(tls)/\(name)") }
-            return String(decoding: bytes, as: UTF8.self)
+            for _ in 0..<300 {
+                if let bytes = try? Files.read(tls + "/" + name, limit: 64 << 10) { return String(decoding: bytes, as: UTF8.self) }
+                Monotonic.sleep(0.2)
+            }
+            fail("cannot read \(tls)/\(name)")
         }
         let context: TLSContext
         do {
@@ -65,8 +71,13 @@ enum PeonAgentMain {
         let games: (uid: UInt32, gid: UInt32) = (1000, 1000)
         if geteuid() == 0 {
             do {
-                let servers = try Files.openDirectory("servers", in: data, create: true, mode: 0o755, owner: games)
-                close(servers)
+                close(try Files.openDirectory("servers", in: data, create: true, mode: 0o755, owner: games))
+                // A unix socket's folder, for the games' user the agent becomes.
+                if address.hasPrefix("unix:/") {
+                    let folder = Files.directory(of: String(address.dropFirst(5)))
+                    try Files.makeDirectories(folder, mode: 0o755)
+                    _ = chown(folder, games.uid, games.gid)
+                }
             } catch {
                 fail("cannot make \(data)/servers: \(error)")
             }
@@ -91,9 +102,12 @@ enum PeonAgentMain {
         logger.info("listening", metadata: ["address": "\(address):\(port)", "data": "\(data)", "uid": "\(geteuid())"])
 
         let files = LocalServerFiles(dataDir: data, hostDataDir: hostData)
+        let gameHost = env["PEON_GAME_BIND"] ?? "127.0.0.1"
         let server = AgentServer(
             listener: listener, context: context, maximumConnections: connections,
-            node: { LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in try DockerClient(socketPath: socket) }) },
+            node: {
+                LocalNode(files: files, gameHost: gameHost, engine: { () throws(DockerError) in try DockerClient(socketPath: socket) })
+            },
             log: { logger.notice("\($0)") })
         server.serve { !Signals.shutdownRequested.load(ordering: .relaxed) }
         logger.info("stopped")

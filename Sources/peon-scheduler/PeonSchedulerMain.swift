@@ -4,12 +4,14 @@ import PeonCurl
 import PeonDocker
 import PeonJSON
 import PeonNode
+import PeonNodeAgent
 import PeonPlatform
 import PeonPlatformDocker
 import PeonPlatformSwarm
 import PeonScheduler
 import PeonStore
 import PeonSystem
+import PeonTLS
 
 #if canImport(Glibc)
     import Glibc
@@ -46,17 +48,27 @@ enum PeonSchedulerMain {
         }
         let hostDataDir = configuration.hostDataDir ?? absolute(configuration.dataDir)
         let gameBind = configuration.gameBind
-        // Swarm: the node agents' keys, read (or made) once for every platform session.
+        // Swarm, or an agent beside this scheduler: the node agents' keys, read (or made) once for
+        // every platform session; an agent beside it reads them from the data dir.
         var keys: AgentCredentials?
-        if configuration.platform == .swarm {
+        var besideContext: TLSContext?
+        if configuration.platform == .swarm || configuration.nodeAgent != nil {
             do {
-                keys = try agentCredentials(configuration)
+                let made = try agentCredentials(configuration)
+                keys = made
+                if configuration.platform == .docker {
+                    try writeAgentKeys(made, into: configuration.dataDir + "/agent")
+                    besideContext = try TLSContext(
+                        role: .client, identity: made.scheduler, authority: made.authority.certificate,
+                        expectedPeerName: AgentCredentials.agentName)
+                }
             } catch {
                 logger.critical("cannot make the node agents' keys", metadata: ["error": "\(error)"])
                 exit(1)
             }
         }
         let agentKeys = keys
+        let beside = besideContext
         // Test only: a job kind whose start kills the scheduler (the poison-job tests).
         let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
         // Docker's latency, per call, flushed to SQLite for `/metrics` (see MetricsRecorder).
@@ -86,7 +98,11 @@ enum PeonSchedulerMain {
             case .docker:
                 DockerPlatform(
                     client: try observed(DockerClient(socketPath: socket)),
-                    files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir), bindAddress: gameBind)
+                    files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir), bindAddress: gameBind,
+                    // An agent that starts after this scheduler is waited for, as the engine is.
+                    node: beside.flatMap { context in
+                        configuration.nodeAgent.flatMap { AgentChannel(address: $0, context: context, patienceSeconds: 30) }
+                    })
             case .swarm:
                 SwarmPlatform(
                     client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
@@ -118,6 +134,18 @@ enum PeonSchedulerMain {
             let credentials = try AgentCredentials.make()
             try tx.setMeta("agent.credentials", credentials.json.text)
             return credentials
+        }
+    }
+
+    /// The keys an agent beside this scheduler reads at its start (`PEON_AGENT_TLS`): the data dir is
+    /// the one place both containers of the compose.yaml deployment share. Owner-only files.
+    static func writeAgentKeys(_ keys: AgentCredentials, into folder: String) throws {
+        try Files.makeDirectories(folder, mode: 0o700)
+        for (name, text) in [
+            ("peon-agent-ca.pem", keys.authority.certificate), ("peon-agent-cert.pem", keys.agent.certificate),
+            ("peon-agent-key.pem", keys.agent.key),
+        ] {
+            try Files.replace(name, in: "agent", under: Files.directory(of: folder), Array(text.utf8), mode: 0o600)
         }
     }
 

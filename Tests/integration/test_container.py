@@ -1,8 +1,9 @@
 """The container deployment: the Dockerfile's runtime stage, built from this host's binaries
 (--build-arg PEON_PREBUILT=1, scripts/image.sh: the Swift build image cannot be pulled here), started
-with compose.yaml as it ships (only the image, ports and labels changed), driven over HTTPS from the
-host: a game server is created, started, stopped and destroyed on the host's engine, and its files
-appear in the host's ./var (PEON_HOST_DIR=auto)."""
+with compose.yaml as it ships (only the image, ports, labels and test plans changed), driven over
+HTTPS from the host: a game server is created, started, stopped and destroyed on the host's engine,
+and its files appear in the host's ./var (PEON_HOST_DIR=auto). The node's work goes to Peon's node
+agent beside the stack (host network), so RCON, A2S player counts and idle stop work here too."""
 import json
 import os
 import shutil
@@ -15,7 +16,10 @@ import requests
 import yaml
 
 from conftest import BIN, ROOT, RUN, free_port
+from test_players import A2S
 from test_servers import SETTINGS, container
+
+PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
 KEY = "container-key-" + os.urandom(8).hex()
 IMAGE = f"peon:test-{RUN}"
@@ -49,8 +53,8 @@ class Deployment:
         assert not check or out.returncode == 0, out.stdout + out.stderr
         return out
 
-    def container_id(self):
-        return self.run("ps", "-q", "peon").stdout.strip()
+    def container_id(self, service="peon"):
+        return self.run("ps", "-q", service).stdout.strip()
 
     def inspect(self):
         return json.loads(subprocess.run(["docker", "inspect", self.container_id()], capture_output=True, text=True).stdout)[0]
@@ -74,6 +78,17 @@ def deployment():
     assert build.returncode == 0, build.stdout + build.stderr
     print(f"image built from {BIN} in {time.time() - started:.1f} s")
     project_dir = tempfile.mkdtemp(prefix="peon-compose-")
+    # Test plans: the bundled test game, the RCON one, and one counted over A2S.
+    plans = os.path.join(project_dir, "plans")
+    shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, "peontest"))
+    shutil.copytree(os.path.join(PLANS, "peonrcon"), os.path.join(plans, "peonrcon"))
+    shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, "a2sgame"))
+    with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
+        plan = json.load(f)
+    plan["metadata"].update({"game_uid": "a2sgame", "players": {"query": "a2s", "port": "PORT"}})
+    plan["ports"] = [[{"PORT": ["27990", "tcp"]}]]
+    with open(os.path.join(plans, "a2sgame", "plan.json"), "w") as f:
+        json.dump(plan, f)
     # compose.yaml as shipped; only what would collide with the machine or other runs changes.
     spec = yaml.safe_load(open(os.path.join(ROOT, "compose.yaml")))
     service = spec["services"]["peon"]
@@ -84,8 +99,13 @@ def deployment():
     service["ports"] = [f"127.0.0.1:{https_port}:{https_port}", f"127.0.0.1:{http_port}:{http_port}"]
     service["labels"] = {"peon.test": RUN}
     service["environment"].update({"PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1", "PEON_PORT_RANGE": "43000-43999",
-                                   "PEON_WORKERS": "2",
+                                   "PEON_WORKERS": "2", "PEON_BUNDLED_PLANS": "/srv/peon/test-plans", "PEON_PLAYER_POLL_SECONDS": "1",
                                    "PEON_HTTPS_PORT": str(https_port), "PEON_HTTP_PORT": str(http_port)})
+    service["volumes"].append(f"{plans}:/srv/peon/test-plans:ro")
+    agent = spec["services"]["agent"]
+    agent["image"] = IMAGE
+    agent["labels"] = {"peon.test": RUN}
+    agent["environment"]["PEON_GAME_BIND"] = "127.0.0.1"
     service["healthcheck"] = {"interval": "1s"}  # the image's own check, tried every second here
     spec["networks"] = {"default": {"labels": {"peon.test": RUN}}}
     with open(os.path.join(project_dir, "compose.yaml"), "w") as f:
@@ -152,6 +172,74 @@ def test_a_game_server_lives_on_the_hosts_engine_with_files_in_the_host_dir(depl
     assert wait_until(lambda: not os.path.exists(server_dir), 20)
 
 
+def test_the_agent_beside_the_stack_is_the_games_user_without_capabilities(deployment):
+    agent = deployment.container_id("agent")
+    assert agent, deployment.run("logs", "agent", check=False).stdout
+    info = json.loads(subprocess.run(["docker", "inspect", agent], capture_output=True, text=True).stdout)[0]
+    assert info["HostConfig"]["NetworkMode"] == "host" and info["HostConfig"]["ReadonlyRootfs"]
+    pid = str(info["State"]["Pid"])
+    # tini is pid 1 of the container; the agent is its child.
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    assert children, "the agent runs"
+    status = dict(line.split(":", 1) for line in open(f"/proc/{children[0]}/status").read().splitlines() if ":" in line)
+    assert status["Uid"].split()[:2] == ["1000", "1000"] and status["CapEff"].strip() == "0" * 16, status
+    # Its socket is the games' user's alone.
+    sock = os.path.join(deployment.dir, "var", "run", "agent", "agent.sock")
+    st = os.stat(sock)
+    assert st.st_uid == 1000 and st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+
+
+def test_rcon_backups_config_and_logs_work_in_the_container(deployment):
+    uid = f"peonrcon.{RUN}cr"
+    r = deployment.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Composed"})
+    assert r.status_code == 200, r.text
+    try:
+        # RCON: the agent on the host's network reaches the game on its own network.
+        r = None
+        for _ in range(100):
+            r = deployment.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "echo compose"})
+            if r.status_code == 200:
+                break
+            time.sleep(0.3)
+        assert r.status_code == 200 and r.json()["via"] == "rcon" and r.json()["response"] == "compose", r.text
+        # Backups and restore through the agent; the archive lands in ./var/backups.
+        home = os.path.join(deployment.dir, "var", "servers", "peonrcon", f"{RUN}cr")
+        open(os.path.join(home, "config", "world.txt"), "w").write("before")
+        r = deployment.request("POST", f"/api/v1/server/backup/{uid}")
+        assert r.status_code == 201, r.text
+        backup = r.json()
+        assert os.path.isfile(os.path.join(deployment.dir, "var", "backups", "peonrcon", f"{RUN}cr", backup["name"]))
+        open(os.path.join(home, "config", "world.txt"), "w").write("after")
+        r = deployment.request("PUT", f"/api/v1/server/restore/{uid}", json={"id": backup["id"]})
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        assert open(os.path.join(home, "config", "world.txt")).read() == "before"
+        # Config (the scheduler's snapshot, read through the agent) and logs.
+        assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"].get("world.txt")
+                          == "before", 15)
+        assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/logs/{uid}").json()["logs"], 15)
+    finally:
+        deployment.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_players_are_counted_and_an_idle_server_stops_in_the_container(deployment):
+    uid = f"a2sgame.{RUN}ca"
+    r = deployment.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "idle_stop": 1})
+    assert r.status_code == 200, r.text
+    port = r.json()["ports"][0]["port"]
+    # The game publishes its port over TCP only: the UDP port on the host's loopback is the stand-in's.
+    stand_in = A2S(port, players=2)
+    try:
+        server = lambda: deployment.request("GET", f"/api/v1/server/get/{uid}").json()
+        assert wait_until(lambda: server()["players"] == 2, 20), server()
+        assert server()["max_players"] == 16
+        stand_in.players = 0
+        assert wait_until(lambda: server()["players"] == 0, 20), server()
+        assert wait_until(lambda: server()["container_state"] == "exited", 90), server()
+    finally:
+        stand_in.close()
+        deployment.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
 def test_http_redirect_and_clean_stop(deployment):
     r = requests.put(f"http://127.0.0.1:{deployment.http_port}/api/v1/plans", headers={"X-Api-Key": KEY}, json={}, verify=os.path.join(deployment.dir, "var", "tls", "cert.pem"),
                      timeout=30)
@@ -165,3 +253,4 @@ def test_http_redirect_and_clean_stop(deployment):
     state = deployment.inspect()["State"]
     assert state["ExitCode"] == 0, (state, deployment.logs())
     assert "peon stopped" in deployment.logs()
+

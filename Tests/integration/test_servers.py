@@ -52,8 +52,9 @@ def test_lifecycle_through_nginx(stack):
     assert info["Config"]["Env"][0] == f"PORT={port}"
     assert echo(port) == b"ping\n"
 
-    # Where to connect: this host publishes on every address (no PEON_PUBLIC_ADDRESS), the ports are listed.
-    assert obj["node"] is None and obj["address"] is None
+    # Where to connect: the test stack publishes game ports on 127.0.0.1 (PEON_GAME_BIND) and sets no
+    # PEON_PUBLIC_ADDRESS; the ports are listed.
+    assert obj["node"] is None and obj["address"] == "127.0.0.1"
     assert obj["ports"] and all(p["name"] and 1 <= p["port"] <= 65535 and p["protocol"] in ("tcp", "udp", "both") for p in obj["ports"])
     # The server's config files show up (the scheduler's snapshot, refreshed every 5 s), secrets do not.
     deadline = time.time() + 15

@@ -48,6 +48,9 @@ public struct Configuration: Sendable {
     public var swarmNodeSocket: String
     /// The address game clients connect to (`PEON_PUBLIC_ADDRESS`), when this host's own is not it.
     public var publicAddress: String?
+    /// Peon's node agent beside a scheduler that does not share the games' host (`PEON_NODE_AGENT`,
+    /// `unix:<path>` or `<ip>:<port>`; the compose.yaml deployment): nil does the node's work in-process.
+    public var nodeAgent: String?
     /// On Swarm: the TCP port Peon's node agent listens on at every node's address.
     public var swarmAgentPort: Int
 
@@ -172,6 +175,14 @@ public struct Configuration: Sendable {
         guard swarmNodeSocket.hasPrefix("/"), !swarmNodeSocket.contains("..") else {
             throw .invalid(field: "PEON_SWARM_NODE_SOCKET", reason: "PEON_SWARM_NODE_SOCKET must be an absolute path")
         }
+        nodeAgent = value("PEON_NODE_AGENT")
+        if let agent = nodeAgent {
+            let unix = agent.hasPrefix("unix:/") && !agent.contains("..") && agent.utf8.count < 100
+            let tcp = agent.split(separator: ":").last.flatMap { Int($0) }.map { (1...65535).contains($0) } ?? false
+            guard unix || (tcp && !agent.hasPrefix("unix:")) else {
+                throw .invalid(field: "PEON_NODE_AGENT", reason: "PEON_NODE_AGENT must be unix:<absolute path> or <ip>:<port>")
+            }
+        }
         publicAddress = value("PEON_PUBLIC_ADDRESS")
         if let address = publicAddress,
             address.isEmpty || address.utf8.count > 253 || !address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) })
@@ -205,6 +216,6 @@ extension Configuration {
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
-        "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS",
+        "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT",
     ]
 }
