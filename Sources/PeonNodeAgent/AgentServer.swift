@@ -1,4 +1,4 @@
-public import PeonJSON
+import PeonJSON
 public import PeonPlatform
 public import PeonTLS
 import PeonSystem

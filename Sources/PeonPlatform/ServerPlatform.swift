@@ -24,6 +24,14 @@ public protocol ServerPlatform: AnyObject {
     /// Whether the platform answers at all (a failed job is retried later when it does not).
     func reachable() -> Bool
 
+    /// Follows the output of the container's current run from `sinceMilliseconds` (or from the
+    /// run's start when that is earlier) until the run ends or `keepGoing` turns false. `handler`
+    /// gets the run's start (unix milliseconds: a stop and a start can fall within one second, and
+    /// the runs must differ) and each batch of lines as it arrives.
+    func followLogs(
+        _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
+    ) throws
+
     // MARK: Nodes
 
     /// Chooses and records the node of a new server (multi-node platforms; a placed server keeps
@@ -138,15 +146,4 @@ public struct PlatformLogLine: Sendable, Equatable {
         self.stream = stream
         self.text = text
     }
-}
-
-/// Platforms that can follow a running server's output (the Docker engine's log stream).
-public protocol LogFollowing {
-    /// Follows the output of the container's current run from `sinceMilliseconds` (or from the
-    /// run's start when that is earlier) until the run ends or `keepGoing` turns false. `handler`
-    /// gets the run's start (unix milliseconds: a stop and a start can fall within one second, and
-    /// the runs must differ) and each batch of lines as it arrives.
-    func followLogs(
-        _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
-    ) throws
 }

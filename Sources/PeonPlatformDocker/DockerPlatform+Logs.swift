@@ -1,7 +1,7 @@
 public import PeonDocker
 public import PeonPlatform
 
-extension DockerPlatform: LogFollowing {
+extension DockerPlatform {
     /// Docker's log stream of the container's current run, demultiplexed, with each line's
     /// timestamp (`LogFrame.timestampedLines`, which treats the game's output as hostile).
     public func followLogs(

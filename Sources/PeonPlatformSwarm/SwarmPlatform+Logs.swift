@@ -3,7 +3,7 @@ import PeonJSON
 public import PeonPlatform
 import PeonSystem
 
-extension SwarmPlatform: LogFollowing {
+extension SwarmPlatform {
     /// The output of the service's current task, from the manager's service log stream (Swarm
     /// gathers it from the task's node), demultiplexed, with each line's timestamp. The stream
     /// outlives a task, so it is ended when the task stops running (checked about once a second

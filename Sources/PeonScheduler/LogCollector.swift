@@ -50,7 +50,7 @@ struct LogCollector: Sendable {
         defer { _ = following.servers.withLock { $0.remove(uid) } }
         do {
             let store = try Store(path: scheduler.configuration.databasePath)
-            guard let platform = try scheduler.makePlatform() as? any LogFollowing else { return }
+            let platform = try scheduler.makePlatform()
             let server = uid.description
             let since = try store.read { tx in try tx.tailLogs(server: server, limit: 1).last?.at } ?? 0
             var window = (second: Int64(0), count: 0, dropped: 0)

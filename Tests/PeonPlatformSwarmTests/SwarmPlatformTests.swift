@@ -3,6 +3,7 @@ import PeonDocker
 import PeonJSON
 import PeonPlatform
 import PeonSystem
+import PeonNode
 import PeonNodeAgent
 import PeonTestSupport
 import PeonTLS
@@ -248,6 +249,85 @@ extension SwarmPlatformTests {
             let stolen = AgentCredentials(authority: Self.credentials.authority, agent: Self.credentials.agent, scheduler: Self.credentials.agent)
             #expect(try listeners(node, stolen, patience: 1) == nil)
         }
+    }
+
+    /// The agent killed in the middle of a backup's stream and of a restore's: the operation fails
+    /// cleanly (`unavailable`), nothing half-written stays on the node, the live folders are as
+    /// they were, and once Swarm restarted the agent the same operations succeed.
+    @Test func anAgentKilledMidStreamLeavesNothingHalfDone() throws {
+        let platform = try platform()
+        let uid = try ServerUID(validating: "peontest.\(run)k")
+        defer { try? platform.removeFiles(uid) }
+        let nodeName = try #require(try platform.place(uid, ports: [PortKey(42300, .tcp)], memoryBytes: 64 << 20))
+        let node = try #require(try platform.nodes().first { $0.name == nodeName })
+        let channel = try platform.channel(for: uid)
+        _ = try channel.prepare(uid, BindSources(volumes: ["config", "user"], files: []), actions: [], reinstallActions: false)
+        let home = try #require(Self.data(of: node)) + "/servers/peontest/\(run)k"
+        // 256 MiB that does not compress: the stream takes a few seconds.
+        let big = open(home + "/user/world.bin", O_WRONLY | O_CREAT, 0o644)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<256 {
+            for i in stride(from: 0, to: chunk.count, by: 8) { withUnsafeBytes(of: rng.next() as UInt64) { chunk.replaceSubrange(i..<i + 8, with: $0) } }
+            _ = chunk.withUnsafeBytes { write(big, $0.baseAddress, $0.count) }
+        }
+        close(big)
+        try Files.write(home + "/config/server_name", Array("kept".utf8))
+        let scratch = "/tmp/peon-swarm-kill-\(run)"
+        defer {
+            unlink(scratch + ".tar.zst")
+            unlink(scratch + ".partial")
+        }
+        func killAgent(after seconds: Double) -> ThreadHandle {
+            let socket = "unix://\(Self.environment["PEON_SWARM_ROOT"] ?? "")/n\(node.name.suffix(1))/docker.sock"
+            return ThreadHandle {
+                Monotonic.sleep(seconds)
+                _ = PeonPlatformSwarmTests.run(["/bin/sh", "-c", "docker -H \(socket) kill $(docker -H \(socket) ps -q --filter label=com.docker.swarm.service.name=peon-agent)"])
+            }
+        }
+        // A backup cut off: the caller's partial file is the caller's to drop; the node keeps nothing.
+        var out = open(scratch + ".partial", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var killer = killAgent(after: 0.3)
+        #expect(throws: PlatformError.self) { try channel.archive(uid, format: "tar.zst", to: out) }
+        killer.join()
+        close(out)
+        // Swarm starts a new agent; a whole backup then goes through.
+        out = open(scratch + ".tar.zst", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var archived = false
+        for _ in 0..<100 where !archived {
+            _ = ftruncate(out, 0)
+            _ = lseek(out, 0, SEEK_SET)
+            archived = (try? channel.archive(uid, format: "tar.zst", to: out)) != nil
+            if !archived { usleep(300_000) }
+        }
+        close(out)
+        #expect(archived)
+        let checksum = Checksum()
+        let input = open(scratch + ".tar.zst", O_RDONLY)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while case let n = read(input, &buffer, buffer.count), n > 0 { buffer.withUnsafeBytes { checksum.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) } }
+        close(input)
+        let (digest, _) = checksum.finalize()
+        // A restore cut off while it streams in: the live folders are untouched, a staging folder
+        // left behind is cleared by the next restore, which then goes through.
+        try Files.write(home + "/config/server_name", Array("changed".utf8))
+        var source = open(scratch + ".tar.zst", O_RDONLY)
+        killer = killAgent(after: 0.3)
+        #expect(throws: PlatformError.self) { try channel.restoreStage(uid, backup: 9, sha256: digest, from: source) }
+        killer.join()
+        close(source)
+        #expect(try Files.read(home + "/config/server_name", limit: 100) == Array("changed".utf8))
+        var staged = false
+        for _ in 0..<100 where !staged {
+            source = open(scratch + ".tar.zst", O_RDONLY)
+            staged = (try? channel.restoreStage(uid, backup: 9, sha256: digest, from: source)) != nil
+            close(source)
+            if !staged { usleep(300_000) }
+        }
+        #expect(staged)
+        try channel.restoreSwap(uid, backup: 9)
+        #expect(try Files.read(home + "/config/server_name", limit: 100) == Array("kept".utf8))
+        #expect(Files.list(home).filter { $0.hasPrefix(".restore-") || $0.hasPrefix(".peon-") }.isEmpty, "\(Files.list(home))")
     }
 
     @Test func isDeployedIdempotently() throws {

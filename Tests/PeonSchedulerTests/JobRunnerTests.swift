@@ -56,6 +56,9 @@ final class RecordingPlatform: ServerPlatform {
     func pruneImages(labels: [String], keep: Set<String>) throws(PlatformError) -> Int { 0 }
     func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample { throw .notFound(ref.raw) }
     func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {}
+    func followLogs(
+        _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
+    ) throws {}
     func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel { node }
     func channels() throws(PlatformError) -> [any NodeChannel] { [node] }
     func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String) {

@@ -106,6 +106,11 @@ public final class FakePlatform: ServerPlatform {
     }
 
     /// Hands over the events so far, then returns (a stream that ends; the scheduler reconnects).
+    /// The fake's games print nothing.
+    public func followLogs(
+        _ id: String, sinceMilliseconds: Int64, keepGoing: @escaping () -> Bool, handler: (Int64, [PlatformLogLine]) -> Void
+    ) throws {}
+
     public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {
         let pending = events
         events.removeAll()

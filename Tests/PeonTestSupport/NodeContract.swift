@@ -1,4 +1,4 @@
-public import PeonCore
+import PeonCore
 import PeonJSON
 public import PeonPlatform
 
@@ -92,6 +92,34 @@ public struct NodeContract {
             unlink(dir + "/config")
             rename(dir + "/config.real", dir + "/config")
 
+            // A folder swapped for a link and back, again and again, while the node reads it: the
+            // node never reads through the link (a check-then-use race a game could win).
+            _ = write(secret + ".d/server_name", "stolen")
+            let swapper = Swapper(dir + "/config", link: secret + ".d")
+            var leaked = false
+            let raceEnd = Monotonic.now() + 2
+            while Monotonic.now() < raceEnd {
+                if let seen = try? node.config(uid), seen.contains(where: { $0.1 == "stolen" }) { leaked = true }
+                if let text = try? node.tail(uid, path: "config/server_name", limit: 64), text == "stolen" { leaked = true }
+            }
+            swapper.stop()
+            check(!leaked && swapper.swaps > 0, "a folder swapped for a link while it is read is never read through (\(swapper.swaps) swaps)")
+            unlink(secret + ".d/server_name")
+
+            // A 2 GiB file (sparse): skipped by config, only its tail read as a log, at once.
+            let huge = open(dir + "/config/huge", O_WRONLY | O_CREAT, 0o644)
+            _ = ftruncate(huge, 2 << 30)
+            close(huge)
+            let log = open(dir + "/user/huge.log", O_WRONLY | O_CREAT, 0o644)
+            _ = ftruncate(log, 2 << 30)
+            close(log)
+            let bigStart = Monotonic.now()
+            check(!(try node.config(uid)).contains { $0.0 == "huge" }, "config skips a 2 GiB file")
+            check((try node.tail(uid, path: "user/huge.log", limit: 4096))?.utf8.count == 4096, "tail reads only the end of a 2 GiB log")
+            check(Monotonic.now() - bigStart < 5, "2 GiB files cost nothing to read around")
+            unlink(dir + "/config/huge")
+            unlink(dir + "/user/huge.log")
+
             // Tens of thousands of files in config/: bounded work, an answer in seconds.
             let many = dir + "/config/many"
             mkdir(many, 0o755)
@@ -137,6 +165,39 @@ public struct NodeContract {
     func isRegular(_ path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+}
+
+/// Swaps a folder for a link to another folder and back, as fast as it can, on a thread of its own.
+final class Swapper: @unchecked Sendable {  // `running` and `swaps` are touched by one thread at a time
+    let path: String
+    let link: String
+    var running = true
+    var swaps = 0
+    var thread = pthread_t()
+
+    init(_ path: String, link: String) {
+        self.path = path
+        self.link = link
+        let box = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(
+            &thread, nil,
+            { raw in
+                let me = Unmanaged<Swapper>.fromOpaque(raw!).takeRetainedValue()
+                while me.running {
+                    rename(me.path, me.path + ".real")
+                    symlink(me.link, me.path)
+                    unlink(me.path)
+                    rename(me.path + ".real", me.path)
+                    me.swaps += 1
+                }
+                return nil
+            }, box)
+    }
+
+    func stop() {
+        running = false
+        pthread_join(thread, nil)
     }
 }
 

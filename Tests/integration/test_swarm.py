@@ -273,6 +273,14 @@ def test_backups_restore_save_and_config_work_on_any_node(swarm, sstack):
     home = server_dir(swarm, node, uid)
     try:
         assert wait_for(lambda: sstack.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"].get("server_name") == "Swarmy", 15)
+        # A console line into the game's stdin, through its node's engine; the answer is what it printed.
+        r = None
+        for _ in range(100):
+            r = sstack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "hello swarm"}, timeout=60)
+            if r.status_code == 200 and "peon test game got: hello swarm" in r.json()["output"]:
+                break
+            time.sleep(0.3)
+        assert r.status_code == 200 and "peon test game got: hello swarm" in r.json()["output"], r.text
         open(os.path.join(home, "user", "world.txt"), "w").write("day one")
         r = sstack.request("POST", f"/api/v1/server/backup/{uid}", timeout=120)
         assert r.status_code == 201, r.text
