@@ -75,6 +75,8 @@ let package = Package(
             name: "PeonPlatformSwarm",
             dependencies: [
                 "PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem", "PeonNodeAgent", "PeonTLS",
+                // Runtime images are built as on Docker, on the manager, then pushed to the registry.
+                "PeonPlatformDocker",
                 // The node agent's content-derived names.
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -7,9 +7,10 @@ commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg
 libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssl-dev ca-certificates tzdata)
 case "${1:-run}" in
   # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
-  # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml.
+  # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml;
+  # docker-registry is the test swarm's registry (runtime images reach the nodes through it).
   # gcc and libc6-dev (static libc) build the test game's RCON stand-in (scripts/docker.sh image).
-  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc)
+  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc docker-registry:docker-registry)
     libraries+=(libc6-dev) ;;
   bench) commands+=(wrk:wrk zstd:zstd) ;;
 esac
@@ -27,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts packaged services; Peon runs its own nginx and only uses fail2ban's tools in tests.
-  for service in nginx fail2ban; do
+  for service in nginx fail2ban docker-registry; do
     if [[ " ${missing[*]} " == *" $service"* ]]; then
       { $sudo systemctl disable --now "$service" || $sudo service "$service" stop; } >/dev/null 2>&1 || true
     fi

@@ -10,6 +10,9 @@
 #   scripts/swarm-test.sh down            # idempotent; by pid file and path only
 #   scripts/swarm-test.sh env             # PEON_SWARM_* variables for tests
 #
+# A registry (Debian's docker-registry) listens on this namespace's end ($NET.1:5000, plain HTTP,
+# trusted by the nodes' engines): Peon pushes the runtime images it builds there, nodes pull them.
+#
 # Never touches the machine's own dockerd: every docker call names a node socket with -H.
 set -euo pipefail
 ROOT=${PEON_SWARM_ROOT:-/tmp/peon-swarm}
@@ -45,6 +48,7 @@ down() {
     for p in $(pgrep -f "containerd.*$ROOT/n$i/" || true); do kill -KILL "$p" 2>/dev/null || true; done
     ip netns del peonsw-n$i 2>/dev/null || true
   done
+  if [ -f "$ROOT/registry.pid" ]; then kill -TERM "$(cat "$ROOT/registry.pid")" 2>/dev/null || true; fi
   ip netns del $BR 2>/dev/null || true
   ip link del $ROOTLINK 2>/dev/null || true
   rmdir $NODE_SOCKET_DIR 2>/dev/null || true
@@ -82,7 +86,7 @@ up() {
     ip -n $BR link set pswb$i master peonswbr0
     ip -n $BR link set pswb$i up
     mkdir -p "$d/varlib" "$d/runctd" "$d/data"
-    echo "{\"deprecated-key-path\": \"$d/key.json\"}" > "$d/daemon.json"
+    echo "{\"deprecated-key-path\": \"$d/key.json\", \"insecure-registries\": [\"$NET.1:5000\"]}" > "$d/daemon.json"
     ip netns exec $ns unshare --uts sh -c "set -e; hostname peonsw-n$i
       mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup
       for c in cpu cpuacct cpuset memory devices freezer blkio pids; do mkdir -p /sys/fs/cgroup/\$c; mount -t cgroup -o \$c cgroup /sys/fs/cgroup/\$c; done
@@ -99,6 +103,10 @@ up() {
     for _ in $(seq 1 200); do dk "$i" info >/dev/null 2>&1 && break; sleep 0.1; done
     dk "$i" info >/dev/null
   done
+  mkdir -p "$ROOT/registry"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$ROOT/registry" "$NET.1:5000" > "$ROOT/registry.yml"
+  docker-registry serve "$ROOT/registry.yml" > "$ROOT/registry.log" 2>&1 &
+  echo $! > "$ROOT/registry.pid"
   dk 1 swarm init --advertise-addr $NET.11 >/dev/null
   local token; token=$(dk 1 swarm join-token -q worker)
   for i in $(seq 2 $NODES); do dk "$i" swarm join --token "$token" --advertise-addr $NET.1$i $NET.11:2377 >/dev/null; done
@@ -121,6 +129,7 @@ case "${1:-}" in
     echo "PEON_SWARM_MANAGER=$ROOT/n1/docker.sock"
     echo "PEON_SWARM_NODE_SOCKET=$NODE_SOCKET_DIR/docker.sock"
     echo "PEON_SWARM_AGENT_IMAGE=$AGENT_IMAGE"
+    echo "PEON_SWARM_REGISTRY=$NET.1:5000"
     echo "PEON_SWARM_NODES=$(for i in $(seq 1 $NODES); do printf 'peonsw-n%s=%s.1%s,' "$i" "$NET" "$i"; done | sed 's/,$//')"
     ;;
   *) echo "usage: $0 up [image...]|down|env" >&2; exit 2 ;;

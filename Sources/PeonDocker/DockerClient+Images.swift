@@ -25,6 +25,42 @@ extension DockerClient {
         if let failure { throw .engine(status: 500, message: failure) }
     }
 
+    /// Pushes `image:tag` to the registry its name starts with (no credentials: a registry of the
+    /// cluster's own network), reporting each progress object; a failure inside the stream throws.
+    public func pushImage(_ image: String, tag: String, progress: (JSON) -> Void = { _ in }) throws(DockerError) {
+        var lines = LineBuffer()
+        var failure: String?
+        try stream(
+            "POST", "/images/\(DockerClient.escapePath(image))/push", query: [("tag", tag)], headers: [Self.anonymous],
+            keepGoing: { true }
+        ) { chunk in
+            for line in lines.feed(chunk) {
+                guard let event = try? JSON.parse(line) else { continue }
+                if let error = event["error"]?.stringValue { failure = error }
+                progress(event)
+            }
+            return true
+        }
+        if let failure { throw .engine(status: 500, message: failure) }
+    }
+
+    /// Whether the registry named by `reference` has it (`GET /distribution/<reference>/json`: the
+    /// engine asks the registry for its manifest).
+    public func registryHas(_ reference: String) throws(DockerError) -> Bool {
+        do {
+            try call("GET", "/distribution/\(DockerClient.escapePath(reference))/json", headers: [Self.anonymous])
+            return true
+        } catch .notFound {
+            return false
+        } catch .engine(let status, _) where status == 401 || status == 403 {
+            // Registries answer an unknown repository as unauthorized.
+            return false
+        }
+    }
+
+    /// `X-Registry-Auth` for no credentials (base64 of `{}`).
+    static let anonymous = "X-Registry-Auth: e30="
+
     /// A path component that may contain `/` and `:` (image references), encoded otherwise.
     static func escapePath(_ text: String) -> String {
         text.split(separator: "/", omittingEmptySubsequences: false).map { escape(String($0)).replacingColons() }.joined(separator: "/")

@@ -41,7 +41,7 @@ public final class DockerClient {
     @discardableResult
     public func call(
         _ method: String, _ path: String, query: [(String, String)] = [], body: JSON? = nil, timeoutMilliseconds: Int = 60_000,
-        maximumBytes: Int = 16 << 20
+        maximumBytes: Int = 16 << 20, headers: [String] = []
     ) throws(DockerError) -> CurlResponse {
         let response: CurlResponse
         let started = ContinuousClock.now
@@ -50,10 +50,11 @@ public final class DockerClient {
             observer?(method, path, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         }
         do {
-            response = try curl.perform(
-                request(
-                    method, path, query: query, body: body,
-                    limits: TransferLimits(totalTimeoutMilliseconds: timeoutMilliseconds, maximumBytes: maximumBytes)))
+            var request = request(
+                method, path, query: query, body: body,
+                limits: TransferLimits(totalTimeoutMilliseconds: timeoutMilliseconds, maximumBytes: maximumBytes))
+            request.headers += headers
+            response = try curl.perform(request)
         } catch {
             throw .transport(error)
         }
@@ -77,7 +78,7 @@ public final class DockerClient {
     /// `keepGoing` turns false (polled about once a second, so idle streams stop too).
     public func stream(
         _ method: String, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
-        rawBody: (bytes: [UInt8], contentType: String)? = nil, keepGoing: @escaping () -> Bool,
+        rawBody: (bytes: [UInt8], contentType: String)? = nil, headers: [String] = [], keepGoing: @escaping () -> Bool,
         onChunk: (UnsafeRawBufferPointer) -> Bool
     ) throws(DockerError) {
         let response: CurlResponse
@@ -89,6 +90,7 @@ public final class DockerClient {
                 request.body = rawBody.bytes
                 request.headers = ["Content-Type: \(rawBody.contentType)"]
             }
+            request.headers += headers
             response = try curl.stream(request, keepGoing: keepGoing, onChunk: onChunk)
         } catch {
             throw .transport(error)

@@ -77,8 +77,12 @@ public protocol ServerPlatform: AnyObject {
     func pull(_ image: String, progress: (String) -> Void) throws(PlatformError)
     /// The engine's id of an image, nil when it does not have it.
     func imageID(_ reference: String) throws(PlatformError) -> String?
-    /// Builds a runtime image unless the engine already has its tag (inputs unchanged); true when
-    /// it built. `progress` gets the builder's output line by line.
+    /// Whether a runtime image is where the servers' nodes get it (the engine has its tag; on a
+    /// cluster, its registry too): nothing for `ensureImage` to do.
+    func imageReady(_ image: RuntimeImage) throws(PlatformError) -> Bool
+    /// Builds a runtime image unless the engine already has its tag (inputs unchanged), and puts it
+    /// where the nodes pull it (a cluster's registry); true when it built. `progress` gets the
+    /// builder's output line by line.
     func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(PlatformError) -> Bool
     /// Removes Peon's runtime images carrying `labels` that no workload uses and whose reference
     /// is not in `keep`; returns how many went.
@@ -89,6 +93,8 @@ extension ServerPlatform {
     public func reachable() -> Bool { true }
 
     public func address(of uid: ServerUID) throws(PlatformError) -> String? { nil }
+
+    public func imageReady(_ image: RuntimeImage) throws(PlatformError) -> Bool { try imageID(image.reference) != nil }
 
     /// Makes the server's folders that are missing (for the game's user, uid 1000), installs the
     /// plan's actions when missing or with `reinstallActions`, and checks every bind source.

@@ -2,6 +2,7 @@ public import PeonCore
 public import PeonDocker
 public import PeonJSON
 public import PeonPlatform
+import PeonPlatformDocker
 import PeonSystem
 
 #if canImport(Glibc)
@@ -23,14 +24,17 @@ public final class SwarmPlatform: ServerPlatform {
     public let dataRoot: String
     /// Peon's node agent: its image, port and keys, and what this session deployed.
     public let agent: SwarmAgent
+    /// Where the nodes pull the runtime images Peon builds (`PEON_REGISTRY`).
+    public let registry: String?
     /// Extra labels of everything Peon makes for a server (tests: `peon.test=<run>`).
     public let extraLabels: [(String, String)]
     public static let nodeLabel = "peon.node"
     public static let stopGraceSeconds = 30
 
-    public init(client: DockerClient, dataRoot: String, agent: SwarmAgent, extraLabels: [(String, String)] = []) {
+    public init(client: DockerClient, dataRoot: String, agent: SwarmAgent, registry: String? = nil, extraLabels: [(String, String)] = []) {
         docker = client
         self.dataRoot = dataRoot
+        self.registry = registry
         self.agent = agent
         self.extraLabels = extraLabels
     }
@@ -521,10 +525,31 @@ public final class SwarmPlatform: ServerPlatform {
         try engine { () throws(DockerError) in try docker.inspectImage(reference)?["Id"]?.stringValue }
     }
 
-    /// Runtime images are built and pushed to the cluster's registry outside Peon on Swarm.
+    /// A runtime image is ready when the manager has it and the registry the nodes pull from too.
+    public func imageReady(_ image: RuntimeImage) throws(PlatformError) -> Bool {
+        guard image.build != nil else { return try imageID(image.reference) != nil }
+        guard try imageID(image.reference) != nil else { return false }
+        return try engine { () throws(DockerError) in try docker.registryHas(image.reference) }
+    }
+
+    /// Built on the manager as on Docker (`RuntimeImageBuilder`), then pushed to `PEON_REGISTRY`,
+    /// from which each node pulls it when its task starts. Without a registry the nodes could not
+    /// get it: refused with what to set.
     public func ensureImage(_ image: RuntimeImage, progress: (String) -> Void) throws(PlatformError) -> Bool {
-        guard image.build != nil, try imageID(image.reference) == nil else { return false }
-        throw .refused("runtime image \(image.reference) is not on the manager: on Swarm, build it and push it to the cluster's registry")
+        guard image.build != nil else { return false }
+        guard let registry, image.reference.hasPrefix(registry + "/") else {
+            throw .refused(
+                "\(image.reference) is built by Peon, and on Swarm every node must pull it: set PEON_REGISTRY to a registry the nodes reach")
+        }
+        let built = try engine { () throws(DockerError) in try RuntimeImageBuilder(docker: docker).build(image, progress: progress) }
+        guard !(try engine { () throws(DockerError) in try docker.registryHas(image.reference) }) else { return built }
+        // Runtime references always end in `:<inputs hash>` (RuntimeImage), after the registry's port.
+        let colon = image.reference.lastIndex(of: ":") ?? image.reference.endIndex
+        let tag = colon < image.reference.endIndex ? String(image.reference[image.reference.index(after: colon)...]) : "latest"
+        progress("pushing \(image.reference)")
+        try engine { () throws(DockerError) in try docker.pushImage(String(image.reference[..<colon]), tag: tag) }
+        progress("pushed \(image.reference) for the nodes")
+        return built
     }
 
     public func pruneImages(labels: [String], keep: Set<String>) throws(PlatformError) -> Int { 0 }

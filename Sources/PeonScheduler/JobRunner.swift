@@ -242,7 +242,8 @@ public final class JobRunner {
         }
         return RuntimeImage(
             plan: plan, files: files, baseID: try platform.imageID(RuntimeImage.base),
-            buildArgs: configuration.imageBuildArgs.map { RuntimeImage.Pair($0.0, $0.1) }, extraLabels: configuration.extraLabels)
+            buildArgs: configuration.imageBuildArgs.map { RuntimeImage.Pair($0.0, $0.1) }, extraLabels: configuration.extraLabels,
+            registry: configuration.registry)
     }
 
     /// Makes sure the engine has the plan's image: builds Peon's runtime image when its inputs
@@ -253,13 +254,21 @@ public final class JobRunner {
     func prepareImage(_ plan: Plan, refresh: Bool = false) throws -> RuntimeImage {
         let image = try runtimeImage(plan)
         if image.build != nil {
-            guard try platform.imageID(image.reference) == nil else { return image }
+            guard try !platform.imageReady(image) else { return image }
             // One build at a time in this scheduler: two servers of one game created together build
             // their image once (the second finds the tag when the first is done).
             try Self.builds.withLock { _ in
-                progress?.enter(.building)
                 let started = Monotonic.seconds()
-                guard try platform.ensureImage(image, progress: { line in progress?.line(line) }) else { return }
+                // The job shows `building` from the builder's (or the push's) first line on.
+                var building = false
+                let built = try platform.ensureImage(image) { line in
+                    if !building {
+                        building = true
+                        progress?.enter(.building)
+                    }
+                    progress?.line(line)
+                }
+                guard built else { return }
                 logger.info(
                     "runtime image built",
                     metadata: ["image": "\(image.reference)", "build.ms": "\(Int((Monotonic.seconds() - started) * 1000))"])

@@ -109,6 +109,7 @@ enum PeonSchedulerMain {
                     agent: try SwarmAgent(
                         port: configuration.swarmAgentPort, image: configuration.agentImage, nodeSocket: configuration.swarmNodeSocket,
                         credentials: try agentKeys ?? agentCredentials(configuration)),
+                    registry: configuration.registry,
                     extraLabels: configuration.extraLabels)
             }
         }

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -13,7 +14,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, RUN, Stack
+from conftest import ROOT, RUN, Stack, docker
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
@@ -30,8 +31,10 @@ def swarm_env():
 def swarm():
     # Peon's image (scripts/test.sh builds peon:test from this checkout) carries the node agent.
     env = swarm_env()
-    subprocess.run([SCRIPT, "up", "peon-test-game:latest", "peon-test-game:rcon", env["PEON_SWARM_AGENT_IMAGE"]], check=True,
-                   capture_output=True, timeout=300)
+    # debian:bookworm-slim on the manager gives the runtime images there the same tags as here.
+    subprocess.run([os.path.join(ROOT, "scripts", "base-image.sh")], check=True, timeout=600)
+    subprocess.run([SCRIPT, "up", "peon-test-game:latest", "peon-test-game:rcon", env["PEON_SWARM_AGENT_IMAGE"], "debian:bookworm-slim"],
+                   check=True, capture_output=True, timeout=600)
     env = swarm_env()
     yield env
     subprocess.run([SCRIPT, "down"], capture_output=True, timeout=120)
@@ -43,6 +46,7 @@ def plans():
     folder = tempfile.mkdtemp(prefix="peon-swarm-plans-")
     shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(folder, "peontest"))
     shutil.copytree(os.path.join(PLANS, "peonrcon"), os.path.join(folder, "peonrcon"))
+    shutil.copytree(os.path.join(ROOT, "plans", "luanti"), os.path.join(folder, "luanti"))
     shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(folder, "peonlog"))
     with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
         plan = json.load(f)
@@ -58,7 +62,7 @@ def swarm_stack_env(swarm, plans):
     return {
         "PEON_PLATFORM": "swarm", "PEON_DOCKER_SOCKET": swarm["PEON_SWARM_MANAGER"], "PEON_SWARM_DATA": swarm["PEON_SWARM_DATA"],
         "PEON_AGENT_IMAGE": swarm["PEON_SWARM_AGENT_IMAGE"], "PEON_SWARM_NODE_SOCKET": swarm["PEON_SWARM_NODE_SOCKET"],
-        "PEON_BUNDLED_PLANS": plans, "PEON_PLAYER_POLL_SECONDS": "1",
+        "PEON_BUNDLED_PLANS": plans, "PEON_PLAYER_POLL_SECONDS": "1", "PEON_REGISTRY": swarm["PEON_SWARM_REGISTRY"],
     }
 
 
@@ -335,6 +339,57 @@ def test_console_over_rcon_and_players_from_the_log_on_a_node(swarm, sstack):
         sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
 
+def luanti_answers(host, port, timeout=120.0):
+    """A Luanti client's first datagram (test_games.HANDSHAKE) until the server answers."""
+    from test_games import HANDSHAKE
+    deadline = time.time() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while time.time() < deadline:
+            s.sendto(HANDSHAKE, (host, port))
+            try:
+                reply, _ = s.recvfrom(1024)
+                return reply[:4] == HANDSHAKE[:4]
+            except OSError:
+                time.sleep(0.3)
+    return False
+
+
+def test_a_real_game_built_by_peon_plays_on_a_worker_node(swarm, sstack):
+    """Luanti, created through the API: its runtime image is on the manager, Peon pushes it to the
+    registry (PEON_REGISTRY), and the worker node the server lands on pulls it from there."""
+    # The test swarm's manager has no route out (apt there cannot reach Debian's archive), so the
+    # image is built by Peon on this host's engine, then loaded into the manager as if built there
+    # (the same inputs, the same base image: the same tag). The push and the pull are Swarm's own.
+    host = Stack()
+    try:
+        uid = f"luanti.{RUN}hb"
+        r = host.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Build", "start_later": True}, timeout=900)
+        assert r.status_code == 200, r.text
+        image = docker("GET", f"/containers/peon.warcamp.{uid}/json")["Config"]["Image"]
+        host.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+    finally:
+        host.cleanup()
+    pushed = f"{swarm['PEON_SWARM_REGISTRY']}/{image}"
+    subprocess.run(["docker", "tag", image, pushed], check=True)
+    subprocess.run(f"docker save {pushed} | docker -H unix://{swarm['PEON_SWARM_MANAGER']} load -q", shell=True, check=True, timeout=600)
+    subprocess.run(["docker", "rmi", pushed], capture_output=True)
+    # Only workers take new servers meanwhile.
+    manager(swarm, "node", "update", "--availability", "pause", "peonsw-n1")
+    uid = f"luanti.{RUN}wg"
+    try:
+        r = sstack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Swarm Luanti"}, timeout=900)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        obj = r.json()
+        assert obj["node"] in ("peonsw-n2", "peonsw-n3") and obj["address"] == address(swarm, obj["node"]), obj
+        assert service(swarm, uid)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith(pushed)
+        port = next(p["port"] for p in obj["ports"] if p["name"] == "PORT")
+        assert luanti_answers(obj["address"], port), "Luanti answers a client's handshake on the worker's address"
+    finally:
+        manager(swarm, "node", "update", "--availability", "active", "peonsw-n1")
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
 def agent_refuses(from_ns, address):
     """Whether Peon's node agent refuses a caller without Peon's client certificate, asked from
     inside a node's network namespace (where a game container's traffic comes from): the TLS
@@ -381,7 +436,7 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
     version = agent["Version"]["Index"]
     sstack.stop()
     again = Stack(env={**{k: sstack.env[k] for k in ("PEON_PLATFORM", "PEON_DOCKER_SOCKET", "PEON_SWARM_DATA", "PEON_AGENT_IMAGE",
-                                                       "PEON_SWARM_NODE_SOCKET", "PEON_BUNDLED_PLANS", "PEON_DATA_DIR")}})
+                                                       "PEON_SWARM_NODE_SOCKET", "PEON_BUNDLED_PLANS", "PEON_REGISTRY", "PEON_DATA_DIR")}})
     again.data = sstack.data  # its TLS certificate is there too
     try:
         uid = f"peontest.{RUN}wa"

@@ -46,6 +46,9 @@ public struct Configuration: Sendable {
     public var agentImage: String
     /// The path of each node's Docker engine socket on Swarm (`PEON_SWARM_NODE_SOCKET`): the agent's way to its node's containers.
     public var swarmNodeSocket: String
+    /// The registry Peon pushes the runtime images it builds to, and the nodes pull them from
+    /// (`PEON_REGISTRY`: `host[:port][/path]`); required on Swarm for plans that need a built image.
+    public var registry: String?
     /// The address game clients connect to (`PEON_PUBLIC_ADDRESS`), when this host's own is not it.
     public var publicAddress: String?
     /// Peon's node agent beside a scheduler that does not share the games' host (`PEON_NODE_AGENT`,
@@ -175,6 +178,13 @@ public struct Configuration: Sendable {
         guard swarmNodeSocket.hasPrefix("/"), !swarmNodeSocket.contains("..") else {
             throw .invalid(field: "PEON_SWARM_NODE_SOCKET", reason: "PEON_SWARM_NODE_SOCKET must be an absolute path")
         }
+        registry = value("PEON_REGISTRY").map { String($0.reversed().drop { $0 == "/" }.reversed()) }
+        if let registry,
+            registry.isEmpty || registry.utf8.count > 200 || registry.contains("://") || registry.hasPrefix("/")
+                || !registry.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:/_".contains($0)) })
+        {
+            throw .invalid(field: "PEON_REGISTRY", reason: "PEON_REGISTRY must be a registry host[:port][/path], without a scheme")
+        }
         nodeAgent = value("PEON_NODE_AGENT")
         if let agent = nodeAgent {
             let unix = agent.hasPrefix("unix:/") && !agent.contains("..") && agent.utf8.count < 100
@@ -216,6 +226,6 @@ extension Configuration {
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
-        "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT",
+        "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT", "PEON_REGISTRY",
     ]
 }

@@ -48,7 +48,11 @@ public struct RuntimeImage: Sendable, Equatable {
     ///   - files: the definition files, read by the caller (no I/O here).
     ///   - baseID: the engine's id of `base`, so a new base makes new images; nil when missing.
     ///   - buildArgs: extra build arguments from the configuration (`STEAMCMD=standin` in tests).
-    public init(plan: Plan, files: [File], baseID: String?, buildArgs: [Pair] = [], extraLabels: [(String, String)] = []) {
+    ///   - registry: where the cluster's nodes pull images from (`PEON_REGISTRY`): the reference is
+    ///     named for it, so the tag pushed is the one the nodes pull.
+    public init(
+        plan: Plan, files: [File], baseID: String?, buildArgs: [Pair] = [], extraLabels: [(String, String)] = [], registry: String? = nil
+    ) {
         runtime = plan.runtime
         guard plan.runtime != .image else {
             reference = plan.image
@@ -71,7 +75,7 @@ public struct RuntimeImage: Sendable, Equatable {
         let digest = hash.hex
         // Plans without packages share one image per runtime; a plan's packages make it its own.
         let name = "peon/runtime-\(plan.runtime.rawValue)" + (plan.packages.isEmpty ? "" : "-\(plan.gameUID.rawValue)")
-        reference = "\(name):\(digest)"
+        reference = (registry.map { $0 + "/" } ?? "") + "\(name):\(digest)"
         build = Build(
             files: files, buildArgs: args,
             labels: [
