@@ -49,30 +49,24 @@ extension Scheduler {
     /// The job of the schedule's action, as the API enqueues it (desired state, capacity, one
     /// identical pending job joined); `(result, error, job id)`.
     func enqueue(_ schedule: CronScheduleRecord, in tx: Transaction, now: Int64) throws -> (String, String?, Int64?) {
-        guard let action = ScheduleAction(rawValue: schedule.action), let kind = action.job else {
+        guard let action = ScheduleAction(rawValue: schedule.action) else {
             return ("failed", "The \(schedule.action) action is not supported yet.", nil)
         }
+        let request = action.job(command: schedule.command)
         guard let uid = try? ServerUID(validating: schedule.serverUID), var server = try tx.server(uid) else {
             return ("failed", "The server is gone.", nil)
         }
-        let arguments: JSON =
-            switch kind {
-            case .update: ["mode": .string(UpdateMode.full.rawValue)]
-            case .backup: ["format": "tar.zst"]
-            case .console: ["command": .string(schedule.command ?? "")]
-            default: .object([])
-            }
-        if let same = try tx.pendingJobs(server: schedule.serverUID).last, same.kind == kind, same.arguments == arguments {
+        if let same = try tx.pendingJobs(server: schedule.serverUID).last, (try? same.request) == request {
             return ("queued", nil, same.id)
         }
         let (mine, all) = try tx.pendingJobCounts(server: schedule.serverUID)
         guard mine < configuration.maxPendingJobsPerServer, all < configuration.maxPendingJobs else {
             return ("failed", "Too many unfinished jobs; the run was not queued.", nil)
         }
-        if let desired = kind.desiredState {
+        if let desired = request.kind.desiredState {
             server.desiredState = desired
             try tx.updateServer(server, now: now)
         }
-        return ("queued", nil, try tx.enqueueJob(server: schedule.serverUID, kind: kind, arguments: arguments, now: now))
+        return ("queued", nil, try tx.enqueueJob(server: schedule.serverUID, request, now: now))
     }
 }

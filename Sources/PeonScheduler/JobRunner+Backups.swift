@@ -133,11 +133,11 @@ extension JobRunner {
     @discardableResult
     func applyRetention(_ uid: ServerUID) throws -> [Int64] {
         let (all, policy, protected) = try store.read { tx in
-            let restores = try tx.pendingJobs(server: uid.description).filter { $0.kind == .restore }
+            let restores = try tx.pendingJobs(server: uid.description)
             return (
                 try tx.backups(server: uid.description),
                 try Self.backupPolicy(tx, server: uid.description, configuration: configuration),
-                Set(restores.compactMap { $0.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } })
+                Set(restores.compactMap { job in if case .restore(let id)? = try? job.request { id } else { nil } })
             )
         }
         let decision = BackupRetention.decide(

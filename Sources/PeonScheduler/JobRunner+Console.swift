@@ -15,7 +15,7 @@ extension JobRunner {
     func console(_ uid: ServerUID, command: String) throws -> JSON? {
         let server = try record(uid)
         guard let id = server.containerID, let (node, container) = try? platform.runningContainer(ServerRef(id)) else {
-            throw ConsoleFailure(code: "server.not_running", message: "\(uid) is not running, so it has no console.")
+            throw ConsoleFailure(code: .serverNotRunning, message: "\(uid) is not running, so it has no console.")
         }
         let plan = try plan(uid.game)
         if let rcon = plan.rcon {
@@ -38,14 +38,14 @@ extension JobRunner {
             }
             return try node.rcon(container: container, port: port, password: password, command: command)
         } catch let error as RconError {
-            throw ConsoleFailure(code: error.code, message: error.description)
+            throw ConsoleFailure(code: JobFailureCode(error), message: error.description)
         }
     }
 }
 
 /// A console job that failed for a reason the API answers as 409 with `code` (job result).
 struct ConsoleFailure: Error, CustomStringConvertible {
-    let code: String
+    let code: JobFailureCode
     let message: String
     var description: String { message }
 }

@@ -91,17 +91,17 @@ public final class JobRunner {
             switch error {
             case DomainError.noFreePorts(let text):
                 message = text
-                result = ["code": "ports.exhausted"]
+                result = ["code": .string(JobFailureCode.portsExhausted.rawValue)]
             case DomainError.invalid(_, let reason):
                 message = reason
             case let failure as ConsoleFailure:
                 // Not running, RCON refused or unreachable: the API answers 409 with the code.
                 message = failure.message
-                result = ["code": .string(failure.code)]
+                result = ["code": .string(failure.code.rawValue)]
             case PlatformError.unavailable(let text):
                 // Reachable engine, unavailable node (Swarm: down or drained): the API answers 503.
                 message = "unavailable: \(text)"
-                result = ["code": "node.unavailable"]
+                result = ["code": .string(JobFailureCode.nodeUnavailable.rawValue)]
             case let error as PlatformError:
                 message = error.description
             default:
@@ -131,21 +131,21 @@ public final class JobRunner {
             return nil
         }
         let uid = try ServerUID(validating: job.serverUID)
-        switch job.kind {
-        case .create: try create(uid, arguments: job.arguments)
+        switch try job.request {
+        case .create(let start, let noclean): try create(uid, start: start, noclean: noclean)
         case .start: try start(uid)
         case .stop: try stop(uid)
         case .restart:
             try stop(uid, keepDesired: true)
             try start(uid)
-        case .update: try update(uid, mode: UpdateMode(parsing: job.arguments["mode"]?.stringValue))
-        case .destroy: try destroy(uid, eradicate: job.arguments["eradicate"] == .bool(true))
+        case .update(let mode): try update(uid, mode: mode)
+        case .destroy(let eradicate): try destroy(uid, eradicate: eradicate)
         case .eradicate: try destroy(uid, eradicate: true)
         case .adopt: try adopt()
-        case .console: return try console(uid, command: job.arguments["command"]?.stringValue ?? "")
-        case .backup: return try backup(uid, format: job.arguments["format"]?.stringValue == "zip" ? .zip : .tarZstd)
-        case .restore: try restore(uid, backup: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
-        case .deleteBackup: try deleteBackup(uid, id: job.arguments["id"].flatMap { CheckedNumber.integer($0, in: 1...Int64.max) } ?? 0)
+        case .console(let command): return try console(uid, command: command)
+        case .backup(let format): return try backup(uid, format: format == .zip ? .zip : .tarZstd)
+        case .restore(let id): try restore(uid, backup: id)
+        case .deleteBackup(let id): try deleteBackup(uid, id: id)
         case .pruneBackups: return ["deleted": .array(try applyRetention(uid).map { .number(Double($0)) })]
         }
         return nil
@@ -308,7 +308,7 @@ public final class JobRunner {
         return try platform.prepareFiles(uid, plan: plan, actions: actions, reinstallActions: reinstallActions)
     }
 
-    func create(_ uid: ServerUID, arguments: JSON) throws {
+    func create(_ uid: ServerUID, start startIt: Bool, noclean: Bool) throws {
         var server = try record(uid)
         let plan = try plan(uid.game)
         do {
@@ -342,10 +342,10 @@ public final class JobRunner {
             try writeManifest(server)
             // Nothing ran in the folder since it was prepared and checked, and the ports were just
             // chosen against what is taken: the start does no node work again.
-            if arguments["start"] == .bool(true) { try start(uid, justCreated: portsChosen ? files : nil) }
+            if startIt { try start(uid, justCreated: portsChosen ? files : nil) }
         } catch {
             // With the engine away the job is retried later: keep what it needs.
-            if arguments["noclean"] != .bool(true), platform.reachable() {
+            if !noclean, platform.reachable() {
                 // A failed create leaves nothing behind.
                 try? platform.remove(uid)
                 try? platform.removeFiles(uid)

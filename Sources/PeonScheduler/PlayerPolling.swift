@@ -35,7 +35,7 @@ extension Scheduler {
                 guard decision.stop, fresh.desiredState == "running", try tx.pendingJobs(server: uid).isEmpty else { return }
                 fresh.desiredState = "stopped"
                 try tx.updateServer(fresh, now: now)
-                try tx.enqueueJob(server: uid, kind: .stop, arguments: ["reason": "idle"], now: now)
+                try tx.enqueueJob(server: uid, .stop(reason: .idle), now: now)
                 try tx.emitEvent(.idleStop, server: uid, detail: ["idle_minutes": .int(state.idleStop ?? 0)], now: now)
                 logger.info("server idle, stopping", metadata: ["server.uid": "\(uid)", "idle.minutes": "\(state.idleStop ?? 0)"])
             }

@@ -98,7 +98,9 @@ public struct Scheduler: Sendable {
                 try store.write { tx in
                     try tx.setMeta("scheduler.heartbeat", "\(now)")
                     for due in try tx.takeDueSchedules(now: now) {
-                        try tx.enqueueJob(server: due.server, kind: due.action, now: now)
+                        // Timed actions are PEON's start, stop and restart, which take no arguments.
+                        guard let request = try? JobRequest(kind: due.action, arguments: [:]) else { continue }
+                        try tx.enqueueJob(server: due.server, request, now: now)
                     }
                     try fireCronSchedules(in: tx, now: now, zones: &zones)
                 }
@@ -268,7 +270,7 @@ public struct Scheduler: Sendable {
                 try tx.recordCrash(server: uid.description, at: at, exitCode: code, oomKilled: oom)
                 try tx.emitEvent(.crashed, server: uid.description, detail: ["exit_code": .int(code), "oom_killed": .bool(oom)], now: now)
             case .restart(let uid, let notBefore):
-                try tx.enqueueJob(server: uid.description, kind: .start, notBefore: notBefore, now: now)
+                try tx.enqueueJob(server: uid.description, .start, notBefore: notBefore, now: now)
                 try tx.emitEvent(.restarted, server: uid.description, detail: ["delay_seconds": .number(Double(notBefore - now))], now: now)
                 logger.warning("server crashed, restarting", metadata: ["server.uid": "\(uid)", "delay.s": "\(notBefore - now)"])
             case .giveUp(let uid, let state, let reason):

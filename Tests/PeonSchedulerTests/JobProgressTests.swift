@@ -20,7 +20,7 @@ import Testing
         let id = try store.write { tx in
             try tx.insertServer(
                 ServerRecord(uid: try ServerUID(validating: "luanti.a"), description: "", settings: [], createdAt: 0), now: 0)
-            return try tx.enqueueJob(server: "luanti.a", kind: .create, now: 0)
+            return try tx.enqueueJob(server: "luanti.a", .create(start: false, noclean: false), now: 0)
         }
         return (store, id)
     }

@@ -185,7 +185,7 @@ final class RecordingPlatform: ServerPlatform {
         }
         try store.write { tx in
             try tx.setBackupPolicy(server: uid.description, BackupPolicy(keepLast: 1, keepDaily: 3), now: now)
-            _ = try tx.enqueueJob(server: uid.description, kind: .restore, arguments: ["id": .number(Double(ids[9]))], now: now)
+            _ = try tx.enqueueJob(server: uid.description, .restore(backup: ids[9]), now: now)
         }
         let deleted = try runner.applyRetention(uid)
         #expect(deleted == Array(ids[3..<9].reversed()))

@@ -165,7 +165,7 @@ enum RconTests {
         defer { thread.join() }
         let (runner, store) = try runner(port: port)
         let id = try store.write { tx in
-            try tx.enqueueJob(server: base.uid.description, kind: .console, arguments: ["command": "status"], now: 0)
+            try tx.enqueueJob(server: base.uid.description, .console(command: "status"), now: 0)
         }
         runner.drain()
         return try store.read { tx in try tx.job(id) }!

@@ -12,8 +12,8 @@ import Testing
         let store = try store()
         let (a1, a2, b1) = try store.write { tx in
             (
-                try tx.enqueueJob(server: "g.a", kind: .create, now: 1), try tx.enqueueJob(server: "g.a", kind: .start, now: 1),
-                try tx.enqueueJob(server: "g.b", kind: .stop, now: 1)
+                try tx.enqueueJob(server: "g.a", .create(start: false, noclean: false), now: 1), try tx.enqueueJob(server: "g.a", .start, now: 1),
+                try tx.enqueueJob(server: "g.b", .stop(reason: nil), now: 1)
             )
         }
         let first = try store.write { tx in try tx.claimNextJob(now: 2) }
@@ -27,7 +27,7 @@ import Testing
 
     @Test func interruptedJobsAreRequeuedNotLost() throws {
         let store = try store()
-        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .create, now: 1) }
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", .create(start: false, noclean: false), now: 1) }
         _ = try store.write { tx in try tx.claimNextJob(now: 2) }
         #expect(try store.write { tx in try tx.requeueInterruptedJobs(maximumAttempts: 2, now: 3) }.requeued == 1)
         let again = try store.write { tx in try tx.claimNextJob(now: 3) }
@@ -36,8 +36,8 @@ import Testing
 
     @Test func aJobInterruptedTwiceFailsWithTheReason() throws {
         let store = try store()
-        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .restart, now: 1) }
-        let other = try store.write { tx in try tx.enqueueJob(server: "g.b", kind: .start, now: 1) }
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", .restart, now: 1) }
+        let other = try store.write { tx in try tx.enqueueJob(server: "g.b", .start, now: 1) }
         for now in Int64(2)...3 {
             #expect(try store.write { tx in try tx.claimNextJob(now: now) }?.id == id)
             let (requeued, failed) = try store.write { tx in try tx.requeueInterruptedJobs(maximumAttempts: 2, now: now) }
@@ -51,7 +51,7 @@ import Testing
 
     @Test func aDeferredJobWaitsAndKeepsItsAttempts() throws {
         let store = try store()
-        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .start, now: 1) }
+        let id = try store.write { tx in try tx.enqueueJob(server: "g.a", .start, now: 1) }
         _ = try store.write { tx in try tx.claimNextJob(now: 2) }
         try store.write { tx in try tx.deferJob(id, seconds: 2, now: 2) }
         #expect(try store.write { tx in try tx.claimNextJob(now: 3) } == nil)
@@ -61,7 +61,7 @@ import Testing
 
     @Test func notBeforeDelaysAJob() throws {
         let store = try store()
-        try store.write { tx in try tx.enqueueJob(server: "g.a", kind: .start, notBefore: 10, now: 1) }
+        try store.write { tx in try tx.enqueueJob(server: "g.a", .start, notBefore: 10, now: 1) }
         #expect(try store.write { tx in try tx.claimNextJob(now: 5) } == nil)
         #expect(try store.write { tx in try tx.claimNextJob(now: 10) } != nil)
     }

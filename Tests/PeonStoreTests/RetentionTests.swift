@@ -16,7 +16,7 @@ import Testing
         let now: Int64 = 1_800_000_000
         try store.write { tx in
             for at in [now - 40 * day, now - 35 * day, now - 2 * day, now] {
-                let id = try tx.enqueueJob(server: "g.a", kind: .start, now: at)
+                let id = try tx.enqueueJob(server: "g.a", .start, now: at)
                 try tx.finishJob(id, state: .succeeded, now: at)
                 try tx.recordCrash(server: "g.a", at: at, exitCode: 1, oomKilled: false)
                 try tx.appendAudit(
@@ -28,7 +28,7 @@ import Testing
                     server: "g.a", StatsRecord(at: at, cpuPercent: 1, memory: 1, memoryLimit: 2, networkRx: 0, networkTx: 0, uptime: 0))
             }
             // An old job still queued is work, not history.
-            try tx.enqueueJob(server: "g.b", kind: .start, now: now - 50 * day)
+            try tx.enqueueJob(server: "g.b", .start, now: now - 50 * day)
         }
         let removed = try store.write { tx in try tx.prune(Retention(days: 30, rows: 100, statsHours: 24), now: now) }
         #expect(removed == 2 + 2 + 2 + 3)
@@ -51,11 +51,11 @@ import Testing
     @Test func pendingJobCountsPerServerAndInTotal() throws {
         let store = try store()
         try store.write { tx in
-            try tx.enqueueJob(server: "g.a", kind: .start, now: 1)
-            try tx.enqueueJob(server: "g.a", kind: .stop, now: 1)
-            let done = try tx.enqueueJob(server: "g.a", kind: .start, now: 1)
+            try tx.enqueueJob(server: "g.a", .start, now: 1)
+            try tx.enqueueJob(server: "g.a", .stop(reason: nil), now: 1)
+            let done = try tx.enqueueJob(server: "g.a", .start, now: 1)
             try tx.finishJob(done, state: .failed, now: 2)
-            try tx.enqueueJob(server: "g.b", kind: .start, now: 1)
+            try tx.enqueueJob(server: "g.b", .start, now: 1)
         }
         let counts = try store.read { tx in try tx.pendingJobCounts(server: "g.a") }
         #expect(counts.server == 2 && counts.total == 3)

@@ -309,6 +309,12 @@ def test_plain_stop_clears_timed_stops_and_string_booleans_are_refused(stack):
     assert os.path.isdir(os.path.join(stack.data, "servers", "peontest", f"{RUN}q"))
     assert stack.request("PUT", f"/api/v1/server/stop/{uid}", json={"epoch_time": "12345"}).status_code == 400
     stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+    # Flags are true or false: anything else is refused, never read as false (and started anyway).
+    for bad in ("yes", 1, [], {"a": 1}):
+        for flag in ("start_later", "noclean"):
+            r = create(stack, f"peontest.{RUN}qf", {flag: bad})
+            assert r.status_code == 400 and r.json()["code"] == "request.invalid", (flag, bad, r.text)
+    assert stack.request("GET", f"/api/v1/server/get/peontest.{RUN}qf").status_code == 404
 
 
 def test_concurrent_actions_on_one_server_are_serialized(stack):

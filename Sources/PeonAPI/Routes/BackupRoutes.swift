@@ -15,7 +15,7 @@ enum BackupRoutes {
     static func create(_ uid: ServerUID, request: Request, context: APIContext) throws -> Response {
         _ = try ServerRoutes.serverObject(uid, context)
         try ServerRoutes.requireScheduler(context)
-        let job = try ServerRoutes.enqueue(uid, .backup, arguments: ["format": "tar.zst"], context: context)
+        let job = try ServerRoutes.enqueue(uid, .backup(.tarZstd), context: context)
         return try ServerRoutes.answer(job, request, context) { (done: JobRecord) in .json(json(try made(done, uid, context)), status: 201)
         }
     }
@@ -83,14 +83,14 @@ enum BackupRoutes {
     static func restore(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
         let id = try existingBackupID(uid, body: body, context: context)
         try ServerRoutes.requireScheduler(context)
-        let job = try ServerRoutes.enqueue(uid, .restore, arguments: ["id": .number(Double(id))], context: context)
+        let job = try ServerRoutes.enqueue(uid, .restore(backup: id), context: context)
         return try ServerRoutes.answer(job, request, context) { .json(try ServerRoutes.serverObject(uid, context)) }
     }
 
     static func delete(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
         let id = try existingBackupID(uid, body: body, context: context)
         try ServerRoutes.requireScheduler(context)
-        let job = try ServerRoutes.enqueue(uid, .deleteBackup, arguments: ["id": .number(Double(id))], context: context)
+        let job = try ServerRoutes.enqueue(uid, .deleteBackup(backup: id), context: context)
         return try ServerRoutes.answer(job, request, context) {
             .json(["status": "success", "info": .string("Backup \(id) of \(uid) was removed.")])
         }
@@ -103,7 +103,7 @@ enum BackupRoutes {
         _ = try ServerRoutes.serverObject(uid, context)
         try ServerRoutes.requireScheduler(context)
         let wantsJSON = request.header("accept")?.contains("application/json") == true
-        let job = try ServerRoutes.enqueue(uid, .backup, arguments: ["format": "zip"], context: context)
+        let job = try ServerRoutes.enqueue(uid, .backup(.zip), context: context)
         return try ServerRoutes.answer(job, request, context) { (done: JobRecord) in
             let backup = try made(done, uid, context)
             if wantsJSON {

@@ -32,7 +32,7 @@ enum ConsoleRoutes {
         try ServerRoutes.requireScheduler(context)
         let server = uid.description
         let before = try context.store.read { tx in try tx.logPosition(server: server).seq }
-        let job = try ServerRoutes.enqueue(uid, .console, arguments: ["command": .string(command)], context: context)
+        let job = try ServerRoutes.enqueue(uid, .console(command: command), context: context)
         return try ServerRoutes.answer(job, request, context) { (finished: JobRecord) in
             // Over RCON the job carries the game's answer; over stdin it is the output that followed.
             if let result = finished.result, result["via"] == "rcon" {

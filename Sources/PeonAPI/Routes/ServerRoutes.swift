@@ -46,7 +46,7 @@ enum ServerRoutes {
             try requireScheduler(context)
             let job = try context.store.write { tx in
                 try checkCapacity(tx, server: "*", context: context)
-                return try tx.job(try tx.enqueueJob(server: "*", kind: .adopt, now: WallClock.now()))!
+                return try tx.job(try tx.enqueueJob(server: "*", .adopt, now: WallClock.now()))!
             }
             Wakeup.notify(directory: context.configuration.wakeupDir)
             return try answer(job, request, context) { try serverList(context) }
@@ -130,7 +130,7 @@ enum ServerRoutes {
             let eradicate = body["eradicate"] == .bool(true) || (p["action"] == "eradicate" && body["eradicate"] != .bool(false))
             _ = try serverObject(uid, context)
             try requireScheduler(context)
-            let job = try enqueue(uid, .destroy, arguments: ["eradicate": .bool(eradicate)], context: context)
+            let job = try enqueue(uid, .destroy(eradicate: eradicate), context: context)
             return try answer(job, request, context) {
                 let info =
                     "Server \(uid) was removed. "
@@ -213,8 +213,17 @@ enum ServerRoutes {
         let idleStop = try IdleStop.parse(body["idle_stop"])
         try requireScheduler(context)
         let now = WallClock.now()
-        let startLater = body["start_later"] == .bool(true) || body["start_later"] == .string("true")
-        let noclean = body["noclean"] == .bool(true)
+        // Flags are true or false (PEON's clients also send "true"/"false"); anything else is a 400,
+        // never read as false.
+        func flag(_ key: String) throws -> Bool {
+            switch body[key] {
+            case nil, .null?, .bool(false)?, .string("false")?: return false
+            case .bool(true)?, .string("true")?: return true
+            default: throw HTTPError(status: 400, code: "request.invalid", message: "\(key) must be true or false.")
+            }
+        }
+        let startLater = try flag("start_later")
+        let noclean = try flag("noclean")
         let (uid, job) = try context.store.write { tx in
             let name =
                 try name
@@ -234,8 +243,7 @@ enum ServerRoutes {
                     limits: limits, crashPolicy: crashPolicy, createdAt: now),
                 now: now)
             if let idleStop { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
-            let id = try tx.enqueueJob(
-                server: uid.description, kind: .create, arguments: ["start": .bool(!startLater), "noclean": .bool(noclean)], now: now)
+            let id = try tx.enqueueJob(server: uid.description, .create(start: !startLater, noclean: noclean), now: now)
             return (uid, try tx.job(id)!)
         }
         if let time = try ScheduledTime.parse(body, now: now) {
@@ -266,21 +274,21 @@ enum ServerRoutes {
             let time = kind == .stop ? nil : schedule
             try context.store.write { tx in try tx.setSchedule(server: uid.description, action: .stop, time: time, now: now) }
         }
-        let job = try enqueue(uid, kind, context: context)
+        let job = try enqueue(uid, kind == .start ? .start : kind == .stop ? .stop(reason: nil) : .restart, context: context)
         return try answer(job, request, context) { .json(try serverObject(uid, context)) }
     }
 
     static func update(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
         // PEON's aliases (all, container, game) and any case, stored as the canonical mode.
-        let mode: String
+        let mode: UpdateMode
         do {
-            mode = try UpdateMode(parsing: body["mode"]?.stringValue).rawValue
+            mode = try UpdateMode(parsing: body["mode"]?.stringValue)
         } catch {
             throw HTTPError(status: 400, code: "request.invalid", message: "mode must be full, image, server, reinit, quick or validate.")
         }
         _ = try serverObject(uid, context)
         try requireScheduler(context)
-        let job = try enqueue(uid, .update, arguments: ["mode": .string(mode)], context: context)
+        let job = try enqueue(uid, .update(mode), context: context)
         return try answer(job, request, context) { .json(["status": "success", "info": .string(uid.description), "stdout": "[]"]) }
     }
 
@@ -383,17 +391,17 @@ enum ServerRoutes {
     /// Writes the job (or joins an identical one already pending) and wakes the scheduler;
     /// `first` runs in the same transaction before (the change the job applies).
     static func enqueue(
-        _ uid: ServerUID, _ kind: JobKind, arguments: JSON = .object([]), context: APIContext, first: ((Transaction) throws -> Void)? = nil
+        _ uid: ServerUID, _ request: JobRequest, context: APIContext, first: ((Transaction) throws -> Void)? = nil
     ) throws -> JobRecord {
         let job = try context.store.write { tx in
             try first?(tx)
-            if let same = try tx.pendingJobs(server: uid.description).last, same.kind == kind, same.arguments == arguments { return same }
+            if let same = try tx.pendingJobs(server: uid.description).last, (try? same.request) == request { return same }
             try checkCapacity(tx, server: uid.description, context: context)
-            if let desired = kind.desiredState, var server = try tx.server(uid) {
+            if let desired = request.kind.desiredState, var server = try tx.server(uid) {
                 server.desiredState = desired
                 try tx.updateServer(server, now: WallClock.now())
             }
-            return try tx.job(try tx.enqueueJob(server: uid.description, kind: kind, arguments: arguments, now: WallClock.now()))!
+            return try tx.job(try tx.enqueueJob(server: uid.description, request, now: WallClock.now()))!
         }
         Wakeup.notify(directory: context.configuration.wakeupDir)
         return job
@@ -435,18 +443,19 @@ enum ServerRoutes {
     }
 
     static func ensureSucceeded(_ job: JobRecord) throws {
-        if job.state == .failed, job.result?["code"] == "ports.exhausted" {
+        switch job.failureCode {
+        case .portsExhausted?:
             throw HTTPError(status: 409, code: "ports.exhausted", message: job.error ?? "No free ports.", extra: [("job", job.json)])
-        }
-        // The node that holds the server is down or drained (Swarm): try again when it is back.
-        if job.state == .failed, job.result?["code"] == "node.unavailable" {
+        case .nodeUnavailable?:
+            // The node that holds the server is down or drained (Swarm): try again when it is back.
             throw HTTPError(
                 status: 503, code: "node.unavailable", message: job.error ?? "The server's node is unavailable.", extra: [("job", job.json)]
             )
-        }
-        // A console job the game's state refused: not running (any more), RCON refused or unreachable.
-        if job.state == .failed, let code = job.result?["code"]?.stringValue, code == "server.not_running" || code.hasPrefix("rcon.") {
-            throw HTTPError(status: 409, code: code, message: job.error ?? "The console command failed.", extra: [("job", job.json)])
+        case let code? where code.isConsole:
+            // A console job the game's state refused: not running (any more), RCON refused or unreachable.
+            throw HTTPError(status: 409, code: code.rawValue, message: job.error ?? "The console command failed.", extra: [("job", job.json)])
+        default:
+            break
         }
         guard job.state == .succeeded else {
             throw HTTPError(

@@ -4,15 +4,15 @@ public import PeonJSON
 public enum ScheduleAction: String, Sendable, CaseIterable {
     case start, stop, restart, update, backup, command
 
-    /// The job it enqueues, as the API's action would (nil for an action Peon cannot run).
-    public var job: JobKind? {
+    /// The job it enqueues, as the API's action would (`command` types the schedule's line).
+    public func job(command: String?) -> JobRequest {
         switch self {
         case .start: .start
-        case .stop: .stop
+        case .stop: .stop(reason: nil)
         case .restart: .restart
-        case .update: .update
-        case .backup: .backup
-        case .command: .console
+        case .update: .update(.full)
+        case .backup: .backup(.tarZstd)
+        case .command: .console(command: command ?? "")
         }
     }
 }

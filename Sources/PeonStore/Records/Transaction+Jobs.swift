@@ -17,6 +17,15 @@ public struct JobRecord: Sendable, Equatable {
     /// `{"phase": "pulling|building|installing|starting", "percent": n?, "lines": [...]}` while it runs.
     public let progress: JSON?
 
+    /// What the job does, read back through the one job contract (a row that is not exactly one
+    /// of its requests is refused).
+    public var request: JobRequest { get throws(DomainError) { try JobRequest(kind: kind, arguments: arguments) } }
+
+    /// The failure code the runner recorded, when the job failed with one the API answers itself.
+    public var failureCode: JobFailureCode? {
+        state == .failed ? result?["code"]?.stringValue.flatMap(JobFailureCode.init(rawValue:)) : nil
+    }
+
     /// The job as `GET /jobs/<id>` shows it.
     public var json: JSON {
         .object([
@@ -32,13 +41,10 @@ extension Transaction {
     static let jobColumns = "id, server_uid, kind, arguments, state, attempts, error, result, created_at, started_at, finished_at, progress"
 
     @discardableResult
-    public func enqueueJob(server: String, kind: JobKind, arguments: JSON = .object([]), notBefore: Int64 = 0, now: Int64)
-        throws(StoreError)
-        -> Int64
-    {
+    public func enqueueJob(server: String, _ request: JobRequest, notBefore: Int64 = 0, now: Int64) throws(StoreError) -> Int64 {
         let rows = try query(
             "INSERT INTO jobs (server_uid, kind, arguments, created_at, not_before) VALUES (?, ?, ?, ?, ?) RETURNING id",
-            [.text(server), .text(kind.rawValue), .text(arguments.text), .integer(now), .integer(notBefore)])
+            [.text(server), .text(request.kind.rawValue), .text(request.arguments.text), .integer(now), .integer(notBefore)])
         return rows.first?.first?.integer ?? 0
     }
 

@@ -1,0 +1,37 @@
+import PeonCore
+import PeonJSON
+import Testing
+
+/// The one job contract: every request survives its stored form, and a stored job that is not
+/// exactly one of them (unknown key, unknown value, wrong type) is refused, never defaulted.
+@Suite struct JobRequestTests {
+    static let all: [JobRequest] = [
+        .create(start: true, noclean: false), .create(start: false, noclean: true), .start, .stop(reason: nil), .stop(reason: .idle),
+        .restart, .update(.validate), .destroy(eradicate: true), .eradicate, .adopt, .console(command: "say `hi`; rm -rf /"),
+        .backup(.tarZstd), .backup(.zip), .restore(backup: 7), .deleteBackup(backup: 8), .pruneBackups,
+    ]
+
+    @Test(arguments: all) func survivesItsStoredForm(_ request: JobRequest) throws {
+        let stored = try JSON.parse(request.arguments.text)
+        #expect(try JobRequest(kind: request.kind, arguments: stored) == request)
+    }
+
+    @Test func refusesWhatItDoesNotKnow() {
+        let refused: [(JobKind, JSON)] = [
+            (.backup, ["format": "rar"]), (.backup, [:]), (.backup, ["format": "zip", "level": 9]),
+            (.update, ["mode": "everything"]), (.update, [:]), (.restore, ["id": "7"]), (.restore, ["id": 0]), (.restore, ["id": .number(1.5)]),
+            (.deleteBackup, [:]), (.console, ["command": 5]), (.console, [:]), (.destroy, ["eradicate": "yes"]),
+            (.stop, ["reason": "bored"]), (.start, ["now": true]), (.create, ["start": "true"]), (.adopt, ["all": true]),
+            (.pruneBackups, ["keep": 1]), (.start, .array([])),
+        ]
+        for (kind, arguments) in refused {
+            #expect(throws: DomainError.self, "\(kind) \(arguments.text)") { try JobRequest(kind: kind, arguments: arguments) }
+        }
+    }
+
+    @Test func failureCodesAreTheAPIsCodes() {
+        #expect(JobFailureCode(RconError.authFailed).rawValue == RconError.authFailed.code)
+        #expect(JobFailureCode(RconError.timeout).rawValue == RconError.timeout.code)
+        #expect(JobFailureCode(RconError.unreachable("x")).isConsole && !JobFailureCode.nodeUnavailable.isConsole)
+    }
+}
