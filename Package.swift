@@ -130,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "peon",
             dependencies: [
-                "PeonAPI", "PeonStore", "PeonCore", "PeonCurl", "PeonJSON", "PeonSystem",
+                "PeonAPI", "PeonStore", "PeonCore", "PeonCurl", "PeonJSON", "PeonSystem", "PeonNodeAgent", "PeonTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings),

@@ -16,27 +16,33 @@ import PeonSystem
 public final class AgentChannel: NodeChannel {
     public let host: String
     public let port: Int
-    let context: TLSContext
+    /// The scheduler's side of the mutual TLS, asked at each connection (keys may be rotated).
+    let context: () -> TLSContext
     public let connectMilliseconds: Int32
     /// How long a connection that fails is tried again (an agent starting beside the scheduler).
     public let patienceSeconds: Double
 
     /// `host` is an IP literal, or `unix:<path>` (then `port` is unused).
-    public init(host: String, port: Int, context: TLSContext, connectMilliseconds: Int32 = 2000, patienceSeconds: Double = 0) {
+    public convenience init(host: String, port: Int, context: TLSContext, connectMilliseconds: Int32 = 2000, patienceSeconds: Double = 0) {
+        self.init(host: host, port: port, keys: { context }, connectMilliseconds: connectMilliseconds, patienceSeconds: patienceSeconds)
+    }
+
+    /// With the process's current keys (`AgentKeys`), whichever they are when a connection is made.
+    public init(host: String, port: Int, keys: @escaping () -> TLSContext, connectMilliseconds: Int32 = 2000, patienceSeconds: Double = 0) {
         self.host = host
         self.port = port
-        self.context = context
+        self.context = keys
         self.connectMilliseconds = connectMilliseconds
         self.patienceSeconds = patienceSeconds
     }
 
     /// `unix:<path>` or `<ip>:<port>` (`PEON_NODE_AGENT`).
-    public convenience init?(address: String, context: TLSContext, patienceSeconds: Double) {
+    public convenience init?(address: String, keys: AgentKeys, patienceSeconds: Double) {
         if address.hasPrefix("unix:") {
-            self.init(host: address, port: 0, context: context, patienceSeconds: patienceSeconds)
+            self.init(host: address, port: 0, keys: { keys.context }, patienceSeconds: patienceSeconds)
         } else {
             guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
-            self.init(host: String(address[..<colon]), port: port, context: context, patienceSeconds: patienceSeconds)
+            self.init(host: String(address[..<colon]), port: port, keys: { keys.context }, patienceSeconds: patienceSeconds)
         }
     }
 
@@ -46,7 +52,7 @@ public final class AgentChannel: NodeChannel {
         let deadline = Monotonic.seconds() + patienceSeconds
         while true {
             do {
-                return try TLSStream.connect(host: host, port: port, context: context, timeoutMilliseconds: connectMilliseconds)
+                return try TLSStream.connect(host: host, port: port, context: context(), timeoutMilliseconds: connectMilliseconds)
             } catch {
                 guard Monotonic.seconds() < deadline else { throw .unavailable("Peon's node agent at \(name) does not answer: \(error)") }
                 Monotonic.sleep(0.2)

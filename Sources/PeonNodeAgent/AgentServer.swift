@@ -14,14 +14,16 @@ import Synchronization
 /// is closed at once, before any TLS work).
 public final class AgentServer: Sendable {
     let listener: TCPListener
-    let context: TLSContext
+    /// The agent's side of the mutual TLS, asked at each connection (its keys may be reloaded).
+    let context: @Sendable () -> TLSContext
     let node: @Sendable () -> any NodeChannel
     let maximumConnections: Int
     let active = Atomic<Int>(0)
     let log: @Sendable (String) -> Void
 
     public init(
-        listener: TCPListener, context: TLSContext, maximumConnections: Int = 16, node: @escaping @Sendable () -> any NodeChannel,
+        listener: TCPListener, context: @escaping @Sendable () -> TLSContext, maximumConnections: Int = 16,
+        node: @escaping @Sendable () -> any NodeChannel,
         log: @escaping @Sendable (String) -> Void
     ) {
         self.listener = listener
@@ -51,7 +53,7 @@ public final class AgentServer: Sendable {
     func handle(_ fd: Int32) {
         let stream: TLSStream
         do {
-            stream = try TLSStream.accept(fd, context: context, timeoutMilliseconds: 5000)
+            stream = try TLSStream.accept(fd, context: context(), timeoutMilliseconds: 5000)
         } catch {
             log("handshake refused: \(error)")
             return

@@ -1,8 +1,8 @@
 import Crypto
 public import PeonCore
 import PeonDocker
-public import PeonJSON
-import PeonNodeAgent
+import PeonJSON
+public import PeonNodeAgent
 public import PeonPlatform
 import PeonSystem
 public import PeonTLS
@@ -10,46 +10,6 @@ public import PeonTLS
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// The keys of Peon's node agents: a CA Peon made, the agents' certificate (server role, name
-/// `peon-agent`) and the scheduler's (client role). The scheduler keeps them in its store.
-public struct AgentCredentials: Sendable, Equatable {
-    public let authority: PEMPair
-    public let agent: PEMPair
-    public let scheduler: PEMPair
-
-    public static let agentName = "peon-agent"
-
-    public init(authority: PEMPair, agent: PEMPair, scheduler: PEMPair) {
-        self.authority = authority
-        self.agent = agent
-        self.scheduler = scheduler
-    }
-
-    /// A new CA and both certificates (rotation is a new set: the agents' service is updated with it).
-    public static func make() throws(TLSError) -> AgentCredentials {
-        let authority = try Certificates.makeAuthority(commonName: "Peon node agents \(SwarmAgent.randomHex(4))")
-        return AgentCredentials(
-            authority: authority,
-            agent: try Certificates.issue(commonName: agentName, dnsNames: [agentName], role: .server, by: authority),
-            scheduler: try Certificates.issue(commonName: "peon-scheduler", dnsNames: ["peon-scheduler"], role: .client, by: authority))
-    }
-
-    /// The stored form (the `meta` table).
-    public var json: JSON {
-        func pair(_ p: PEMPair) -> JSON { ["certificate": .string(p.certificate), "key": .string(p.key)] }
-        return ["authority": pair(authority), "agent": pair(agent), "scheduler": pair(scheduler)]
-    }
-
-    public init?(json: JSON) {
-        func pair(_ key: String) -> PEMPair? {
-            guard let c = json[key]?["certificate"]?.stringValue, let k = json[key]?["key"]?.stringValue else { return nil }
-            return PEMPair(certificate: c, key: k)
-        }
-        guard let a = pair("authority"), let g = pair("agent"), let s = pair("scheduler") else { return nil }
-        self.init(authority: a, agent: g, scheduler: s)
-    }
-}
 
 /// Peon's node agent on Swarm: a global service (one task per node) running `peon-agent` from
 /// Peon's own image, in the node's network namespace, listening on the node's Swarm address. The
@@ -73,21 +33,29 @@ public final class SwarmAgent {
     public let image: String
     /// The node engine's socket, the same path on every node (stdin, a container's address, stats).
     public let nodeSocket: String
-    public let credentials: AgentCredentials
-    /// The scheduler's side of the mutual TLS, made once.
-    let context: TLSContext
-    /// The node addresses this session last made sure the agent runs for.
+    /// The process's current keys (rotated keys are deployed at the next node operation).
+    public let keys: AgentKeys
+    /// The node addresses (and keys) this session last made sure the agent runs for.
     var deployedFor: [String]?
 
-    public init(port: Int, image: String, nodeSocket: String = "/var/run/docker.sock", credentials: AgentCredentials) throws(TLSError) {
+    public init(port: Int, image: String, nodeSocket: String = "/var/run/docker.sock", keys: AgentKeys) {
         self.port = port
         self.image = image
         self.nodeSocket = nodeSocket
-        self.credentials = credentials
-        context = try TLSContext(
-            role: .client, identity: credentials.scheduler, authority: credentials.authority.certificate,
-            expectedPeerName: AgentCredentials.agentName)
+        self.keys = keys
     }
+
+    /// Keys made here (tests, one-off tools).
+    public convenience init(port: Int, image: String, nodeSocket: String = "/var/run/docker.sock", credentials: AgentCredentials)
+        throws(TLSError)
+    {
+        self.init(port: port, image: image, nodeSocket: nodeSocket, keys: try AgentKeys(credentials))
+    }
+
+    public var credentials: AgentCredentials { keys.credentials }
+
+    /// What a deployment is for: the nodes' addresses and the keys' fingerprint.
+    func deployment(_ pairs: [String]) -> [String] { pairs + ["keys=" + Self.digest(keys.credentials.agent.certificate).prefix(16)] }
 
     static func digest(_ text: String) -> String {
         SHA256.hash(data: Array(text.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
@@ -102,7 +70,7 @@ public final class SwarmAgent {
     }
 
     /// The channel to the agent on a node's address.
-    func channel(_ address: String) -> AgentChannel { AgentChannel(host: address, port: port, context: context) }
+    func channel(_ address: String) -> AgentChannel { AgentChannel(host: address, port: port, keys: { [keys] in keys.context }) }
 
     // MARK: - The service
 
@@ -169,7 +137,7 @@ extension SwarmPlatform {
     /// everything alone otherwise. Cheap when this session already did it for these nodes.
     public func ensureAgent(_ nodes: [Node]) throws(PlatformError) {
         let pairs = Self.agentNodes(nodes)
-        if agent.deployedFor == pairs { return }
+        if agent.deployedFor == agent.deployment(pairs) { return }
         let keys = agent.credentials
         var secrets: [(id: String, name: String, file: String)] = []
         for (file, data) in [
@@ -215,7 +183,7 @@ extension SwarmPlatform {
                 try? docker.removeSwarmObject(kind, id)
             }
         }
-        agent.deployedFor = pairs
+        agent.deployedFor = agent.deployment(pairs)
     }
 
     /// A secret of the agent by its content-derived name, made when missing.
@@ -243,7 +211,8 @@ extension SwarmPlatform {
         guard node.ready, node.availability != "drain" else {
             throw .unavailable("node \(node.name) is \(node.ready ? "drained" : "down"): its files cannot be reached")
         }
-        if agent.deployedFor == nil { try ensureAgent(try nodes()) }
+        // First use in this session, or keys rotated since: (re)deploy.
+        if agent.deployedFor?.last != agent.deployment([]).last { try ensureAgent(try nodes()) }
         return PatientChannel(platform: self, node: node, inner: agent.channel(node.address))
     }
 
@@ -269,8 +238,10 @@ final class PatientChannel: NodeChannel {
     }
 
     func perform(_ operation: NodeOperation, input: Int32?, output: Int32?) throws(PlatformError) -> JSON {
-        // A stream cannot be replayed: only an operation without one is retried.
+        // A stream cannot be replayed: an operation with one waits for the agent first (a cheap
+        // operation, retried), then runs once.
         let retries = input == nil && output == nil
+        if !retries { _ = try perform(.listeners, input: nil, output: nil) }
         let deadline = Monotonic.seconds() + 30
         var checked = false
         while true {

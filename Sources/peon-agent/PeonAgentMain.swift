@@ -5,6 +5,7 @@ import PeonNodeAgent
 import PeonPlatform
 import PeonSystem
 import PeonTLS
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -60,11 +61,9 @@ enum PeonAgentMain {
             }
             fail("cannot read \(tls)/\(name)")
         }
-        let context: TLSContext
+        let keys: Mutex<TLSContext>
         do {
-            context = try TLSContext(
-                role: .server, identity: PEMPair(certificate: text("peon-agent-cert.pem"), key: text("peon-agent-key.pem")),
-                authority: text("peon-agent-ca.pem"))
+            keys = Mutex(try context(text))
         } catch {
             fail("unusable keys: \(error)")
         }
@@ -103,13 +102,44 @@ enum PeonAgentMain {
 
         let files = LocalServerFiles(dataDir: data, hostDataDir: hostData)
         let gameHost = env["PEON_GAME_BIND"] ?? "127.0.0.1"
+        // Keys rotated beside a scheduler on this host (its files are this user's): taken within 5 s.
+        // (On Swarm, rotated keys come with a new task: the secrets are root's and unreadable now.)
+        let reload = ThreadHandle {
+            var seen = stamp(tls)
+            while !Signals.shutdownRequested.load(ordering: .relaxed) {
+                Monotonic.sleep(1)
+                let now = stamp(tls)
+                guard now != seen else { continue }
+                seen = now
+                if let fresh = try? context({ name in (try? Files.read(tls + "/" + name, limit: 64 << 10)).map { String(decoding: $0, as: UTF8.self) } ?? "" }) {
+                    keys.withLock { $0 = fresh }
+                    logger.notice("keys reloaded")
+                }
+            }
+        }
+        defer { reload.join() }
         let server = AgentServer(
-            listener: listener, context: context, maximumConnections: connections,
+            listener: listener, context: { keys.withLock { $0 } }, maximumConnections: connections,
             node: {
                 LocalNode(files: files, gameHost: gameHost, engine: { () throws(DockerError) in try DockerClient(socketPath: socket) })
             },
             log: { logger.notice("\($0)") })
         server.serve { !Signals.shutdownRequested.load(ordering: .relaxed) }
         logger.info("stopped")
+    }
+
+    /// The agent's side of the mutual TLS from its key files (`text` reads one).
+    static func context(_ text: (String) -> String) throws(TLSError) -> TLSContext {
+        try TLSContext(
+            role: .server, identity: PEMPair(certificate: text("peon-agent-cert.pem"), key: text("peon-agent-key.pem")),
+            authority: text("peon-agent-ca.pem"))
+    }
+
+    /// When the key files last changed (their modification times).
+    static func stamp(_ folder: String) -> [Int] {
+        ["peon-agent-ca.pem", "peon-agent-cert.pem", "peon-agent-key.pem"].map { name in
+            var st = stat()
+            return stat(folder + "/" + name, &st) == 0 ? Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec) : 0
+        }
     }
 }

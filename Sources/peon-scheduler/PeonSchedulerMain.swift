@@ -50,25 +50,38 @@ enum PeonSchedulerMain {
         let gameBind = configuration.gameBind
         // Swarm, or an agent beside this scheduler: the node agents' keys, read (or made) once for
         // every platform session; an agent beside it reads them from the data dir.
-        var keys: AgentCredentials?
-        var besideContext: TLSContext?
+        var keys: AgentKeys?
         if configuration.platform == .swarm || configuration.nodeAgent != nil {
             do {
                 let made = try agentCredentials(configuration)
-                keys = made
-                if configuration.platform == .docker {
-                    try writeAgentKeys(made, into: configuration.dataDir + "/agent")
-                    besideContext = try TLSContext(
-                        role: .client, identity: made.scheduler, authority: made.authority.certificate,
-                        expectedPeerName: AgentCredentials.agentName)
-                }
+                if configuration.nodeAgent != nil { try writeAgentKeys(made, into: configuration.dataDir + "/agent") }
+                keys = try AgentKeys(made)
             } catch {
                 logger.critical("cannot make the node agents' keys", metadata: ["error": "\(error)"])
                 exit(1)
             }
         }
         let agentKeys = keys
-        let beside = besideContext
+        // Rotation on demand (`peon agent-keys rotate` writes new keys to the store): taken within
+        // 5 s; Swarm's agents are updated at the next node operation, an agent beside this
+        // scheduler re-reads its files.
+        let rotation = ThreadHandle {
+            guard let agentKeys, let store = try? Store(path: configuration.databasePath) else { return }
+            while !Signals.stopRequested.load(ordering: .relaxed) {
+                for _ in 0..<50 where !Signals.stopRequested.load(ordering: .relaxed) { Monotonic.sleep(0.1) }
+                guard let text = try? store.read({ tx in try tx.meta("agent.credentials") }), let json = try? JSON.parse(Array(text.utf8)),
+                    let stored = AgentCredentials(json: json), stored != agentKeys.credentials
+                else { continue }
+                do {
+                    if configuration.nodeAgent != nil { try writeAgentKeys(stored, into: configuration.dataDir + "/agent") }
+                    try agentKeys.replace(with: stored)
+                    logger.notice("node agent keys rotated")
+                } catch {
+                    logger.error("cannot take the rotated node agent keys", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        defer { rotation.join() }
         // Test only: a job kind whose start kills the scheduler (the poison-job tests).
         let crashOnJob = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_JOB"])["PEON_TEST_CRASH_ON_JOB"].flatMap { JobKind(rawValue: $0) }
         // Docker's latency, per call, flushed to SQLite for `/metrics` (see MetricsRecorder).
@@ -100,15 +113,15 @@ enum PeonSchedulerMain {
                     client: try observed(DockerClient(socketPath: socket)),
                     files: LocalServerFiles(dataDir: configuration.dataDir, hostDataDir: hostDataDir), bindAddress: gameBind,
                     // An agent that starts after this scheduler is waited for, as the engine is.
-                    node: beside.flatMap { context in
-                        configuration.nodeAgent.flatMap { AgentChannel(address: $0, context: context, patienceSeconds: 30) }
+                    node: agentKeys.flatMap { keys in
+                        configuration.nodeAgent.flatMap { AgentChannel(address: $0, keys: keys, patienceSeconds: 30) }
                     })
             case .swarm:
                 SwarmPlatform(
                     client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
-                    agent: try SwarmAgent(
+                    agent: SwarmAgent(
                         port: configuration.swarmAgentPort, image: configuration.agentImage, nodeSocket: configuration.swarmNodeSocket,
-                        credentials: try agentKeys ?? agentCredentials(configuration)),
+                        keys: try agentKeys ?? AgentKeys(agentCredentials(configuration))),
                     registry: configuration.registry,
                     extraLabels: configuration.extraLabels)
             }

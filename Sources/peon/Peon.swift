@@ -1,6 +1,8 @@
 public import ArgumentParser
 import PeonAPI
 public import PeonCore
+import PeonNodeAgent
+import PeonTLS
 import PeonStore
 import PeonSystem
 
@@ -10,7 +12,7 @@ struct Peon: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Administer a Peon installation.",
         discussion: """
-            `key` and `migrate` work on the database (--data-dir). The server verbs talk to a running API, found \
+            `key`, `agent-keys` and `migrate` work on the database (--data-dir). The server verbs talk to a running API, found \
             with --url/--key, else PEON_URL/PEON_API_KEY, else ~/.config/peon/config (`url = …` and `key = …` lines, \
             mode 0600). On the stack's own host the certificate in $PEON_DATA_DIR/tls is trusted without \
             --insecure.
@@ -19,7 +21,7 @@ struct Peon: ParsableCommand {
             cannot be reached, or the URL, key or config file is unusable; 64 bad usage.
             """,
         subcommands: [
-            Key.self, Migrate.self, Servers.self, Plans.self, Create.self, Start.self, Stop.self, Restart.self, Update.self, Logs.self,
+            Key.self, AgentKeysCommand.self, Migrate.self, Servers.self, Plans.self, Create.self, Start.self, Stop.self, Restart.self, Update.self, Logs.self,
             Backup.self, Restore.self,
         ])
 }
@@ -48,6 +50,26 @@ extension Peon {
     struct Key: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create, list and revoke API keys.", subcommands: [Create.self, List.self, Revoke.self])
+    }
+
+    struct AgentKeysCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "agent-keys", abstract: "The keys of the mutual TLS between the scheduler and Peon's node agents.",
+            subcommands: [Rotate.self])
+
+        struct Rotate: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Make a new CA and certificates; the running scheduler takes them within seconds and redeploys the agents.")
+            @OptionGroup var data: DataOptions
+
+            func run() throws {
+                let store = try data.openStore()
+                let keys = try AgentCredentials.make()
+                try store.write { tx in try tx.setMeta("agent.credentials", keys.json.text) }
+                let expiry = Certificates.expiry(keys.agent.certificate).map { WallClock.iso8601($0) } ?? "?"
+                print("new node agent keys stored (agent certificate valid until \(expiry))")
+            }
+        }
     }
 
     struct Migrate: ParsableCommand {

@@ -40,7 +40,7 @@ final class TestNode: @unchecked Sendable {
         listener = try TCPListener(host: "127.0.0.1", port: 0)
         let server = AgentServer(
             listener: listener,
-            context: try TLSContext(role: .server, identity: keys.agent, authority: authority.certificate),
+            context: { [context = try TLSContext(role: .server, identity: keys.agent, authority: authority.certificate)] in context },
             maximumConnections: connections,
             node: { [files] in
                 LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })

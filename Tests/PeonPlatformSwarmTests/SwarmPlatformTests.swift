@@ -220,7 +220,7 @@ extension SwarmPlatformTests {
     /// The node's listeners through its agent with `credentials`, once the agent answers (it may be
     /// restarting after a deploy); nil when it refuses.
     func listeners(_ node: SwarmPlatform.Node, _ credentials: AgentCredentials, patience: Int = 300) throws -> Set<PortKey>? {
-        let channel = AgentChannel(host: node.address, port: 7380, context: try Self.agent(credentials).context)
+        let channel = AgentChannel(host: node.address, port: 7380, context: try Self.agent(credentials).keys.context)
         for _ in 0..<patience {
             if let found = try? channel.listeners() { return found }
             usleep(100_000)

@@ -217,6 +217,13 @@ def test_rcon_backups_config_and_logs_work_in_the_container(deployment):
         assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"].get("world.txt")
                           == "before", 15)
         assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/logs/{uid}").json()["logs"], 15)
+        # Rotating the agent's keys on demand: the scheduler and the agent take the new ones, RCON goes on.
+        before = open(os.path.join(deployment.dir, "var", "agent", "peon-agent-cert.pem")).read()
+        out = deployment.run("exec", "-T", "-u", "peon", "peon", "peon", "agent-keys", "rotate")
+        assert "new node agent keys stored" in out.stdout, out.stdout + out.stderr
+        assert wait_until(lambda: open(os.path.join(deployment.dir, "var", "agent", "peon-agent-cert.pem")).read() != before, 15)
+        assert wait_until(lambda: deployment.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "echo rotated"}).json()
+                          .get("response") == "rotated", 20)
     finally:
         deployment.request("DELETE", f"/api/v1/server/eradicate/{uid}")
 

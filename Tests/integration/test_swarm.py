@@ -443,6 +443,14 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
         r = create(again, uid)
         assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
         assert agent_service(swarm)["Version"]["Index"] == version
+        # Keys rotated on demand: the running scheduler takes them and updates the agents at its next
+        # node operation; the server's files are still reached.
+        out = again.peon("agent-keys", "rotate")
+        assert out.returncode == 0, out.stdout + out.stderr
+        time.sleep(6)
+        r = again.request("POST", f"/api/v1/server/backup/{uid}", timeout=120)
+        assert r.status_code == 201, r.text
+        assert agent_service(swarm)["Version"]["Index"] > version, "the agents run with the new keys"
         assert again.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120).status_code == 200
     finally:
         again.cleanup()
