@@ -115,7 +115,8 @@ let package = Package(
         .executableTarget(
             name: "peon-scheduler",
             dependencies: [
-                "PeonScheduler", "PeonPlatformDocker", "PeonPlatformSwarm", "PeonNode", "PeonNodeAgent", "PeonTLS", "PeonPlatform", "PeonDocker",
+                "PeonScheduler", "PeonPlatformDocker", "PeonPlatformSwarm", "PeonNode", "PeonNodeAgent", "PeonTLS", "PeonPlatform",
+                "PeonDocker",
                 "PeonCurl", "PeonJSON",
                 "PeonSystem", "PeonCore", "PeonStore",
             ],
@@ -148,7 +149,8 @@ let package = Package(
         .testTarget(
             name: "PeonNodeTests",
             dependencies: [
-                "PeonNode", "PeonNodeAgent", "PeonTLS", "PeonPlatform", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport", "PeonDocker",
+                "PeonNode", "PeonNodeAgent", "PeonTLS", "PeonPlatform", "PeonCore", "PeonJSON", "PeonSystem", "PeonTestSupport",
+                "PeonDocker",
                 "PeonArchive",
             ],
             swiftSettings: settings),
@@ -161,7 +163,8 @@ let package = Package(
         .testTarget(
             name: "PeonSchedulerTests",
             dependencies: [
-                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNode", "PeonDocker", "PeonTestSupport",
+                "PeonScheduler", "PeonPlatform", "PeonStore", "PeonCore", "PeonJSON", "PeonSystem", "PeonNode", "PeonDocker",
+                "PeonTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings),

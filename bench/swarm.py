@@ -70,12 +70,13 @@ def answers(ns, host, port):
 
 
 def main():
-    subprocess.run([SCRIPT, "up", "peon-test-game:latest"], check=True, capture_output=True)
     env = dict(line.split("=", 1) for line in sh(SCRIPT, "env").split())
+    subprocess.run([SCRIPT, "up", "peon-test-game:latest", env["PEON_SWARM_AGENT_IMAGE"]], check=True, capture_output=True)
     nodes = dict(pair.split("=") for pair in env["PEON_SWARM_NODES"].split(","))
     dk = ["docker", "-H", "unix://" + env["PEON_SWARM_MANAGER"]]
     stack = Stack(env={"PEON_PLATFORM": "swarm", "PEON_DOCKER_SOCKET": env["PEON_SWARM_MANAGER"],
-                       "PEON_SWARM_DATA": env["PEON_SWARM_DATA"], "PEON_SWARM_HELPER_IMAGE": "peon-test-game:latest"})
+                       "PEON_SWARM_DATA": env["PEON_SWARM_DATA"], "PEON_AGENT_IMAGE": env["PEON_SWARM_AGENT_IMAGE"],
+                       "PEON_SWARM_NODE_SOCKET": env["PEON_SWARM_NODE_SOCKET"]})
     times = {k: [] for k in ("peon create+start", "peon stop", "peon start", "direct create+start", "direct stop", "direct start")}
     try:
         for i in range(ROUNDS):

@@ -1,7 +1,7 @@
 public import PeonJSON
 public import PeonPlatform
-public import PeonTLS
 import PeonSystem
+public import PeonTLS
 
 #if canImport(Glibc)
     import Glibc
@@ -71,19 +71,24 @@ public final class AgentChannel: NodeChannel {
                 guard let input else { throw PlatformError.refused("\(operation.json["op"]?.stringValue ?? "") needs an input stream") }
                 try AgentWire.send(input, to: stream)
             }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: AgentWire.blockSize, alignment: 16)
+            defer { buffer.deallocate() }
             while true {
-                guard let (kind, payload) = try AgentWire.read(stream) else {
+                guard let (kind, length) = try AgentWire.header(stream) else {
                     throw PlatformError.unavailable("Peon's node agent at \(name) closed the connection mid-operation")
                 }
                 switch kind {
                 case .data:
-                    guard let output, AgentWire.copy(payload, to: output) else {
+                    // Read whole even when it cannot be written, so the answer that says why still comes.
+                    guard let output, try AgentWire.copy(length, from: stream, to: output, through: buffer) else {
                         throw PlatformError.refused("cannot write the node's stream: \(String(cString: strerror(errno)))")
                     }
                 case .answer:
+                    let payload = length == 0 ? [] : try stream.read(exactly: length)
                     guard let answer = try? JSON.parse(payload) else { throw PlatformError.refused("the node agent's answer is not JSON") }
                     return answer
                 case .failure:
+                    let payload = length == 0 ? [] : try stream.read(exactly: length)
                     throw (try? JSON.parse(payload)).flatMap(PlatformError.init(json:))
                         ?? PlatformError.refused("the node agent failed without saying why")
                 case .query, .end:

@@ -1,7 +1,7 @@
 import PeonJSON
 public import PeonPlatform
-public import PeonTLS
 import PeonSystem
+public import PeonTLS
 import Synchronization
 
 #if canImport(Glibc)
@@ -94,6 +94,7 @@ public final class AgentServer: Sendable {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return .failure(.unavailable("no pipe: \(String(cString: strerror(errno)))")) }
         let (reader, writer) = (fds[0], fds[1])
+        AgentWire.enlarge(writer)
         let failure = Mutex<TLSError?>(nil)
         let handoff = Handoff(stream)
         let feeder = ThreadHandle {
@@ -129,16 +130,19 @@ public final class AgentServer: Sendable {
         let (reader, writer) = (fds[0], fds[1])
         let failure = Mutex<TLSError?>(nil)
         let handoff = Handoff(stream)
+        AgentWire.enlarge(reader)
         let sender = ThreadHandle {
             defer { close(reader) }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: AgentWire.blockSize, alignment: 16)
+            // The frame's header and its data in one buffer: one TLS record per frame.
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: AgentWire.blockSize + 5, alignment: 16)
             defer { buffer.deallocate() }
             while true {
-                let n = read(reader, buffer.baseAddress, buffer.count)
+                let n = read(reader, buffer.baseAddress! + 5, AgentWire.blockSize)
                 if n < 0, errno == EINTR { continue }
                 if n <= 0 { return }
                 do {
-                    try AgentWire.write(handoff.value, .data, UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                    for (i, byte) in AgentWire.header(.data, n).enumerated() { buffer[i] = byte }
+                    try handoff.value.write(UnsafeRawBufferPointer(rebasing: buffer[..<(n + 5)]))
                 } catch let error as TLSError {
                     failure.withLock { $0 = error }
                     return  // closing the reader makes the operation's writes fail

@@ -44,30 +44,75 @@ enum AgentWire {
 
     static func write(_ stream: TLSStream, _ kind: Kind, json: JSON) throws(TLSError) { try write(stream, kind, json.bytes) }
 
+    /// The next frame's kind and its payload's length, the payload left to read; nil when the peer
+    /// closed the connection between frames.
+    static func header(_ stream: TLSStream) throws(TLSError) -> (Kind, Int)? {
+        let first = UnsafeMutableRawBufferPointer.allocate(byteCount: 5, alignment: 1)
+        defer { first.deallocate() }
+        if try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: first[0..<1])) == 0 { return nil }
+        var filled = 1
+        while filled < 5 {
+            let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: first[filled..<5]))
+            guard n > 0 else { throw TLSError("the peer closed the connection inside a frame header") }
+            filled += n
+        }
+        guard let kind = Kind(rawValue: first[0]) else { throw TLSError("unknown frame \(first[0])") }
+        let length = Int(first[1]) << 24 | Int(first[2]) << 16 | Int(first[3]) << 8 | Int(first[4])
+        guard length <= maximumPayload else { throw TLSError("frame of \(length) bytes") }
+        return (kind, length)
+    }
+
     /// The next frame's kind and payload; nil when the peer closed the connection between frames.
     static func read(_ stream: TLSStream) throws(TLSError) -> (Kind, [UInt8])? {
-        let first = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
-        defer { first.deallocate() }
-        if try stream.read(into: first) == 0 { return nil }
-        let header = [first[0]] + (try stream.read(exactly: 4))
-        guard let kind = Kind(rawValue: header[0]) else { throw TLSError("unknown frame \(header[0])") }
-        let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
-        guard length <= maximumPayload else { throw TLSError("frame of \(length) bytes") }
+        guard let (kind, length) = try header(stream) else { return nil }
         return (kind, length == 0 ? [] : try stream.read(exactly: length))
     }
 
-    /// Copies `fd` to its end as `D` frames, then `E`.
+    /// Copies a payload of `length` bytes from the stream to `fd` through `buffer` (no allocation
+    /// per frame); false when `fd` is closed for writing (the payload is still read to its end).
+    static func copy(_ length: Int, from stream: TLSStream, to fd: Int32, through buffer: UnsafeMutableRawBufferPointer) throws(TLSError)
+        -> Bool
+    {
+        var left = length
+        var open = true
+        while left > 0 {
+            let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(left, buffer.count)]))
+            guard n > 0 else { throw TLSError("the peer closed the connection inside a frame") }
+            left -= n
+            var offset = 0
+            while open, offset < n {
+                let w = Glibc.write(fd, buffer.baseAddress! + offset, n - offset)
+                if w < 0, errno == EINTR { continue }
+                guard w > 0 else {
+                    open = false
+                    break
+                }
+                offset += w
+            }
+        }
+        return open
+    }
+
+    /// Copies `fd` to its end as `D` frames (header and data in one TLS record), then `E`.
     static func send(_ fd: Int32, to stream: TLSStream) throws(TLSError) {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize + 5, alignment: 16)
         defer { buffer.deallocate() }
         while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let n = Glibc.read(fd, buffer.baseAddress! + 5, blockSize)
             if n < 0, errno == EINTR { continue }
             guard n >= 0 else { throw TLSError("reading the stream: \(String(cString: strerror(errno)))") }
             if n == 0 { break }
-            try write(stream, .data, UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            for (i, byte) in header(.data, n).enumerated() { buffer[i] = byte }
+            try stream.write(UnsafeRawBufferPointer(rebasing: buffer[..<(n + 5)]))
         }
         try write(stream, .end, [])
+    }
+
+    /// A pipe between an operation and a connection holds 1 MiB, so neither waits on the other's
+    /// every 64 KiB (best effort: the system's limit may be lower).
+    static func enlarge(_ fd: Int32) {
+        let setPipeSize: Int32 = 1031  // F_SETPIPE_SZ (Linux), not exported to Swift
+        _ = fcntl(fd, setPipeSize, Int32(1 << 20))
     }
 
     /// Writes every byte to `fd`; false when it is closed for writing (the reader went away).

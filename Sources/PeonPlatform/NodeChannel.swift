@@ -43,7 +43,9 @@ extension NodeChannel {
 
     public func config(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] {
         (try run(.config(uid))["files"]?.arrayValue ?? []).compactMap { item in
-            guard let name = item["name"]?.stringValue, ServerConfig.isVisible(name), let text = item["text"]?.stringValue else { return nil }
+            guard let name = item["name"]?.stringValue, ServerConfig.isVisible(name), let text = item["text"]?.stringValue else {
+                return nil
+            }
             return (name, text)
         }
     }
@@ -54,7 +56,9 @@ extension NodeChannel {
         let answer = try run(.listeners)
         var keys = Set<PortKey>()
         for (name, transport) in [("tcp", PortKey.Transport.tcp), ("udp", .udp)] {
-            for port in answer[name]?.arrayValue ?? [] { if let p = CheckedNumber.int(port, in: 1...65535) { keys.insert(PortKey(p, transport)) } }
+            for port in answer[name]?.arrayValue ?? [] {
+                if let p = CheckedNumber.int(port, in: 1...65535) { keys.insert(PortKey(p, transport)) }
+            }
         }
         return keys
     }
@@ -88,7 +92,9 @@ extension NodeChannel {
         try run(.tail(uid, path: path, limit: limit))["text"]?.stringValue
     }
 
-    public func consoleLine(container: String, _ line: String) throws(PlatformError) { _ = try run(.consoleLine(container: container, line: line)) }
+    public func consoleLine(container: String, _ line: String) throws(PlatformError) {
+        _ = try run(.consoleLine(container: container, line: line))
+    }
 
     /// The game's answer to one RCON command; the game's RCON failures throw `RconError`, the
     /// node's failures `PlatformError`.

@@ -25,7 +25,7 @@ public enum NodeOperation: Sendable, Equatable {
     case remove(ServerUID)
     /// The node's own listening ports (TCP listening, UDP bound).
     case listeners
-    /// Resource counters of one container on the node (cgroups and the node's CPU time).
+    /// Resource counters of one container on the node, as its engine counts them.
     case stats(container: String)
     /// Streams an archive (`ArchiveWriter.Format` raw value) of the server's backup folders out.
     case archive(ServerUID, format: String)
@@ -95,7 +95,9 @@ extension NodeOperation {
         func files(_ list: [PlanFile]) -> JSON {
             .array(list.map { ["path": .string($0.path), "bytes": .string(Base64.encode($0.bytes)), "executable": .bool($0.executable)] })
         }
-        func sources(_ s: BindSources) -> JSON { ["volumes": .array(s.volumes.map(JSON.string)), "files": .array(s.files.map(JSON.string))] }
+        func sources(_ s: BindSources) -> JSON {
+            ["volumes": .array(s.volumes.map(JSON.string)), "files": .array(s.files.map(JSON.string))]
+        }
         func uid(_ u: ServerUID) -> JSON { .string(u.description) }
         switch self {
         case .prepare(let u, let s, let actions, let re):
@@ -110,7 +112,8 @@ extension NodeOperation {
         case .listeners: return ["op": "listeners"]
         case .stats(let c): return ["op": "stats", "container": .string(c)]
         case .archive(let u, let format): return ["op": "archive", "uid": uid(u), "format": .string(format)]
-        case .restoreStage(let u, let id, let sha): return ["op": "restore-stage", "uid": uid(u), "backup": .int(Int(id)), "sha256": .string(sha)]
+        case .restoreStage(let u, let id, let sha):
+            return ["op": "restore-stage", "uid": uid(u), "backup": .int(Int(id)), "sha256": .string(sha)]
         case .restoreSwap(let u, let id): return ["op": "restore-swap", "uid": uid(u), "backup": .int(Int(id))]
         case .restoreDiscard(let u, let id): return ["op": "restore-discard", "uid": uid(u), "backup": .int(Int(id))]
         case .tail(let u, let path, let limit): return ["op": "tail", "uid": uid(u), "path": .string(path), "limit": .int(limit)]
@@ -148,9 +151,10 @@ extension NodeOperation {
             return id
         }
         func relative(_ text: String) -> Bool {
-            !text.isEmpty && !text.hasPrefix("/") && text.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
-                !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("\0")
-            }
+            !text.isEmpty && !text.hasPrefix("/")
+                && text.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
+                    !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("\0")
+                }
         }
         func sources() throws(PlatformError) -> BindSources {
             func list(_ key: String) throws(PlatformError) -> [String] {
@@ -165,7 +169,9 @@ extension NodeOperation {
             return BindSources(volumes: try list("volumes"), files: try list("files"))
         }
         func actions() throws(PlatformError) -> [PlanFile] {
-            guard let items = json["actions"]?.arrayValue, items.count <= PlanActions.maximumFiles else { throw .refused("bad field actions") }
+            guard let items = json["actions"]?.arrayValue, items.count <= PlanActions.maximumFiles else {
+                throw .refused("bad field actions")
+            }
             var out: [PlanFile] = []
             for item in items {
                 guard let path = item["path"]?.stringValue, PlanActions.isSafePath(path), let text = item["bytes"]?.stringValue,

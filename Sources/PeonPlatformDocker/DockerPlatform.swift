@@ -212,21 +212,6 @@ public final class DockerPlatform: ServerPlatform {
         }
     }
 
-    /// Seconds since 1970 of Docker's `2026-11-23T12:33:34.463809262Z`.
-    static func epoch(_ text: String) -> Int64? {
-        let digits = text.split(whereSeparator: { !$0.isNumber }).prefix(6).compactMap { Int($0) }
-        guard digits.count == 6, digits[0] > 1970 else { return nil }
-        let (y, m, d) = (digits[0], digits[1], digits[2])
-        // Days from civil (Howard Hinnant's algorithm), no time zone involved.
-        let yy = m <= 2 ? y - 1 : y
-        let era = (yy >= 0 ? yy : yy - 399) / 400
-        let yoe = yy - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        return Int64(days * 86400 + digits[3] * 3600 + digits[4] * 60 + digits[5])
-    }
-
     public func followEvents(keepGoing: @escaping () -> Bool, handler: (PlatformEvent) -> Bool) throws(PlatformError) {
         try engine { () throws(DockerError) in
             try docker.followEvents(labels: ["\(ServerSpec.managedLabel)=true"], keepGoing: keepGoing) { event in

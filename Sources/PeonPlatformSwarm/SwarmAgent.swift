@@ -77,7 +77,8 @@ public final class SwarmAgent {
     /// The agent's service spec. `nodes` are `id=address` pairs, sorted; `secrets` the CA
     /// certificate, the agent's certificate and its key, in that order.
     static func serviceSpec(
-        image: String, port: Int, dataRoot: String, nodeSocket: String, nodes: [String], secrets: [(id: String, name: String, file: String)],
+        image: String, port: Int, dataRoot: String, nodeSocket: String, nodes: [String],
+        secrets: [(id: String, name: String, file: String)],
         fingerprint: String
     ) -> JSON {
         let labels: JSON = .object([(label, .string("true")), (fingerprintLabel, .string(fingerprint))])
@@ -92,6 +93,8 @@ public final class SwarmAgent {
                         .string("PEON_AGENT_NODES=\(nodes.joined(separator: " "))"), .string("PEON_AGENT_PORT=\(port)"),
                         "PEON_NODE_ID={{.Node.ID}}", "PEON_AGENT_DATA=/peon", .string("PEON_AGENT_HOST_DATA=\(dataRoot)"),
                         "PEON_AGENT_TLS=/run/secrets", "PEON_DOCKER_SOCKET=/run/peon-node/docker.sock",
+                        // A thread per connection would get a malloc arena of its own, kept after it ends.
+                        "MALLOC_ARENA_MAX=2",
                     ],
                     "Mounts": [
                         ["Type": "bind", "Source": .string(dataRoot), "Target": "/peon"],
@@ -101,7 +104,8 @@ public final class SwarmAgent {
                     // Root, with these few capabilities, only until it read its keys, made the servers
                     // folder and joined the socket's group; then the agent becomes the games' user
                     // (1000) with no capability at all, before its first connection.
-                    "CapabilityDrop": ["ALL"], "CapabilityAdd": ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE"], "ReadOnly": true,
+                    "CapabilityDrop": ["ALL"], "CapabilityAdd": ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE"],
+                    "ReadOnly": true,
                     "Secrets": .array(
                         secrets.map {
                             [
@@ -193,7 +197,9 @@ extension SwarmPlatform {
                 .first { $0["Spec"]?["Name"]?.stringValue == name }
             if let id = found?["ID"]?.stringValue { return (id, name) }
             do {
-                return (try docker.createSwarmObject(.secrets, name: name, data: Array(data.utf8), labels: [(SwarmAgent.label, "true")]), name)
+                return (
+                    try docker.createSwarmObject(.secrets, name: name, data: Array(data.utf8), labels: [(SwarmAgent.label, "true")]), name
+                )
             } catch .conflict {
                 continue
             } catch {

@@ -539,7 +539,8 @@ public final class SwarmPlatform: ServerPlatform {
         guard image.build != nil else { return false }
         guard let registry, image.reference.hasPrefix(registry + "/") else {
             throw .refused(
-                "\(image.reference) is built by Peon, and on Swarm every node must pull it: set PEON_REGISTRY to a registry the nodes reach")
+                "\(image.reference) is built by Peon, and on Swarm every node must pull it: set PEON_REGISTRY to a registry the nodes reach"
+            )
         }
         let built = try engine { () throws(DockerError) in try RuntimeImageBuilder(docker: docker).build(image, progress: progress) }
         guard !(try engine { () throws(DockerError) in try docker.registryHas(image.reference) }) else { return built }

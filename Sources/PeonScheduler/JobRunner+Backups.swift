@@ -22,15 +22,15 @@ extension JobRunner {
         let channel = try platform.channel(for: uid)
         let plan = try plan(uid.game)
         let server = try record(uid)
-        let running = server.containerID.flatMap { try? platform.details(ServerRef($0)) }?.state == .running
+        let running = server.containerID.flatMap { try? platform.runningContainer(ServerRef($0)) }
         var restart = false
-        if running, let id = server.containerID {
+        if let running {
             switch plan.backup {
             case .saveCommand(let command):
                 if let rcon = plan.rcon {
-                    _ = try? rconCommand(server, containerID: id, plan: plan, rcon: rcon, command: command)
-                } else if let (node, container) = try? platform.runningContainer(ServerRef(id)) {
-                    try? node.consoleLine(container: container, command)
+                    _ = try? rconCommand(server, plan: plan, rcon: rcon, command: command, on: (running.channel, running.container))
+                } else {
+                    try? running.channel.consoleLine(container: running.container, command)
                     Monotonic.sleep(2)  // games answer a save command within a second or two
                 }
             case .stop:

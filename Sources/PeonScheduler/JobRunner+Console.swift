@@ -19,7 +19,7 @@ extension JobRunner {
         }
         let plan = try plan(uid.game)
         if let rcon = plan.rcon {
-            let response = try rconCommand(server, containerID: id, plan: plan, rcon: rcon, command: command)
+            let response = try rconCommand(server, plan: plan, rcon: rcon, command: command, on: (node, container))
             return ["via": "rcon", "response": .string(response.text), "truncated": .bool(response.truncated)]
         }
         try node.consoleLine(container: container, command)
@@ -28,15 +28,12 @@ extension JobRunner {
 
     /// One command over the game's RCON, sent by the server's node to the container's address on
     /// its own network (the RCON port is never published).
-    func rconCommand(_ server: ServerRecord, containerID: String, plan: Plan, rcon: RconDeclaration, command: String) throws
-        -> RconResponse
-    {
+    func rconCommand(
+        _ server: ServerRecord, plan: Plan, rcon: RconDeclaration, command: String, on running: (node: any NodeChannel, container: String)
+    ) throws -> RconResponse {
         do {
             let (port, password) = try rcon.resolve(ports: server.ports, settings: server.settings, defaults: plan.settings)
-            guard let (node, container) = try? platform.runningContainer(ServerRef(containerID)) else {
-                throw RconError.unreachable("the server is not running")
-            }
-            return try node.rcon(container: container, port: port, password: password, command: command)
+            return try running.node.rcon(container: running.container, port: port, password: password, command: command)
         } catch let error as RconError {
             throw ConsoleFailure(code: JobFailureCode(error), message: error.description)
         }
@@ -49,4 +46,3 @@ struct ConsoleFailure: Error, CustomStringConvertible {
     let message: String
     var description: String { message }
 }
-

@@ -111,7 +111,9 @@ enum PeonAgentMain {
                 let now = stamp(tls)
                 guard now != seen else { continue }
                 seen = now
-                if let fresh = try? context({ name in (try? Files.read(tls + "/" + name, limit: 64 << 10)).map { String(decoding: $0, as: UTF8.self) } ?? "" }) {
+                if let fresh = try? context({ name in
+                    (try? Files.read(tls + "/" + name, limit: 64 << 10)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                }) {
                     keys.withLock { $0 = fresh }
                     logger.notice("keys reloaded")
                 }

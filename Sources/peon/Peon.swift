@@ -2,9 +2,9 @@ public import ArgumentParser
 import PeonAPI
 public import PeonCore
 import PeonNodeAgent
-import PeonTLS
 import PeonStore
 import PeonSystem
+import PeonTLS
 
 /// `peon`: the administration CLI. Works on the same SQLite file as the running stack.
 @main
@@ -21,7 +21,8 @@ struct Peon: ParsableCommand {
             cannot be reached, or the URL, key or config file is unusable; 64 bad usage.
             """,
         subcommands: [
-            Key.self, AgentKeysCommand.self, Migrate.self, Servers.self, Plans.self, Create.self, Start.self, Stop.self, Restart.self, Update.self, Logs.self,
+            Key.self, AgentKeysCommand.self, Migrate.self, Servers.self, Plans.self, Create.self, Start.self, Stop.self, Restart.self,
+            Update.self, Logs.self,
             Backup.self, Restore.self,
         ])
 }

@@ -19,7 +19,8 @@ import Testing
     @Test func refusesWhatItDoesNotKnow() {
         let refused: [(JobKind, JSON)] = [
             (.backup, ["format": "rar"]), (.backup, [:]), (.backup, ["format": "zip", "level": 9]),
-            (.update, ["mode": "everything"]), (.update, [:]), (.restore, ["id": "7"]), (.restore, ["id": 0]), (.restore, ["id": .number(1.5)]),
+            (.update, ["mode": "everything"]), (.update, [:]), (.restore, ["id": "7"]), (.restore, ["id": 0]),
+            (.restore, ["id": .number(1.5)]),
             (.deleteBackup, [:]), (.console, ["command": 5]), (.console, [:]), (.destroy, ["eradicate": "yes"]),
             (.stop, ["reason": "bored"]), (.start, ["now": true]), (.create, ["start": "true"]), (.adopt, ["all": true]),
             (.pruneBackups, ["keep": 1]), (.start, .array([])),

@@ -123,8 +123,10 @@ final class TestNode: @unchecked Sendable {
             ["op": "sh", "command": "id"], ["op": "remove", "uid": "../etc"], ["op": "remove", "uid": "peontest"],
             ["op": "tail", "uid": "peontest.a", "path": "../../peon.db", "limit": 10],
             ["op": "tail", "uid": "peontest.a", "path": "/etc/passwd", "limit": 10],
-            ["op": "stats", "container": "$(reboot)"], ["op": "console", "container": .string(String(repeating: "a", count: 64)), "line": "a\nb"],
-            ["op": "manifest", "uid": "peontest.a", "bytes": "!!!"], ["op": "restore-stage", "uid": "peontest.a", "backup": 1, "sha256": "x"],
+            ["op": "stats", "container": "$(reboot)"],
+            ["op": "console", "container": .string(String(repeating: "a", count: 64)), "line": "a\nb"],
+            ["op": "manifest", "uid": "peontest.a", "bytes": "!!!"],
+            ["op": "restore-stage", "uid": "peontest.a", "backup": 1, "sha256": "x"],
         ]
         for query in queries {
             let answer = try ask(query)
@@ -197,7 +199,9 @@ final class TestNode: @unchecked Sendable {
         try Files.write(dir + "/user/world.txt", Array("gone".utf8))
         // A wrong checksum: refused, nothing staged, nothing changed.
         var input = open(archive, O_RDONLY)
-        #expect(throws: PlatformError.self) { try remote.restoreStage(uid, backup: 7, sha256: String(repeating: "0", count: 64), from: input) }
+        #expect(throws: PlatformError.self) {
+            try remote.restoreStage(uid, backup: 7, sha256: String(repeating: "0", count: 64), from: input)
+        }
         close(input)
         #expect(Files.list(dir).filter { $0.hasPrefix(".restore-") }.isEmpty)
         #expect(try Files.read(dir + "/config/server_name", limit: 100) == Array("after".utf8))

@@ -1,12 +1,12 @@
 import PeonCore
 import PeonDocker
 import PeonJSON
-import PeonPlatform
-import PeonSystem
 import PeonNode
 import PeonNodeAgent
-import PeonTestSupport
+import PeonPlatform
+import PeonSystem
 import PeonTLS
+import PeonTestSupport
 import Synchronization
 import Testing
 
@@ -233,7 +233,8 @@ extension SwarmPlatformTests {
         try platform.ensureAgent(try platform.nodes())
         for node in try platform.nodes() {
             let data = try #require(Self.data(of: node))
-            #expect(NodeContract(node: try platform.channel(node), data: data, run: run + node.name.suffix(1)).check() == [], "\(node.name)")
+            #expect(
+                NodeContract(node: try platform.channel(node), data: data, run: run + node.name.suffix(1)).check() == [], "\(node.name)")
         }
     }
 
@@ -246,7 +247,8 @@ extension SwarmPlatformTests {
             // Another Peon's keys (another CA): the handshake fails, nothing runs.
             #expect(try listeners(node, try AgentCredentials.make(), patience: 1) == nil)
             // The agent's own certificate as a client's: refused too.
-            let stolen = AgentCredentials(authority: Self.credentials.authority, agent: Self.credentials.agent, scheduler: Self.credentials.agent)
+            let stolen = AgentCredentials(
+                authority: Self.credentials.authority, agent: Self.credentials.agent, scheduler: Self.credentials.agent)
             #expect(try listeners(node, stolen, patience: 1) == nil)
         }
     }
@@ -268,7 +270,9 @@ extension SwarmPlatformTests {
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<256 {
-            for i in stride(from: 0, to: chunk.count, by: 8) { withUnsafeBytes(of: rng.next() as UInt64) { chunk.replaceSubrange(i..<i + 8, with: $0) } }
+            for i in stride(from: 0, to: chunk.count, by: 8) {
+                withUnsafeBytes(of: rng.next() as UInt64) { chunk.replaceSubrange(i..<i + 8, with: $0) }
+            }
             _ = chunk.withUnsafeBytes { write(big, $0.baseAddress, $0.count) }
         }
         close(big)
@@ -282,7 +286,10 @@ extension SwarmPlatformTests {
             let socket = "unix://\(Self.environment["PEON_SWARM_ROOT"] ?? "")/n\(node.name.suffix(1))/docker.sock"
             return ThreadHandle {
                 Monotonic.sleep(seconds)
-                _ = PeonPlatformSwarmTests.run(["/bin/sh", "-c", "docker -H \(socket) kill $(docker -H \(socket) ps -q --filter label=com.docker.swarm.service.name=peon-agent)"])
+                _ = PeonPlatformSwarmTests.run([
+                    "/bin/sh", "-c",
+                    "docker -H \(socket) kill $(docker -H \(socket) ps -q --filter label=com.docker.swarm.service.name=peon-agent)",
+                ])
             }
         }
         // A backup cut off: the caller's partial file is the caller's to drop; the node keeps nothing.
@@ -305,7 +312,9 @@ extension SwarmPlatformTests {
         let checksum = Checksum()
         let input = open(scratch + ".tar.zst", O_RDONLY)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while case let n = read(input, &buffer, buffer.count), n > 0 { buffer.withUnsafeBytes { checksum.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) } }
+        while case let n = read(input, &buffer, buffer.count), n > 0 {
+            buffer.withUnsafeBytes { checksum.update(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+        }
         close(input)
         let (digest, _) = checksum.finalize()
         // A restore cut off while it streams in: the live folders are untouched, a staging folder

@@ -1,13 +1,13 @@
 import Logging
 import PeonCore
-import PeonJSON
-@testable import PeonNode
 import PeonDocker
+import PeonJSON
 import PeonPlatform
 import PeonStore
 import PeonSystem
 import Testing
 
+@testable import PeonNode
 @testable import PeonScheduler
 
 #if canImport(Glibc)
@@ -26,7 +26,8 @@ final class RecordingPlatform: ServerPlatform {
 
     init(dataDir: String) {
         files = LocalServerFiles(dataDir: dataDir, hostDataDir: dataDir)
-        node = LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine in this test") })
+        node = LocalNode(
+            files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine in this test") })
         node.fixedAddress = "127.0.0.1"
     }
 

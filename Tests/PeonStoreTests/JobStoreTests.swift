@@ -12,7 +12,8 @@ import Testing
         let store = try store()
         let (a1, a2, b1) = try store.write { tx in
             (
-                try tx.enqueueJob(server: "g.a", .create(start: false, noclean: false), now: 1), try tx.enqueueJob(server: "g.a", .start, now: 1),
+                try tx.enqueueJob(server: "g.a", .create(start: false, noclean: false), now: 1),
+                try tx.enqueueJob(server: "g.a", .start, now: 1),
                 try tx.enqueueJob(server: "g.b", .stop(reason: nil), now: 1)
             )
         }

@@ -60,7 +60,8 @@ public struct NodeContract {
             let v2 = [PlanFile(path: "server_start", bytes: Array("#!/bin/sh\necho v2\n".utf8), executable: true)]
             try node.update(uid, mode: .validate, actions: v2)
             check(read(secret) == "keep me", "update writes through no planted link")
-            check(isRegular(dir + "/actions/server_start") && read(dir + "/actions/server_start") == "#!/bin/sh\necho v2\n",
+            check(
+                isRegular(dir + "/actions/server_start") && read(dir + "/actions/server_start") == "#!/bin/sh\necho v2\n",
                 "update replaces a linked action with the plan's")
             check(isRegular(dir + "/actions/.validate"), "update replaces a linked marker with a file")
 
@@ -103,7 +104,8 @@ public struct NodeContract {
                 if let text = try? node.tail(uid, path: "config/server_name", limit: 64), text == "stolen" { leaked = true }
             }
             swapper.stop()
-            check(!leaked && swapper.swaps > 0, "a folder swapped for a link while it is read is never read through (\(swapper.swaps) swaps)")
+            check(
+                !leaked && swapper.swaps > 0, "a folder swapped for a link while it is read is never read through (\(swapper.swaps) swaps)")
             unlink(secret + ".d/server_name")
 
             // A 2 GiB file (sparse): skipped by config, only its tail read as a log, at once.

@@ -166,6 +166,14 @@ def test_a_game_server_lives_on_the_hosts_engine_with_files_in_the_host_dir(depl
     r = deployment.request("PUT", f"/api/v1/server/start/{uid}")
     assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
     assert wait_until(lambda: open(state).read() == "STARTED\n", 10)
+    # A console line into the game's stdin, through the agent beside the stack; the answer is what it printed.
+    r = None
+    for _ in range(50):
+        r = deployment.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "hello container"})
+        if r.status_code == 200 and "peon test game got: hello container" in r.json()["output"]:
+            break
+        time.sleep(0.3)
+    assert r.status_code == 200 and "peon test game got: hello container" in r.json()["output"], r.text
     r = deployment.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
     assert r.status_code == 200, r.text
     assert container(uid).get("message", "").startswith("No such container"), container(uid)

@@ -189,9 +189,12 @@ enum ServerRoutes {
             return Response(status: 200, headers: [("Content-Type", "application/json")], body: cached.body)
         }
         let (current, list) = try context.store.read { tx in
-            (try tx.meta("servers.version") ?? "0", try tx.serverSummaries().map {
-                ServerObject.json($0, publicAddress: context.configuration.publicAddress, gameBind: context.configuration.gameBind)
-            })
+            (
+                try tx.meta("servers.version") ?? "0",
+                try tx.serverSummaries().map {
+                    ServerObject.json($0, publicAddress: context.configuration.publicAddress, gameBind: context.configuration.gameBind)
+                }
+            )
         }
         let body = JSON.array(list).bytes
         context.serverListCache = (current, body)
@@ -453,7 +456,8 @@ enum ServerRoutes {
             )
         case let code? where code.isConsole:
             // A console job the game's state refused: not running (any more), RCON refused or unreachable.
-            throw HTTPError(status: 409, code: code.rawValue, message: job.error ?? "The console command failed.", extra: [("job", job.json)])
+            throw HTTPError(
+                status: 409, code: code.rawValue, message: job.error ?? "The console command failed.", extra: [("job", job.json)])
         default:
             break
         }

@@ -195,7 +195,8 @@ public struct Configuration: Sendable {
         }
         publicAddress = value("PEON_PUBLIC_ADDRESS")
         if let address = publicAddress,
-            address.isEmpty || address.utf8.count > 253 || !address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) })
+            address.isEmpty || address.utf8.count > 253
+                || !address.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) })
         {
             throw .invalid(field: "PEON_PUBLIC_ADDRESS", reason: "PEON_PUBLIC_ADDRESS must be a host name or an IP address")
         }
