@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "PeonPlatformSwarm",
             dependencies: [
-                "PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem", "PeonNodeAgent", "PeonTLS",
+                "PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem", "PeonNode", "PeonNodeAgent", "PeonTLS",
                 // Runtime images are built as on Docker, on the manager, then pushed to the registry.
                 "PeonPlatformDocker",
                 // The node agent's content-derived names.

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from benchlib import BenchStack, median, timed
+from benchlib import BenchStack, fill_world, median, timed
+from benchlib import settle as settle_disk
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 HALF = 512 << 20
@@ -21,22 +22,8 @@ def main():
         s.put(f"{base}/api/v1/server/create/{uid}", json={"SERVER_NAME": "Bench", "PASSWORD": "pw", "start_later": True},
               timeout=120).raise_for_status()
         home = f"{stack.data}/servers/peontest/{stack.run}"
-        os.makedirs(f"{home}/user/world", exist_ok=True)
-        with open(f"{home}/user/world/random.bin", "wb") as f:
-            for _ in range(HALF >> 20):
-                f.write(os.urandom(1 << 20))
-        line = b"".join(b"block %08d: stone dirt grass air water\n" % i for i in range(25000))
-        with open(f"{home}/user/world/map.txt", "wb") as f:
-            while f.tell() < HALF:
-                f.write(line)
-        subprocess.run(["sync"])
-        def settle():
-            """Each timed step starts from a quiet disk: the folders a restore replaced are gone (Peon
-            deletes them after answering) and every dirty page is written back (`sync`), so one
-            step's writeback and discards (ext4 `discard`) do not land in the next one's time."""
-            while any(n.startswith((".old-", ".restore-")) for n in os.listdir(home)):
-                time.sleep(0.05)
-            subprocess.run(["sync"], check=True)
+        fill_world(home, HALF)
+        settle = lambda: settle_disk(home)
 
         peon_backup, floor_backup, peon_restore, floor_restore, sizes = [], [], [], [], []
         for _ in range(ROUNDS):

@@ -47,6 +47,30 @@ def timed(fn):
     return time.perf_counter() - started
 
 
+def fill_world(home, half=512 << 20):
+    """A 1 GiB world in a server's user folder: `half` that does not compress, `half` of text, the
+    game's user's (uid 1000) as a game would have made them; then written back to disk."""
+    os.makedirs(f"{home}/user/world", exist_ok=True)
+    with open(f"{home}/user/world/random.bin", "wb") as f:
+        for _ in range(half >> 20):
+            f.write(os.urandom(1 << 20))
+    line = b"".join(b"block %08d: stone dirt grass air water\n" % i for i in range(25000))
+    with open(f"{home}/user/world/map.txt", "wb") as f:
+        while f.tell() < half:
+            f.write(line)
+    subprocess.run(["chown", "-R", "1000:1000", f"{home}/user"], check=True)
+    subprocess.run(["sync"], check=True)
+
+
+def settle(home):
+    """Each timed step starts from a quiet disk: the folders a restore replaced are gone (Peon
+    deletes them after answering) and every dirty page is written back (`sync`), so one step's
+    writeback and discards (ext4 `discard`) do not land in the next one's time."""
+    while any(n.startswith((".old-", ".restore-")) for n in os.listdir(home)):
+        time.sleep(0.05)
+    subprocess.run(["sync"], check=True)
+
+
 def median(values):
     return sorted(values)[len(values) // 2]
 

@@ -19,6 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "Tests", "integration"))
+from benchlib import fill_world, settle, timed  # noqa: E402
 from conftest import ROOT, RUN, Stack  # noqa: E402
 
 SCRIPT = os.path.join(ROOT, "scripts", "swarm-test.sh")
@@ -39,37 +40,9 @@ def plans():
     return folder
 
 
-def timed(fn):
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
 def ok(r, *codes):
     assert r.status_code in (codes or (200,)), r.text
     return r
-
-
-def fill(home):
-    """1 GiB in the server's user folder: 512 MiB that does not compress, 512 MiB of text."""
-    os.makedirs(f"{home}/user/world", exist_ok=True)
-    with open(f"{home}/user/world/random.bin", "wb") as f:
-        for _ in range(HALF >> 20):
-            f.write(os.urandom(1 << 20))
-    line = b"".join(b"block %08d: stone dirt grass air water\n" % i for i in range(25000))
-    with open(f"{home}/user/world/map.txt", "wb") as f:
-        while f.tell() < HALF:
-            f.write(line)
-    # The game's files are the game's user's, as a game would have made them.
-    subprocess.run(["chown", "-R", "1000:1000", f"{home}/user"], check=True)
-    subprocess.run(["sync"], check=True)
-
-
-def settle(home):
-    """Each timed step starts from a quiet disk (folders a restore replaced gone, pages written back)."""
-    while any(n.startswith((".old-", ".restore-")) for n in os.listdir(home)):
-        time.sleep(0.05)
-    subprocess.run(["sync"], check=True)
 
 
 def measure(stack, name, home_of):
@@ -91,7 +64,7 @@ def measure(stack, name, home_of):
     r = ok(stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Bench", "PASSWORD": "pw", "start_later": True},
                          timeout=300))
     home = home_of(ok(stack.request("GET", f"/api/v1/server/get/{uid}")).json(), uid)
-    fill(home)
+    fill_world(home, HALF)
     for _ in range(ROUNDS):
         settle(home)
         backup = {}

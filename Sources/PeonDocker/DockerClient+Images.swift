@@ -12,28 +12,22 @@ extension DockerClient {
 
     /// Pulls `image:tag`, reporting each progress object; a failure inside the stream throws.
     public func pullImage(_ image: String, tag: String = "latest", progress: (JSON) -> Void = { _ in }) throws(DockerError) {
-        var lines = LineBuffer()
-        var failure: String?
-        try stream("POST", "/images/create", query: [("fromImage", image), ("tag", tag)], keepGoing: { true }) { chunk in
-            for line in lines.feed(chunk) {
-                guard let event = try? JSON.parse(line) else { continue }
-                if let error = event["error"]?.stringValue { failure = error }
-                progress(event)
-            }
-            return true
-        }
-        if let failure { throw .engine(status: 500, message: failure) }
+        try progressStream("/images/create", query: [("fromImage", image), ("tag", tag)], progress: progress)
     }
 
     /// Pushes `image:tag` to the registry its name starts with (no credentials: a registry of the
     /// cluster's own network), reporting each progress object; a failure inside the stream throws.
     public func pushImage(_ image: String, tag: String, progress: (JSON) -> Void = { _ in }) throws(DockerError) {
+        try progressStream(
+            "/images/\(DockerClient.escapePath(image))/push", query: [("tag", tag)], headers: [Self.anonymous], progress: progress)
+    }
+
+    /// A POST whose answer is the engine's newline-delimited progress objects; one with `error`
+    /// throws once the stream ended.
+    func progressStream(_ path: String, query: [(String, String)], headers: [String] = [], progress: (JSON) -> Void) throws(DockerError) {
         var lines = LineBuffer()
         var failure: String?
-        try stream(
-            "POST", "/images/\(DockerClient.escapePath(image))/push", query: [("tag", tag)], headers: [Self.anonymous],
-            keepGoing: { true }
-        ) { chunk in
+        try stream("POST", path, query: query, headers: headers, keepGoing: { true }) { chunk in
             for line in lines.feed(chunk) {
                 guard let event = try? JSON.parse(line) else { continue }
                 if let error = event["error"]?.stringValue { failure = error }

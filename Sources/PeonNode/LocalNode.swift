@@ -71,7 +71,7 @@ public final class LocalNode: NodeChannel {
         case .tail(let uid, let path, let limit):
             return ["text": Files.tail(uid.relativeDirectory + "/" + path, in: files.serversDir, limit: limit).map(JSON.string) ?? .null]
         case .consoleLine(let container, let line):
-            try docker { () throws(DockerError) in try engine().sendInput(container, Array((line + "\n").utf8)) }
+            try PlatformError.engine { () throws(DockerError) in try engine().sendInput(container, Array((line + "\n").utf8)) }
         case .rcon(let container, let port, let password, let command):
             return try rcon(container, port: port, password: password, command: command)
         case .a2sInfo(let port):
@@ -80,24 +80,11 @@ public final class LocalNode: NodeChannel {
         return [:]
     }
 
-    func docker<T>(_ body: () throws(DockerError) -> T) throws(PlatformError) -> T {
-        do {
-            return try body()
-        } catch {
-            switch error {
-            case .notFound(let m): throw .notFound(m)
-            case .conflict(let m): throw .conflict(m)
-            case .transport: throw .unavailable(error.description)
-            default: throw .refused(error.description)
-            }
-        }
-    }
-
     // MARK: - Processes and network
 
     /// The engine's counters of a container, as `docker stats` reads them (network included).
     func stats(_ container: String) throws(PlatformError) -> JSON {
-        let (stats, started) = try docker { () throws(DockerError) in
+        let (stats, started) = try PlatformError.engine { () throws(DockerError) in
             let client = try engine()
             return (try client.containerStats(container), try client.inspectContainer(container)["State"]?["StartedAt"]?.stringValue ?? "")
         }
@@ -125,7 +112,7 @@ public final class LocalNode: NodeChannel {
     /// first): this node reaches it directly, so an RCON port is never published.
     func address(_ container: String) throws(PlatformError) -> String? {
         if let fixedAddress { return fixedAddress }
-        let inspected = try docker { () throws(DockerError) in try engine().inspectContainer(container) }
+        let inspected = try PlatformError.engine { () throws(DockerError) in try engine().inspectContainer(container) }
         guard inspected["State"]?["Running"] == .bool(true) else { return nil }
         let networks = inspected["NetworkSettings"]?["Networks"]?.objectValue ?? []
         let own = inspected["HostConfig"]?["NetworkMode"]?.stringValue

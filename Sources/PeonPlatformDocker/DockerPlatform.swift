@@ -167,22 +167,7 @@ public final class DockerPlatform: ServerPlatform {
 
     /// Runs Engine API calls, translating Docker's errors at the seam: an unreachable socket is
     /// `unavailable` (the job waits), the engine's refusals keep its message.
-    func engine<T>(_ body: () throws(DockerError) -> T) throws(PlatformError) -> T {
-        do {
-            return try body()
-        } catch {
-            throw Self.platformError(error)
-        }
-    }
-
-    static func platformError(_ error: DockerError) -> PlatformError {
-        switch error {
-        case .notFound(let m): .notFound(m)
-        case .conflict(let m): .conflict(m)
-        case .transport: .unavailable(error.description)
-        case .engine, .unsupportedVersion, .badResponse: .refused(error.description)
-        }
-    }
+    func engine<T>(_ body: () throws(DockerError) -> T) throws(PlatformError) -> T { try PlatformError.engine(body) }
 
     /// `CONTAINER_TYPE` and `VERSION` from the image's environment (PEON reads them with `docker exec`).
     public func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts? {

@@ -1,6 +1,7 @@
 public import PeonCore
 public import PeonDocker
 public import PeonJSON
+import PeonNode
 public import PeonPlatform
 import PeonPlatformDocker
 import PeonSystem
@@ -43,19 +44,7 @@ public final class SwarmPlatform: ServerPlatform {
 
     // MARK: - Errors
 
-    func engine<T>(_ body: () throws(DockerError) -> T) throws(PlatformError) -> T {
-        do {
-            return try body()
-        } catch {
-            switch error {
-            case .notFound(let m): throw .notFound(m)
-            case .conflict(let m): throw .conflict(m)
-            case .transport: throw .unavailable(error.description)
-            case .engine(let status, let m) where status == 503: throw .unavailable(m)
-            case .engine, .unsupportedVersion, .badResponse: throw .refused(error.description)
-            }
-        }
-    }
+    func engine<T>(_ body: () throws(DockerError) -> T) throws(PlatformError) -> T { try PlatformError.engine(body) }
 
     // MARK: - Nodes
 
@@ -143,14 +132,7 @@ public final class SwarmPlatform: ServerPlatform {
         }
     }
 
-    static func mapped(_ error: DockerError) -> PlatformError {
-        switch error {
-        case .notFound(let m): .notFound(m)
-        case .conflict(let m): .conflict(m)
-        case .transport: .unavailable(error.description)
-        default: .refused(error.description)
-        }
-    }
+    static func mapped(_ error: DockerError) -> PlatformError { PlatformError(error) }
 
     /// Gives every node Peon's name label (`peon.node=<hostname>`) once: constraints use it.
     func nameNodes(_ nodes: [Node]) throws(PlatformError) -> [Node] {

@@ -60,6 +60,11 @@ public enum Files {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .errno(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "not a regular file") }
+        try writeAll(fd, bytes, path: path)
+    }
+
+    /// Writes every byte to `fd` (retrying short writes and EINTR).
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -420,15 +425,7 @@ extension Files {
             close(fd)
             if !done { _ = unlinkat(dir, temporary, 0) }
         }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw .errno(path)
-            }
-            offset += n
-        }
+        try writeAll(fd, bytes, path: path)
         guard fchmod(fd, mode) == 0 else { throw .errno(path) }
         if let owner, geteuid() == 0 { guard fchown(fd, owner.uid, owner.gid) == 0 else { throw .errno(path) } }
         guard renameat(dir, temporary, dir, name) == 0 else { throw .errno(path) }
