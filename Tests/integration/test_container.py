@@ -16,7 +16,7 @@ import requests
 import yaml
 
 from conftest import BIN, ROOT, RUN, free_port
-from test_players import A2S
+from test_players import A2S, a2s_plan
 from test_servers import SETTINGS, container
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
@@ -82,13 +82,7 @@ def deployment():
     plans = os.path.join(project_dir, "plans")
     shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, "peontest"))
     shutil.copytree(os.path.join(PLANS, "peonrcon"), os.path.join(plans, "peonrcon"))
-    shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, "a2sgame"))
-    with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
-        plan = json.load(f)
-    plan["metadata"].update({"game_uid": "a2sgame", "players": {"query": "a2s", "port": "PORT"}})
-    plan["ports"] = [[{"PORT": ["27990", "tcp"]}]]
-    with open(os.path.join(plans, "a2sgame", "plan.json"), "w") as f:
-        json.dump(plan, f)
+    a2s_plan(plans)
     # compose.yaml as shipped; only what would collide with the machine or other runs changes.
     spec = yaml.safe_load(open(os.path.join(ROOT, "compose.yaml")))
     service = spec["services"]["peon"]

@@ -44,18 +44,23 @@ class A2S:
         self.sock.close()
 
 
+def a2s_plan(plans, game="a2sgame"):
+    """The test game as `game`, its players counted over A2S on its TCP-only port's number."""
+    shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, game))
+    with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
+        plan = json.load(f)
+    plan["metadata"].update({"game_uid": game, "players": {"query": "a2s", "port": "PORT"}})
+    plan["ports"] = [[{"PORT": ["27990", "tcp"]}]]
+    with open(os.path.join(plans, game, "plan.json"), "w") as f:
+        json.dump(plan, f)
+
+
 def test_players_are_counted_and_an_idle_server_stops(make_stack):
     plans = tempfile.mkdtemp(prefix="peon-it-plans-")
     receiver = Receiver()
     stand_in = None
     try:
-        shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, "a2sgame"))
-        with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
-            plan = json.load(f)
-        plan["metadata"].update({"game_uid": "a2sgame", "players": {"query": "a2s", "port": "PORT"}})
-        plan["ports"] = [[{"PORT": ["27990", "tcp"]}]]
-        with open(os.path.join(plans, "a2sgame", "plan.json"), "w") as f:
-            json.dump(plan, f)
+        a2s_plan(plans)
         s = make_stack(env={"PEON_BUNDLED_PLANS": plans, "PEON_PLAYER_POLL_SECONDS": "1"})
         assert s.request("POST", "/api/v1/webhooks", json={"url": receiver.url, "events": ["idle_stop"]}).status_code == 201
         uid = f"a2sgame.{RUN}i"
