@@ -57,8 +57,7 @@ let package = Package(
         .target(
             name: "PeonNode",
             dependencies: [
-                "PeonCore", "PeonPlatform", "PeonSystem", "PeonArchive", "PeonDocker", "PeonJSON",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "PeonCore", "PeonPlatform", "PeonSystem", "PeonArchive", "PeonDocker", "PeonJSON", "PeonTLS",
             ],
             swiftSettings: settings),
         // Peon's node agent on the wire: the scheduler's channel to it and the agent's server, over mutual TLS.

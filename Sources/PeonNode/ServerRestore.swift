@@ -1,9 +1,9 @@
-import Crypto
 import PeonArchive
 import PeonCore
 import PeonJSON
 import PeonPlatform
 import PeonSystem
+import PeonTLS
 
 #if canImport(Glibc)
     import Glibc
@@ -133,17 +133,12 @@ struct ServerRestore {
 
 /// SHA-256 and size of bytes seen in order on one thread (the archive's reader), read once it ended.
 public final class Checksum: @unchecked Sendable {  // `update` runs on the feeder thread only, `finalize` after it ended
-    private var hasher = SHA256()
-    private var size: Int64 = 0
+    // OpenSSL's: the node agent links no second crypto library (nor Foundation through one).
+    private let digest = SHA256Digest()
 
     public init() {}
 
-    public func update(_ bytes: UnsafeRawBufferPointer) {
-        hasher.update(bufferPointer: bytes)
-        size += Int64(bytes.count)
-    }
+    public func update(_ bytes: UnsafeRawBufferPointer) { digest.update(bytes) }
 
-    public func finalize() -> (String, Int64) {
-        (hasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined(), size)
-    }
+    public func finalize() -> (String, Int64) { (digest.finalize(), digest.count) }
 }

@@ -93,8 +93,9 @@ public final class SwarmAgent {
                         .string("PEON_AGENT_NODES=\(nodes.joined(separator: " "))"), .string("PEON_AGENT_PORT=\(port)"),
                         "PEON_NODE_ID={{.Node.ID}}", "PEON_AGENT_DATA=/peon", .string("PEON_AGENT_HOST_DATA=\(dataRoot)"),
                         "PEON_AGENT_TLS=/run/secrets", "PEON_DOCKER_SOCKET=/run/peon-node/docker.sock",
-                        // A thread per connection would get a malloc arena of its own, kept after it ends.
-                        "MALLOC_ARENA_MAX=2",
+                        // A thread per connection would get a malloc arena of its own, kept after it
+                        // ends; a stream's large buffers go back to the system when freed.
+                        "MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072",
                     ],
                     "Mounts": [
                         ["Type": "bind", "Source": .string(dataRoot), "Target": "/peon"],

@@ -247,3 +247,14 @@ import Testing
         #expect(throws: TLSError.self) { _ = try TCPListener(host: "localhost", port: 0) }
     }
 }
+
+@Suite struct SHA256DigestTests {
+    @Test func matchesKnownDigests() {
+        let empty = SHA256Digest()
+        #expect(empty.finalize() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let abc = SHA256Digest()
+        Array("ab".utf8).withUnsafeBytes { abc.update($0) }
+        Array("c".utf8).withUnsafeBytes { abc.update($0) }
+        #expect(abc.count == 3 && abc.finalize() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+}
