@@ -61,14 +61,6 @@ public final class SwarmAgent {
         SHA256.hash(data: Array(text.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
-    static func randomHex(_ bytes: Int) -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in
-            let t = String(UInt8.random(in: 0...255, using: &rng), radix: 16)
-            return t.count == 1 ? "0" + t : t
-        }.joined()
-    }
-
     /// The channel to the agent on a node's address.
     func channel(_ address: String) -> AgentChannel { AgentChannel(host: address, port: port, keys: { [keys] in keys.context }) }
 

@@ -1,12 +1,15 @@
 /// Ports this host's processes listen on, read from /proc/net (any namespace's view it is given).
 public enum HostPorts {
-    /// TCP sockets in LISTEN (state 0A) and bound UDP sockets (state 07), IPv4 and IPv6.
+    /// The local ports of every TCP and UDP socket, IPv4 and IPv6: a listener's, and also a
+    /// connection's (an outgoing connection's ephemeral port, a socket in TIME_WAIT), since the
+    /// engine cannot publish a port such a socket holds either ("address already in use": the
+    /// ephemeral range, 32768-60999, overlaps the ports Peon hands out).
     public static func listening(procNet: String = "/proc/net") -> (tcp: Set<Int>, udp: Set<Int>) {
-        func read(_ name: String, state: String?) -> Set<Int> {
+        func read(_ name: String) -> Set<Int> {
             guard let bytes = try? Files.read("\(procNet)/\(name)", limit: 16 << 20) else { return [] }
-            return parse(String(decoding: bytes, as: UTF8.self), state: state)
+            return parse(String(decoding: bytes, as: UTF8.self), state: nil)
         }
-        return (read("tcp", state: "0A").union(read("tcp6", state: "0A")), read("udp", state: "07").union(read("udp6", state: "07")))
+        return (read("tcp").union(read("tcp6")), read("udp").union(read("udp6")))
     }
 
     /// Local ports of the table's sockets in `state` (every socket when nil).
