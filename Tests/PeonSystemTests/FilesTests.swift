@@ -74,5 +74,15 @@ import Testing
         }
         let port = Int(UInt16(bigEndian: address.sin_port))
         #expect(HostPorts.listening().tcp.contains(port))
+        // A connection's own (ephemeral) port is in use too: the engine could not publish it.
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) } }
+        var local = sockaddr_in()
+        var localLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(client, $0, &localLength) }
+        }
+        #expect(HostPorts.listening().tcp.contains(Int(UInt16(bigEndian: local.sin_port))))
     }
 }
