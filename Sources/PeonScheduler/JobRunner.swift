@@ -258,17 +258,9 @@ public final class JobRunner {
             // One build at a time in this scheduler: two servers of one game created together build
             // their image once (the second finds the tag when the first is done).
             try Self.builds.withLock { _ in
+                progress?.enter(.building)
                 let started = Monotonic.seconds()
-                // The job shows `building` from the builder's (or the push's) first line on.
-                var building = false
-                let built = try platform.ensureImage(image) { line in
-                    if !building {
-                        building = true
-                        progress?.enter(.building)
-                    }
-                    progress?.line(line)
-                }
-                guard built else { return }
+                guard try platform.ensureImage(image, progress: { line in progress?.line(line) }) else { return }
                 logger.info(
                     "runtime image built",
                     metadata: ["image": "\(image.reference)", "build.ms": "\(Int((Monotonic.seconds() - started) * 1000))"])
