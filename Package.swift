@@ -76,8 +76,6 @@ let package = Package(
                 "PeonCore", "PeonDocker", "PeonJSON", "PeonPlatform", "PeonSystem", "PeonNode", "PeonNodeAgent", "PeonTLS",
                 // Runtime images are built as on Docker, on the manager, then pushed to the registry.
                 "PeonPlatformDocker",
-                // The node agent's content-derived names.
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: settings),
         // The scheduler's engine: jobs, timed actions, events, reconcile; drives the platform seam only.

@@ -1,4 +1,3 @@
-import Crypto
 public import PeonCore
 import PeonDocker
 import PeonJSON
@@ -57,8 +56,11 @@ public final class SwarmAgent {
     /// What a deployment is for: the nodes' addresses and the keys' fingerprint.
     func deployment(_ pairs: [String]) -> [String] { pairs + ["keys=" + Self.digest(keys.credentials.agent.certificate).prefix(16)] }
 
+    /// SHA-256 hex of `text` (OpenSSL's, as the agent's checksums: one implementation).
     static func digest(_ text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let digest = SHA256Digest()
+        Array(text.utf8).withUnsafeBytes { digest.update($0) }
+        return digest.finalize()
     }
 
     /// The channel to the agent on a node's address.
