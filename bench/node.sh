@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Node layer benchmark: Peon on a three-node netns swarm (node agents over mutual TLS) against Peon on
-# this host, through the API, in the same run (bench/node.py). Debug binaries, as `make test` builds them.
+# Node layer benchmark: Peon on this host against Peon in its container (compose.yaml) and on a
+# three-node netns swarm (node agents over mutual TLS), through the API, in alternating rounds of one
+# run (bench/node.py). Release binaries built as the Dockerfile builds them (PEON_BIN overrides).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/docker.sh" image
-(cd "$root" && swift build --build-tests >/dev/null)
-"$root/scripts/image.sh" peon:test "$root/.build/debug" >/dev/null
+if [ -z "${PEON_BIN:-}" ]; then
+  (cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static >/dev/null)
+  export PEON_BIN=$root/.build-static/release
+fi
+"$root/scripts/image.sh" peon:test "$PEON_BIN" >/dev/null
 python=$root/.build-venv/bin/python
 [ -x "$python" ] || python=python3
-PEON_BIN=${PEON_BIN:-$root/.build/debug} "$python" "$root/bench/node.py"
+"$python" "$root/bench/node.py"

@@ -76,8 +76,14 @@ enum AgentWire {
         var left = length
         var open = true
         while left > 0 {
-            let n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<min(left, buffer.count)]))
-            guard n > 0 else { throw TLSError("the peer closed the connection inside a frame") }
+            // A read answers one TLS record (16 KiB): fill the buffer before each write.
+            let want = min(left, buffer.count)
+            var n = 0
+            while n < want {
+                let got = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[n..<want]))
+                guard got > 0 else { throw TLSError("the peer closed the connection inside a frame") }
+                n += got
+            }
             left -= n
             var offset = 0
             while open, offset < n {

@@ -90,6 +90,29 @@ public struct PlayerCount: Sendable, Equatable {
 // MARK: - The wire form
 
 extension NodeOperation {
+    /// The operation's name on the wire (and in `peon_node_operation_duration_seconds`).
+    public var name: String {
+        switch self {
+        case .prepare: "prepare"
+        case .check: "check"
+        case .update: "update"
+        case .writeManifest: "manifest"
+        case .manifests: "manifests"
+        case .config: "config"
+        case .remove: "remove"
+        case .listeners: "listeners"
+        case .stats: "stats"
+        case .archive: "archive"
+        case .restoreStage: "restore-stage"
+        case .restoreSwap: "restore-swap"
+        case .restoreDiscard: "restore-discard"
+        case .tail: "tail"
+        case .consoleLine: "console"
+        case .rcon: "rcon"
+        case .a2sInfo: "a2s"
+        }
+    }
+
     /// The operation as JSON: `{"op": name, ...fields}`; bytes travel as base64.
     public var json: JSON {
         func files(_ list: [PlanFile]) -> JSON {
@@ -101,26 +124,29 @@ extension NodeOperation {
         func uid(_ u: ServerUID) -> JSON { .string(u.description) }
         switch self {
         case .prepare(let u, let s, let actions, let re):
-            return ["op": "prepare", "uid": uid(u), "sources": sources(s), "actions": files(actions), "reinstall": .bool(re)]
-        case .check(let u, let s): return ["op": "check", "uid": uid(u), "sources": sources(s)]
+            return ["op": .string(name), "uid": uid(u), "sources": sources(s), "actions": files(actions), "reinstall": .bool(re)]
+        case .check(let u, let s): return ["op": .string(name), "uid": uid(u), "sources": sources(s)]
         case .update(let u, let mode, let actions):
-            return ["op": "update", "uid": uid(u), "mode": .string(mode.rawValue), "actions": files(actions)]
-        case .writeManifest(let u, let bytes): return ["op": "manifest", "uid": uid(u), "bytes": .string(Base64.encode(bytes))]
-        case .manifests: return ["op": "manifests"]
-        case .config(let u): return ["op": "config", "uid": uid(u)]
-        case .remove(let u): return ["op": "remove", "uid": uid(u)]
-        case .listeners: return ["op": "listeners"]
-        case .stats(let c): return ["op": "stats", "container": .string(c)]
-        case .archive(let u, let format): return ["op": "archive", "uid": uid(u), "format": .string(format)]
+            return ["op": .string(name), "uid": uid(u), "mode": .string(mode.rawValue), "actions": files(actions)]
+        case .writeManifest(let u, let bytes): return ["op": .string(name), "uid": uid(u), "bytes": .string(Base64.encode(bytes))]
+        case .manifests: return ["op": .string(name)]
+        case .config(let u): return ["op": .string(name), "uid": uid(u)]
+        case .remove(let u): return ["op": .string(name), "uid": uid(u)]
+        case .listeners: return ["op": .string(name)]
+        case .stats(let c): return ["op": .string(name), "container": .string(c)]
+        case .archive(let u, let format): return ["op": .string(name), "uid": uid(u), "format": .string(format)]
         case .restoreStage(let u, let id, let sha):
-            return ["op": "restore-stage", "uid": uid(u), "backup": .int(Int(id)), "sha256": .string(sha)]
-        case .restoreSwap(let u, let id): return ["op": "restore-swap", "uid": uid(u), "backup": .int(Int(id))]
-        case .restoreDiscard(let u, let id): return ["op": "restore-discard", "uid": uid(u), "backup": .int(Int(id))]
-        case .tail(let u, let path, let limit): return ["op": "tail", "uid": uid(u), "path": .string(path), "limit": .int(limit)]
-        case .consoleLine(let c, let line): return ["op": "console", "container": .string(c), "line": .string(line)]
+            return ["op": .string(name), "uid": uid(u), "backup": .int(Int(id)), "sha256": .string(sha)]
+        case .restoreSwap(let u, let id): return ["op": .string(name), "uid": uid(u), "backup": .int(Int(id))]
+        case .restoreDiscard(let u, let id): return ["op": .string(name), "uid": uid(u), "backup": .int(Int(id))]
+        case .tail(let u, let path, let limit): return ["op": .string(name), "uid": uid(u), "path": .string(path), "limit": .int(limit)]
+        case .consoleLine(let c, let line): return ["op": .string(name), "container": .string(c), "line": .string(line)]
         case .rcon(let c, let port, let password, let command):
-            return ["op": "rcon", "container": .string(c), "port": .int(port), "password": .string(password), "command": .string(command)]
-        case .a2sInfo(let port): return ["op": "a2s", "port": .int(port)]
+            return [
+                "op": .string(name), "container": .string(c), "port": .int(port), "password": .string(password),
+                "command": .string(command),
+            ]
+        case .a2sInfo(let port): return ["op": .string(name), "port": .int(port)]
         }
     }
 

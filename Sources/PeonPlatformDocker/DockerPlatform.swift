@@ -22,11 +22,16 @@ public final class DockerPlatform: ServerPlatform {
     /// runs in a container that reaches neither the games' networks nor their published ports).
     public let node: any NodeChannel
 
-    public init(client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0", node: (any NodeChannel)? = nil) {
+    /// `observe` is told each node operation's duration (the scheduler's metrics).
+    public init(
+        client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0", node: (any NodeChannel)? = nil,
+        observe: ObservedChannel.Observer? = nil
+    ) {
         docker = client
         self.files = files
         self.bindAddress = bindAddress
-        self.node = node ?? LocalNode(files: files, gameHost: bindAddress, engine: { client })
+        let node = node ?? LocalNode(files: files, gameHost: bindAddress, engine: { client })
+        self.node = observe.map { ObservedChannel(node, observe: $0) } ?? node
     }
 
     /// The Engine API create body for a spec.

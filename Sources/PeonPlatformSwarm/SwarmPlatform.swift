@@ -32,12 +32,19 @@ public final class SwarmPlatform: ServerPlatform {
     public static let nodeLabel = "peon.node"
     public static let stopGraceSeconds = 30
 
-    public init(client: DockerClient, dataRoot: String, agent: SwarmAgent, registry: String? = nil, extraLabels: [(String, String)] = []) {
+    /// Told each node operation's duration (the scheduler's metrics).
+    let observe: ObservedChannel.Observer?
+
+    public init(
+        client: DockerClient, dataRoot: String, agent: SwarmAgent, registry: String? = nil, extraLabels: [(String, String)] = [],
+        observe: ObservedChannel.Observer? = nil
+    ) {
         docker = client
         self.dataRoot = dataRoot
         self.registry = registry
         self.agent = agent
         self.extraLabels = extraLabels
+        self.observe = observe
     }
 
     static func holdsLabel(_ uid: ServerUID) -> String { "peon.server.\(uid)" }

@@ -63,7 +63,15 @@ enum Socket {
     static func tcp(family: Int32) throws(TLSError) -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TLSError("socket: \(errnoText())") }
+        if family == AF_UNIX { enlargeSendBuffer(fd) }
         return fd
+    }
+
+    /// A unix socket holds only its sender's buffer in flight (208 KiB by default): 1 MiB lets a
+    /// backup stream's sender run ahead of its reader. (TCP tunes its own buffers.)
+    static func enlargeSendBuffer(_ fd: Int32) {
+        var size: Int32 = 1 << 20
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
     static func setNonBlocking(_ fd: Int32, _ on: Bool) {
@@ -120,13 +128,14 @@ public final class TCPListener: @unchecked Sendable {
     private let descriptor: Atomic<Int32>
     /// The bound port (useful with port 0 in tests).
     public let port: Int
+    let unix: Bool
 
     public init(host: String, port: Int) throws(TLSError) {
         let address = try SocketAddress(host: host, port: port)
         let fd = try Socket.tcp(family: address.family)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let unix = address.family == AF_UNIX
+        unix = address.family == AF_UNIX
         // A socket file a previous agent left; its mode bits are the socket's only door besides TLS.
         if unix { unlink(String(host.dropFirst(5))) }
         let mask = unix ? umask(0o177) : 0
@@ -177,7 +186,9 @@ public final class TCPListener: @unchecked Sendable {
         guard poll(&entry, 1, timeoutMilliseconds) > 0, entry.revents & Int16(POLLIN) != 0 else { return nil }
         // accept4 never inherits O_NONBLOCK, so the connection is blocking as TLSStream expects.
         let connection = peon_accept_cloexec(fd)
-        return connection >= 0 ? connection : nil
+        guard connection >= 0 else { return nil }
+        if unix { Socket.enlargeSendBuffer(connection) }
+        return connection
     }
 
     public func close() {

@@ -99,6 +99,10 @@ enum PeonSchedulerMain {
             try? store.write { tx in try metrics.flush(into: tx, now: WallClock.now()) }
         }
         defer { flusher.join() }
+        // Each node operation's latency: in this process or through a node agent.
+        let observeNode: ObservedChannel.Observer = { op, seconds in
+            metrics.observe("peon_node_operation_duration_seconds", labels: [("op", op)], seconds: seconds)
+        }
         /// Every platform session's client reports its call latencies.
         @Sendable func observed(_ client: DockerClient) -> DockerClient {
             client.observer = observe
@@ -115,7 +119,7 @@ enum PeonSchedulerMain {
                     // An agent that starts after this scheduler is waited for, as the engine is.
                     node: agentKeys.flatMap { keys in
                         configuration.nodeAgent.flatMap { AgentChannel(address: $0, keys: keys, patienceSeconds: 30) }
-                    })
+                    }, observe: observeNode)
             case .swarm:
                 SwarmPlatform(
                     client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
@@ -123,7 +127,7 @@ enum PeonSchedulerMain {
                         port: configuration.swarmAgentPort, image: configuration.agentImage, nodeSocket: configuration.swarmNodeSocket,
                         keys: try agentKeys ?? AgentKeys(agentCredentials(configuration))),
                     registry: configuration.registry,
-                    extraLabels: configuration.extraLabels)
+                    extraLabels: configuration.extraLabels, observe: observeNode)
             }
         }
         do {

@@ -112,6 +112,9 @@ def test_metrics_count_jobs_and_docker(stack):
     assert wait_for(lambda: sum(s.value for s in metrics(stack)["peon_jobs"].samples if s.labels["kind"] == "adopt") >= jobs0 + 1)
     # The scheduler times its Docker calls and flushes them every 2 s.
     assert wait_for(lambda: value(metrics(stack), "peon_docker_api_duration_seconds", "peon_docker_api_duration_seconds_count") > 0)
+    # Adopting reads every node's manifests: a node operation, timed the same way.
+    assert wait_for(lambda: value(metrics(stack), "peon_node_operation_duration_seconds", "peon_node_operation_duration_seconds_count",
+                                  op="manifests") > 0)
 
 
 def host_address():

@@ -4,6 +4,7 @@ with compose.yaml as it ships (only the image, ports, labels and test plans chan
 HTTPS from the host: a game server is created, started, stopped and destroyed on the host's engine,
 and its files appear in the host's ./var (PEON_HOST_DIR=auto). The node's work goes to Peon's node
 agent beside the stack (host network), so RCON, A2S player counts and idle stop work here too."""
+import contextlib
 import json
 import os
 import shutil
@@ -66,17 +67,25 @@ class Deployment:
         return f"https://127.0.0.1:{self.https_port}{path}"
 
     def request(self, method, path, **kw):
-        return requests.request(method, self.url(path), headers={"X-Api-Key": KEY}, verify=os.path.join(self.dir, "var", "tls", "cert.pem"), timeout=60, **kw)
+        kw.setdefault("timeout", 60)
+        return requests.request(method, self.url(path), headers={"X-Api-Key": KEY}, verify=os.path.join(self.dir, "var", "tls", "cert.pem"), **kw)
 
 
 @pytest.fixture(scope="module")
 def deployment():
-    compose = compose_command()
+    with deployed(BIN, compose_command()) as d:
+        yield d
+
+
+@contextlib.contextmanager
+def deployed(bin_dir, compose):
+    """The image built from `bin_dir`, started with compose.yaml; removed again on exit (also used
+    by bench/node.py)."""
     started = time.time()
-    build = subprocess.run([os.path.join(ROOT, "scripts", "image.sh"), IMAGE, BIN], capture_output=True, text=True, timeout=900,
+    build = subprocess.run([os.path.join(ROOT, "scripts", "image.sh"), IMAGE, bin_dir], capture_output=True, text=True, timeout=900,
                            env={**os.environ, "PEON_IMAGE_BUILD_FLAGS": f"--label peon.test={RUN}"})
     assert build.returncode == 0, build.stdout + build.stderr
-    print(f"image built from {BIN} in {time.time() - started:.1f} s")
+    print(f"image built from {bin_dir} in {time.time() - started:.1f} s")
     project_dir = tempfile.mkdtemp(prefix="peon-compose-")
     # Test plans: the bundled test game, the RCON one, and one counted over A2S.
     plans = os.path.join(project_dir, "plans")

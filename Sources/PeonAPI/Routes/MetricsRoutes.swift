@@ -48,6 +48,9 @@ enum MetricsRoutes {
         out.histograms(
             try tx.histograms(named: "peon_http_request_duration_seconds"), "Time to answer API requests, in the worker.")
         out.histograms(try tx.histograms(named: "peon_docker_api_duration_seconds"), "Docker Engine API calls made by the scheduler.")
+        out.histograms(
+            try tx.histograms(named: "peon_node_operation_duration_seconds"),
+            "Node operations (files, backups, console, players) made by the scheduler, in its process or through a node agent.")
 
         let processes = try tx.apiProcesses(since: now - processFreshness)
         out.family("peon_api_workers", "gauge", "Configured API worker processes (PEON_WORKERS).")
