@@ -128,13 +128,16 @@ def container_of(pid):
 
 
 def rss(pid):
+    """(VmRSS, RssAnon) in MiB: all resident pages, and those the process alone holds (not the shared
+    libraries' code and data it maps from files)."""
+    found = {}
     try:
         for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(("VmRSS:", "RssAnon:")):
+                found[line.split(":")[0]] = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return found.get("VmRSS", 0.0), found.get("RssAnon", 0.0)
 
 
 class AgentMemory:
@@ -151,7 +154,9 @@ class AgentMemory:
             pids = subprocess.run(["pgrep", "-f", "^/opt/peon/bin/peon-agent"], capture_output=True, text=True).stdout.split()
             for pid in pids:
                 where = container_of(pid)
-                self.peak[where] = max(self.peak.get(where, 0.0), rss(pid))
+                total, anon = rss(pid)
+                old_total, old_anon = self.peak.get(where, (0.0, 0.0))
+                self.peak[where] = (max(old_total, total), max(old_anon, anon))
 
     def finish(self):
         self.stop.set()
@@ -223,8 +228,9 @@ def main():
     print("node operations, mean over the run (ms, the scheduler's histogram):")
     for name, means in node_means.items():
         print(f"  {name}: " + ", ".join(f"{op} {ms}" for op, ms in sorted(means.items())))
-    print("agent peak memory (VmRSS, MiB): container", f"{peaks.pop(box_agent, 0.0):.1f};", "swarm nodes",
-          ", ".join(f"{m:.1f}" for m in peaks.values()))
+    show = lambda m: f"{m[0]:.1f} ({m[1]:.1f} own)"
+    print("agent peak memory (VmRSS, and RssAnon: its own, MiB): container", show(peaks.pop(box_agent, (0.0, 0.0))) + ";",
+          "swarm nodes", ", ".join(show(m) for m in peaks.values()))
 
 
 if __name__ == "__main__":
