@@ -130,7 +130,9 @@ public enum ArchiveExtractor {
         var path = root
         for part in parts {
             path += "/" + part
-            if mkdir(path, 0o755) == 0 { continue }
+            // The modes a fresh server folder has, whatever the process's umask (the scheduler's is
+            // 027): the API workers and the game read restored trees as they read new ones.
+            if mkdir(path, 0o755) == 0, chmod(path, 0o755) == 0 { continue }
             var st = stat()
             guard errno == EEXIST, lstat(path, &st) == 0, (st.st_mode & Glibc.S_IFMT) == Glibc.S_IFDIR else {
                 throw .refusedEntry(path: name, reason: "a file and a folder share a path")
@@ -149,6 +151,7 @@ public enum ArchiveExtractor {
             throw .io(path: name, reason: String(cString: strerror(errno)))
         }
         defer { close(fd) }
+        guard fchmod(fd, executable ? 0o755 : 0o644) == 0 else { throw .io(path: name, reason: String(cString: strerror(errno))) }
         var written = 0
         while true {
             let n = try reader.read(into: chunk)

@@ -50,7 +50,10 @@ public final class LocalNode: NodeChannel {
                 "manifests": .array(files.manifests().map { ["uid": .string($0.0.description), "bytes": .string(Base64.encode($0.1))] })
             ]
         case .config(let uid):
-            return ["files": .array(files.readConfig(uid).map { ["name": .string($0.0), "text": .string($0.1)] })]
+            return [
+                "files": .array(
+                    files.readConfig(uid).map { ["name": .string($0.name), "text": .string($0.text), "settled": .bool($0.settled)] })
+            ]
         case .remove(let uid):
             try files.remove(uid)
         case .listeners:

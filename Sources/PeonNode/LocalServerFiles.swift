@@ -117,8 +117,10 @@ public struct LocalServerFiles: Sendable {
         return found
     }
 
-    public func readConfig(_ uid: ServerUID) -> [(String, String)] {
-        Files.smallTextFiles(in: uid.relativeDirectory + "/config", under: serversDir, include: ServerConfig.isVisible)
+    public func readConfig(_ uid: ServerUID) -> [ConfigFile] {
+        Files.textFiles(in: uid.relativeDirectory + "/config", under: serversDir, include: ServerConfig.isVisible).map {
+            ConfigFile(name: $0.name, text: $0.text, settled: $0.settled)
+        }
     }
 
     public func remove(_ uid: ServerUID) throws(PlatformError) {

@@ -41,14 +41,17 @@ extension NodeChannel {
         }
     }
 
-    public func config(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] {
+    /// The visible config files as they are now, each with whether it looks complete.
+    public func configFiles(_ uid: ServerUID) throws(PlatformError) -> [ConfigFile] {
         (try run(.config(uid))["files"]?.arrayValue ?? []).compactMap { item in
             guard let name = item["name"]?.stringValue, ServerConfig.isVisible(name), let text = item["text"]?.stringValue else {
                 return nil
             }
-            return (name, text)
+            return ConfigFile(name: name, text: text, settled: item["settled"]?.boolValue ?? true)
         }
     }
+
+    public func config(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { try configFiles(uid).map { ($0.name, $0.text) } }
 
     public func remove(_ uid: ServerUID) throws(PlatformError) { _ = try run(.remove(uid)) }
 

@@ -1,4 +1,5 @@
 public import PeonCore
+public import PeonJSON
 
 /// Where servers run: Docker on this host, or a cluster. One session per scheduler thread.
 ///
@@ -127,6 +128,12 @@ extension ServerPlatform {
 
     /// The visible small text files of the server's `config/` (shown in the server object).
     public func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { try channel(for: uid).config(uid) }
+
+    /// The `server_config` snapshot: what `readConfig` reads, with files still being written kept
+    /// as `previous` showed them.
+    public func configSnapshot(_ uid: ServerUID, keeping previous: JSON) throws(PlatformError) -> JSON {
+        ConfigFile.snapshot(try channel(for: uid).configFiles(uid), keeping: previous)
+    }
 
     /// One resource sample of a running workload, from its node.
     public func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample {

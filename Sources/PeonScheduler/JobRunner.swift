@@ -392,8 +392,9 @@ public final class JobRunner {
         server.observedState = try platform.details(ref).state.name
         try save(server)
         // The answer shows the config as it is now (the sampler refreshes it every 5 s after).
-        if let config = try? platform.readConfig(uid) {
-            try store.write { tx in try tx.setConfigSnapshot(uid, .object(config.map { ($0.0, .string($0.1)) })) }
+        let previous = try store.read { tx in try tx.configSnapshot(uid) }
+        if let config = try? platform.configSnapshot(uid, keeping: previous) {
+            try store.write { tx in try tx.setConfigSnapshot(uid, config) }
         }
     }
 

@@ -299,7 +299,8 @@ public struct Scheduler: Sendable {
                 at: now, cpuPercent: sample.cpuPercent(since: previous[server.uid]), memory: sample.memory, memoryLimit: sample.memoryLimit,
                 networkRx: sample.networkRx, networkTx: sample.networkTx, uptime: sample.startedAt > 0 ? max(0, now - sample.startedAt) : 0)
             // Listings show this snapshot, so `GET /servers` never reads a file per server.
-            let config = JSON.object(((try? platform.readConfig(server.uid)) ?? []).map { ($0.0, JSON.string($0.1)) })
+            let previous = (try? store.read { tx in try tx.configSnapshot(server.uid) }) ?? .object([])
+            let config = (try? platform.configSnapshot(server.uid, keeping: previous)) ?? previous
             records.append((server.uid, record, config))
         }
         try store.write { tx in

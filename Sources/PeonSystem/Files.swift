@@ -172,17 +172,37 @@ public enum Files {
         in relative: String, under root: String, limit: Int = 4096, maximumFiles: Int = 64, maximumEntries: Int = 1024,
         include: (String) -> Bool
     ) -> [(String, String)] {
+        textFiles(in: relative, under: root, limit: limit, maximumFiles: maximumFiles, maximumEntries: maximumEntries, include: include)
+            .map { ($0.name, $0.text) }
+    }
+
+    /// The same, each with whether it looks complete: last changed at least `settleSeconds` ago
+    /// and the same size and change time after the read as before. A game that rewrites its config
+    /// at start (truncate, then write) is caught between the two by a reader now and then.
+    public static func textFiles(
+        in relative: String, under root: String, limit: Int = 4096, maximumFiles: Int = 64, maximumEntries: Int = 1024,
+        settleSeconds: Int = 2, include: (String) -> Bool
+    ) -> [(name: String, text: String, settled: Bool)] {
         guard let dir = try? openDirectory(relative, in: root) else { return [] }
         defer { close(dir) }
         guard let names = try? names(in: dir, path: relative, limit: maximumEntries) else { return [] }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
         return names.filter(include).sorted().prefix(maximumFiles).compactMap { name in
             let fd = openat(dir, name, readFlags)
             guard fd >= 0 else { return nil }
             defer { close(fd) }
-            guard let bytes = try? readRegular(fd, path: name, limit: limit), let text = String(validating: bytes, as: UTF8.self) else {
+            var before = stat()
+            guard fstat(fd, &before) == 0, let bytes = try? readRegular(fd, path: name, limit: limit),
+                let text = String(validating: bytes, as: UTF8.self)
+            else {
                 return nil
             }
-            return (name, trimmed(text))
+            var after = stat()
+            let unchanged =
+                fstat(fd, &after) == 0 && after.st_size == before.st_size && after.st_size == bytes.count
+                && after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec
+            return (name, trimmed(text), unchanged && Int(now.tv_sec) - Int(after.st_mtim.tv_sec) >= settleSeconds)
         }
     }
 

@@ -116,6 +116,28 @@ func removeTree(_ path: String) {
         #expect(lstat(target + "/warplans-main/game/actions/server_start", &st) == 0 && (st.st_mode & 0o111) != 0)
     }
 
+    /// A restore run by the scheduler (umask 027) gives the modes a fresh server folder has: the
+    /// API workers and the game read restored trees as they read new ones.
+    @Test func extractedModesDoNotDependOnTheUmask() throws {
+        let bytes = try makeArchive([
+            Member(path: "config/", kind: .folder, mode: 0o700),
+            Member(path: "config/server.cfg", kind: .file(Array("x".utf8)), mode: 0o600),
+            Member(path: "config/deep/run.sh", kind: .file(Array("#!/bin/sh\n".utf8)), mode: 0o700),
+        ])
+        let target = freshTarget()
+        defer { removeTree(target + "/..") }
+        let previous = umask(0o027)
+        defer { umask(previous) }
+        try ArchiveExtractor.extract(bytes, into: target)
+        func mode(_ path: String) -> mode_t {
+            var st = stat()
+            return lstat(target + "/" + path, &st) == 0 ? st.st_mode & 0o7777 : 0
+        }
+        #expect(mode("config") == 0o755 && mode("config/deep") == 0o755)
+        #expect(mode("config/server.cfg") == 0o644)
+        #expect(mode("config/deep/run.sh") == 0o755)
+    }
+
     static let hostile: [(String, [Member], String)] = [
         ("symlink", [Member(path: "a/link", kind: .symlink("/etc/passwd"))], "symbolic link"),
         ("hard link", [Member(path: "a/f", kind: .file([1])), Member(path: "a/g", kind: .hardlink("a/f"))], "hard link"),

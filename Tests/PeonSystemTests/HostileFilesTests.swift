@@ -45,6 +45,21 @@ import Testing
         #expect(files.map(\.0) == ["state"] && files.first?.1 == "STARTED")
     }
 
+    /// A file changed in the last two seconds (a game writing its config at start) is not settled;
+    /// the same file, untouched since, is.
+    @Test func textFilesSayWhetherAFileIsStillBeingWritten() throws {
+        defer { cleanup() }
+        try Files.makeDirectories(root + "/servers/g/s/config")
+        let config = root + "/servers/g/s/config"
+        try Files.write(config + "/fresh", Array("half".utf8))
+        try Files.write(config + "/old", Array("whole".utf8))
+        var times = [timespec(tv_sec: time(nil) - 60, tv_nsec: 0), timespec(tv_sec: time(nil) - 60, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, config + "/old", &times, 0) == 0)
+        let files = Files.textFiles(in: "g/s/config", under: root + "/servers") { _ in true }
+        #expect(files.map(\.name) == ["fresh", "old"])
+        #expect(files.map(\.settled) == [false, true])
+    }
+
     @Test func smallTextFilesRefuseASymlinkedFolder() throws {
         defer { cleanup() }
         try Files.makeDirectories(root + "/outside")

@@ -79,6 +79,11 @@ public struct NodeContract {
             let config = try node.config(uid)
             check(config.map(\.0) == ["server_name"] && config.first?.1 == "Contract", "config reads regular files only: \(config)")
             check(Monotonic.now() - started < 5, "config does not block on a FIFO")
+            // Just written: not settled (a game's write may be halfway); untouched for a minute: settled.
+            check((try node.configFiles(uid)).map(\.settled) == [false], "a file written a moment ago is not settled")
+            var past = [timespec(tv_sec: time(nil) - 60, tv_nsec: 0), timespec(tv_sec: time(nil) - 60, tv_nsec: 0)]
+            _ = utimensat(AT_FDCWD, dir + "/config/server_name", &past, 0)
+            check((try node.configFiles(uid)).map(\.settled) == [true], "a file untouched for a minute is settled")
             // A FIFO where a log is tailed: nothing, at once.
             mkfifo(dir + "/user/game.log", 0o644)
             check((try node.tail(uid, path: "user/game.log", limit: 1024)) == nil && Monotonic.now() - started < 5, "tail skips a FIFO")
