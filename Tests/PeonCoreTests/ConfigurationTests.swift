@@ -35,8 +35,24 @@ import Testing
         ["PEON_WORKERS": "99999999999999999999999"], ["PEON_RETAIN_DAYS": "0"], ["PEON_RETAIN_DAYS": "1e19"],
         ["PEON_MAX_PENDING_JOBS": "-1"], ["PEON_MAX_PENDING_JOBS_TOTAL": "0x10"],
         ["PEON_PLANS_URL": "file:///etc/passwd"], ["PEON_DATA_DIR": "/" + String(repeating: "d", count: 120)],
+        // Plans are code: plain http only from this machine; a name that starts like loopback is not.
+        ["PEON_PLANS_URL": "http://example.com/plans.tar.gz"], ["PEON_PLANS_URL": "http://127.0.0.1.nip.io/plans.tar.gz"],
+        ["PEON_PLANS_URL": "https://user:pw@example.com/p.tar.gz"],
+        ["PEON_PLANS_URL": "https://example.com/p.tar.gz", "PEON_PLANS_SHA256": "abc"],
+        ["PEON_PLANS_URL": "https://example.com/mirror", "PEON_PLANS_SHA256": String(repeating: "a", count: 64)],
+        ["PEON_PLANS_SHA256": String(repeating: "a", count: 64)],
     ])
     func refusesBadValues(_ env: [String: String]) {
         #expect(throws: DomainError.self) { try Configuration(environment: env, defaultWorkers: 2) }
+    }
+
+    @Test func plansComeOverTLSOrFromThisMachineAndMayBePinned() throws {
+        for url in ["https://example.com/warplans.tar.gz", "http://127.0.0.1:8000/p.tar.gz", "http://localhost/x", "http://[::1]:81/m"] {
+            #expect(try Configuration(environment: ["PEON_PLANS_URL": url], defaultWorkers: 1).plansURL == url)
+        }
+        let pin = String(repeating: "AB", count: 32)
+        let c = try Configuration(
+            environment: ["PEON_PLANS_URL": "https://example.com/w.tar.gz", "PEON_PLANS_SHA256": pin], defaultWorkers: 1)
+        #expect(c.plansSHA256 == pin.lowercased())
     }
 }

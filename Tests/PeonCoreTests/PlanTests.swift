@@ -130,6 +130,7 @@ func readFile(_ path: String) -> String {
         #""runtime": "root""#, #""runtime": 1"#, #""runtime": "debian", "packages": ["x; rm -rf /"]"#,
         #""runtime": "debian", "packages": ["-oAPT::x"]"#, #""runtime": "debian", "packages": "minetest-server""#,
         #""packages": ["minetest-server"]"#, #""capabilities": ["SYS_ADMIN"]"#, #""capabilities": ["ALL"]"#,
+        #""capabilities": ["SYS_NICE"]"#,
     ])
     func refusesHostileRuntimeFields(_ fields: String) {
         #expect(throws: PlanError.self) { try plan(#""image": "example/game:1", "# + fields) }

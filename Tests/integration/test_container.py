@@ -131,18 +131,55 @@ def deployed(bin_dir, compose):
         shutil.rmtree(project_dir, ignore_errors=True)
 
 
-def test_the_stack_runs_as_peon_with_the_socket_group(deployment):
+def process_status(pid):
+    """The name, /proc/<pid>/status fields and arguments of a process (None once it is gone)."""
+    try:
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":" in line)
+        args = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return None
+    return {k: v.strip() for k, v in status.items()}, args
+
+
+def container_processes(container_id):
+    """Host pids (docker top) with their status and arguments."""
+    out = subprocess.run(["docker", "top", container_id, "-eo", "pid"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    found = {int(pid): process_status(pid) for pid in out.stdout.split()[1:]}
+    return {pid: info for pid, info in found.items() if info is not None}
+
+
+# CAP_SETGID and CAP_SETPCAP: stack.sh hands the socket's group to the scheduler and drops the rest.
+SUPERVISOR_CAPS = f"{(1 << 6) | (1 << 8):016x}"
+
+
+def test_the_stack_runs_as_peon_and_only_the_scheduler_holds_the_socket_group(deployment):
+    # The Docker socket's group is root on the host: nginx and the API workers, which face the
+    # network, must not hold it; only the scheduler and the node agent drive the engine.
     socket_gid = str(os.stat("/var/run/docker.sock").st_gid)
-    out = subprocess.run(["docker", "top", deployment.container_id(), "-eo", "pid,uid,supgid,args"], capture_output=True, text=True)
-    top = out.stdout + out.stderr
-    rows = [line.split(None, 3)[1:] for line in top.splitlines()[1:]]
-    names = {args.split()[0]: (uid, supgid) for uid, supgid, args in rows}
-    # tini (pid 1, reaps and forwards signals) stays root; everything it runs is uid 1000.
-    assert {"/opt/peon/bin/peon-api", "/opt/peon/bin/peon-scheduler", "nginx:"} <= set(names), top
-    for uid, supgid, args in rows:
-        # The engine runs the HEALTHCHECK (curl) as the image's user, root, beside the stack.
-        if not args.startswith("/usr/bin/tini") and "/api/v1/orchestrator" not in args:
-            assert uid == "1000" and supgid == socket_gid, (uid, supgid, args)
+    holders, seen = set(), []
+    for service in ("peon", "agent"):
+        for pid, (status, args) in container_processes(deployment.container_id(service)).items():
+            # tini (pid 1, reaps and forwards signals) stays root; so does the HEALTHCHECK's curl,
+            # which the engine runs as the image's user beside the stack.
+            if args.startswith("/usr/bin/tini") or "/api/v1/orchestrator" in args:
+                continue
+            seen.append(args)
+            assert status["Uid"].split() == ["1000"] * 4 and status["Gid"].split() == ["1000"] * 4, (status, args)
+            if socket_gid in status["Groups"].split():
+                holders.add(args.split()[0])
+            if args.endswith("/opt/peon/scripts/stack.sh"):
+                assert status["CapEff"] == status["CapBnd"] == SUPERVISOR_CAPS and status["Groups"] == "", (status, args)
+            else:
+                assert status["CapEff"] == status["CapPrm"] == status["CapAmb"] == "0" * 16, (status, args)
+            if service == "peon" and not args.endswith("stack.sh"):
+                # setpriv: no capability to regain, no extra group but the scheduler's.
+                assert status["CapBnd"] == "0" * 16 and status["NoNewPrivs"] == "1", (status, args)
+                assert status["Groups"] == ("" if "peon-scheduler" not in args else socket_gid), (status, args)
+    assert holders == {"/opt/peon/bin/peon-scheduler", "/opt/peon/bin/peon-agent"}, (holders, seen)
+    names = {args.split()[0] for args in seen}
+    assert {"/opt/peon/bin/peon-api", "/opt/peon/bin/peon-scheduler", "nginx:", "/opt/peon/bin/peon-agent"} <= names, seen
+    assert sum(args.startswith("/opt/peon/bin/peon-api") for args in seen) >= 3, seen  # the supervisor and 2 workers
     r = deployment.request("GET", "/api/v1/orchestrator")
     assert r.status_code == 200 and r.json()["scheduler"]["running"], r.text
     # The admin CLI, as operations.md says to run it.

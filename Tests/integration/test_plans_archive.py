@@ -1,6 +1,7 @@
 """PEON_PLANS_URL pointing at a .tar.gz of a warplans tree (like a GitHub archive of
 peon-warplans): good plans load with their actions, bad plans are reported, and an archive with a
 hostile member is refused whole, leaving the previous catalog (rows and files) in place."""
+import hashlib
 import io
 import json
 import os
@@ -164,6 +165,29 @@ def test_hostile_archive_is_refused_and_the_catalog_kept(archive_stack, kind):
     assert s.request("GET", "/api/v1/plans").json() == listed
     assert os.listdir(os.path.join(s.data, "tmp")) == []
     assert not os.path.exists("/tmp/peon-evil") and not os.path.exists(os.path.join(s.data, "..", "peon-evil"))
+
+
+def test_a_pinned_archive_loads_only_with_its_checksum(make_stack):
+    """PEON_PLANS_SHA256: the archive the operator checked, or nothing changes."""
+    good = tar_gz(good_tree())
+    server = PlanServer({"/warplans.tar.gz": good})
+    try:
+        s = make_stack(env={"PEON_PLANS_URL": server.url + "/warplans.tar.gz", "PEON_PLANS_SHA256": hashlib.sha256(good).hexdigest()})
+        r = s.request("PUT", "/api/v1/plans")
+        assert r.status_code == 200 and "alpha" in r.json()["new_recipies"], r.text
+        before = catalog(s)
+        server.files["/warplans.tar.gz"] = tar_gz(good_tree(version=3))  # changed upstream, not re-pinned
+        r = s.request("PUT", "/api/v1/plans")
+        assert r.status_code == 422 and r.json()["code"] == "plans.archive_refused", r.text
+        assert "PEON_PLANS_SHA256" in r.json()["info"]
+        assert catalog(s) == before
+    finally:
+        server.close()
+
+
+def test_plans_over_plain_http_from_elsewhere_are_refused_at_start(make_stack):
+    with pytest.raises(RuntimeError, match="PEON_PLANS_URL must be an https:// URL"):
+        make_stack(env={"PEON_PLANS_URL": "http://plans.example.com/warplans.tar.gz"})
 
 
 def test_mirror_folder_brings_server_start_and_init_custom(make_stack):

@@ -92,3 +92,11 @@ def test_metrics_allow_keeps_networks(tmp_path, value):
     assert code == 0, err
     conf = open(tmp_path / "var" / "nginx" / "metrics-allow.conf").read()
     assert f"allow {value};" in conf and conf.rstrip().endswith("deny all;"), conf
+
+
+def test_the_env_file_states_the_key_length_the_code_requires():
+    import re
+    swift = open(os.path.join(ROOT, "Sources", "PeonCore", "Config", "Configuration.swift")).read()
+    minimum = re.search(r"minimumKeyLength = (\d+)", swift).group(1)
+    env = open(os.path.join(ROOT, "systemd", "peon.env")).read()
+    assert f"admin key ({minimum}-256 characters" in env, env

@@ -48,7 +48,8 @@ public enum PlanCatalog {
     /// parent) and validated whole; its tree replaces `plans-remote/` by a rename inside the same
     /// transaction.
     public static func refresh(
-        store: Store, plansDir: String, plansURL: String?, dataDir: String? = nil, curl: () -> CurlEasy, now: Int64
+        store: Store, plansDir: String, plansURL: String?, plansSHA256: String? = nil, dataDir: String? = nil, curl: () -> CurlEasy,
+        now: Int64
     ) throws -> Report {
         let dataDir = dataDir ?? Files.directory(of: plansDir)
         var scan = PlanSource.scanFolder(plansDir)
@@ -60,7 +61,7 @@ public enum PlanCatalog {
                 let workDir = dataDir + "/tmp"
                 let fetched: (root: String, scratch: String)
                 do {
-                    fetched = try PlanSource.fetchArchive(plansURL, curl: curl(), workDir: workDir)
+                    fetched = try PlanSource.fetchArchive(plansURL, curl: curl(), workDir: workDir, sha256: plansSHA256)
                 } catch let error as CurlError {
                     throw RefreshError.indexUnavailable(url: plansURL, error: error)
                 } catch {

@@ -1,3 +1,4 @@
+import Crypto
 import PeonArchive
 import PeonCore
 import PeonCurl
@@ -156,8 +157,17 @@ enum PlanSource {
     /// Downloads an archive of a warplans tree and extracts it into a new folder under `workDir`;
     /// returns the tree's root (the folder holding `plans.json`: the archive's one top folder, as
     /// in a GitHub archive, or the extraction itself). The caller removes the returned `scratch`.
-    static func fetchArchive(_ url: String, curl: CurlEasy, workDir: String) throws -> (root: String, scratch: String) {
+    static func fetchArchive(_ url: String, curl: CurlEasy, workDir: String, sha256 pin: String? = nil) throws -> (
+        root: String, scratch: String
+    ) {
         let bytes = try curl.get(url, limits: TransferLimits(totalTimeoutMilliseconds: 120_000, maximumBytes: archiveLimit))
+        if let pin {
+            let digest = SHA256.hash(data: bytes).map {
+                String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16)
+            }
+            .joined()
+            guard digest == pin else { throw PlanError(["the archive's SHA-256 is \(digest), not the \(pin) PEON_PLANS_SHA256 pins"]) }
+        }
         let scratch = try Files.makeTemporaryDirectory(in: workDir, prefix: "plans-")
         do {
             try ArchiveExtractor.extract(bytes, into: scratch + "/tree")

@@ -25,7 +25,8 @@ enum PlanRoutes {
             do {
                 let report = try PlanCatalog.refresh(
                     store: context.store, plansDir: context.configuration.plansDir, plansURL: context.configuration.plansURL,
-                    dataDir: context.configuration.dataDir, curl: { context.curl }, now: WallClock.now())
+                    plansSHA256: context.configuration.plansSHA256, dataDir: context.configuration.dataDir, curl: { context.curl },
+                    now: WallClock.now())
                 context.logger.info(
                     "plans refreshed",
                     metadata: [

@@ -22,6 +22,8 @@ public struct Configuration: Sendable {
     /// The user `peon-api` becomes after binding its socket when started as root (`PEON_USER`).
     public var runUser: String?
     public var plansURL: String?
+    /// The SHA-256 the plans archive must have (`PEON_PLANS_SHA256`), when pinned.
+    public var plansSHA256: String?
     /// Plans shipped with Peon, copied into `dataDir/plans` when that folder is empty.
     public var bundledPlansDir: String
     /// Peon's runtime image definitions (`common/`, `steamcmd/`, `debian/`; the scheduler only).
@@ -137,8 +139,21 @@ public struct Configuration: Sendable {
         socketGroup = value("PEON_SOCKET_GROUP")
         runUser = value("PEON_USER")
         plansURL = value("PEON_PLANS_URL")
-        if let url = plansURL, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
-            throw .invalid(field: "PEON_PLANS_URL", reason: "PEON_PLANS_URL must be an http:// or https:// URL")
+        // Plans carry the scripts game containers run: fetched over TLS, or from this machine.
+        if let url = plansURL, WebURL(url).map({ $0.scheme == "https" || $0.isLoopback }) != true {
+            throw .invalid(
+                field: "PEON_PLANS_URL",
+                reason: "PEON_PLANS_URL must be an https:// URL without credentials (plain http:// only for 127.0.0.1, [::1] or localhost)")
+        }
+        plansSHA256 = value("PEON_PLANS_SHA256")?.lowercased()
+        if let pin = plansSHA256 {
+            guard pin.utf8.count == 64, pin.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+                throw .invalid(field: "PEON_PLANS_SHA256", reason: "PEON_PLANS_SHA256 must be 64 hex digits (sha256sum of the archive)")
+            }
+            let path = String((plansURL ?? "").prefix { $0 != "?" && $0 != "#" }).lowercased()
+            guard path.hasSuffix(".tar.gz") || path.hasSuffix(".tgz") else {
+                throw .invalid(field: "PEON_PLANS_SHA256", reason: "PEON_PLANS_SHA256 pins an archive: PEON_PLANS_URL must name a .tar.gz")
+            }
         }
         bundledPlansDir = value("PEON_BUNDLED_PLANS") ?? "./plans"
         imagesDir = value("PEON_IMAGES_DIR") ?? "./images"
@@ -222,7 +237,7 @@ extension Configuration {
     /// Every environment variable the Swift processes read.
     public static let environmentKeys = [
         "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_WORKER_THREADS", "PEON_SCHEDULER_RUNNERS", "PEON_SOCKET",
-        "PEON_SOCKET_GROUP", "PEON_PLANS_URL",
+        "PEON_SOCKET_GROUP", "PEON_PLANS_URL", "PEON_PLANS_SHA256",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",

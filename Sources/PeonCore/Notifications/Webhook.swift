@@ -81,31 +81,8 @@ public struct WebhookRequest: Sendable, Equatable {
     public static func validate(url: String) throws(DomainError) {
         let reason =
             "url must be an https URL of at most \(maximumURLBytes) bytes without credentials (http only for 127.0.0.1, [::1] or localhost)."
-        guard url.utf8.count <= maximumURLBytes, url.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw .invalid(field: "url", reason: reason)
-        }
-        let lower = url.lowercased()
-        let scheme: String
-        if lower.hasPrefix("https://") {
-            scheme = "https"
-        } else if lower.hasPrefix("http://") {
-            scheme = "http"
-        } else {
-            throw .invalid(field: "url", reason: reason)
-        }
-        let rest = lower.dropFirst(scheme.count + 3)
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        guard !authority.isEmpty, !authority.contains("@"), !authority.contains("\\") else { throw .invalid(field: "url", reason: reason) }
-        let host: Substring
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw .invalid(field: "url", reason: reason) }
-            host = authority[...close]
-        } else {
-            host = authority.prefix { $0 != ":" }
-        }
-        guard !host.isEmpty else { throw .invalid(field: "url", reason: reason) }
-        let loopback = host == "localhost" || host == "[::1]" || host.hasPrefix("127.")
-        guard scheme == "https" || loopback else { throw .invalid(field: "url", reason: reason) }
+        guard let parsed = WebURL(url, maximumBytes: maximumURLBytes) else { throw .invalid(field: "url", reason: reason) }
+        guard parsed.scheme == "https" || parsed.isLoopback else { throw .invalid(field: "url", reason: reason) }
     }
 
     /// Discord's webhook endpoints take `{"content", "embeds"}`.

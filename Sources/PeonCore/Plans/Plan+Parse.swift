@@ -84,8 +84,9 @@ extension Plan {
         self.document = document
     }
 
-    /// Capabilities a plan may add back (every game container drops all of them first).
-    public static let allowedCapabilities: Set<String> = ["NET_BIND_SERVICE", "SYS_NICE"]
+    /// Capabilities a plan may add back (every game container drops all of them first). Not
+    /// SYS_NICE: with it a game may take real-time scheduling and starve the node.
+    public static let allowedCapabilities: Set<String> = ["NET_BIND_SERVICE"]
 
     /// PEON's warplans name `umlatt/steamcmd`; Peon runs those on its own steamcmd runtime.
     static func parseRuntime(_ value: JSON?, image: String, problems: inout [String]) -> PlanRuntime {
