@@ -37,6 +37,9 @@ public struct CurlRequest: Sendable {
     public var insecure = false
     /// Connect directly even when the environment names a proxy (a cluster's own addresses).
     public var direct = false
+    /// `host:port:address` entries: connect there without resolving the host (`CURLOPT_RESOLVE`),
+    /// so the address a caller checked is the one connected to.
+    public var resolve: [String] = []
 
     public init(
         method: String = "GET", url: String, unixSocket: String? = nil, headers: [String] = [], body: [UInt8]? = nil,
@@ -130,6 +133,10 @@ public final class CurlEasy {
         if let caFile = request.caFile { rcs.append(peon_setopt_str(handle, CURLOPT_CAINFO, caFile)) }
         if let socket = request.unixSocket { rcs.append(peon_setopt_str(handle, CURLOPT_UNIX_SOCKET_PATH, socket)) }
         if request.direct { rcs.append(peon_setopt_str(handle, CURLOPT_NOPROXY, "*")) }
+        var resolved: UnsafeMutablePointer<curl_slist>? = nil
+        for entry in request.resolve { resolved = curl_slist_append(resolved, entry) }
+        defer { curl_slist_free_all(resolved) }
+        if resolved != nil { rcs.append(peon_setopt_slist(handle, CURLOPT_RESOLVE, resolved)) }
         if request.method == "HEAD" { rcs.append(peon_setopt_long(handle, CURLOPT_NOBODY, 1)) }
         if sink.keepGoing != nil {
             rcs.append(peon_setopt_long(handle, CURLOPT_NOPROGRESS, 0))

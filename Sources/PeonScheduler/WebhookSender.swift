@@ -82,10 +82,17 @@ extension Scheduler {
                 "X-Peon-Timestamp: \(timestamp)", "X-Peon-Signature: sha256=\(Self.signature(body: body, secret: secret))",
             ]
         }
-        let request = CurlRequest(
+        let target: WebhookTarget
+        do {
+            target = try WebhookTarget.check(url, allow: configuration.webhookAllow)
+        } catch {
+            return (false, nil, error.description)
+        }
+        var request = CurlRequest(
             method: "POST", url: url, headers: headers, body: body,
             limits: TransferLimits(connectTimeoutMilliseconds: 5000, totalTimeoutMilliseconds: 10_000, maximumBytes: 64 * 1024),
             followRedirects: false)
+        request.resolve = [target.pin]
         do {
             // Streamed so SIGTERM ends a slow receiver's transfer within about a second; the body is not kept.
             let response = try curl.stream(request, keepGoing: { !Self.stopping }) { _ in true }

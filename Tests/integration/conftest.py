@@ -44,6 +44,8 @@ class Stack:
             "PEON_NGINX_WORKERS": "1", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
             # Parallel checkouts sharing one engine pick their own range.
             "PEON_PORT_RANGE": os.environ.get("PEON_TEST_PORT_RANGE", "41000-41999"),
+            # Webhook tests deliver to receivers on loopback, which Peon refuses unless allowed.
+            "PEON_WEBHOOK_ALLOW": "127.0.0.1/32",
         })
         full.pop("PEON_API_KEY", None)
         full.pop("API_KEY", None)

@@ -179,3 +179,29 @@ def test_a_hanging_receiver_does_not_hold_other_hooks(stack):
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
         dead.close()
         live.close()
+
+
+def test_internal_targets_are_refused_at_delivery_and_nothing_is_sent(make_stack):
+    """Without PEON_WEBHOOK_ALLOW, loopback, private and link-local targets get nothing, and the
+    delivery's error says why without a connection attempt (no port-scanning through /deliveries).
+    A name that only starts like loopback is no loopback: refused when the hook is made."""
+    s = make_stack(env={"PEON_WEBHOOK_ALLOW": ""})
+    receiver = Receiver()
+    uid = f"peontest.{RUN}whx"
+    try:
+        assert s.request("POST", "/api/v1/webhooks", json={"url": "http://127.x.10.0.0.5.nip.io/hook"}).status_code == 400
+        hooks = [s.request("POST", "/api/v1/webhooks", json={"url": url, "events": ["created"]}).json()["id"]
+                 for url in (receiver.url, receiver.url.replace("127.0.0.1", "localhost"), "https://10.255.255.1:9/x",
+                             "https://169.254.169.254/latest/meta-data/")]
+        assert s.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+
+        def refused(hook):
+            return [d for d in s.request("GET", f"/api/v1/webhooks/{hook}/deliveries").json()
+                    if d["attempts"] >= 1 and "PEON_WEBHOOK_ALLOW" in (d["last_error"] or "")]
+
+        assert wait_for(lambda: all(refused(h) for h in hooks), 20), [s.request("GET", f"/api/v1/webhooks/{h}/deliveries").json()
+                                                                      for h in hooks]
+        assert receiver.received == []
+    finally:
+        s.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+        receiver.close()

@@ -24,6 +24,8 @@ public struct Configuration: Sendable {
     public var plansURL: String?
     /// The SHA-256 the plans archive must have (`PEON_PLANS_SHA256`), when pinned.
     public var plansSHA256: String?
+    /// Networks webhooks may be delivered to besides public addresses (`PEON_WEBHOOK_ALLOW`).
+    public var webhookAllow: [CIDR] = []
     /// Plans shipped with Peon, copied into `dataDir/plans` when that folder is empty.
     public var bundledPlansDir: String
     /// Peon's runtime image definitions (`common/`, `steamcmd/`, `debian/`; the scheduler only).
@@ -155,6 +157,7 @@ public struct Configuration: Sendable {
                 throw .invalid(field: "PEON_PLANS_SHA256", reason: "PEON_PLANS_SHA256 pins an archive: PEON_PLANS_URL must name a .tar.gz")
             }
         }
+        webhookAllow = try CIDR.list(value("PEON_WEBHOOK_ALLOW") ?? "", field: "PEON_WEBHOOK_ALLOW")
         bundledPlansDir = value("PEON_BUNDLED_PLANS") ?? "./plans"
         imagesDir = value("PEON_IMAGES_DIR") ?? "./images"
         imageBuildArgs = try (value("PEON_IMAGE_BUILD_ARGS") ?? "").split(separator: ",").map { pair throws(DomainError) in
@@ -237,7 +240,7 @@ extension Configuration {
     /// Every environment variable the Swift processes read.
     public static let environmentKeys = [
         "PEON_DATA_DIR", "PEON_API_KEY", "API_KEY", "PEON_WORKERS", "PEON_WORKER_THREADS", "PEON_SCHEDULER_RUNNERS", "PEON_SOCKET",
-        "PEON_SOCKET_GROUP", "PEON_PLANS_URL", "PEON_PLANS_SHA256",
+        "PEON_SOCKET_GROUP", "PEON_PLANS_URL", "PEON_PLANS_SHA256", "PEON_WEBHOOK_ALLOW",
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
