@@ -2,8 +2,11 @@
 # The container's entrypoint (Dockerfile, compose.yaml). Started as root, it only prepares: the data
 # dir is handed to peon (uid 1000, the game servers' uid too), PEON_HOST_DIR=auto becomes the host
 # path the engine mounted the data dir from (game servers' bind mounts are resolved by the host's
-# engine), and the stack then runs as peon with one extra group, the Docker socket's. Started as
-# another user (`user:` and `group_add:` in compose), it runs the stack as that user directly.
+# engine), and the stack then runs as peon. Only peon-scheduler gets the Docker socket's group (root
+# on the host): stack.sh, as peon with CAP_SETGID and CAP_SETPCAP alone (to hand out that group and
+# drop the rest), starts nginx and the API workers, which face the network, with no extra group.
+# Started as another user (`user:` and `group_add:` in compose), it runs the stack as that user
+# directly.
 set -euo pipefail
 data=${PEON_DATA_DIR:-/srv/peon/var}
 socket=${PEON_DOCKER_SOCKET:-/var/run/docker.sock}
@@ -44,5 +47,7 @@ if [ -S "$socket" ]; then
 else
   echo "no Docker socket at $socket: game servers cannot be created" >&2
 fi
-exec setpriv --reuid=peon --regid=peon --groups="$groups" --no-new-privs --inh-caps=-all --bounding-set=-all \
-  env HOME=/opt/peon USER=peon /opt/peon/scripts/stack.sh
+# Ambient: the capabilities survive the exec of bash, not being root.
+caps=-all,+setgid,+setpcap
+exec setpriv --reuid=peon --regid=peon --clear-groups --no-new-privs --inh-caps="$caps" --ambient-caps="${caps#-all,}" \
+  --bounding-set="$caps" env HOME=/opt/peon USER=peon PEON_SCHEDULER_GROUPS="$groups" /opt/peon/scripts/stack.sh

@@ -95,6 +95,8 @@ if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
 } > "$PEON_NGINX_DIR/cors.conf"
 
 # /metrics: loopback always, plus PEON_METRICS_ALLOW (comma-separated addresses or CIDRs), nobody else.
+# A prefix shorter than /8 (either family; /0 is everyone) is refused: it opens the server's
+# counters and names to much of the Internet, which is never what a scraper's network needs.
 {
   echo 'allow 127.0.0.0/8;'
   echo 'allow ::1;'
@@ -105,6 +107,9 @@ if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
     octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
     if [[ "$n" =~ ^$octet(\.$octet){3}(/(3[0-2]|[12]?[0-9]))?$ ]] \
       || [[ "$n" =~ ^[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$ && ${#n} -le 43 ]]; then
+      if [[ "$n" == */* ]] && [ "$((10#${n#*/}))" -lt 8 ]; then
+        echo "PEON_METRICS_ALLOW: $n lets (nearly) everyone read /metrics; name the scrapers' networks (/8 or longer)" >&2; exit 2
+      fi
       echo "allow $n;"
     else
       echo "PEON_METRICS_ALLOW: not an address or CIDR: $n" >&2; exit 2

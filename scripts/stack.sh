@@ -2,13 +2,25 @@
 # Runs the whole stack in the foreground and keeps it up: peon-api (the FastCGI worker pool),
 # peon-scheduler (the only process that drives Docker) and nginx. A process that exits unexpectedly
 # is restarted after a back-off (1 s, doubling to 60 s, back to 1 s once it has run 5 minutes) while
-# the others keep serving; only SIGTERM or Ctrl-C stop everything, cleanly. SIGHUP reloads nginx
+# the others keep serving; only SIGTERM or Ctrl-C stop everything, cleanly (each child waited for,
+# killed after 30 s; more signals do not cut the stop short). SIGHUP reloads nginx
 # (`nginx -s reload`: new TLS certificate files, new workers; requests in flight finish on the old).
 # Binaries come from $PEON_BIN (default .build/release).
+#
+# PEON_SCHEDULER_GROUPS (set by scripts/container.sh, which runs this script as peon with only
+# CAP_SETGID and CAP_SETPCAP): every child runs as this script's user through setpriv, with no
+# capability, and only peon-scheduler with these extra groups (the Docker socket's, root on the
+# host); nginx and the API workers, which face the network, get none.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 bin=${PEON_BIN:-$peon_root/.build/release}
-conf=$("$peon_root/scripts/render-nginx.sh")
+drop=() with_socket=()
+if [ -n "${PEON_SCHEDULER_GROUPS:-}" ]; then
+  priv=(setpriv --reuid="$(id -u)" --regid="$(id -g)" --no-new-privs --inh-caps=-all --bounding-set=-all)
+  drop=("${priv[@]}" --clear-groups)
+  with_socket=("${priv[@]}" --groups="$PEON_SCHEDULER_GROUPS")
+fi
+conf=$("${drop[@]}" "$peon_root/scripts/render-nginx.sh")
 if [ "$(id -u)" -eq 0 ]; then
   export PEON_SOCKET_GROUP=${PEON_SOCKET_GROUP:-www-data}
   # The API workers drop root for this user (empty: stay root).
@@ -18,7 +30,7 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-nginx -t -q -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr
+"${drop[@]}" nginx -t -q -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr
 
 declare -A pid=() since=() delay=()
 asked=0 sleeper=""
@@ -35,20 +47,48 @@ reload() {
 
 start() {
   case $1 in
-    peon-api | peon-scheduler) "$bin/$1" & ;;
+    peon-api) "${drop[@]}" "$bin/$1" & ;;
+    peon-scheduler) "${with_socket[@]}" "$bin/$1" & ;;
     # Its own process group: when the master dies, its orphaned workers (holding the ports) go with it.
-    nginx) setsid nginx -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr -g 'daemon off;' & ;;
+    nginx) setsid "${drop[@]}" nginx -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr -g 'daemon off;' & ;;
   esac
   pid[$1]=$!
   since[$1]=$SECONDS
 }
 
+# Tells every child to stop and waits for each; what outlives the grace period is killed.
 stop() {
-  trap - TERM INT HUP
+  # Signals are only recorded from here on: make sends TERM to its process group and forwards one
+  # more to this script, and a script ended by the second would leave nginx (a session of its own)
+  # holding the ports.
+  trap 'asked=1' TERM INT
+  trap '' HUP
   [ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null || true
-  [ -n "${pid[nginx]:-}" ] && kill -QUIT "${pid[nginx]}" 2>/dev/null || true
-  [ -n "${pid[peon-api]:-}" ] && kill -TERM "${pid[peon-api]}" 2>/dev/null || true
-  [ -n "${pid[peon-scheduler]:-}" ] && kill -TERM "${pid[peon-scheduler]}" 2>/dev/null || true
+  local n=${pid[nginx]:-} p timer grace=30
+  local children=() group=()
+  [ -z "$n" ] || group=("-$n")
+  for p in "${pid[@]}"; do children+=("$p"); done
+  # nginx by its group too: a master that died leaves workers that still hold the ports.
+  [ -z "$n" ] || kill -QUIT -- "$n" "${group[@]}" 2>/dev/null || true
+  for p in "${pid[peon-api]:-}" "${pid[peon-scheduler]:-}"; do
+    [ -z "$p" ] || kill -TERM "$p" 2>/dev/null || true
+  done
+  sleep "$grace" &
+  timer=$!
+  for p in "${children[@]}"; do
+    # A trapped signal ends a wait early: wait again until the child is gone.
+    while kill -0 "$p" 2>/dev/null; do
+      wait -n "$p" ${timer:+"$timer"} 2>/dev/null || true
+      if [ -n "$timer" ] && ! kill -0 "$timer" 2>/dev/null; then
+        echo "still running after $grace s: killing what is left" >&2
+        kill -KILL -- "${children[@]}" "${group[@]}" 2>/dev/null || true
+        timer=""
+      fi
+    done
+  done
+  [ -z "$timer" ] || kill "$timer" 2>/dev/null || true
+  # Workers of a master that died before the stop.
+  [ -z "$n" ] || kill -KILL -- "${group[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
   echo "peon stopped" >&2
 }
