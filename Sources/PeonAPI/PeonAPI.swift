@@ -76,7 +76,7 @@ extension Router where Context == APIContext {
             }
             // Only callers with a valid key are audited: unauthenticated noise is in nginx's
             // access log (and fail2ban's), and must not be able to grow the database.
-            if method != "GET", principal != nil {
+            if method != "GET" || Audit.changesState(request), principal != nil {
                 Audit.record(request: request, principal: principal, status: response.status, failure: failure, context: context)
             }
             return response
@@ -92,14 +92,32 @@ enum Audit {
         return "\(error)"
     }
 
+    /// PEON's `GET /server/save/<uid>` makes a backup (and may stop the server to do it).
+    static func changesState(_ request: Request) -> Bool { request.rawPath.hasPrefix("/api/v1/server/save/") }
+
+    /// Refused requests (4xx) recorded per key per hour; beyond, they are counted in
+    /// `peon_audit_refusals_dropped_total` only, so a key that may do little cannot push the
+    /// trail's older rows out of its retention with a flood of refusals.
+    static let refusalsPerKeyPerHour = 60
+
     static func record(request: Request, principal: Principal?, status: Int, failure: (any Error)?, context: APIContext) {
         let result = failure.map { ErrorMapping.map($0).code } ?? "ok"
+        let now = WallClock.now()
         let entry = AuditEntry(
-            at: WallClock.iso8601(WallClock.now()), keyID: principal?.keyID, clientIP: request.remoteAddress,
+            at: WallClock.iso8601(now), keyID: principal?.keyID, clientIP: request.remoteAddress,
             requestID: request.requestID, method: request.method, path: String(request.rawPath.prefix(512)), status: status,
             result: result)
         do {
-            try context.store.write { tx in try tx.appendAudit(entry) }
+            let written = try context.store.write { tx in
+                guard (400..<500).contains(status), let key = principal?.keyID else {
+                    try tx.appendAudit(entry)
+                    return true
+                }
+                guard try tx.auditRefusals(key: key, since: WallClock.iso8601(now - 3600)) < refusalsPerKeyPerHour else { return false }
+                try tx.appendAudit(entry)
+                return true
+            }
+            if !written { context.metrics.increment("peon_audit_refusals_dropped_total", labels: []) }
         } catch {
             context.logger.warning("audit row not written", metadata: ["request.id": "\(request.requestID)", "error": "\(error)"])
         }

@@ -1,10 +1,14 @@
 """Keys, audit and metrics over the API against the real stack; /metrics parsed with Prometheus's own parser."""
 import socket
+import sqlite3
 import time
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import RUN
+from test_servers import SETTINGS
 
 
 def metrics(stack, **kw):
@@ -156,3 +160,62 @@ def test_metrics_show_each_server(stack):
     assert value(m, "peon_server_crashes", "peon_server_crashes_total", server=uid) == 0
     # No sample yet (never started): CPU and memory are omitted, not reported as 0.
     assert all(s.labels["server"] != uid for s in m.get("peon_server_cpu_percent", type("", (), {"samples": []})).samples)
+
+
+def audit_rows(stack, key_id):
+    db = sqlite3.connect(f"file:{stack.data}/peon.db?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT method, path, status, result FROM audit WHERE key_id = ? ORDER BY id", (key_id,)).fetchall()
+    finally:
+        db.close()
+
+
+def test_an_expiring_admin_key_cannot_mint_one_that_outlives_it(stack):
+    r = stack.request("POST", "/api/v1/keys", json={"scope": "admin", "expires_at": int(time.time()) + 3600})
+    assert r.status_code == 201, r.text
+    temporary, until = r.json()["key"], int(time.time()) + 3600
+    for body in [{"scope": "read"}, {"scope": "admin", "expires_at": until + 86400}]:
+        r = stack.request("POST", "/api/v1/keys", json=body, key=temporary)
+        assert r.status_code == 400 and "expires_at" in r.json()["info"], (body, r.text)
+    r = stack.request("POST", "/api/v1/keys", json={"scope": "read", "expires_at": until - 60}, key=temporary)
+    assert r.status_code == 201, r.text
+
+
+def test_an_operate_key_may_raise_a_backup_policy_but_not_lower_it(stack):
+    uid = f"peontest.{RUN}pol"
+    operate = stack.request("POST", "/api/v1/keys", json={"scope": "operate"}).json()["key"]
+    try:
+        assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+        assert stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json={"keep_last": 5, "keep_daily": 7}).status_code in (200, 202)
+        r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json={"keep_last": 8}, key=operate)
+        assert r.status_code in (200, 202), r.text
+        for lower in ({"keep_last": 1}, {"keep_daily": 0}, {"keep_last": 9, "keep_weekly": 0, "keep_daily": 6}):
+            r = stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json=lower, key=operate)
+            assert r.status_code == 403 and r.json()["code"] == "auth.scope", (lower, r.text)
+        policy = stack.request("GET", f"/api/v1/server/backup-policy/{uid}").json()
+        assert (policy["keep_last"], policy["keep_daily"]) == (8, 7), policy
+        assert stack.request("PUT", f"/api/v1/server/backup-policy/{uid}", json={"keep_last": 1}).status_code in (200, 202)
+    finally:
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_save_is_audited_and_refusals_are_bounded_per_key(stack):
+    uid = f"peontest.{RUN}aud"
+    r = stack.request("POST", "/api/v1/keys", json={"scope": "read", "label": "flood"})
+    reader, reader_id = r.json()["key"], r.json()["id"]
+    try:
+        assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+        admin_id = [k for k in stack.request("GET", "/api/v1/keys").json()["keys"] if k["bootstrap"] and not k["revoked"]][0]["id"]
+        r = stack.request("GET", f"/api/v1/server/save/{uid}", timeout=120)
+        assert r.status_code == 200, r.text
+        assert ("GET", f"/api/v1/server/save/{uid}", 200, "ok") in audit_rows(stack, admin_id)
+        # A read key's refused writes: recorded up to the bound, then only counted.
+        before = value(metrics(stack), "peon_audit_refusals_dropped", "peon_audit_refusals_dropped_total")
+        for _ in range(70):
+            assert stack.request("PUT", f"/api/v1/server/stop/{uid}", key=reader).status_code == 403
+        rows = audit_rows(stack, reader_id)
+        assert len(rows) == 60 and all(row[2] == 403 for row in rows), len(rows)
+        assert wait_for(lambda: value(metrics(stack), "peon_audit_refusals_dropped",
+                                      "peon_audit_refusals_dropped_total") >= before + 10)
+    finally:
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")

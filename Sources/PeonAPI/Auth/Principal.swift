@@ -7,6 +7,8 @@ import PeonSystem
 public struct Principal: Sendable, Equatable {
     public let keyID: String
     public let scope: Scope
+    /// When the key stops working (epoch seconds), if ever: the keys it mints may not outlive it.
+    public var expiresAt: Int64? = nil
 
     /// Checks `X-Api-Key` against the stored hashes.
     static func authenticate(_ request: Request, store: Store) throws -> Principal {
@@ -24,6 +26,6 @@ public struct Principal: Sendable, Equatable {
             // At most one write a minute per key; a busy database must not fail the request.
             try? store.write { tx in try tx.touchKey(id: match.id, now: now) }
         }
-        return Principal(keyID: match.id, scope: match.scope)
+        return Principal(keyID: match.id, scope: match.scope, expiresAt: match.expiresAt)
     }
 }

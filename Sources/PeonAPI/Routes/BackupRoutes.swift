@@ -43,14 +43,17 @@ enum BackupRoutes {
     /// `PUT /server/backup-policy/<uid>` with any of `keep_last`, `keep_daily`, `keep_weekly`:
     /// stores the policy and queues a `prune_backups` job in one transaction; answers the policy
     /// and the ids the job removed once it ran (or 202 and the job).
-    static func setPolicy(_ uid: ServerUID, body: JSON, request: Request, context: APIContext) throws -> Response {
+    static func setPolicy(_ uid: ServerUID, body: JSON, principal: Principal, request: Request, context: APIContext) throws -> Response {
         guard try context.store.read({ tx in try tx.server(uid) }) != nil else {
             throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
         }
         try ServerRoutes.requireScheduler(context)
         let job = try ServerRoutes.enqueue(uid, .pruneBackups, context: context) { tx in
             let current = try tx.backupPolicy(server: uid.description) ?? BackupPolicy(keepLast: context.configuration.backupKeep)
-            try tx.setBackupPolicy(server: uid.description, try current.updating(with: body), now: WallClock.now())
+            let next = try current.updating(with: body)
+            // Lowering a policy deletes backups at once: as `DELETE /server/backup`, admin only.
+            if next.keepsLess(than: current), !principal.scope.allows(.admin) { throw AuthError.scope(needed: "admin") }
+            try tx.setBackupPolicy(server: uid.description, next, now: WallClock.now())
         }
         return try ServerRoutes.answer(job, request, context) { (done: JobRecord) in
             guard case .object(var members) = try policyJSON(uid, context) else { return .json(.null) }

@@ -13,7 +13,7 @@ enum KeyRoutes {
             return .json(.object([("keys", .array(keys.map(json)))]))
         }
 
-        router.on("POST", "/api/v1/keys", scope: .admin) { request, context, _, _ in
+        router.on("POST", "/api/v1/keys", scope: .admin) { request, context, _, principal in
             let body = try request.jsonObject()
             guard let scopeText = body["scope"]?.stringValue, let scope = Scope(rawValue: scopeText) else {
                 throw HTTPError(status: 400, code: "request.invalid", message: "scope must be read, operate or admin.")
@@ -29,6 +29,12 @@ enum KeyRoutes {
             }
             let now = WallClock.now()
             let expiresAt = try APIKeys.parseExpiry(body["expires_at"], now: now)
+            // A key given for a while cannot make one that stays after it is gone.
+            if let limit = principal.expiresAt, (expiresAt ?? .max) > limit {
+                throw HTTPError(
+                    status: 400, code: "request.invalid",
+                    message: "expires_at must be at or before \(WallClock.iso8601(limit)), when the key making it expires.")
+            }
             let (id, key) = try context.store.write { tx in
                 try APIKeys.create(in: tx, scope: scope, label: label, expiresAt: expiresAt, now: now)
             }

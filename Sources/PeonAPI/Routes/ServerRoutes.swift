@@ -95,7 +95,8 @@ enum ServerRoutes {
                 guard principal.scope.allows(.admin) else { throw AuthError.scope(needed: "admin") }
                 return try BackupRoutes.restore(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "backup-policy":
-                return try BackupRoutes.setPolicy(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
+                return try BackupRoutes.setPolicy(
+                    ServerUID(validating: p["uid"]), body: body, principal: principal, request: request, context: context)
             case "console":
                 return try ConsoleRoutes.send(ServerUID(validating: p["uid"]), body: body, request: request, context: context)
             case "schedule":

@@ -51,6 +51,12 @@ public struct BackupPolicy: Sendable, Equatable {
             keepWeekly: try value("keep_weekly", Self.keepWeeklyRange, keepWeekly))
     }
 
+    /// Keeps fewer backups than `other` in some way: applying it may delete backups, which only
+    /// an admin may do (deleting a backup needs admin too).
+    public func keepsLess(than other: BackupPolicy) -> Bool {
+        keepLast < other.keepLast || keepDaily < other.keepDaily || keepWeekly < other.keepWeekly
+    }
+
     public var json: JSON {
         ["keep_last": .number(Double(keepLast)), "keep_daily": .number(Double(keepDaily)), "keep_weekly": .number(Double(keepWeekly))]
     }

@@ -34,6 +34,14 @@ extension Transaction {
             ])
     }
 
+    /// Refused requests (4xx) of `key` recorded at or after `since` (ISO-8601, as `at` is kept).
+    public func auditRefusals(key: String, since: String) throws(StoreError) -> Int {
+        Int(
+            try query(
+                "SELECT COUNT(*) FROM audit WHERE at >= ? AND key_id = ? AND status BETWEEN 400 AND 499", [.text(since), .text(key)]
+            ).first?[0].integer ?? 0)
+    }
+
     public func recentAudit(limit: Int) throws(StoreError) -> [AuditEntry] {
         try query(
             "SELECT at, key_id, client_ip, request_id, method, path, status, result FROM audit ORDER BY id DESC LIMIT ?",
