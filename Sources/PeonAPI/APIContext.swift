@@ -50,10 +50,11 @@ public final class WaitBudget: Sendable {
 
     public init(limit: Int) { self.limit = limit }
 
-    /// Takes a slot; false when all are taken.
-    func acquire() -> Bool {
+    /// Takes a slot; false when all are taken, or when taking one would leave fewer than
+    /// `leaving` free (log follows leave half the slots to actions).
+    func acquire(leaving: Int = 0) -> Bool {
         var current = waiting.load(ordering: .relaxed)
-        while current < limit {
+        while current < limit - leaving {
             let (exchanged, original) = waiting.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             if exchanged { return true }
             current = original

@@ -118,3 +118,52 @@ def test_console_types_a_line_and_answers_the_output(stack):
         assert r.status_code == 404
     finally:
         stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+
+
+def open_follow(stack, uid, key):
+    r = stack.request("GET", f"/api/v1/server/logs/{uid}", key=key, params={"follow": "true"}, stream=True, timeout=30)
+    if r.status_code == 200:
+        next(r.iter_lines())  # the stream's first comment: it holds its slot now
+    return r
+
+
+def test_follows_are_capped_per_key_and_per_server(stack):
+    uid = f"peontest.{RUN}follows"
+    assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+    keys = [stack.request("POST", "/api/v1/keys", json={"scope": "read"}).json()["key"] for _ in range(3)]
+    opened = []
+    try:
+        for _ in range(4):
+            opened.append(open_follow(stack, uid, keys[0]))
+            assert opened[-1].status_code == 200
+        r = open_follow(stack, uid, keys[0])
+        assert r.status_code == 429 and r.json()["code"] == "logs.follow_limit" and r.headers["Retry-After"], r.text
+        for _ in range(4):
+            opened.append(open_follow(stack, uid, keys[1]))
+            assert opened[-1].status_code == 200
+        r = open_follow(stack, uid, keys[2])  # a fresh key, but the server holds 8
+        assert r.status_code == 429 and r.json()["code"] == "logs.follow_limit", r.text
+    finally:
+        for r in opened:
+            r.close()
+        stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+
+
+def test_follows_leave_wait_slots_to_actions(make_stack):
+    """One worker of 8 threads: 6 may wait, follows take at most 3; an action still waits for its job."""
+    s = make_stack(env={"PEON_WORKERS": "1", "PEON_WORKER_THREADS": "8"})
+    uid = f"peontest.{RUN}slots"
+    assert s.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+    opened = []
+    try:
+        for _ in range(3):
+            opened.append(open_follow(s, uid, "default"))
+            assert opened[-1].status_code == 200
+        r = open_follow(s, uid, "default")
+        assert r.status_code == 503 and r.json()["code"] == "stream.busy", r.text
+        r = s.request("PUT", f"/api/v1/server/start/{uid}", timeout=120)
+        assert r.status_code == 200, r.text  # waited for its job, not 202
+    finally:
+        for r in opened:
+            r.close()
+        s.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})

@@ -4,6 +4,10 @@ import PeonJSON
 import PeonStore
 import PeonSystem
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `GET /api/v1/server/logs/<uid>`: a server's recent output (PEON's FastAPI form), or with
 /// `follow=true` a Server-Sent Events stream of new lines. Lines come from SQLite, where the
 /// scheduler copies them; the API never reads the platform.
@@ -15,7 +19,11 @@ enum LogRoutes {
     /// A stream ends after this long; the client reconnects with `Last-Event-ID` and loses nothing.
     static let streamSeconds = 3600.0
 
-    static func logs(_ uid: ServerUID, request: Request, context: APIContext) throws -> Response {
+    /// Follows one key may hold open at once, across the API's processes; and one server.
+    static let followsPerKey = 4
+    static let followsPerServer = 8
+
+    static func logs(_ uid: ServerUID, request: Request, principal: Principal, context: APIContext) throws -> Response {
         let lines = try request.queryItem("lines").map { text in
             guard let n = CheckedNumber.int(text, in: 1...maximumLines) else {
                 throw HTTPError(status: 400, code: "request.invalid", message: "lines must be a whole number from 1 to \(maximumLines).")
@@ -29,7 +37,9 @@ enum LogRoutes {
         guard let record = try context.store.read({ tx in try tx.server(uid) }) else {
             throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
         }
-        if follow { return try stream(server, after: resume, tail: lines ?? 200, request: request, context: context) }
+        if follow {
+            return try stream(server, after: resume, tail: lines ?? 200, key: principal.keyID, request: request, context: context)
+        }
         let tail = try context.store.read { tx in
             let session = sessionOnly ? try tx.logPosition(server: server).session : nil
             return try tx.tailLogs(server: server, limit: lines ?? 200, session: session)
@@ -59,17 +69,47 @@ enum LogRoutes {
     }
 
     /// New lines as `id: <seq>` / `data: <line>` events, a comment every 15 s to keep proxies from
-    /// closing an idle stream. A stream holds a thread, so it takes a wait slot like an action.
-    static func stream(_ server: String, after resume: Int64?, tail: Int, request: Request, context: APIContext) throws -> Response {
-        guard context.waits.acquire() else {
+    /// closing an idle stream. A stream holds a thread, so it takes a wait slot like an action, but
+    /// only from the first half of them: actions always keep the rest. Each key holds at most
+    /// `followsPerKey` streams and each server `followsPerServer`, across the API's processes.
+    static func stream(_ server: String, after resume: Int64?, tail: Int, key: String, request: Request, context: APIContext) throws
+        -> Response
+    {
+        let now = WallClock.now()
+        guard
+            let follow = try context.store.write({ tx in
+                try tx.openLogFollow(
+                    key: key, server: server, pid: getpid(), now: now, staleBefore: now - Int64(streamSeconds) - 60,
+                    perKey: followsPerKey, perServer: followsPerServer)
+            })
+        else {
+            throw HTTPError(
+                status: 429, code: "logs.follow_limit",
+                message:
+                    "Too many log streams are open (at most \(followsPerKey) per key and \(followsPerServer) per server); close one or try again later.",
+                headers: [("Retry-After", "5")])
+        }
+        guard context.waits.acquire(leaving: context.waits.limit / 2) else {
+            try? context.store.write { tx in try tx.closeLogFollow(follow) }
             throw HTTPError(
                 status: 503, code: "stream.busy", message: "Too many streams are open on this worker; try again shortly.",
                 headers: [("Retry-After", "5")])
         }
-        var last = try resume ?? context.store.read { tx in try tx.logPosition(server: server).seq - Int64(tail) }
+        let opened: Int64
+        do {
+            opened = try resume ?? context.store.read { tx in try tx.logPosition(server: server).seq - Int64(tail) }
+        } catch {
+            context.waits.release()
+            try? context.store.write { tx in try tx.closeLogFollow(follow) }
+            throw error
+        }
+        var last = opened
         let headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
         return Response(status: 200, headers: headers) { write in
-            defer { context.waits.release() }
+            defer {
+                context.waits.release()
+                try? context.store.write { tx in try tx.closeLogFollow(follow) }
+            }
             let started = Monotonic.seconds()
             var quiet = started
             guard write(Array(": peon logs\n\n".utf8)) else { return }

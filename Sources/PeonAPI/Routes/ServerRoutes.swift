@@ -24,7 +24,7 @@ enum ServerRoutes {
             let uid = try ServerUID(validating: p["uid"])
             switch p["action"] {
             case "schedule": return try ScheduleRoutes.list(uid, context: context)
-            case "logs": return try LogRoutes.logs(uid, request: request, context: context)
+            case "logs": return try LogRoutes.logs(uid, request: request, principal: principal, context: context)
             case "backups": return try BackupRoutes.list(uid, context: context)
             case "backup-policy": return try BackupRoutes.policy(uid, context: context)
             case "save":

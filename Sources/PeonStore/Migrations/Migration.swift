@@ -27,7 +27,9 @@ public enum Migrator {
 }
 
 extension Migration {
-    public static let all: [Migration] = [core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies]
+    public static let all: [Migration] = [
+        core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies, logFollows,
+    ]
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(
@@ -172,6 +174,22 @@ extension Migration {
                 content    BLOB NOT NULL,
                 PRIMARY KEY (game_uid, path)
             ) STRICT, WITHOUT ROWID;
+            """)
+
+    /// Open log follows (`GET /server/logs?follow=true`), shared by the API's processes so each
+    /// key and each server holds a bounded number.
+    static let logFollows = Migration(
+        id: "0013_log_follows",
+        sql: """
+            CREATE TABLE log_follows (
+                id         INTEGER PRIMARY KEY,
+                key_id     TEXT NOT NULL,
+                server_uid TEXT NOT NULL,
+                pid        INTEGER NOT NULL,             -- the API process serving it
+                started_at INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX log_follows_key ON log_follows (key_id);
+            CREATE INDEX log_follows_server ON log_follows (server_uid);
             """)
 }
 
