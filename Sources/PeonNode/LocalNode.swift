@@ -61,6 +61,15 @@ public final class LocalNode: NodeChannel {
             return ["tcp": .array(listening.tcp.sorted().map(JSON.int)), "udp": .array(listening.udp.sorted().map(JSON.int))]
         case .stats(let container):
             return try stats(container)
+        case .kill(let container):
+            try PlatformError.engine { () throws(DockerError) in
+                let client = try engine()
+                // Only a game container: the agent holds the node's engine, and must not become a way to kill others.
+                guard try client.inspectContainer(container)["Config"]?["Labels"]?[ServerSpec.managedLabel]?.stringValue == "true" else {
+                    throw DockerError.notFound("no Peon container \(container)")
+                }
+                try client.killContainer(container)
+            }
         case .archive(let uid, let format):
             guard let output, let format = ArchiveWriter.Format(rawValue: format) else { throw .refused("archive needs an output stream") }
             return try ServerRestore(files: files, uid: uid).archive(format: format, to: output)

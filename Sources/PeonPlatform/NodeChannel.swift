@@ -51,6 +51,8 @@ extension NodeChannel {
         }
     }
 
+    public func kill(container: String) throws(PlatformError) { _ = try run(.kill(container: container)) }
+
     public func config(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { try configFiles(uid).map { ($0.name, $0.text) } }
 
     public func remove(_ uid: ServerUID) throws(PlatformError) { _ = try run(.remove(uid)) }

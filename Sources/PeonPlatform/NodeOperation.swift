@@ -27,6 +27,9 @@ public enum NodeOperation: Sendable, Equatable {
     case listeners
     /// Resource counters of one container on the node, as its engine counts them.
     case stats(container: String)
+    /// SIGKILL to a Peon-managed container on the node: a game stopped before it finished starting
+    /// has nothing to save (Swarm stops a task only with the grace it was made with).
+    case kill(container: String)
     /// Streams an archive (`ArchiveWriter.Format` raw value) of the server's backup folders out.
     case archive(ServerUID, format: String)
     /// Extracts the archive streamed in into a staging folder beside the live folders, checking
@@ -49,7 +52,7 @@ public enum NodeOperation: Sendable, Equatable {
     public var seconds: Int {
         switch self {
         case .remove, .archive, .restoreStage, .restoreSwap, .restoreDiscard: 3600
-        case .rcon, .a2sInfo, .stats, .consoleLine: 15
+        case .rcon, .a2sInfo, .stats, .consoleLine, .kill: 15
         default: 120
         }
     }
@@ -102,6 +105,7 @@ extension NodeOperation {
         case .remove: "remove"
         case .listeners: "listeners"
         case .stats: "stats"
+        case .kill: "kill"
         case .archive: "archive"
         case .restoreStage: "restore-stage"
         case .restoreSwap: "restore-swap"
@@ -133,7 +137,7 @@ extension NodeOperation {
         case .config(let u): return ["op": .string(name), "uid": uid(u)]
         case .remove(let u): return ["op": .string(name), "uid": uid(u)]
         case .listeners: return ["op": .string(name)]
-        case .stats(let c): return ["op": .string(name), "container": .string(c)]
+        case .stats(let c), .kill(let c): return ["op": .string(name), "container": .string(c)]
         case .archive(let u, let format): return ["op": .string(name), "uid": uid(u), "format": .string(format)]
         case .restoreStage(let u, let id, let sha):
             return ["op": .string(name), "uid": uid(u), "backup": .int(Int(id)), "sha256": .string(sha)]
@@ -222,6 +226,7 @@ extension NodeOperation {
         case "remove": self = .remove(try uid())
         case "listeners": self = .listeners
         case "stats": self = .stats(container: try container())
+        case "kill": self = .kill(container: try container())
         case "archive":
             let format = try string("format", max: 16)
             guard format == "tar.zst" || format == "zip" else { throw .refused("bad field format") }

@@ -30,7 +30,6 @@ public final class SwarmPlatform: ServerPlatform {
     /// Extra labels of everything Peon makes for a server (tests: `peon.test=<run>`).
     public let extraLabels: [(String, String)]
     public static let nodeLabel = "peon.node"
-    public static let stopGraceSeconds = 30
 
     /// Told each node operation's duration (the scheduler's metrics).
     let observe: ObservedChannel.Observer?
@@ -281,7 +280,7 @@ public final class SwarmPlatform: ServerPlatform {
         let node = try holder(spec.uid)
         do {
             return ServerRef(
-                try docker.createService(Self.serviceSpec(spec, node: node.name, replicas: 0, graceSeconds: Self.stopGraceSeconds)))
+                try docker.createService(Self.serviceSpec(spec, node: node.name, replicas: 0, graceSeconds: spec.stopGraceSeconds)))
         } catch .conflict(let message) {
             guard let mine = try services(of: spec.uid).first?["ID"]?.stringValue else { throw .conflict(message) }
             return ServerRef(mine)
@@ -347,7 +346,11 @@ public final class SwarmPlatform: ServerPlatform {
 
     public func stop(_ ref: ServerRef, graceSeconds: Int) throws(PlatformError) {
         let running = try latestTask(ref).map { $0.state == .running || $0.state == .created } ?? false
+        // A task stops with the grace it was made with: no grace means a kill on its node, once
+        // Swarm no longer wants it (so its end is a shutdown, not a failure to restart).
+        let victim = graceSeconds <= 0 && running ? try? runningContainer(ref) : nil
         try scale(ref, replicas: 0, restart: false)
+        if let victim { try? victim.channel.kill(container: victim.container) }
         guard running else { return }
         // The task gets the service's stop grace (SIGTERM, then SIGKILL); wait for it to end.
         try waitFor(ref, seconds: Double(graceSeconds) + 10) { $0 != .running && $0 != .created }

@@ -20,7 +20,9 @@ public final class JobRunner {
     /// The running job's progress (nil between jobs).
     var progress: JobProgress?
 
-    public static let stopGraceSeconds = 30
+    /// When this scheduler last started each server (unix milliseconds): a stop checks whether the
+    /// game printed its plan's ready line since. Forgotten across restarts (then the grace applies).
+    static let startedAt = Mutex<[ServerUID: Int64]>([:])
     /// Held while a runtime image builds (process-wide: runners are threads of one scheduler).
     static let builds = Mutex(())
     public static let engineRetrySeconds: Int64 = 2
@@ -388,7 +390,9 @@ public final class JobRunner {
             try platform.checkFiles(uid, plan: plan)
         }
         progress?.enter(.starting)
+        let starting = WallClock.milliseconds()
         try platform.start(ref)
+        Self.startedAt.withLock { $0[uid] = starting }
         server.observedState = try platform.details(ref).state.name
         try save(server)
         // The answer shows the config as it is now (the sampler refreshes it every 5 s after).
@@ -398,13 +402,23 @@ public final class JobRunner {
         }
     }
 
+    /// The plan's stop grace, or none for a game that has not printed its ready line since this
+    /// scheduler started it: still loading, it has nothing to save (and may ignore SIGTERM).
+    func stopGrace(_ uid: ServerUID) throws -> Int {
+        let plan = try plan(uid.game)
+        guard let line = plan.readyLine, let since = Self.startedAt.withLock({ $0[uid] }) else { return plan.stopGraceSeconds }
+        let ready = try store.read { tx in try tx.logsContain(server: uid.description, text: line, sinceMilliseconds: since - 1000) }
+        if !ready { logger.info("stopped before its ready line: no grace", metadata: ["server.uid": "\(uid)"]) }
+        return ready ? plan.stopGraceSeconds : 0
+    }
+
     func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {
         var server = try record(uid)
         if !keepDesired { server.desiredState = "stopped" }
         try save(server)
         guard let id = server.containerID.map(ServerRef.init) else { return }
         do {
-            try platform.stop(id, graceSeconds: Self.stopGraceSeconds)
+            try platform.stop(id, graceSeconds: try stopGrace(uid))
             server.observedState = try platform.details(id).state.name
         } catch {
             guard (try? platform.details(id)) == nil else { throw error }

@@ -136,6 +136,19 @@ func readFile(_ path: String) -> String {
         #expect(throws: PlanError.self) { try plan(#""image": "example/game:1", "# + fields) }
     }
 
+    @Test func aPlanSetsItsStopGraceAndReadyLine() throws {
+        let plain = try plan(#""image": "example/game:1""#)
+        #expect(plain.stopGraceSeconds == 30 && plain.readyLine == nil)
+        let set = try plan(#""image": "example/game:1", "stop": {"grace_seconds": 120, "ready_line": "listening on"}"#)
+        #expect(set.stopGraceSeconds == 120 && set.readyLine == "listening on")
+        for bad in [
+            #""stop": {"grace_seconds": 0}"#, #""stop": {"grace_seconds": 601}"#, #""stop": {"grace_seconds": "30"}"#,
+            #""stop": {"ready_line": ""}"#, #""stop": {"ready_line": "a\nb"}"#, #""stop": {"kill": true}"#, #""stop": 30"#,
+        ] {
+            #expect(throws: PlanError.self) { try plan(#""image": "example/game:1", "# + bad) }
+        }
+    }
+
     @Test func capabilitiesComeFromTheAllowedList() throws {
         #expect(try plan(#""image": "example/game:1", "capabilities": ["NET_BIND_SERVICE"]"#).capabilities == ["NET_BIND_SERVICE"])
     }

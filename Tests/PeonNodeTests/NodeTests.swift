@@ -123,7 +123,7 @@ final class TestNode: @unchecked Sendable {
             ["op": "sh", "command": "id"], ["op": "remove", "uid": "../etc"], ["op": "remove", "uid": "peontest"],
             ["op": "tail", "uid": "peontest.a", "path": "../../peon.db", "limit": 10],
             ["op": "tail", "uid": "peontest.a", "path": "/etc/passwd", "limit": 10],
-            ["op": "stats", "container": "$(reboot)"],
+            ["op": "stats", "container": "$(reboot)"], ["op": "kill", "container": "peon-agent"], ["op": "kill"],
             ["op": "console", "container": .string(String(repeating: "a", count: 64)), "line": "a\nb"],
             ["op": "manifest", "uid": "peontest.a", "bytes": "!!!"],
             ["op": "restore-stage", "uid": "peontest.a", "backup": 1, "sha256": "x"],

@@ -3,12 +3,38 @@
 # needs root happened when Peon built the image. Writes STARTED / OFFLINE / ERROR to
 # ~/config/state, installs or updates the game with steamcmd when asked (steamcmd runtime), runs
 # /actions/init_custom if present, then /actions/server_start in $GAME_DIR, forwarding SIGTERM so
-# the game saves before it exits, and exits with the game's code.
+# the game saves before it exits (from the first line on), and exits with the game's code.
 set -u
 export GAME_DIR=${GAME_DIR:-/home/steam/steamcmd/data}
 config=/home/steam/config
 state() { printf '%s\n' "$1" >"$config/state" 2>/dev/null || true; }
 fail() { echo "peon: $1" >&2; state ERROR; exit 1; }
+
+# SIGTERM is handled from the first line: docker-init (PID 1) signals only this script, so a stop
+# that comes while steamcmd installs or the game starts must reach them (and a stop before the
+# game started ends the script). Each step runs in the background so the trap fires at once.
+child="" stopping=0
+on_stop() {
+  stopping=1
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+}
+trap on_stop TERM INT
+# Runs a step as $child and waits for it, through any number of signals; its exit code.
+step() {
+  "$@" &
+  child=$!
+  local code
+  while :; do
+    wait "$child"
+    code=$?
+    # A trapped signal ends `wait` early (code > 128) while the step runs on: wait again.
+    [ "$code" -gt 128 ] && kill -0 "$child" 2>/dev/null && continue
+    break
+  done
+  child=""
+  return "$code"
+}
+stopped() { [ "$stopping" -eq 1 ] && { state OFFLINE; exit 143; }; return 0; }
 
 [ -d /actions ] || fail "/actions is not mounted"
 mkdir -p "$config" "$GAME_DIR" 2>/dev/null || true
@@ -24,29 +50,23 @@ if [ "${PEON_RUNTIME:-}" = steamcmd ]; then
     [ "${OS_TYPE:-}" = windows ] && platform=(+@sSteamCmdForcePlatformType windows)
     validate=()
     [ -e /actions/.validate ] && validate=(validate)
-    steamcmd "${platform[@]}" +force_install_dir "$GAME_DIR" "${login[@]}" +app_update "$STEAM_ID" "${validate[@]}" +quit \
-      || fail "steamcmd could not install app $STEAM_ID"
+    step steamcmd "${platform[@]}" +force_install_dir "$GAME_DIR" "${login[@]}" +app_update "$STEAM_ID" "${validate[@]}" +quit \
+      || { stopped; fail "steamcmd could not install app $STEAM_ID"; }
     touch /actions/.update || fail "cannot write /actions/.update"
     rm -f /actions/.validate
   fi
 fi
 
 if [ -f /actions/init_custom ]; then
-  bash /actions/init_custom || fail "/actions/init_custom failed"
+  step bash /actions/init_custom || { stopped; fail "/actions/init_custom failed"; }
 fi
+stopped
 [ -f /actions/server_start ] || fail "/actions/server_start is missing"
 
 cd "$GAME_DIR" || fail "cannot enter $GAME_DIR"
 state STARTED
-bash /actions/server_start &
-game=$!
-# docker-init (PID 1) signals only this script: pass SIGTERM/SIGINT on and keep waiting.
-trap 'kill -TERM "$game" 2>/dev/null' TERM INT
-wait "$game"
-code=$?
-while kill -0 "$game" 2>/dev/null; do
-  wait "$game"
-  code=$?
-done
+# The game gets SIGTERM from on_stop (it saves and exits); its code is the container's.
+code=0
+step bash /actions/server_start || code=$?
 if [ "$code" -eq 0 ] || [ "$code" -eq 143 ]; then state OFFLINE; else state ERROR; fi
 exit "$code"

@@ -60,6 +60,31 @@ extension Plan {
             if case .invalid(_, let reason) = error { problems.append(reason) }
         }
 
+        var stopGrace = Plan.defaultStopGraceSeconds
+        var readyLine: String?
+        if let stop = metadata?["stop"], !stop.isNull {
+            let known = ["grace_seconds", "ready_line"]
+            if stop.objectValue == nil || stop.objectValue!.contains(where: { !known.contains($0.0) }) {
+                problems.append("metadata.stop must be an object with grace_seconds and/or ready_line")
+            }
+            if let grace = stop["grace_seconds"] {
+                if let n = CheckedNumber.int(grace, in: Plan.stopGraceRange) {
+                    stopGrace = n
+                } else {
+                    problems.append("metadata.stop.grace_seconds must be a whole number from 1 to 600")
+                }
+            }
+            if let line = stop["ready_line"] {
+                if let text = line.stringValue, (1...200).contains(text.unicodeScalars.count),
+                    !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+                {
+                    readyLine = text
+                } else {
+                    problems.append("metadata.stop.ready_line must be 1 to 200 characters of one line")
+                }
+            }
+        }
+
         var limits = ResourceLimits()
         do {
             limits = try ResourceLimits.parse(document["limits"])
@@ -81,6 +106,8 @@ extension Plan {
         self.capabilities = capabilities
         self.backup = backup
         self.rcon = rcon
+        self.stopGraceSeconds = stopGrace
+        self.readyLine = readyLine
         self.document = document
     }
 

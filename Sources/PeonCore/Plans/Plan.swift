@@ -24,8 +24,17 @@ public struct Plan: Sendable, Equatable {
     public let backup: BackupMethod
     /// Source RCON, when the game speaks it (`metadata.rcon`): console commands go there.
     public let rcon: RconDeclaration?
+    /// How long a stop waits for the game after SIGTERM before it is killed (`metadata.stop.grace_seconds`).
+    public let stopGraceSeconds: Int
+    /// A piece of the game's output that says it finished starting (`metadata.stop.ready_line`):
+    /// a server stopped before printing it has nothing to save and is killed at once (a game
+    /// that ignores SIGTERM while it loads would otherwise hold a restart for the whole grace).
+    public let readyLine: String?
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
+
+    public static let defaultStopGraceSeconds = 30
+    public static let stopGraceRange: ClosedRange<Int> = 1...600
 
     public static func == (a: Plan, b: Plan) -> Bool { a.document == b.document }
 }

@@ -86,6 +86,8 @@ public struct ServerSpec: Sendable {
     public let limits: ResourceLimits
     /// Linux capabilities added back after dropping all (the plan's `metadata.capabilities`).
     public let capabilities: [String]
+    /// The plan's stop grace (a Swarm service carries it in its spec).
+    public let stopGraceSeconds: Int
 
     /// - Parameters:
     ///   - settings: the resolved user values (`ServerSettings.resolve`).
@@ -105,6 +107,7 @@ public struct ServerSpec: Sendable {
         self.image = image ?? plan.image
         self.ports = ports
         capabilities = plan.capabilities
+        stopGraceSeconds = plan.stopGraceSeconds
 
         var env: [(String, String)] = []
         for port in ports {
@@ -135,6 +138,8 @@ public struct ServerSpec: Sendable {
             + mounts.map { "\($0.source):\($0.target)" } + [
                 "\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)", capabilities.joined(separator: ","),
             ]
+            // Only when set: the fingerprints of servers made before stop graces existed stay as they were.
+            + (stopGraceSeconds == Plan.defaultStopGraceSeconds ? [] : ["stop \(stopGraceSeconds)"])
         for byte in material.joined(separator: "\n").utf8 {
             hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
         }

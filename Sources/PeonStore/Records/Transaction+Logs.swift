@@ -64,6 +64,14 @@ extension Transaction {
         return (row?[0].integer, row?[1].integer ?? 0)
     }
 
+    /// Whether a line kept since `sinceMilliseconds` (the platform's time) holds `text`.
+    public func logsContain(server: String, text: String, sinceMilliseconds: Int64) throws(StoreError) -> Bool {
+        try !query(
+            "SELECT 1 FROM server_logs WHERE server_uid = ? AND at >= ? AND instr(line, ?) > 0 LIMIT 1",
+            [.text(server), .integer(sinceMilliseconds), .text(text)]
+        ).isEmpty
+    }
+
     public func deleteLogs(server: String) throws(StoreError) {
         try query("DELETE FROM server_logs WHERE server_uid = ?", [.text(server)])
     }
