@@ -25,13 +25,13 @@ public final class DockerPlatform: ServerPlatform {
     /// `observe` is told each node operation's duration (the scheduler's metrics).
     public init(
         client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0", node: (any NodeChannel)? = nil,
-        observe: ObservedChannel.Observer? = nil
+        observe: NodeObserver? = nil
     ) {
         docker = client
         self.files = files
         self.bindAddress = bindAddress
         let node = node ?? LocalNode(files: files, gameHost: bindAddress, engine: { client })
-        self.node = observe.map { ObservedChannel(node, observe: $0) } ?? node
+        self.node = observe.map { ObservedChannel(node, observer: $0) } ?? node
     }
 
     /// The Engine API create body for a spec.

@@ -215,7 +215,7 @@ extension SwarmPlatform {
         // First use in this session, or keys rotated since: (re)deploy.
         if agent.deployedFor?.last != agent.deployment([]).last { try ensureAgent(try nodes()) }
         let channel = PatientChannel(platform: self, node: node, inner: agent.channel(node.address))
-        return observe.map { ObservedChannel(channel, observe: $0) } ?? channel
+        return observe.map { ObservedChannel(channel, observer: $0) } ?? channel
     }
 
     public func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel { try channel(try holder(uid)) }

@@ -32,11 +32,11 @@ public final class SwarmPlatform: ServerPlatform {
     public static let nodeLabel = "peon.node"
 
     /// Told each node operation's duration (the scheduler's metrics).
-    let observe: ObservedChannel.Observer?
+    let observe: NodeObserver?
 
     public init(
         client: DockerClient, dataRoot: String, agent: SwarmAgent, registry: String? = nil, extraLabels: [(String, String)] = [],
-        observe: ObservedChannel.Observer? = nil
+        observe: NodeObserver? = nil
     ) {
         docker = client
         self.dataRoot = dataRoot

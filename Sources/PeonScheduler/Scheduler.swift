@@ -64,6 +64,21 @@ public struct Scheduler: Sendable {
         return nil
     }
 
+    /// Backups being written are `.<name>.partial` until checked and renamed: one found at start
+    /// belongs to a job a scheduler died in (it runs again from the start, under a new name).
+    static func removePartialBackups(in backupDir: String) -> Int {
+        var removed = 0
+        for game in Files.list(backupDir) where Files.kind(backupDir + "/" + game) == .directory {
+            for server in Files.list(backupDir + "/" + game) where Files.kind(backupDir + "/" + game + "/" + server) == .directory {
+                let folder = backupDir + "/" + game + "/" + server
+                for name in Files.list(folder) where name.hasPrefix(".") && name.hasSuffix(".partial") {
+                    if unlink(folder + "/" + name) == 0 { removed += 1 }
+                }
+            }
+        }
+        return removed
+    }
+
     public func run() throws {
         try Files.makeDirectories(configuration.wakeupDir)
         // API workers may run as another user: they list this directory to wake the runners.
@@ -75,6 +90,8 @@ public struct Scheduler: Sendable {
             try tx.requeueInterruptedJobs(maximumAttempts: Self.maximumInterruptedAttempts, now: clock())
         }
         if requeued > 0 { logger.warning("requeued jobs a previous scheduler left running", metadata: ["jobs": "\(requeued)"]) }
+        let partials = Self.removePartialBackups(in: configuration.backupDir)
+        if partials > 0 { logger.warning("removed backups a previous scheduler left half-written", metadata: ["files": "\(partials)"]) }
         for job in poisoned {
             logger.error(
                 "job failed: it was running when the scheduler died twice; not retried",

@@ -100,9 +100,25 @@ enum PeonSchedulerMain {
         }
         defer { flusher.join() }
         // Each node operation's latency: in this process or through a node agent.
-        let observeNode: ObservedChannel.Observer = { op, seconds in
-            metrics.observe("peon_node_operation_duration_seconds", labels: [("op", op)], seconds: seconds)
+        // Test only: the first time a node operation of this name starts, the process kills
+        // itself (a marker in the data dir makes it once: the retried job then runs through).
+        let crashOnNodeOperation = ProcessEnvironment.read(["PEON_TEST_CRASH_ON_NODE_OP"])["PEON_TEST_CRASH_ON_NODE_OP"]
+        let crashMarker = configuration.dataDir + "/test-crashed-on-node-op"
+        var starting: (@Sendable (String) -> Void)? = nil
+        if let crashOp = crashOnNodeOperation {
+            starting = { (op: String) -> Void in
+                guard op == crashOp else { return }
+                let marker = open(crashMarker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+                guard marker >= 0 else { return }
+                close(marker)
+                kill(getpid(), SIGKILL)
+            }
         }
+        let observeNode = NodeObserver(
+            starting: starting,
+            finished: { op, seconds in
+                metrics.observe("peon_node_operation_duration_seconds", labels: [("op", op)], seconds: seconds)
+            })
         /// Every platform session's client reports its call latencies.
         @Sendable func observed(_ client: DockerClient) -> DockerClient {
             client.observer = observe
