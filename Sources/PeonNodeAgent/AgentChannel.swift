@@ -48,11 +48,11 @@ public final class AgentChannel: NodeChannel {
 
     var name: String { host.hasPrefix("unix:") ? host : "\(host):\(port)" }
 
-    func connect() throws(PlatformError) -> TLSStream {
+    func connect(_ context: TLSContext) throws(PlatformError) -> TLSStream {
         let deadline = Monotonic.seconds() + patienceSeconds
         while true {
             do {
-                return try TLSStream.connect(host: host, port: port, context: context(), timeoutMilliseconds: connectMilliseconds)
+                return try TLSStream.connect(host: host, port: port, context: context, timeoutMilliseconds: connectMilliseconds)
             } catch {
                 guard Monotonic.seconds() < deadline else { throw .unavailable("Peon's node agent at \(name) does not answer: \(error)") }
                 Monotonic.sleep(0.2)
@@ -61,12 +61,55 @@ public final class AgentChannel: NodeChannel {
     }
 
     public func perform(_ operation: NodeOperation, input: Int32?, output: Int32?) throws(PlatformError) -> JSON {
-        let stream = try connect()
-        defer { stream.close() }
+        let keys = context()
+        let key = AgentConnections.Key(address: name, keys: ObjectIdentifier(keys))
+        // Streams get a connection of their own; other operations reuse an idle one.
+        let streams = operation.readsStream || operation.writesStream
+        if !streams, let idle = AgentConnections.shared.take(key) {
+            switch Result(catching: { () throws(ExchangeError) in try exchange(operation, on: idle, key: key, input: input, output: output)
+                })
+            {
+            case .success(let answer): return answer
+            case .failure(.failed(let error)): throw error
+            // The agent closed it as this query went out: a new connection will do, unless the
+            // operation may have run and running it twice would matter (a console line).
+            case .failure(.stale(let sent)):
+                if sent, !operation.repeatable {
+                    throw .unavailable("Peon's node agent at \(name) closed the connection mid-operation")
+                }
+            }
+        }
+        let fresh = try connect(keys)
+        switch Result(catching: { () throws(ExchangeError) in try exchange(operation, on: fresh, key: key, input: input, output: output) })
+        {
+        case .success(let answer): return answer
+        case .failure(.failed(let error)): throw error
+        case .failure(.stale): throw .unavailable("Peon's node agent at \(name) closed the connection mid-operation")
+        }
+    }
+
+    enum ExchangeError: Error {
+        /// The connection ended before any answer frame: before the query was written (nothing
+        /// ran), or after (the agent closed an idle connection as it came, or ended mid-operation).
+        case stale(sent: Bool)
+        case failed(PlatformError)
+    }
+
+    /// One operation over `stream`: closed after it, or kept idle when the answer came whole and
+    /// nothing streamed.
+    func exchange(_ operation: NodeOperation, on stream: TLSStream, key: AgentConnections.Key, input: Int32?, output: Int32?)
+        throws(ExchangeError) -> JSON
+    {
+        var keep = false
+        var answered = false
+        defer { if keep { AgentConnections.shared.put(key, stream) } else { stream.close() } }
         // Every read waits at most as long as the operation may take on the node.
         stream.setTimeout(milliseconds: Int32(operation.seconds * 1000))
+        let reusable = !(operation.readsStream || operation.writesStream)
+        var sent = false
         do {
             try AgentWire.write(stream, .query, json: operation.json)
+            sent = true
             if operation.readsStream {
                 guard let input else { throw PlatformError.refused("\(operation.json["op"]?.stringValue ?? "") needs an input stream") }
                 try AgentWire.send(input, to: stream)
@@ -75,8 +118,10 @@ public final class AgentChannel: NodeChannel {
             defer { buffer.deallocate() }
             while true {
                 guard let (kind, length) = try AgentWire.header(stream) else {
+                    if !answered { throw ExchangeError.stale(sent: true) }
                     throw PlatformError.unavailable("Peon's node agent at \(name) closed the connection mid-operation")
                 }
+                answered = true
                 switch kind {
                 case .data:
                     // Read whole even when it cannot be written, so the answer that says why still comes.
@@ -86,19 +131,25 @@ public final class AgentChannel: NodeChannel {
                 case .answer:
                     let payload = length == 0 ? [] : try stream.read(exactly: length)
                     guard let answer = try? JSON.parse(payload) else { throw PlatformError.refused("the node agent's answer is not JSON") }
+                    keep = reusable
                     return answer
                 case .failure:
                     let payload = length == 0 ? [] : try stream.read(exactly: length)
+                    keep = reusable
                     throw (try? JSON.parse(payload)).flatMap(PlatformError.init(json:))
                         ?? PlatformError.refused("the node agent failed without saying why")
                 case .query, .end:
                     throw PlatformError.refused("the node agent sent an unexpected frame")
                 }
             }
-        } catch let error as PlatformError {
+        } catch let error as ExchangeError {
             throw error
+        } catch let error as PlatformError {
+            throw .failed(error)
         } catch {
-            throw .unavailable("Peon's node agent at \(name): \(error)")
+            // The query could not be written: the agent had closed the connection, nothing ran.
+            if !sent, error is TLSError { throw .stale(sent: false) }
+            throw .failed(.unavailable("Peon's node agent at \(name): \(error)"))
         }
     }
 }

@@ -19,17 +19,24 @@ public final class AgentServer: Sendable {
     let node: @Sendable () -> any NodeChannel
     let maximumConnections: Int
     let active = Atomic<Int>(0)
+    let accepted = Atomic<Int>(0)
+    /// Connections taken so far (how many handshakes the agent did).
+    public var acceptedConnections: Int { accepted.load(ordering: .relaxed) }
+    /// How long a connection may wait for its next operation. The scheduler gives up on an idle
+    /// one sooner (`AgentConnections.idleSeconds`), so it never sends into one about to close.
+    let idleMilliseconds: Int32
     let log: @Sendable (String) -> Void
 
     public init(
         listener: TCPListener, context: @escaping @Sendable () -> TLSContext, maximumConnections: Int = 16,
-        node: @escaping @Sendable () -> any NodeChannel,
+        idleMilliseconds: Int32 = 15_000, node: @escaping @Sendable () -> any NodeChannel,
         log: @escaping @Sendable (String) -> Void
     ) {
         self.listener = listener
         self.context = context
         self.node = node
         self.maximumConnections = maximumConnections
+        self.idleMilliseconds = idleMilliseconds
         self.log = log
     }
 
@@ -43,6 +50,7 @@ public final class AgentServer: Sendable {
                 log("connection refused: \(maximumConnections) already open")
                 continue
             }
+            accepted.add(1, ordering: .relaxed)
             ThreadHandle.detach { [self] in
                 defer { active.subtract(1, ordering: .relaxed) }
                 handle(fd)
@@ -59,32 +67,40 @@ public final class AgentServer: Sendable {
             return
         }
         defer { stream.close() }
-        stream.setTimeout(milliseconds: 30_000)
         do {
-            guard let (kind, payload) = try AgentWire.read(stream), kind == .query else { return }
-            let operation: NodeOperation
-            do {
-                guard let json = try? JSON.parse(payload) else { throw PlatformError.refused("the query is not JSON") }
-                operation = try NodeOperation(json: json)
-            } catch let error as PlatformError {
-                try AgentWire.write(stream, .failure, json: error.json)
-                return
-            }
-            stream.setTimeout(milliseconds: Int32(operation.seconds * 1000))
-            let outcome: Result<JSON, PlatformError>
-            if operation.readsStream {
-                outcome = try receiving(operation, from: stream)
-            } else if operation.writesStream {
-                outcome = try sending(operation, to: stream)
-            } else {
-                outcome = Result { () throws(PlatformError) in try node().perform(operation, input: nil, output: nil) }
-            }
-            switch outcome {
-            case .success(let answer): try AgentWire.write(stream, .answer, json: answer)
-            case .failure(let error): try AgentWire.write(stream, .failure, json: error.json)
+            // Operations one after another on the same connection (the scheduler keeps a few open:
+            // no handshake per operation); one that streams ends it, as does a quiet while.
+            var first = true
+            while true {
+                stream.setTimeout(milliseconds: first ? 30_000 : idleMilliseconds)
+                first = false
+                guard let (kind, payload) = try AgentWire.read(stream), kind == .query else { return }
+                let operation: NodeOperation
+                do {
+                    guard let json = try? JSON.parse(payload) else { throw PlatformError.refused("the query is not JSON") }
+                    operation = try NodeOperation(json: json)
+                } catch let error as PlatformError {
+                    try AgentWire.write(stream, .failure, json: error.json)
+                    return
+                }
+                stream.setTimeout(milliseconds: Int32(operation.seconds * 1000))
+                let outcome: Result<JSON, PlatformError>
+                if operation.readsStream {
+                    outcome = try receiving(operation, from: stream)
+                } else if operation.writesStream {
+                    outcome = try sending(operation, to: stream)
+                } else {
+                    outcome = Result { () throws(PlatformError) in try node().perform(operation, input: nil, output: nil) }
+                }
+                switch outcome {
+                case .success(let answer): try AgentWire.write(stream, .answer, json: answer)
+                case .failure(let error): try AgentWire.write(stream, .failure, json: error.json)
+                }
+                if operation.readsStream || operation.writesStream { return }
             }
         } catch {
-            log("connection ended: \(error)")
+            // The scheduler closing an idle connection, or its quiet time running out, is no news.
+            if !"\(error)".contains("timed out") { log("connection ended: \(error)") }
         }
     }
 

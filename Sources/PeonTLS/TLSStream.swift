@@ -270,6 +270,15 @@ public final class TLSStream {
         return bytes
     }
 
+    /// Nothing waits to be read, in the socket or in OpenSSL's buffer, and the peer has not closed
+    /// the connection (a close reads as ready): an idle connection that can carry the next request.
+    public var isQuiet: Bool {
+        guard let ssl, usable else { return false }
+        if SSL_has_pending(ssl) == 1 { return false }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) == 0
+    }
+
     /// Sends close_notify (best effort) and closes the socket; idempotent; also done in deinit.
     public func close() {
         guard let ssl else { return }

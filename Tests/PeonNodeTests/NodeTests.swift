@@ -26,7 +26,9 @@ final class TestNode: @unchecked Sendable {
     let running = Flag()
     var thread: ThreadHandle?
 
-    init(connections: Int = 16) throws {
+    var server: AgentServer!
+
+    init(connections: Int = 16, idleMilliseconds: Int32 = 15_000) throws {
         var template = Array("/tmp/peon-node-XXXXXX".utf8CString)
         data = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
         try Files.makeDirectories(data + "/servers")
@@ -41,12 +43,13 @@ final class TestNode: @unchecked Sendable {
         let server = AgentServer(
             listener: listener,
             context: { [context = try TLSContext(role: .server, identity: keys.agent, authority: authority.certificate)] in context },
-            maximumConnections: connections,
+            maximumConnections: connections, idleMilliseconds: idleMilliseconds,
             node: { [files] in
                 LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
             },
             log: { _ in })
         let running = running
+        self.server = server
         thread = ThreadHandle { server.serve { running.on.load(ordering: .relaxed) } }
     }
 
@@ -172,6 +175,22 @@ final class TestNode: @unchecked Sendable {
             if !served { usleep(100_000) }
         }
         #expect(served)
+    }
+
+    /// Operations one after another reuse one connection (one handshake); a connection the agent
+    /// closed while it sat idle is noticed and replaced, and the operation still runs.
+    @Test func operationsReuseAConnectionAndReplaceOneTheAgentClosed() throws {
+        let node = try TestNode(idleMilliseconds: 300)
+        let remote = try node.remote()
+        for _ in 0..<10 { _ = try remote.listeners() }
+        #expect(node.server.acceptedConnections == 1)
+        usleep(600_000)  // the agent ends the idle connection
+        _ = try remote.listeners()
+        #expect(node.server.acceptedConnections == 2)
+        // A failure answer leaves the connection usable too.
+        #expect(throws: PlatformError.self) { try remote.restoreSwap(try ServerUID(validating: "peontest.none"), backup: 1) }
+        _ = try remote.listeners()
+        #expect(node.server.acceptedConnections == 2)
     }
 
     /// A backup streamed out of the node and a restore streamed back in, through the agent: the
