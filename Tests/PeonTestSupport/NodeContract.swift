@@ -40,7 +40,7 @@ public struct NodeContract {
         // A file outside every server folder that a game would love to overwrite or read.
         let secret = data + "/peon-contract-secret-\(run)"
         defer {
-            try? node.remove(uid)
+            _ = try? node.remove(uid)
             unlink(secret)
             unlink(secret + ".d/stolen")
             rmdir(secret + ".d")
