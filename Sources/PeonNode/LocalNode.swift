@@ -55,7 +55,7 @@ public final class LocalNode: NodeChannel {
                     files.readConfig(uid).map { ["name": .string($0.name), "text": .string($0.text), "settled": .bool($0.settled)] })
             ]
         case .remove(let uid):
-            try files.remove(uid)
+            return ["removed": .bool(try files.remove(uid))]
         case .listeners:
             let listening = HostPorts.listening()
             return ["tcp": .array(listening.tcp.sorted().map(JSON.int)), "udp": .array(listening.udp.sorted().map(JSON.int))]

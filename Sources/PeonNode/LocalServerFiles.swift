@@ -123,11 +123,16 @@ public struct LocalServerFiles: Sendable {
         }
     }
 
-    public func remove(_ uid: ServerUID) throws(PlatformError) {
+    /// Removes the server's folder; whether there was one (erasing a destroyed server by its uid
+    /// answers 404 when nothing of it was left anywhere).
+    @discardableResult
+    public func remove(_ uid: ServerUID) throws(PlatformError) -> Bool {
+        let existed = Files.kind(directory(uid)) != .missing
         do {
             try Files.removeTree(uid.relativeDirectory, in: serversDir)
         } catch {
             throw .refused("cannot remove the server folder: \(error)")
         }
+        return existed
     }
 }

@@ -55,7 +55,9 @@ extension NodeChannel {
 
     public func config(_ uid: ServerUID) throws(PlatformError) -> [(String, String)] { try configFiles(uid).map { ($0.name, $0.text) } }
 
-    public func remove(_ uid: ServerUID) throws(PlatformError) { _ = try run(.remove(uid)) }
+    /// Removes the server's folder on the node; whether there was one (nil: an agent too old to say).
+    @discardableResult
+    public func remove(_ uid: ServerUID) throws(PlatformError) -> Bool? { try run(.remove(uid))["removed"]?.boolValue }
 
     public func listeners() throws(PlatformError) -> Set<PortKey> {
         let answer = try run(.listeners)

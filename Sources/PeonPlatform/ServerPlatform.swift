@@ -67,7 +67,7 @@ public protocol ServerPlatform: AnyObject {
     func writeManifest(_ uid: ServerUID, _ bytes: [UInt8]) throws(PlatformError)
     func manifests() throws(PlatformError) -> [(ServerUID, [UInt8])]
     func readConfig(_ uid: ServerUID) throws(PlatformError) -> [(String, String)]
-    func removeFiles(_ uid: ServerUID) throws(PlatformError)
+    @discardableResult func removeFiles(_ uid: ServerUID) throws(PlatformError) -> Bool
     func sample(_ ref: ServerRef) throws(PlatformError) -> StatsSample
 
     // MARK: Images
@@ -105,8 +105,11 @@ extension ServerPlatform {
         try channel(for: uid).prepare(uid, BindSources(plan), actions: actions, reinstallActions: reinstallActions)
     }
 
-    /// Removes the server's folder (eradicate).
-    public func removeFiles(_ uid: ServerUID) throws(PlatformError) { try channel(for: uid).remove(uid) }
+    /// Removes the server's folder (eradicate), also after a destroy: the workload is gone, the
+    /// folder stays on its node. Answers whether there was a folder (an agent that does not say
+    /// counts as yes).
+    @discardableResult
+    public func removeFiles(_ uid: ServerUID) throws(PlatformError) -> Bool { try channel(for: uid).remove(uid) ?? true }
 
     /// Checks the bind sources again right before a start (nothing swapped a folder for a link).
     public func checkFiles(_ uid: ServerUID, plan: Plan) throws(PlatformError) { try channel(for: uid).check(uid, BindSources(plan)) }

@@ -15,7 +15,7 @@ extension JobRunner {
     func console(_ uid: ServerUID, command: String) throws -> JSON? {
         let server = try record(uid)
         guard let id = server.containerID, let (node, container) = try? platform.runningContainer(ServerRef(id)) else {
-            throw ConsoleFailure(code: .serverNotRunning, message: "\(uid) is not running, so it has no console.")
+            throw CodedFailure(code: .serverNotRunning, message: "\(uid) is not running, so it has no console.")
         }
         let plan = try plan(uid.game)
         if let rcon = plan.rcon {
@@ -35,13 +35,14 @@ extension JobRunner {
             let (port, password) = try rcon.resolve(ports: server.ports, settings: server.settings, defaults: plan.settings)
             return try running.node.rcon(container: running.container, port: port, password: password, command: command)
         } catch let error as RconError {
-            throw ConsoleFailure(code: JobFailureCode(error), message: error.description)
+            throw CodedFailure(code: JobFailureCode(error), message: error.description)
         }
     }
 }
 
-/// A console job that failed for a reason the API answers as 409 with `code` (job result).
-struct ConsoleFailure: Error, CustomStringConvertible {
+/// A job that failed for a reason the API answers itself with `code` (job result): a console's
+/// 409s, an erase that found a server of that name again.
+struct CodedFailure: Error, CustomStringConvertible {
     let code: JobFailureCode
     let message: String
     var description: String { message }

@@ -96,8 +96,9 @@ public final class JobRunner {
                 result = ["code": .string(JobFailureCode.portsExhausted.rawValue)]
             case DomainError.invalid(_, let reason):
                 message = reason
-            case let failure as ConsoleFailure:
-                // Not running, RCON refused or unreachable: the API answers 409 with the code.
+            case let failure as CodedFailure:
+                // Not running, RCON refused or unreachable, a server of that name again: the API
+                // answers 409 with the code.
                 message = failure.message
                 result = ["code": .string(failure.code.rawValue)]
             case PlatformError.unavailable(let text):
@@ -141,8 +142,8 @@ public final class JobRunner {
             try stop(uid, keepDesired: true)
             try start(uid)
         case .update(let mode): try update(uid, mode: mode)
-        case .destroy(let eradicate): try destroy(uid, eradicate: eradicate)
-        case .eradicate: try destroy(uid, eradicate: true)
+        case .destroy(let eradicate, let deleteBackups): return try destroy(uid, eradicate: eradicate, deleteBackups: deleteBackups)
+        case .eradicate(let deleteBackups): return try eraseLeftovers(uid, deleteBackups: deleteBackups)
         case .adopt: try adopt()
         case .console(let command): return try console(uid, command: command)
         case .backup(let format): return try backup(uid, format: format == .zip ? .zip : .tarZstd)
@@ -342,7 +343,7 @@ public final class JobRunner {
             if !noclean, platform.reachable() {
                 // A failed create leaves nothing behind.
                 try? platform.remove(uid)
-                try? platform.removeFiles(uid)
+                _ = try? platform.removeFiles(uid)
                 try? store.write { tx in try tx.deleteServer(uid) }
             }
             throw error
@@ -484,10 +485,41 @@ public final class JobRunner {
         }
     }
 
-    func destroy(_ uid: ServerUID, eradicate: Bool) throws {
+    /// Removes the workload and, erasing, the folder (and the backups when asked); the row last,
+    /// so a retried job still knows the server. The result says what the erase found.
+    func destroy(_ uid: ServerUID, eradicate: Bool, deleteBackups: Bool) throws -> JSON? {
         try platform.remove(uid)
-        if eradicate { try platform.removeFiles(uid) }
+        var result: JSON?
+        if eradicate {
+            let files = try platform.removeFiles(uid)
+            result = try erased(uid, files: files, deleteBackups: deleteBackups)
+        }
         try store.write { tx in try tx.deleteServer(uid) }
+        return result
+    }
+
+    /// Erases what a destroyed server left, found by its uid: a workload an interrupted destroy
+    /// left, its folder on the node that holds it, and its backups when asked. The result says
+    /// what there was (`{"files": false, "deleted_backups": []}`: nothing by that name).
+    func eraseLeftovers(_ uid: ServerUID, deleteBackups: Bool) throws -> JSON {
+        // A server made again with this name since the request owns that folder now.
+        guard try store.read({ tx in try tx.server(uid) }) == nil else {
+            throw CodedFailure(code: .serverExists, message: "\(uid) exists again; destroy it to erase its files.")
+        }
+        try platform.remove(uid)
+        return try erased(uid, files: try platform.removeFiles(uid), deleteBackups: deleteBackups)
+    }
+
+    /// Backups are kept unless asked (they are the user's safety net); the result lists the ids removed.
+    func erased(_ uid: ServerUID, files: Bool, deleteBackups: Bool) throws -> JSON {
+        var deleted: [Int64] = []
+        if deleteBackups {
+            for backup in try store.read({ tx in try tx.backups(server: uid.description) }) {
+                try deleteBackup(uid, id: backup.id)
+                deleted.append(backup.id)
+            }
+        }
+        return ["files": .bool(files), "deleted_backups": .array(deleted.map { .number(Double($0)) })]
     }
 }
 

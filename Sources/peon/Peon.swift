@@ -14,8 +14,9 @@ struct Peon: ParsableCommand {
         discussion: """
             `key`, `agent-keys` and `migrate` work on the database (--data-dir). The server verbs talk to a running API, found \
             with --url/--key, else PEON_URL/PEON_API_KEY, else ~/.config/peon/config (`url = …` and `key = …` lines, \
-            mode 0600). On the stack's own host the certificate in $PEON_DATA_DIR/tls is trusted without \
-            --insecure.
+            mode 0600). On the stack's own host the certificate in the data folder's tls/ is trusted without \
+            --insecure when --data-dir or $PEON_DATA_DIR names that folder by absolute path (never the \
+            current folder). http:// URLs, which send the key unencrypted, need --allow-http.
 
             Exit codes: 0 done; 1 the API refused or the job failed; 2 not supported by this server; 3 the API \
             cannot be reached, or the URL, key or config file is unusable; 64 bad usage.

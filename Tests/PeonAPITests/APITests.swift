@@ -295,3 +295,125 @@ let routes: [(String, String)] = [
         #expect(h.send("PUT", "/api/v1/servers?async=true", key: h.adminKey).status == 429, "imports count in the total")
     }
 }
+
+/// Destroy, then erase by the uid alone (PEON's web UI destroys without a body); backups outlive
+/// the server, listed and deleted by its uid.
+@Suite struct DestroyedServerTests {
+    let h = try! Harness()
+    let uid = try! ServerUID(validating: "peontest.gone")
+
+    /// No scheduler runs: its lock held here and a fresh heartbeat let actions be queued.
+    func pretendScheduler() throws -> Int32 {
+        try h.context.store.write { tx in try tx.setMeta("scheduler.heartbeat", "\(WallClock.now() + 3600)") }
+        try Files.makeDirectories(h.context.configuration.wakeupDir)
+        return try #require(try ProcessLock.tryHold(h.context.configuration.schedulerLockPath))
+    }
+
+    /// Plays the scheduler for one job: claims it and finishes it with `result`; answers its request.
+    func runNextJob(_ result: JSON) -> ThreadHandle {
+        let path = h.context.configuration.databasePath
+        return ThreadHandle {
+            guard let store = try? Store(path: path) else { return }
+            for _ in 0..<500 {
+                if let job = try? store.write({ tx in try tx.claimNextJob(now: WallClock.now()) }) {
+                    try? store.write { tx in try tx.finishJob(job.id, state: .succeeded, result: result, now: WallClock.now()) }
+                    return
+                }
+                usleep(10_000)
+            }
+        }
+    }
+
+    func addBackup() throws -> Int64 {
+        let uid = uid
+        return try h.context.store.write { tx in
+            try tx.insertBackup(
+                BackupRecord(
+                    serverUID: uid.description, path: "peontest/gone/b.tar.zst", bytes: 1, createdAt: 0, sha256: "", format: "tar.zst"))
+        }
+    }
+
+    @Test func erasingAGoneServerQueuesAnEraseOfWhatItLeft() throws {
+        let lock = try pretendScheduler()
+        defer { close(lock) }
+        for (action, body) in [("destroy", #"{"eradicate": true}"#), ("eradicate", ""), ("eradicate", #"{"delete_backups": true}"#)] {
+            let r = h.send("DELETE", "/api/v1/server/\(action)/\(uid)?async=true", key: h.adminKey, body: body)
+            #expect(r.status == 202, "\(action) \(body): \(String(decoding: r.body, as: UTF8.self))")
+            #expect(r.json?["kind"] == "eradicate" && r.json?["server_uid"] == .string(uid.description))
+        }
+        let jobs = try h.context.store.read { tx in try tx.pendingJobs(server: "peontest.gone") }
+        #expect(try jobs.map { try $0.request } == [.eradicate(deleteBackups: false), .eradicate(deleteBackups: true)])
+        // Without erasing there is nothing to do for a server that is gone: PEON's 404.
+        let r = h.send("DELETE", "/api/v1/server/destroy/\(uid)", key: h.adminKey)
+        #expect(r.status == 404 && r.json?["code"] == "server.not_found")
+    }
+
+    @Test func theEraseAnswersWhatItFound() throws {
+        let lock = try pretendScheduler()
+        defer { close(lock) }
+        var scheduler = runNextJob(["files": true, "deleted_backups": []])
+        var r = h.send("DELETE", "/api/v1/server/destroy/\(uid)", key: h.adminKey, body: #"{"eradicate": true}"#)
+        scheduler.join()
+        #expect(r.status == 200)
+        #expect(
+            String(decoding: r.body, as: UTF8.self)
+                == #"{"status":"success","info":"All files for peontest.gone will be purged from the server. This may take a few moments."}"#
+        )
+        scheduler = runNextJob(["files": false, "deleted_backups": [7]])
+        r = h.send("DELETE", "/api/v1/server/eradicate/\(uid)", key: h.adminKey, body: #"{"delete_backups": true}"#)
+        scheduler.join()
+        #expect(r.status == 200 && r.json?["deleted_backups"] == [7])
+        // Nothing of it anywhere: 404, as for a name that never was.
+        scheduler = runNextJob(["files": false, "deleted_backups": []])
+        r = h.send("DELETE", "/api/v1/server/eradicate/\(uid)", key: h.adminKey)
+        scheduler.join()
+        #expect(r.status == 404 && r.json?["code"] == "server.not_found")
+    }
+
+    @Test(arguments: [
+        #"{"eradicate": "yes"}"#, #"{"eradicate": true, "delete_backups": 1}"#, #"{"eradicate": false, "delete_backups": true}"#,
+        #"{"eradicate": null}"#, #"{"delete_backups": "true"}"#, "[]", "{", "\u{0}",
+    ])
+    func hostileBodiesAre400(_ body: String) throws {
+        for action in ["destroy", "eradicate"] {
+            let r = h.send("DELETE", "/api/v1/server/\(action)/\(uid)", key: h.adminKey, body: body)
+            #expect(r.status == 400 && r.json?["code"] == "request.invalid" || r.json?["code"] == "json.invalid", "\(action) \(body)")
+        }
+        // Backups go only with the files.
+        let r = h.send("DELETE", "/api/v1/server/destroy/\(uid)", key: h.adminKey, body: #"{"delete_backups": true}"#)
+        #expect(r.status == 400 && r.json?["info"] == "delete_backups needs eradicate: backups stay while the files do.")
+    }
+
+    @Test(arguments: [
+        "..", "%2e%2e.x", "a;b.c", "a.%24(id)", "a.b%20c", "a.%00", "%C3%A9.x", "a.b.c/..", String(repeating: "a", count: 10_000) + ".x",
+    ])
+    func hostileUIDsAre4xx(_ segment: String) throws {
+        let lock = try pretendScheduler()
+        defer { close(lock) }
+        for (method, path, body) in [
+            ("DELETE", "/api/v1/server/eradicate/\(segment)", #"{"eradicate": true, "delete_backups": true}"#),
+            ("DELETE", "/api/v1/server/destroy/\(segment)", #"{"eradicate": true}"#), ("GET", "/api/v1/server/backups/\(segment)", ""),
+            ("DELETE", "/api/v1/server/backup/\(segment)", #"{"id": 1}"#),
+        ] {
+            let r = h.send(method, path, key: h.adminKey, body: body)
+            #expect((400..<500).contains(r.status), "\(method) \(path.prefix(60))")
+            #expect(r.json?["status"] == "error" && r.body.count < 600)
+        }
+        #expect(try h.context.store.read { tx in try tx.pendingJobCounts(server: "*") }.1 == 0, "no job for a hostile uid")
+    }
+
+    @Test func backupsOfAGoneServerAreListedAndDeletable() throws {
+        let lock = try pretendScheduler()
+        defer { close(lock) }
+        #expect(h.send("GET", "/api/v1/server/backups/\(uid)", key: h.readKey).status == 404, "no server, no backups")
+        let id = try addBackup()
+        let listed = h.send("GET", "/api/v1/server/backups/\(uid)", key: h.readKey)
+        #expect(listed.status == 200 && listed.json?.arrayValue?.map { $0["id"] } == [.number(Double(id))])
+        // Deleting needs admin, as for a live server's backups.
+        #expect(h.send("DELETE", "/api/v1/server/backup/\(uid)?async=true", key: h.readKey, body: #"{"id": \#(id)}"#).status == 403)
+        let r = h.send("DELETE", "/api/v1/server/backup/\(uid)?async=true", key: h.adminKey, body: #"{"id": \#(id)}"#)
+        #expect(r.status == 202 && r.json?["kind"] == "delete_backup")
+        #expect(
+            h.send("DELETE", "/api/v1/server/backup/\(uid)", key: h.adminKey, body: #"{"id": 999}"#).json?["code"] == "backup.not_found")
+    }
+}

@@ -7,7 +7,9 @@ import Testing
 @Suite struct JobRequestTests {
     static let all: [JobRequest] = [
         .create(start: true, noclean: false), .create(start: false, noclean: true), .start, .stop(reason: nil), .stop(reason: .idle),
-        .restart, .update(.validate), .destroy(eradicate: true), .eradicate, .adopt, .console(command: "say `hi`; rm -rf /"),
+        .restart, .update(.validate), .destroy(eradicate: true, deleteBackups: false),
+        .destroy(eradicate: true, deleteBackups: true), .destroy(eradicate: false, deleteBackups: false),
+        .eradicate(deleteBackups: false), .eradicate(deleteBackups: true), .adopt, .console(command: "say `hi`; rm -rf /"),
         .backup(.tarZstd), .backup(.zip), .restore(backup: 7), .deleteBackup(backup: 8), .pruneBackups,
     ]
 
@@ -23,7 +25,8 @@ import Testing
             (.restore, ["id": .number(1.5)]),
             (.deleteBackup, [:]), (.console, ["command": 5]), (.console, [:]), (.destroy, ["eradicate": "yes"]),
             (.stop, ["reason": "bored"]), (.start, ["now": true]), (.create, ["start": "true"]), (.adopt, ["all": true]),
-            (.pruneBackups, ["keep": 1]), (.start, .array([])),
+            (.pruneBackups, ["keep": 1]), (.start, .array([])), (.destroy, ["eradicate": false, "delete_backups": true]),
+            (.eradicate, ["delete_backups": "yes"]), (.eradicate, ["eradicate": true]),
         ]
         for (kind, arguments) in refused {
             #expect(throws: DomainError.self, "\(kind) \(arguments.text)") { try JobRequest(kind: kind, arguments: arguments) }
@@ -34,5 +37,12 @@ import Testing
         #expect(JobFailureCode(RconError.authFailed).rawValue == RconError.authFailed.code)
         #expect(JobFailureCode(RconError.timeout).rawValue == RconError.timeout.code)
         #expect(JobFailureCode(RconError.unreachable("x")).isConsole && !JobFailureCode.nodeUnavailable.isConsole)
+        #expect(!JobFailureCode.serverExists.isConsole)
+    }
+
+    /// A destroy queued before `delete_backups` existed still runs, keeping the backups.
+    @Test func anOlderDestroyKeepsItsBackups() throws {
+        #expect(try JobRequest(kind: .destroy, arguments: ["eradicate": true]) == .destroy(eradicate: true, deleteBackups: false))
+        #expect(try JobRequest(kind: .eradicate, arguments: [:]) == .eradicate(deleteBackups: false))
     }
 }

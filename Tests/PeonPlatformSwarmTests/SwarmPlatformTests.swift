@@ -82,7 +82,7 @@ import Testing
         defer {
             for uid in uids {
                 try? platform.remove(uid)
-                try? platform.removeFiles(uid)
+                _ = try? platform.removeFiles(uid)
             }
         }
         var placed: [String] = []
@@ -259,7 +259,7 @@ extension SwarmPlatformTests {
     @Test func anAgentKilledMidStreamLeavesNothingHalfDone() throws {
         let platform = try platform()
         let uid = try ServerUID(validating: "peontest.\(run)k")
-        defer { try? platform.removeFiles(uid) }
+        defer { _ = try? platform.removeFiles(uid) }
         let nodeName = try #require(try platform.place(uid, ports: [PortKey(42300, .tcp)], memoryBytes: 64 << 20))
         let node = try #require(try platform.nodes().first { $0.name == nodeName })
         let channel = try platform.channel(for: uid)
@@ -374,7 +374,7 @@ extension SwarmPlatformTests {
         let uid = try ServerUID(validating: "peontest.\(run)l")
         defer {
             try? platform.remove(uid)
-            try? platform.removeFiles(uid)
+            _ = try? platform.removeFiles(uid)
         }
         _ = try platform.place(uid, ports: [PortKey(42200, .tcp)], memoryBytes: 64 << 20)
         let ref = try platform.ensure(try spec(platform, uid, port: 42200))

@@ -196,6 +196,50 @@ final class RecordingPlatform: ServerPlatform {
         }
     }
 
+    /// PEON's web UI destroys without erasing; erasing later finds the folder by the uid alone
+    /// (the row is gone) and removes it; backups stay unless asked, then go, file and row.
+    @Test func aDestroyedServersFolderIsErasedByItsUIDAndItsBackupsOnlyWhenAsked() throws {
+        defer { try? Files.removeTree(dataDir) }
+        let platform = RecordingPlatform(dataDir: dataDir)
+        let runner = try runner(platform)
+        try Files.makeDirectories(serverDir + "/user/world")
+        try Files.write(serverDir + "/user/world/map.txt", [1])
+        let backupDir = runner.configuration.backupDir + "/fuzz/one"
+        try Files.makeDirectories(backupDir)
+        try Files.write(backupDir + "/b.tar.zst", [2])
+        let id = try runner.store.write { tx in
+            try tx.insertBackup(
+                BackupRecord(serverUID: uid.description, path: "fuzz/one/b.tar.zst", bytes: 1, createdAt: 0, sha256: "", format: "tar.zst"))
+        }
+
+        #expect(try runner.destroy(uid, eradicate: false, deleteBackups: false) == nil)
+        #expect(try runner.store.read { tx in try tx.server(uid) } == nil)
+        #expect(Files.kind(serverDir + "/user/world/map.txt") == .file, "destroy keeps the files")
+
+        let erased = try runner.eraseLeftovers(uid, deleteBackups: false)
+        #expect(erased == ["files": true, "deleted_backups": []])
+        #expect(Files.kind(serverDir) == .missing)
+        #expect(try runner.store.read { tx in try tx.backups(server: uid.description) }.map(\.id) == [id], "backups are kept")
+        #expect(Files.kind(backupDir + "/b.tar.zst") == .file)
+
+        // Nothing left but the backups: asked, they go too.
+        let again = try runner.eraseLeftovers(uid, deleteBackups: true)
+        #expect(again == ["files": false, "deleted_backups": [.number(Double(id))]])
+        #expect(try runner.store.read { tx in try tx.backups(server: uid.description) }.isEmpty)
+        #expect(Files.kind(backupDir + "/b.tar.zst") == .missing)
+        #expect(try runner.eraseLeftovers(uid, deleteBackups: true) == ["files": false, "deleted_backups": []])
+    }
+
+    /// A server made again with the name between the request and the job owns the folder now.
+    @Test func erasingLeftoversRefusesAServerMadeAgain() throws {
+        defer { try? Files.removeTree(dataDir) }
+        let runner = try runner(RecordingPlatform(dataDir: dataDir))
+        try Files.makeDirectories(serverDir + "/user")
+        #expect(throws: CodedFailure.self) { try runner.eraseLeftovers(uid, deleteBackups: true) }
+        #expect(Files.kind(serverDir + "/user") == .directory)
+        #expect(try runner.store.read { tx in try tx.server(uid) } != nil)
+    }
+
     /// What an ended restore left: staging and replaced folders go, but a folder set aside whose
     /// live folder is missing (ended between the two renames) is put back.
     @Test func leftoversOfAnEndedRestoreAreRemovedOrPutBack() throws {

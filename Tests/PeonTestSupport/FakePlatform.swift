@@ -166,7 +166,8 @@ public final class FakePlatform: ServerPlatform {
         }.sorted { $0.0 < $1.0 }
     }
 
-    public func removeFiles(_ uid: ServerUID) throws(PlatformError) { files[uid] = nil }
+    @discardableResult
+    public func removeFiles(_ uid: ServerUID) throws(PlatformError) -> Bool { files.removeValue(forKey: uid) != nil }
 
     /// Node-local work the fake does not play (console, RCON, backups): a test that needs it sets
     /// a real node here (`PeonNode.LocalNode` over a folder of its own).

@@ -40,7 +40,7 @@ public struct NodeContract {
         // A file outside every server folder that a game would love to overwrite or read.
         let secret = data + "/peon-contract-secret-\(run)"
         defer {
-            try? node.remove(uid)
+            _ = try? node.remove(uid)
             unlink(secret)
             unlink(secret + ".d/stolen")
             rmdir(secret + ".d")
@@ -144,9 +144,11 @@ public struct NodeContract {
 
             // Removing the folder follows no link out of it.
             symlink(secret + ".d", dir + "/data/escape")
-            try node.remove(uid)
+            check(try node.remove(uid) == true, "remove says it found the folder")
             check(read(secret + ".d/stolen") == "secret log" && read(secret) == "keep me", "remove follows no link")
             check(access(dir, F_OK) != 0, "remove removes the folder")
+            // An erase by uid alone answers 404 when nothing is left: the node says so.
+            check(try node.remove(uid) == false, "remove of a folder that is gone says so")
         } catch {
             failures.append("an operation failed: \(error)")
         }

@@ -35,7 +35,7 @@ public struct PlatformContract {
         }
         defer {
             try? platform.remove(spec.uid)
-            try? platform.removeFiles(spec.uid)
+            _ = try? platform.removeFiles(spec.uid)
         }
         do {
             // The node first (multi-node platforms), then the files: a server's folder exists before its workload.
@@ -62,8 +62,10 @@ public struct PlatformContract {
             check(notFound(ref), "details of a removed workload is notFound")
             check(notFound(ServerRef("peon-contract-no-such-workload")), "details of an unknown ref is notFound")
             check(try platform.manifests().contains { $0.0 == spec.uid }, "remove keeps the server's files")
-            try platform.removeFiles(spec.uid)
+            // A destroyed server's folder is still found by its uid alone (erased later, as PEON's UI does).
+            check(try platform.removeFiles(spec.uid), "removeFiles finds the folder of a removed workload")
             check(try !platform.manifests().contains { $0.0 == spec.uid }, "removeFiles removes them")
+            check(try !platform.removeFiles(spec.uid), "removeFiles of a folder already gone answers false")
         } catch {
             failures.append("unexpected error: \(error)")
         }

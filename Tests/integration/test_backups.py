@@ -217,3 +217,38 @@ def test_retention_keeps_last_daily_and_weekly(stack):
         assert 6 <= len(keep) <= keep_last + keep_daily + keep_weekly
     finally:
         stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+
+
+def test_backups_outlive_an_erase_listed_and_deleted_by_uid(stack):
+    # Backups are the user's safety net: an erase keeps them unless asked; they are listed and
+    # deleted by the uid of the server that is gone.
+    uid = f"peontest.{RUN}ob"
+    assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+    ids = []
+    for _ in range(2):
+        r = stack.request("POST", f"/api/v1/server/backup/{uid}")
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    r = stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+    assert r.status_code == 200 and "deleted_backups" not in r.json(), r.text
+    assert not os.path.exists(server_dir(stack, uid))
+    listed = stack.request("GET", f"/api/v1/server/backups/{uid}")
+    assert listed.status_code == 200 and [b["id"] for b in listed.json()] == ids[::-1], listed.text
+    read = stack.request("POST", "/api/v1/keys", json={"scope": "read", "label": "gone reader"}).json()["key"]
+    assert stack.request("GET", f"/api/v1/server/backups/{uid}", key=read).status_code == 200
+    assert stack.request("DELETE", f"/api/v1/server/backup/{uid}", key=read, json={"id": ids[0]}).status_code == 403
+    r = stack.request("DELETE", f"/api/v1/server/backup/{uid}", json={"id": ids[0]})
+    assert r.status_code == 200, r.text
+    assert [b["id"] for b in stack.request("GET", f"/api/v1/server/backups/{uid}").json()] == [ids[1]]
+    # The rest go with an erase that asks for it, files or not.
+    r = stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", json={"delete_backups": True})
+    assert r.status_code == 200 and r.json()["deleted_backups"] == [ids[1]], r.text
+    assert os.listdir(backup_folder(stack, uid)) == []
+    assert stack.request("GET", f"/api/v1/server/backups/{uid}").status_code == 404
+    assert stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", json={"delete_backups": True}).status_code == 404
+    # A live server's destroy takes its backups only when asked too.
+    assert stack.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "start_later": True}).status_code == 200
+    backup = stack.request("POST", f"/api/v1/server/backup/{uid}").json()["id"]
+    r = stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True, "delete_backups": True})
+    assert r.status_code == 200 and r.json()["deleted_backups"] == [backup], r.text
+    assert stack.request("GET", f"/api/v1/server/backups/{uid}").status_code == 404

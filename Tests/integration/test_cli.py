@@ -1,21 +1,24 @@
 """`peon`'s server verbs: the built binary against a real stack, output compared with the API's own answers."""
+import http.server
 import json
 import os
+import shutil
 import subprocess
+import threading
 
 import pytest
 
 from conftest import BIN, RUN, docker
 
 
-def peon(stack, *args, env=None, home=None):
+def peon(stack, *args, env=None, home=None, cwd=None):
     full = {k: v for k, v in os.environ.items() if not k.startswith("PEON_")}
     full.update({"PEON_URL": stack.url(""), "PEON_API_KEY": stack.api_key, "PEON_DATA_DIR": stack.data,
                  "HOME": home or os.path.join(stack.dir, "home")})
     full.update(env or {})
     for k in [k for k, v in full.items() if v is None]:
         del full[k]
-    return subprocess.run([os.path.join(BIN, "peon"), *args], capture_output=True, text=True, timeout=300, env=full)
+    return subprocess.run([os.path.join(BIN, "peon"), *args], capture_output=True, text=True, timeout=300, env=full, cwd=cwd)
 
 
 def test_plans_match_the_api(stack):
@@ -112,7 +115,7 @@ def test_help_lists_exit_codes():
     assert "Exit codes: 0 done; 1 the API refused or the job failed; 2 not supported by\nthis server; 3" in out.stdout
     out = subprocess.run([os.path.join(BIN, "peon"), "start", "--help"], capture_output=True, text=True)
     assert out.stdout.startswith("OVERVIEW: Start a server.\n\nUSAGE: peon start [--url <url>] [--key <key>] [--cacert <cacert>] "
-                                 "[--insecure] [--json] <server>\n")
+                                 "[--insecure] [--allow-http] [--data-dir <data-dir>] [--json] <server>\n")
 
 
 def test_progress_bar_on_a_terminal(stack, existing):
@@ -129,3 +132,68 @@ def test_progress_bar_on_a_terminal(stack, existing):
 def test_json_errors_go_to_stdout_for_scripts(stack):
     out = peon(stack, "start", f"peontest.{RUN}none", "--json")
     assert out.returncode == 1 and json.loads(out.stdout)["code"] == "server.not_found"
+
+
+def test_stack_certificate_only_from_the_configured_data_dir(stack, tmp_path):
+    # Whoever can write var/tls/cert.pem in the folder peon runs in must not become the API: the
+    # stack's certificate is trusted only from the data folder Peon is configured with, by absolute path.
+    os.makedirs(tmp_path / "var" / "tls")
+    shutil.copy(os.path.join(stack.data, "tls", "cert.pem"), tmp_path / "var" / "tls" / "cert.pem")
+    for data_dir in [None, "var", "./var", "var/"]:
+        out = peon(stack, "servers", env={"PEON_DATA_DIR": data_dir}, cwd=str(tmp_path))
+        assert out.returncode == 3 and "certificate is not trusted" in out.stderr and "PEON_DATA_DIR" in out.stderr, (data_dir, out)
+        out = peon(stack, "servers", "--data-dir", data_dir or "var", env={"PEON_DATA_DIR": None}, cwd=str(tmp_path))
+        assert out.returncode == 3, (data_dir, out)
+    # Named by absolute path it is trusted, from the environment or the flag (which wins).
+    assert peon(stack, "servers", env={"PEON_DATA_DIR": str(tmp_path / "var")}, cwd="/").returncode == 0
+    out = peon(stack, "servers", "--data-dir", stack.data, env={"PEON_DATA_DIR": "/nonexistent"}, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    # A link in its place is not followed.
+    os.remove(tmp_path / "var" / "tls" / "cert.pem")
+    os.symlink(os.path.join(stack.data, "tls", "cert.pem"), tmp_path / "var" / "tls" / "cert.pem")
+    assert peon(stack, "servers", env={"PEON_DATA_DIR": str(tmp_path / "var")}).returncode == 3
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    seen = []
+
+    def do_GET(self):
+        Recorder.seen.append((self.path, self.headers.get("X-Api-Key")))
+        body = b"[]"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_urls_need_allow_http(stack, tmp_path):
+    # Plain http sends the key in clear: refused before any connection unless asked for by name.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        Recorder.seen.clear()
+        out = peon(stack, "servers", env={"PEON_URL": url})
+        assert out.returncode == 3 and "--allow-http" in out.stderr and "unencrypted" in out.stderr, out
+        out = peon(stack, "servers", "--url", url + "/")
+        assert out.returncode == 3 and "--allow-http" in out.stderr, out
+        home = str(tmp_path)
+        os.makedirs(os.path.join(home, ".config", "peon"))
+        path = os.path.join(home, ".config", "peon", "config")
+        with open(path, "w") as f:
+            f.write(f"url = {url}\nkey = {stack.api_key}\n")
+        os.chmod(path, 0o600)
+        out = peon(stack, "servers", env={"PEON_URL": None, "PEON_API_KEY": None}, home=home)
+        assert out.returncode == 3 and "--allow-http" in out.stderr, out
+        assert Recorder.seen == [], "nothing was sent"
+        out = peon(stack, "servers", "--allow-http", env={"PEON_URL": url})
+        assert out.returncode == 0, out
+        assert Recorder.seen == [("/api/v1/servers", stack.api_key)]
+        # https needs no such flag, and the flag changes nothing there.
+        assert peon(stack, "servers", "--allow-http").returncode == 0
+    finally:
+        server.shutdown()

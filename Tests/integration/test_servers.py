@@ -328,3 +328,37 @@ def test_concurrent_actions_on_one_server_are_serialized(stack):
     selector = urllib.parse.quote(_json.dumps({"label": [f"peon.server={uid}"]}))
     assert len(docker("GET", f"/containers/json?all=1&filters={selector}")) == 1
     stack.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_destroy_then_eradicate_erases_what_is_left(stack):
+    # PEON's web UI deletes with a bare destroy (files kept); erasing later, by the uid alone, must
+    # find the folder the destroyed server left on its node and remove it, as PEON did (200).
+    uid = f"peontest.{RUN}de"
+    folder = os.path.join(stack.data, "servers", "peontest", f"{RUN}de")
+    purge = f"All files for {uid} will be purged from the server. This may take a few moments."
+    for erase in ({"method": "DELETE", "path": f"/api/v1/server/destroy/{uid}", "json": {"eradicate": True}},
+                  {"method": "DELETE", "path": f"/api/v1/server/eradicate/{uid}"}):
+        assert create(stack, uid).status_code == 200
+        r = stack.request("DELETE", f"/api/v1/server/destroy/{uid}")
+        assert r.status_code == 200 and r.json() == {"status": "success", "info": f"Server {uid} was removed. "}, r.text
+        assert os.path.isdir(os.path.join(folder, "actions")), "destroy keeps the files"
+        assert stack.request("GET", f"/api/v1/server/get/{uid}").status_code == 404
+        r = stack.request(erase.pop("method"), erase.pop("path"), **erase)
+        assert r.status_code == 200 and r.json() == {"status": "success", "info": purge}, r.text
+        assert not os.path.exists(folder)
+    # Nothing of it is left: 404, as for a name that never was; a bare destroy of it too.
+    for action, body in (("eradicate", None), ("destroy", {"eradicate": True}), ("destroy", None)):
+        r = stack.request("DELETE", f"/api/v1/server/{action}/{uid}", json=body)
+        assert r.status_code == 404 and r.json()["code"] == "server.not_found", (action, r.text)
+    # Hostile uids and bodies: a JSON 4xx, never a 500, and nothing outside the servers folder is touched.
+    os.makedirs(os.path.join(stack.data, "servers", "peontest", f"{RUN}keep"), exist_ok=True)
+    for hostile in ["..", "..%2F..", "%2e%2e.x", f"peontest.{RUN}keep%2F..", "a.$(id)", "a.b;rm", "a.b%20c", "a.%00",
+                    "%C3%A9.x", "a." + "x" * 10000, "peontest", "peontest."]:
+        r = stack.request("DELETE", f"/api/v1/server/eradicate/{hostile}", json={"eradicate": True, "delete_backups": True})
+        assert 400 <= r.status_code < 500 and r.json()["status"] == "error", (hostile[:40], r.status_code, r.text[:200])
+    for body in [{"eradicate": "yes"}, {"eradicate": None}, {"eradicate": True, "delete_backups": "true"}, {"delete_backups": True},
+                 [True], "eradicate"]:
+        r = stack.request("DELETE", f"/api/v1/server/destroy/{uid}", json=body)
+        assert r.status_code == 400 and r.json()["code"] in ("request.invalid", "json.invalid"), (body, r.text)
+    assert os.path.isdir(os.path.join(stack.data, "servers", "peontest", f"{RUN}keep"))
+    os.rmdir(os.path.join(stack.data, "servers", "peontest", f"{RUN}keep"))

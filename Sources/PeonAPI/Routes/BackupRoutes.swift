@@ -28,9 +28,13 @@ enum BackupRoutes {
         return backup
     }
 
+    /// A server's backups; they outlive the server (kept by a destroy and an erase unless asked),
+    /// so they are listed, and deletable by id, by its uid after it is gone.
     static func list(_ uid: ServerUID, context: APIContext) throws -> Response {
-        _ = try ServerRoutes.serverObject(uid, context)
-        let all = try context.store.read { tx in try tx.backups(server: uid.description) }
+        let (exists, all) = try context.store.read { tx in (try tx.server(uid) != nil, try tx.backups(server: uid.description)) }
+        guard exists || !all.isEmpty else {
+            throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
+        }
         return .json(.array(all.map(json)))
     }
 

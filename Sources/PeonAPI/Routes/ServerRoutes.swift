@@ -124,20 +124,7 @@ enum ServerRoutes {
                 throw HTTPError(
                     status: 404, code: "action.unknown", message: "Incorrect action [\(Identifier.quoted(p["action"]))] provided")
             }
-            let uid = try ServerUID(validating: p["uid"])
-            if let flag = body["eradicate"], flag.boolValue == nil {
-                throw HTTPError(status: 400, code: "request.invalid", message: "eradicate must be true or false.")
-            }
-            let eradicate = body["eradicate"] == .bool(true) || (p["action"] == "eradicate" && body["eradicate"] != .bool(false))
-            _ = try serverObject(uid, context)
-            try requireScheduler(context)
-            let job = try enqueue(uid, .destroy(eradicate: eradicate), context: context)
-            return try answer(job, request, context) {
-                let info =
-                    "Server \(uid) was removed. "
-                    + (eradicate ? "All files for \(uid) will be purged from the server. This may take a few moments." : "")
-                return .json(["status": "success", "info": .string(info)])
-            }
+            return try remove(ServerUID(validating: p["uid"]), action: p["action"], body: body, request: request, context: context)
         }
     }
 
@@ -296,6 +283,48 @@ enum ServerRoutes {
         return try answer(job, request, context) { .json(["status": "success", "info": .string(uid.description), "stdout": "[]"]) }
     }
 
+    /// `DELETE /server/<destroy|eradicate>/<uid>`. `destroy` removes the workload and keeps the
+    /// files; `{"eradicate": true}` (or the word `eradicate`) erases the folder too, also of a
+    /// server destroyed earlier (its row is gone, its folder stays on its node: PEON's web UI
+    /// destroys that way, and PEON erased such files). Backups stay unless `delete_backups`.
+    static func remove(_ uid: ServerUID, action: String, body: JSON, request: Request, context: APIContext) throws -> Response {
+        for key in ["eradicate", "delete_backups"] {
+            if let flag = body[key], flag.boolValue == nil {
+                throw HTTPError(status: 400, code: "request.invalid", message: "\(key) must be true or false.")
+            }
+        }
+        let eradicate = body["eradicate"] == .bool(true) || (action == "eradicate" && body["eradicate"] != .bool(false))
+        let deleteBackups = body["delete_backups"] == .bool(true)
+        if deleteBackups, !eradicate {
+            throw HTTPError(
+                status: 400, code: "request.invalid", message: "delete_backups needs eradicate: backups stay while the files do.")
+        }
+        let purge = "All files for \(uid) will be purged from the server. This may take a few moments."
+        func reply(_ info: String, _ done: JobRecord) -> Response {
+            var members: [(String, JSON)] = [("status", "success"), ("info", .string(info))]
+            if deleteBackups { members.append(("deleted_backups", done.result?["deleted_backups"] ?? .array([]))) }
+            return .json(.object(members))
+        }
+        guard try context.store.read({ tx in try tx.server(uid) }) == nil else {
+            try requireScheduler(context)
+            let job = try enqueue(uid, .destroy(eradicate: eradicate, deleteBackups: deleteBackups), context: context)
+            return try answer(job, request, context) { (done: JobRecord) in
+                reply("Server \(uid) was removed. " + (eradicate ? purge : ""), done)
+            }
+        }
+        guard eradicate else { throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.") }
+        try requireScheduler(context)
+        let job = try enqueue(uid, .eradicate(deleteBackups: deleteBackups), context: context)
+        return try answer(job, request, context) { (done: JobRecord) in
+            let backups = done.result?["deleted_backups"]?.arrayValue ?? []
+            guard done.result?["files"] == .bool(true) || !backups.isEmpty else {
+                throw HTTPError(
+                    status: 404, code: "server.not_found", message: "There is no server, and no files of one, named \(uid).")
+            }
+            return reply(purge, done)
+        }
+    }
+
     static func describe(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
         guard let description = try text(body["description"], field: "description") else {
             throw HTTPError(status: 400, code: "request.invalid", message: "The description argument was incorrectly provided.")
@@ -450,6 +479,8 @@ enum ServerRoutes {
         switch job.failureCode {
         case .portsExhausted?:
             throw HTTPError(status: 409, code: "ports.exhausted", message: job.error ?? "No free ports.", extra: [("job", job.json)])
+        case .serverExists?:
+            throw HTTPError(status: 409, code: "server.exists", message: job.error ?? "The server exists.", extra: [("job", job.json)])
         case .nodeUnavailable?:
             // The node that holds the server is down or drained (Swarm): try again when it is back.
             throw HTTPError(

@@ -13,8 +13,12 @@ public enum JobRequest: Sendable, Equatable {
     case stop(reason: StopReason?)
     case restart
     case update(UpdateMode)
-    case destroy(eradicate: Bool)
-    case eradicate
+    /// Remove the server's workload; `eradicate` erases its folder too, `deleteBackups` (only with
+    /// `eradicate`) its backups as well.
+    case destroy(eradicate: Bool, deleteBackups: Bool)
+    /// Erase what a destroyed server left by its uid (its row is gone): its folder on the node that
+    /// holds it and, with `deleteBackups`, its backups (PEON's UI destroys first, erases later).
+    case eradicate(deleteBackups: Bool)
     /// Adopt server folders and labelled workloads the store does not know (server uid `*`).
     case adopt
     /// Type a line into the game's console.
@@ -61,11 +65,12 @@ public enum JobRequest: Sendable, Equatable {
         case .create(let start, let noclean): ["start": .bool(start), "noclean": .bool(noclean)]
         case .stop(let reason): reason.map { ["reason": .string($0.rawValue)] } ?? [:]
         case .update(let mode): ["mode": .string(mode.rawValue)]
-        case .destroy(let eradicate): ["eradicate": .bool(eradicate)]
+        case .destroy(let eradicate, let deleteBackups): ["eradicate": .bool(eradicate), "delete_backups": .bool(deleteBackups)]
+        case .eradicate(let deleteBackups): ["delete_backups": .bool(deleteBackups)]
         case .console(let command): ["command": .string(command)]
         case .backup(let format): ["format": .string(format.rawValue)]
         case .restore(let id), .deleteBackup(let id): ["id": .number(Double(id))]
-        case .start, .restart, .eradicate, .adopt, .pruneBackups: [:]
+        case .start, .restart, .adopt, .pruneBackups: [:]
         }
     }
 
@@ -109,11 +114,15 @@ public enum JobRequest: Sendable, Equatable {
             guard let mode = arguments["mode"]?.stringValue.flatMap(UpdateMode.init(rawValue:)) else { throw refuse("unknown update mode") }
             self = .update(mode)
         case .destroy:
-            try only(["eradicate"])
-            self = .destroy(eradicate: try flag("eradicate"))
+            // delete_backups may be absent: jobs queued before it existed.
+            try only(["eradicate", "delete_backups"])
+            let eradicate = try flag("eradicate")
+            let deleteBackups = try flag("delete_backups")
+            if deleteBackups && !eradicate { throw refuse("delete_backups needs eradicate") }
+            self = .destroy(eradicate: eradicate, deleteBackups: deleteBackups)
         case .eradicate:
-            try only([])
-            self = .eradicate
+            try only(["delete_backups"])
+            self = .eradicate(deleteBackups: try flag("delete_backups"))
         case .adopt:
             try only([])
             self = .adopt
@@ -157,8 +166,12 @@ public enum JobFailureCode: String, Sendable, CaseIterable {
     case rconProtocol = "rcon.protocol"
     case rconSettings = "rcon.settings"
 
+    /// Erasing a destroyed server's leftovers found a server of that name again (made since the
+    /// request): its files are not leftovers (409).
+    case serverExists = "server.exists"
+
     /// A console failure, answered 409 with its code.
-    public var isConsole: Bool { self != .portsExhausted && self != .nodeUnavailable }
+    public var isConsole: Bool { ![.portsExhausted, .nodeUnavailable, .serverExists].contains(self) }
 
     /// The failure of the game's RCON.
     public init(_ error: RconError) {

@@ -12,12 +12,21 @@ import PeonSystem
 ///
 /// The URL and key come from `--url`/`--key`, else `PEON_URL`/`PEON_API_KEY`, else the config
 /// file `~/.config/peon/config` (`url = …`, `key = …`; refused unless mode 0600, as it holds a key).
+///
+/// Every call carries the key, so nothing here lets a place the user did not name decide whom it
+/// goes to: the stack's own certificate is trusted only from the data folder Peon is configured
+/// with (`--data-dir`/`PEON_DATA_DIR`, an absolute path), never from the current folder, where
+/// anyone who can write a `var/tls/cert.pem` would become the API; and `http://`, which sends the
+/// key in clear, needs `--allow-http`.
 struct RemoteOptions: ParsableArguments {
     @Option(help: "The API's base URL (default: $PEON_URL, the config file, else https://127.0.0.1:$PEON_HTTPS_PORT or :8443).")
     var url: String?
     @Option(help: "The API key (default: $PEON_API_KEY, else the config file).") var key: String?
     @Option(help: "A PEM certificate to trust for the API's TLS.") var cacert: String?
     @Flag(help: "Do not verify the API's TLS certificate.") var insecure = false
+    @Flag(help: "Allow an http:// URL, which sends the API key unencrypted.") var allowHttp = false
+    @Option(help: "The stack's data folder (absolute), whose tls/cert.pem is trusted (default: $PEON_DATA_DIR).")
+    var dataDir: String?
     @Flag(help: "Print the API's JSON answer instead of text, for scripts.") var json = false
 
     static var configPath: String? { ProcessEnvironment.home.map { $0 + "/.config/peon/config" } }
@@ -33,6 +42,10 @@ struct RemoteOptions: ParsableArguments {
         guard base.hasPrefix("https://") || base.hasPrefix("http://") else {
             throw Failure("the URL must start with https:// (got \(base.prefix(100)))", code: ExitCodes.unreachable)
         }
+        if base.hasPrefix("http://"), !allowHttp {
+            throw Failure(
+                "\(base.prefix(100)) would send the API key unencrypted: use https://, or pass --allow-http", code: ExitCodes.unreachable)
+        }
         guard let key = key ?? env["PEON_API_KEY"] ?? file["key"], !key.isEmpty else {
             throw Failure(
                 "no API key: pass --key, set PEON_API_KEY, or put `key = …` in ~/.config/peon/config (mode 0600)",
@@ -40,14 +53,15 @@ struct RemoteOptions: ParsableArguments {
         }
         var ca = cacert
         var stackCertificate = false
-        if ca == nil {
-            // On the stack's own host: trust the certificate the stack generated, without --insecure
-            // (and the system's CAs if the server's certificate is not that one).
-            let dataDir = env["PEON_DATA_DIR"] ?? "./var"
-            if Files.kind(dataDir + "/tls/cert.pem") == .file {
-                ca = dataDir + "/tls/cert.pem"
-                stackCertificate = true
-            }
+        // On the stack's own host: trust the certificate the stack generated, without --insecure
+        // (and the system's CAs if the server's certificate is not that one). Only from the data
+        // folder named by absolute path: a relative one, like no setting at all, would be
+        // whatever folder `peon` runs in.
+        if ca == nil, let dataDir = dataDir ?? env["PEON_DATA_DIR"], dataDir.hasPrefix("/"),
+            Files.kind(dataDir + "/tls/cert.pem") == .file
+        {
+            ca = dataDir + "/tls/cert.pem"
+            stackCertificate = true
         }
         let client = APIClient(base: String(base.hasSuffix("/") ? base.dropLast() : base[...]), key: key, caFile: ca, insecure: insecure)
         client.json = json
@@ -139,6 +153,11 @@ final class APIClient {
             caFile = nil
             curl = CurlEasy()
             return try send(method, path, body: body, timeoutSeconds: timeoutSeconds)
+        } catch .transport(code: 60, let message) where caFile == nil && !insecure {
+            throw Failure(
+                "cannot reach the API at \(base): its certificate is not trusted (\(message)); on the stack's host pass "
+                    + "--data-dir or set PEON_DATA_DIR to its data folder (an absolute path), else --cacert FILE",
+                code: ExitCodes.unreachable)
         } catch {
             throw Failure("cannot reach the API at \(base): \(error)", code: ExitCodes.unreachable)
         }
