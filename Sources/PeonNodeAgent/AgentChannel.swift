@@ -9,8 +9,8 @@ public import PeonTLS
 
 /// The scheduler's way to a node it does not share: Peon's node agent there, over mutual TLS.
 ///
-/// One connection per operation (they are rare and short, and a connection that failed halfway
-/// leaves nothing to resynchronise). An agent that cannot be reached is `unavailable` (the job
+/// An operation reuses an idle connection when there is one (`AgentConnections`), and a connection
+/// that failed halfway is closed, never resynchronised. An agent that cannot be reached is `unavailable` (the job
 /// waits for the node, as for the engine); an operation the agent refused is the agent's
 /// `PlatformError`.
 public final class AgentChannel: NodeChannel {
@@ -67,7 +67,7 @@ public final class AgentChannel: NodeChannel {
         let streams = operation.readsStream || operation.writesStream
         if !streams, let idle = AgentConnections.shared.take(key) {
             switch Result(catching: { () throws(ExchangeError) in try exchange(operation, on: idle, key: key, input: input, output: output)
-                })
+            })
             {
             case .success(let answer): return answer
             case .failure(.failed(let error)): throw error
