@@ -62,7 +62,7 @@ public final class AgentChannel: NodeChannel {
 
     public func perform(_ operation: NodeOperation, input: Int32?, output: Int32?) throws(PlatformError) -> JSON {
         let keys = context()
-        let key = AgentConnections.Key(address: name, keys: ObjectIdentifier(keys))
+        let key = AgentConnections.Key(address: name, keys: keys)
         // Streams get a connection of their own; other operations reuse an idle one.
         let streams = operation.readsStream || operation.writesStream
         if !streams, let idle = AgentConnections.shared.take(key) {

@@ -6,33 +6,35 @@ import Synchronization
 /// TLS handshake: a console line or a config snapshot is a round trip), and gives it back when its
 /// answer was read whole. A few per agent, for a few seconds: the agent ends a connection that
 /// stays quiet longer (`AgentServer.idleMilliseconds`), so one is never reused as it closes.
-/// Connections are kept per set of keys: after a rotation, only new ones are made.
+/// A connection is taken only with the very keys it was made with (the pool holds them, so no
+/// other context can take their place at the same address): after a rotation, only new ones are made.
 final class AgentConnections: Sendable {
     static let shared = AgentConnections()
     static let idleSeconds = 10.0
     static let perAgent = 4
 
-    struct Key: Hashable {
+    struct Key {
         let address: String
-        let keys: ObjectIdentifier
+        let keys: TLSContext
     }
 
     private struct Idle {
         let stream: Handoff<TLSStream>
+        let keys: TLSContext
         let since: Double
     }
 
-    private let idle = Mutex<[Key: [Idle]]>([:])
+    private let idle = Mutex<[String: [Idle]]>([:])
 
     /// The most recently used connection to `key` that is still quiet; stale ones are closed.
     func take(_ key: Key) -> TLSStream? {
         let now = Monotonic.seconds()
         var stale: [Handoff<TLSStream>] = []
         let found: Handoff<TLSStream>? = idle.withLock { all in
-            var list = all[key] ?? []
-            defer { all[key] = list.isEmpty ? nil : list }
+            var list = all[key.address] ?? []
+            defer { all[key.address] = list.isEmpty ? nil : list }
             while let last = list.popLast() {
-                if now - last.since < Self.idleSeconds, last.stream.value.isQuiet { return last.stream }
+                if last.keys === key.keys, now - last.since < Self.idleSeconds, last.stream.value.isQuiet { return last.stream }
                 stale.append(last.stream)
             }
             return nil
@@ -43,10 +45,10 @@ final class AgentConnections: Sendable {
 
     func put(_ key: Key, _ stream: TLSStream) {
         let extra: Handoff<TLSStream>? = idle.withLock { all in
-            var list = all[key] ?? []
-            list.append(Idle(stream: Handoff(stream), since: Monotonic.seconds()))
+            var list = all[key.address] ?? []
+            list.append(Idle(stream: Handoff(stream), keys: key.keys, since: Monotonic.seconds()))
             let dropped = list.count > Self.perAgent ? list.removeFirst().stream : nil
-            all[key] = list
+            all[key.address] = list
             return dropped
         }
         extra?.value.close()
