@@ -32,14 +32,17 @@ public final class SwarmPlatform: ServerPlatform {
     public static let nodeLabel = "peon.node"
     public static let stopGraceSeconds = 30
 
+    /// What games may reach; nil leaves the nodes' firewalls alone (tests of the platform alone).
+    public let egress: GameEgress?
     /// Told each node operation's duration (the scheduler's metrics).
     let observe: ObservedChannel.Observer?
 
     public init(
         client: DockerClient, dataRoot: String, agent: SwarmAgent, registry: String? = nil, extraLabels: [(String, String)] = [],
-        observe: ObservedChannel.Observer? = nil
+        egress: GameEgress? = nil, observe: ObservedChannel.Observer? = nil
     ) {
         docker = client
+        self.egress = egress
         self.dataRoot = dataRoot
         self.registry = registry
         self.agent = agent
@@ -323,6 +326,12 @@ public final class SwarmPlatform: ServerPlatform {
         }
         let before = try latestTask(ref)
         if before?.state == .running { return }
+        // The node's egress rules first (its agent, a few milliseconds): a game never runs without them.
+        if case .restricted(let allow) = egress, let node = Self.pinnedNode(service),
+            let holder = try nodes().first(where: { $0.name == node })
+        {
+            try channel(holder).egress(allow: allow, defaultBridge: true)
+        }
         let previous = before?.task["ID"]?.stringValue
         try scale(ref, replicas: 1, restart: true)
         // Swarm schedules asynchronously: wait for the new task to run or end.
