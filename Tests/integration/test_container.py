@@ -209,7 +209,8 @@ def test_the_agent_beside_the_stack_is_the_games_user_with_only_net_admin_ambien
 def test_the_agent_installs_the_games_egress_rules(deployment):
     """The scheduler in its container has no say over the host's firewall: the agent beside it,
     on the host's network, installs the rules (at the scheduler's start and before each start)."""
-    from test_egress import ANSWER, peon_rules, reach, remove_peon_rules, serve
+    from conftest import remove_peon_rules
+    from test_egress import ANSWER, peon_rules, reach, serve
     try:
         assert wait_until(lambda: "-A INPUT -i peon+ -j PEON-INPUT" in peon_rules(), 20), deployment.logs()
         uid = f"peontest.{RUN}x"

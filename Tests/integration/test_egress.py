@@ -17,7 +17,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import RUN, docker
+from conftest import RUN, docker, remove_peon_rules
 from test_servers import create
 
 NS = f"peg{RUN[2:]}"
@@ -34,19 +34,6 @@ def sh(*args, check=True):
 
 def peon_rules(tool="iptables"):
     return [line for line in sh(tool, "-w", "-S").stdout.splitlines() if "PEON-" in line]
-
-
-def remove_peon_rules():
-    """What Peon's removal does, by hand: a failed test must not leave rules on the host."""
-    for tool in ("iptables", "ip6tables"):
-        listing = sh(tool, "-w", "-S", check=False).stdout.splitlines()
-        for line in listing:
-            words = line.split()
-            if words[:1] == ["-A"] and not words[1].startswith("PEON-") and "-j" in words and words[-1].startswith("PEON-"):
-                sh(tool, "-w", "-D", *words[1:], check=False)
-        for chain in ("PEON-EGRESS", "PEON-INPUT"):
-            sh(tool, "-w", "-F", chain, check=False)
-            sh(tool, "-w", "-X", chain, check=False)
 
 
 def serve(sock):
