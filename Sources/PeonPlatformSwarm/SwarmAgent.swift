@@ -230,14 +230,21 @@ extension SwarmPlatform {
 
     /// Every usable node's rules. Swarm's tasks have no network of their own and run on their
     /// node's default bridge, so the rules hold it too (`defaultBridge`).
+    /// A node that fails does not keep the others from theirs; the first failure is thrown after.
     public func ensureEgress() throws(PlatformError) {
         guard let egress else { return }
+        var failure: PlatformError?
         for channel in try channels() {
-            switch egress {
-            case .restricted(let allow): try channel.egress(allow: allow, defaultBridge: true)
-            case .open: try channel.removeEgress()
+            do throws(PlatformError) {
+                switch egress {
+                case .restricted(let allow): try channel.egress(allow: allow, defaultBridge: true)
+                case .open: try channel.removeEgress()
+                }
+            } catch {
+                failure = failure ?? error
             }
         }
+        if let failure { throw failure }
     }
 }
 
