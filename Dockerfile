@@ -32,9 +32,10 @@ RUN set -eu; mkdir -p /out/bin /out/lib; \
 
 FROM debian:bookworm-slim
 # nginx-light has the realip and http2 modules; tini reaps orphans and forwards SIGTERM/SIGHUP;
-# curl and jq let the entrypoint ask the engine where the data dir is mounted from.
+# curl and jq let the entrypoint ask the engine where the data dir is mounted from; iptables is the
+# node agent's, for the games' egress rules.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
-    libfcgi0ldbl libsqlite3-0 libcurl4 libarchive13 libssl3 openssl gettext-base ca-certificates procps curl jq tini tzdata \
+    libfcgi0ldbl libsqlite3-0 libcurl4 libarchive13 libssl3 openssl gettext-base ca-certificates procps curl jq tini tzdata iptables \
     && rm -rf /var/lib/apt/lists/* \
     # uid 1000 is also the game servers' user: the files it makes are theirs without chown.
     && useradd --uid 1000 --user-group --home-dir /opt/peon --no-create-home --shell /usr/sbin/nologin peon

@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // prctl and capset (the node agent keeps CAP_NET_ADMIN for iptables only).
+        .systemLibrary(name: "CLinux"),
 
         // Order-preserving JSON value, parser and writer (plans keep their key order on the wire).
         .target(name: "PeonJSON", swiftSettings: settings),
@@ -121,7 +123,7 @@ let package = Package(
         .executableTarget(
             name: "peon-agent",
             dependencies: [
-                "PeonNodeAgent", "PeonNode", "PeonPlatform", "PeonTLS", "PeonSystem", "PeonCore", "PeonJSON", "PeonDocker",
+                "PeonNodeAgent", "PeonNode", "PeonPlatform", "PeonTLS", "PeonSystem", "PeonCore", "PeonJSON", "PeonDocker", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: settings),

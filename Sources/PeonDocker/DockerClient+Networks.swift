@@ -1,11 +1,13 @@
 public import PeonJSON
 
 extension DockerClient {
-    /// Creates a bridge network with labels; returns its id.
-    public func createNetwork(name: String, labels: [(String, String)]) throws(DockerError) -> String {
+    /// Creates a bridge network with labels and driver options (`com.docker.network.bridge.name`);
+    /// returns its id.
+    public func createNetwork(name: String, labels: [(String, String)], options: [(String, String)] = []) throws(DockerError) -> String {
         let body: JSON = [
             "Name": .string(name), "Driver": "bridge", "CheckDuplicate": true,
             "Labels": .object(labels.map { ($0.0, JSON.string($0.1)) }),
+            "Options": .object(options.map { ($0.0, JSON.string($0.1)) }),
         ]
         let answer = try json("POST", "/networks/create", body: body)
         guard let id = answer["Id"]?.stringValue else { throw .badResponse("network create returned no Id") }

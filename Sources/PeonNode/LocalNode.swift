@@ -24,6 +24,8 @@ public final class LocalNode: NodeChannel {
     let engine: () throws(DockerError) -> DockerClient
     /// Tests whose game runs in-process: every container's address (no engine asked).
     public var fixedAddress: String?
+    /// This node's firewall (the games' egress rules); tests put a recorder here.
+    public var firewall = EgressFirewall.system
 
     public init(files: LocalServerFiles, gameHost: String, engine: @escaping () throws(DockerError) -> DockerClient) {
         self.files = files
@@ -88,11 +90,27 @@ public final class LocalNode: NodeChannel {
             return try rcon(container, port: port, password: password, command: command)
         case .a2sInfo(let port):
             return a2s(port)
+        case .egress(let allow, let defaultBridge):
+            var interfaces = [EgressRules.bridgePattern]
+            if defaultBridge { interfaces.append(try defaultBridgeName()) }
+            guard let rules = EgressRules(allow: allow, interfaces: interfaces) else {
+                throw .refused("the node's bridge names are not interface names: \(interfaces.joined(separator: ", "))")
+            }
+            return ["families": .array(try firewall.install(rules).map { .string($0.rawValue) })]
+        case .egressRemove:
+            try firewall.remove()
         }
         return [:]
     }
 
     // MARK: - Processes and network
+
+    /// The Linux name of the engine's default bridge (`docker0` unless the engine was told
+    /// otherwise): Swarm's tasks without a network of their own run there.
+    func defaultBridgeName() throws(PlatformError) -> String {
+        let network = try PlatformError.engine { () throws(DockerError) in try engine().inspectNetwork("bridge") }
+        return network["Options"]?["com.docker.network.bridge.name"]?.stringValue ?? "docker0"
+    }
 
     /// The engine's counters of a container, as `docker stats` reads them (network included).
     func stats(_ container: String) throws(PlatformError) -> JSON {

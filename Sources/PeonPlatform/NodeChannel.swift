@@ -125,4 +125,14 @@ extension NodeChannel {
         guard let players = CheckedNumber.int(a["players"], in: 0...1_000_000) else { return nil }
         return PlayerCount(players: players, max: CheckedNumber.int(a["max"], in: 0...1_000_000))
     }
+
+    /// Installs Peon's egress rules on the node; answers the address families they cover
+    /// (`ipv4`, and `ipv6` where the node has it).
+    @discardableResult
+    public func egress(allow: [CIDR], defaultBridge: Bool) throws(PlatformError) -> [String] {
+        (try run(.egress(allow: allow, defaultBridge: defaultBridge))["families"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    /// Removes Peon's egress rules from the node.
+    public func removeEgress() throws(PlatformError) { _ = try run(.egressRemove) }
 }

@@ -47,12 +47,19 @@ public enum NodeOperation: Sendable, Equatable {
     case rcon(container: String, port: Int, password: String, command: String)
     /// An A2S_INFO query to a game port published on the node.
     case a2sInfo(port: Int)
+    /// Installs (or rewrites) Peon's egress rules on the node (`EgressRules`): games on Peon's
+    /// bridges, and on the engine's default bridge with `defaultBridge` (Swarm's tasks run there),
+    /// reach neither the node nor link-local addresses, except the `allow` ranges. Idempotent.
+    case egress(allow: [CIDR], defaultBridge: Bool)
+    /// Removes Peon's egress rules from the node (nothing else); idempotent.
+    case egressRemove
 
     /// How long the operation may take on the node, in seconds (the channel's deadline).
     public var seconds: Int {
         switch self {
         case .remove, .archive, .restoreStage, .restoreSwap, .restoreDiscard: 3600
         case .rcon, .a2sInfo, .stats, .consoleLine, .kill: 15
+        case .egress, .egressRemove: 30
         default: 120
         }
     }
@@ -123,6 +130,8 @@ extension NodeOperation {
         case .consoleLine: "console"
         case .rcon: "rcon"
         case .a2sInfo: "a2s"
+        case .egress: "egress"
+        case .egressRemove: "egress-remove"
         }
     }
 
@@ -160,6 +169,9 @@ extension NodeOperation {
                 "command": .string(command),
             ]
         case .a2sInfo(let port): return ["op": .string(name), "port": .int(port)]
+        case .egress(let allow, let defaultBridge):
+            return ["op": .string(name), "allow": .array(allow.map { .string($0.description) }), "default_bridge": .bool(defaultBridge)]
+        case .egressRemove: return ["op": .string(name)]
         }
     }
 
@@ -259,6 +271,19 @@ extension NodeOperation {
                 container: try container(), port: Int(try int("port", 1...65535)), password: try string("password", max: 512),
                 command: try string("command", max: 4096))
         case "a2s": self = .a2sInfo(port: Int(try int("port", 1...65535)))
+        case "egress":
+            guard let items = json["allow"]?.arrayValue, items.count <= 64, let defaultBridge = json["default_bridge"]?.boolValue else {
+                throw .refused("bad field allow")
+            }
+            var allow: [CIDR] = []
+            for item in items {
+                guard let text = item.stringValue, text.utf8.count <= 64, let range = CIDR(text) else {
+                    throw .refused("bad allowed range")
+                }
+                allow.append(range)
+            }
+            self = .egress(allow: allow, defaultBridge: defaultBridge)
+        case "egress-remove": self = .egressRemove
         default: throw .refused("no such operation")
         }
     }

@@ -57,6 +57,10 @@ public protocol ServerPlatform: AnyObject {
     func runningContainer(_ ref: ServerRef) throws(PlatformError) -> (channel: any NodeChannel, container: String)
     /// Where game clients connect: the address of the node that holds the server (nil: this host).
     func address(of uid: ServerUID) throws(PlatformError) -> String?
+    /// Makes every usable node's egress rules what the platform was configured with (Peon's rules,
+    /// or none when egress is open): at the scheduler's start and now and then after, for nodes
+    /// that rebooted or joined. Platforms also do it on a server's node before each start.
+    func ensureEgress() throws(PlatformError)
 
     // The server's files and counters, on its node. Each has a default that sends the operation
     // down `channel(for:)`; a platform overrides one only to add its own bookkeeping.
@@ -147,6 +151,9 @@ extension ServerPlatform {
     public func place(_ uid: ServerUID, ports: Set<PortKey>, memoryBytes: Int64) throws(PlatformError) -> String? { nil }
 
     public func clusterNodes() throws(PlatformError) -> [ClusterNode] { [] }
+
+    /// Platforms that run no game on a real node (the fake) have no firewall to keep.
+    public func ensureEgress() throws(PlatformError) {}
 }
 
 /// One line a server's game wrote (stdout or stderr), as the platform timestamped it.

@@ -21,15 +21,18 @@ public final class DockerPlatform: ServerPlatform {
     /// else by Peon's node agent beside it (`node`: the compose.yaml deployment, whose scheduler
     /// runs in a container that reaches neither the games' networks nor their published ports).
     public let node: any NodeChannel
+    /// What games may reach; nil leaves the host's firewall alone (tests of the platform alone).
+    public let egress: GameEgress?
 
     /// `observe` is told each node operation's duration (the scheduler's metrics).
     public init(
         client: DockerClient, files: LocalServerFiles, bindAddress: String = "0.0.0.0", node: (any NodeChannel)? = nil,
-        observe: NodeObserver? = nil
+        egress: GameEgress? = nil, observe: NodeObserver? = nil
     ) {
         docker = client
         self.files = files
         self.bindAddress = bindAddress
+        self.egress = egress
         let node = node ?? LocalNode(files: files, gameHost: bindAddress, engine: { client })
         self.node = observe.map { ObservedChannel(node, observer: $0) } ?? node
     }
@@ -89,7 +92,9 @@ public final class DockerPlatform: ServerPlatform {
         if let existing = try containers(of: spec.uid).first { return existing.ref }
         if try docker.listNetworks(labels: ["\(ServerSpec.serverLabel)=\(spec.uid)"]).isEmpty {
             do {
-                _ = try docker.createNetwork(name: spec.name, labels: spec.labels)
+                // Named `peon…` so that Peon's egress rules (`peon+`) hold it from its first packet.
+                _ = try docker.createNetwork(
+                    name: spec.name, labels: spec.labels, options: [("com.docker.network.bridge.name", spec.bridgeName)])
             } catch .conflict {
                 // Created meanwhile by an earlier attempt: fine.
             }
@@ -103,7 +108,11 @@ public final class DockerPlatform: ServerPlatform {
         }
     }
 
+    /// Starts the container once this host's egress rules are in place (one `iptables-restore`
+    /// per family, a few milliseconds): a game never runs without them, even after a reboot
+    /// or someone else's flush of the firewall.
     public func start(_ ref: ServerRef) throws(PlatformError) {
+        if case .restricted(let allow) = egress { _ = try node.egress(allow: allow, defaultBridge: false) }
         try engine { () throws(DockerError) in try docker.startContainer(ref.raw) }
     }
 
@@ -292,6 +301,14 @@ extension DockerPlatform {
     public func channel(for uid: ServerUID) throws(PlatformError) -> any NodeChannel { node }
 
     public func channels() throws(PlatformError) -> [any NodeChannel] { [node] }
+
+    public func ensureEgress() throws(PlatformError) {
+        switch egress {
+        case .restricted(let allow): _ = try node.egress(allow: allow, defaultBridge: false)
+        case .open: try node.removeEgress()
+        case nil: break
+        }
+    }
 
     /// The folder as this host's engine mounts it: this process knows it (`PEON_HOST_DIR`), an
     /// agent beside it need not.

@@ -98,8 +98,10 @@ public final class SwarmAgent {
                     "Labels": labels,
                     // Root, with these few capabilities, only until it read its keys, made the servers
                     // folder and joined the socket's group; then the agent becomes the games' user
-                    // (1000) with no capability at all, before its first connection.
-                    "CapabilityDrop": ["ALL"], "CapabilityAdd": ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE"],
+                    // (1000) before its first connection, keeping only NET_ADMIN, ambient, for the
+                    // iptables that installs the node's egress rules.
+                    "CapabilityDrop": ["ALL"],
+                    "CapabilityAdd": ["CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_NET_ADMIN"],
                     "ReadOnly": true,
                     "Secrets": .array(
                         secrets.map {
@@ -224,6 +226,25 @@ extension SwarmPlatform {
         var found: [any NodeChannel] = []
         for node in try nameNodes(try nodes()) where node.usable { found.append(try channel(node)) }
         return found
+    }
+
+    /// Every usable node's rules. Swarm's tasks have no network of their own and run on their
+    /// node's default bridge, so the rules hold it too (`defaultBridge`).
+    /// A node that fails does not keep the others from theirs; the first failure is thrown after.
+    public func ensureEgress() throws(PlatformError) {
+        guard let egress else { return }
+        var failure: PlatformError?
+        for channel in try channels() {
+            do throws(PlatformError) {
+                switch egress {
+                case .restricted(let allow): try channel.egress(allow: allow, defaultBridge: true)
+                case .open: try channel.removeEgress()
+                }
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
     }
 }
 

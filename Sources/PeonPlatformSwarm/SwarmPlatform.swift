@@ -31,14 +31,17 @@ public final class SwarmPlatform: ServerPlatform {
     public let extraLabels: [(String, String)]
     public static let nodeLabel = "peon.node"
 
+    /// What games may reach; nil leaves the nodes' firewalls alone (tests of the platform alone).
+    public let egress: GameEgress?
     /// Told each node operation's duration (the scheduler's metrics).
     let observe: NodeObserver?
 
     public init(
         client: DockerClient, dataRoot: String, agent: SwarmAgent, registry: String? = nil, extraLabels: [(String, String)] = [],
-        observe: NodeObserver? = nil
+        egress: GameEgress? = nil, observe: NodeObserver? = nil
     ) {
         docker = client
+        self.egress = egress
         self.dataRoot = dataRoot
         self.registry = registry
         self.agent = agent
@@ -322,6 +325,12 @@ public final class SwarmPlatform: ServerPlatform {
         }
         let before = try latestTask(ref)
         if before?.state == .running { return }
+        // The node's egress rules first (its agent, a few milliseconds): a game never runs without them.
+        if case .restricted(let allow) = egress, let node = Self.pinnedNode(service),
+            let holder = try nodes().first(where: { $0.name == node })
+        {
+            try channel(holder).egress(allow: allow, defaultBridge: true)
+        }
         let previous = before?.task["ID"]?.stringValue
         try scale(ref, replicas: 1, restart: true)
         // Swarm schedules asynchronously: wait for the new task to run or end.

@@ -144,6 +144,7 @@ public struct Scheduler: Sendable {
         // The first image prune waits a minute: a scheduler restarted mid-create must not race it.
         var lastImagePrune = Monotonic.seconds() - Self.imagePruneSeconds + 60
         var lastPrune: Double?
+        var lastEgress: Double?
         var previous: [ServerUID: StatsSample] = [:]
         let retention = Retention(
             days: configuration.retainDays, rows: configuration.retainRows, statsHours: configuration.statsRetainHours)
@@ -166,6 +167,15 @@ public struct Scheduler: Sendable {
                         lastPrune = Monotonic.seconds()
                         let removed = try store.write { tx in try tx.prune(retention, now: clock()) }
                         if removed > 0 { logger.info("history pruned", metadata: ["rows": "\(removed)"]) }
+                    }
+                    // Every node's egress rules: at start, then each minute for nodes that rebooted or joined.
+                    if lastEgress.map({ Monotonic.seconds() - $0 > Self.egressSeconds }) ?? true {
+                        lastEgress = Monotonic.seconds()
+                        do {
+                            try platform.ensureEgress()
+                        } catch {
+                            logger.error("cannot make sure of the games' egress rules", metadata: ["error": "\(error)"])
+                        }
                     }
                     if Monotonic.seconds() - lastReconcile > 10 {
                         lastReconcile = Monotonic.seconds()
@@ -300,6 +310,8 @@ public struct Scheduler: Sendable {
     static let sampleSeconds = 5.0
     /// Runtime images no server uses are removed this often.
     static let imagePruneSeconds = 600.0
+    /// How often every node's egress rules are made sure of (they are also before each start).
+    static let egressSeconds = 60.0
     /// Jobs, crashes, audit and stats are pruned this often (and at start).
     static let pruneSeconds = 300.0
 

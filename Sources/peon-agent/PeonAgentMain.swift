@@ -1,3 +1,4 @@
+import CLinux
 import Logging
 import PeonDocker
 import PeonNode
@@ -15,8 +16,9 @@ import Synchronization
 ///
 /// Started as root only to read its keys (Swarm secrets, root-only), make the node's servers
 /// folder for the games' user and learn the engine socket's group; it then becomes the games' user
-/// (uid 1000, which owns every server file) with that one extra group and no capability, before
-/// it accepts a single connection.
+/// (uid 1000, which owns every server file) with that one extra group, before it accepts a single
+/// connection. Of its capabilities only CAP_NET_ADMIN stays, ambient and not effective, for the
+/// iptables it runs to install the games' egress rules (`NodeOperation.egress`).
 ///
 /// Environment: `PEON_AGENT_DATA` (the node's data folder here, /peon), `PEON_AGENT_HOST_DATA` (the
 /// same folder as the node's engine sees it), `PEON_AGENT_PORT` (7380), `PEON_AGENT_LISTEN` (the
@@ -83,8 +85,17 @@ enum PeonAgentMain {
             var st = stat()
             var groups = [gid_t(games.gid)]
             if stat(socket, &st) == 0 { groups.append(st.st_gid) }
-            guard setgroups(groups.count, &groups) == 0, setgid(games.gid) == 0, setuid(games.uid) == 0, setuid(0) != 0 else {
+            // CAP_NET_ADMIN outlives the setuid, ambient only: the iptables this agent runs for the
+            // games' egress rules (a node's reboot, a new allow list) get it, the agent's own code
+            // does not hold it (its effective set is empty), every other capability is gone.
+            _ = peon_keep_capabilities()
+            guard setgroups(groups.count, &groups) == 0, setgid(games.gid) == 0, setuid(games.uid) == 0 else {
                 fail("cannot become the games' user: \(String(cString: strerror(errno)))")
+            }
+            let netAdmin = peon_limit_capabilities(peon_cap_net_admin()) == 0
+            guard setuid(0) != 0 else { fail("root could be regained after becoming the games' user") }
+            if !netAdmin {
+                logger.warning("no CAP_NET_ADMIN to keep: this node's egress rules cannot be installed (compose.yaml: cap_add NET_ADMIN)")
             }
         }
         Signals.installWorkerHandlers()

@@ -135,7 +135,7 @@ enum PeonSchedulerMain {
                     // An agent that starts after this scheduler is waited for, as the engine is.
                     node: agentKeys.flatMap { keys in
                         configuration.nodeAgent.flatMap { AgentChannel(address: $0, keys: keys, patienceSeconds: 30) }
-                    }, observe: observeNode)
+                    }, egress: configuration.gameEgress, observe: observeNode)
             case .swarm:
                 SwarmPlatform(
                     client: try observed(DockerClient(socketPath: socket)), dataRoot: configuration.swarmDataDir ?? hostDataDir,
@@ -143,7 +143,7 @@ enum PeonSchedulerMain {
                         port: configuration.swarmAgentPort, image: configuration.agentImage, nodeSocket: configuration.swarmNodeSocket,
                         keys: try agentKeys ?? AgentKeys(agentCredentials(configuration))),
                     registry: configuration.registry,
-                    extraLabels: configuration.extraLabels, observe: observeNode)
+                    extraLabels: configuration.extraLabels, egress: configuration.gameEgress, observe: observeNode)
             }
         }
         do {

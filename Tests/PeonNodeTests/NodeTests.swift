@@ -130,6 +130,10 @@ final class TestNode: @unchecked Sendable {
             ["op": "console", "container": .string(String(repeating: "a", count: 64)), "line": "a\nb"],
             ["op": "manifest", "uid": "peontest.a", "bytes": "!!!"],
             ["op": "restore-stage", "uid": "peontest.a", "backup": 1, "sha256": "x"],
+            // Ranges reach iptables-restore: nothing but an address and a prefix gets through.
+            ["op": "egress", "allow": ["10.0.0.0/8 -j ACCEPT"], "default_bridge": false],
+            ["op": "egress", "allow": ["10.0.0.0/8\n-F INPUT"], "default_bridge": false],
+            ["op": "egress", "allow": "10.0.0.0/8", "default_bridge": false], ["op": "egress", "allow": []],
         ]
         for query in queries {
             let answer = try ask(query)
@@ -140,6 +144,32 @@ final class TestNode: @unchecked Sendable {
         try stream.write([AgentWire.Kind.query.rawValue, 0x7f, 0xff, 0xff, 0xff])
         #expect((try? AgentWire.read(stream)) ?? nil == nil)
         stream.close()
+    }
+
+    /// The egress operations cross the wire unchanged and reach the node's firewall as one
+    /// restore per family (recorded here: a unit test never touches the host's firewall).
+    @Test func egressRulesReachTheFirewall() throws {
+        let op = NodeOperation.egress(allow: [CIDR("169.254.169.254")!, CIDR("fd00::/8")!], defaultBridge: false)
+        #expect(try NodeOperation(json: JSON.parse(Array(op.json.text.utf8))) == op)
+        #expect(try NodeOperation(json: NodeOperation.egressRemove.json) == .egressRemove)
+        final class Calls: @unchecked Sendable {
+            let list = Mutex<[(String, [String], String)]>([])
+        }
+        let calls = Calls()
+        let node = try TestNode().local
+        node.firewall = EgressFirewall(
+            run: { tool, arguments, input in
+                calls.list.withLock { $0.append((tool, arguments, String(decoding: input, as: UTF8.self))) }
+                return Command.Result(status: 0, output: tool.hasSuffix("restore") ? "" : "-P INPUT ACCEPT\n-N DOCKER-USER\n")
+            }, hasIPv6: { true })
+        #expect(try node.egress(allow: [CIDR("169.254.169.254")!], defaultBridge: false) == ["ipv4", "ipv6"])
+        let recorded = calls.list.withLock { $0 }
+        #expect(recorded.map(\.0) == ["iptables", "iptables-restore", "ip6tables", "ip6tables-restore"])
+        #expect(recorded[1].1 == ["--noflush", "-w"] && recorded[1].2.contains("-I DOCKER-USER 1 -i peon+ -j PEON-EGRESS"))
+        #expect(recorded[1].2.contains("-d 169.254.169.254/32 -j RETURN") && !recorded[3].2.contains("169.254"))
+        // Nothing of Peon's in the listing: removal changes nothing.
+        try node.removeEgress()
+        #expect(calls.list.withLock { $0.count } == 6)
     }
 
     /// Connections beyond the cap are closed at once, before any TLS work; the agent serves again

@@ -156,10 +156,25 @@ def docker_cleanup():
         docker("DELETE", f"/networks/{n['Id']}")
 
 
+def remove_peon_rules():
+    """Peon's egress rules, as `PEON_GAME_EGRESS=open` removes them: every stack of the tests
+    installs them on this host (`iptables`, `ip6tables`), none of them removes them."""
+    for tool in ("iptables", "ip6tables"):
+        listing = subprocess.run([tool, "-w", "-S"], capture_output=True, text=True).stdout.splitlines()
+        for line in listing:
+            words = line.split()
+            if words[:1] == ["-A"] and not words[1].startswith("PEON-") and "-j" in words and words[-1].startswith("PEON-"):
+                subprocess.run([tool, "-w", "-D", *words[1:]], capture_output=True)
+        for chain in ("PEON-EGRESS", "PEON-INPUT"):
+            subprocess.run([tool, "-w", "-F", chain], capture_output=True)
+            subprocess.run([tool, "-w", "-X", chain], capture_output=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def remove_what_tests_made():
     yield
     docker_cleanup()
+    remove_peon_rules()
 
 
 class PlanServer:

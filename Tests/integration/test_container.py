@@ -8,8 +8,10 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -220,7 +222,7 @@ def test_a_game_server_lives_on_the_hosts_engine_with_files_in_the_host_dir(depl
     assert wait_until(lambda: not os.path.exists(server_dir), 20)
 
 
-def test_the_agent_beside_the_stack_is_the_games_user_without_capabilities(deployment):
+def test_the_agent_beside_the_stack_is_the_games_user_with_only_net_admin_ambient(deployment):
     agent = deployment.container_id("agent")
     assert agent, deployment.run("logs", "agent", check=False).stdout
     info = json.loads(subprocess.run(["docker", "inspect", agent], capture_output=True, text=True).stdout)[0]
@@ -231,10 +233,42 @@ def test_the_agent_beside_the_stack_is_the_games_user_without_capabilities(deplo
     assert children, "the agent runs"
     status = dict(line.split(":", 1) for line in open(f"/proc/{children[0]}/status").read().splitlines() if ":" in line)
     assert status["Uid"].split()[:2] == ["1000", "1000"] and status["CapEff"].strip() == "0" * 16, status
+    # CAP_NET_ADMIN (bit 12) alone stays, ambient, for the iptables it runs (the games' egress rules).
+    net_admin = f"{1 << 12:016x}"
+    assert status["CapPrm"].strip() == net_admin and status["CapAmb"].strip() == net_admin, status
+    assert status["CapInh"].strip() == net_admin, status
     # Its socket is the games' user's alone.
     sock = os.path.join(deployment.dir, "var", "run", "agent", "agent.sock")
     st = os.stat(sock)
     assert st.st_uid == 1000 and st.st_mode & 0o777 == 0o600, oct(st.st_mode)
+
+
+def test_the_agent_installs_the_games_egress_rules(deployment):
+    """The scheduler in its container has no say over the host's firewall: the agent beside it,
+    on the host's network, installs the rules (at the scheduler's start and before each start)."""
+    from conftest import remove_peon_rules
+    from test_egress import ANSWER, peon_rules, reach, serve
+    try:
+        assert wait_until(lambda: "-A INPUT -i peon+ -j PEON-INPUT" in peon_rules(), 20), deployment.logs()
+        uid = f"peontest.{RUN}x"
+        r = deployment.request("PUT", f"/api/v1/server/create/{uid}", json=SETTINGS)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        info = container(uid)
+        network = json.loads(subprocess.run(["docker", "network", "inspect", info["HostConfig"]["NetworkMode"]], capture_output=True,
+                                            text=True).stdout)[0]
+        assert network["Options"]["com.docker.network.bridge.name"].startswith("peon")
+        # The bridge's gateway is the host: the agent's own listeners there are out of a game's reach.
+        gateway = network["IPAM"]["Config"][0]["Gateway"]
+        with socket.socket() as listener:
+            listener.bind((gateway, 0))
+            listener.listen(4)
+            threading.Thread(target=serve, args=(listener,), daemon=True).start()
+            with socket.create_connection((gateway, listener.getsockname()[1]), timeout=2) as s:
+                assert s.recv(100).startswith(ANSWER)
+            assert reach(info["Id"], gateway, listener.getsockname()[1]) == ""
+        deployment.request("DELETE", f"/api/v1/server/destroy/{uid}", json={"eradicate": True})
+    finally:
+        remove_peon_rules()
 
 
 def test_rcon_backups_config_and_logs_work_in_the_container(deployment):

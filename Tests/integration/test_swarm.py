@@ -204,6 +204,47 @@ def node_of_gone(nodes, uids, uid):
     return nodes[uids.index(uid)]
 
 
+def test_every_node_holds_the_egress_rules_and_a_game_cannot_reach_its_node(swarm, sstack):
+    """Swarm's tasks run on their node's default bridge: each node's agent installs the rules for it
+    (and Peon's bridges) in its node's own firewall; a game on a worker cannot reach its node."""
+    from test_egress import LISTENER
+    uids, worker = [], None
+    for i in range(3):
+        uid = f"peontest.{RUN}x{i}"
+        r = create(sstack, uid)
+        assert r.status_code == 200 and r.json()["container_state"] == "running", r.text
+        uids.append(uid)
+        if node_of(swarm, uid) != "peonsw-n1":
+            worker = uid
+            break
+    assert worker, "a server on a worker"
+    node = node_of(swarm, worker)
+    for n in ("peonsw-n1", "peonsw-n2", "peonsw-n3"):
+        rules = subprocess.run(["ip", "netns", "exec", n, "iptables", "-w", "-S"], capture_output=True, text=True).stdout.splitlines()
+        for line in ("-A INPUT -i docker0 -j PEON-INPUT", "-A INPUT -i peon+ -j PEON-INPUT", "-A FORWARD -i docker0 -j PEON-EGRESS",
+                     "-A PEON-INPUT -j DROP", "-A PEON-EGRESS -d 169.254.0.0/16 -j DROP"):
+            assert line in rules, (n, rules)
+    # A listener on the worker's own address answers from outside the node, not to the node's game.
+    port = 18500 + int(RUN[2:4], 16)
+    listener = subprocess.Popen(["ip", "netns", "exec", node, "python3", "-c", LISTENER, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "ready"
+        with socket.create_connection((address(swarm, node), port), timeout=2) as s:
+            assert s.recv(100).startswith(b"peon-egress-reached")
+        node_socket = "unix://" + os.path.join(swarm["PEON_SWARM_ROOT"], "n" + node[-1], "docker.sock")
+        game = subprocess.run(["docker", "-H", node_socket, "ps", "-q", "--filter", f"label=peon.server={worker}"], capture_output=True,
+                              text=True).stdout.split()
+        assert game, worker
+        out = subprocess.run(["docker", "-H", node_socket, "exec", game[0], "sh", "-c",
+                              f"echo hello | nc -w 2 {address(swarm, node)} {port}"], capture_output=True, text=True, timeout=30)
+        assert out.stdout.strip() == "", out
+    finally:
+        listener.kill()
+        listener.wait()
+        for uid in uids:
+            sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
 def test_a_crash_is_restarted_by_peons_policy(swarm, sstack):
     uid = f"peontest.{RUN}wc"
     assert create(sstack, uid, {"MODE": "crash", "CRASH_AFTER": "2"}).status_code == 200
@@ -416,7 +457,7 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
     assert agent["Spec"]["Mode"] == {"Global": {}} and agent["Spec"]["Labels"]["peon.agent"] == "true"
     running = manager(swarm, "service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}}", "peon-agent").split()
     assert sorted(running) == ["peonsw-n1", "peonsw-n2", "peonsw-n3"], running
-    # It is Peon's own executable, as the games' user, with no capability left and bounded.
+    # It is Peon's own executable, as the games' user, with only NET_ADMIN left (ambient) and bounded.
     spec = agent["Spec"]["TaskTemplate"]
     assert spec["ContainerSpec"]["Command"] == ["/opt/peon/bin/peon-agent"] and spec["ContainerSpec"]["ReadOnly"]
     assert spec["ContainerSpec"]["CapabilityDrop"] == ["ALL"] and spec["Resources"]["Limits"]["Pids"] > 0
@@ -428,6 +469,8 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
         status = open(f"/proc/{pid}/status").read()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         assert fields["Uid"].split()[:2] == ["1000", "1000"] and fields["CapEff"].strip() == "0" * 16, status
+        # CAP_NET_ADMIN alone stays, ambient, for the iptables of the node's egress rules.
+        assert fields["CapPrm"].strip() == fields["CapAmb"].strip() == f"{1 << 12:016x}", status
     # Without Peon's client certificate every node's agent refuses at the handshake.
     for node in ("peonsw-n1", "peonsw-n2", "peonsw-n3"):
         assert agent_refuses("peonsw-n2", address(swarm, node)), node

@@ -60,6 +60,9 @@ public struct Configuration: Sendable {
     public var nodeAgent: String?
     /// On Swarm: the TCP port Peon's node agent listens on at every node's address.
     public var swarmAgentPort: Int
+    /// What game containers may reach: Peon's firewall rules on every node (`PEON_GAME_EGRESS`,
+    /// `restricted` by default, with `PEON_GAME_EGRESS_ALLOW`'s ranges let through) or none (`open`).
+    public var gameEgress: GameEgress
 
     public enum PlatformKind: String, Sendable { case docker, swarm }
     /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
@@ -226,6 +229,15 @@ public struct Configuration: Sendable {
         } else {
             swarmAgentPort = 7380
         }
+        let allow = try CIDR.list(value("PEON_GAME_EGRESS_ALLOW") ?? "", field: "PEON_GAME_EGRESS_ALLOW")
+        guard allow.count <= 64 else {
+            throw .invalid(field: "PEON_GAME_EGRESS_ALLOW", reason: "PEON_GAME_EGRESS_ALLOW takes at most 64 ranges")
+        }
+        switch value("PEON_GAME_EGRESS") ?? "restricted" {
+        case "restricted": gameEgress = .restricted(allow: allow)
+        case "open": gameEgress = .open
+        default: throw .invalid(field: "PEON_GAME_EGRESS", reason: "PEON_GAME_EGRESS must be restricted or open")
+        }
         extraLabels = try (value("PEON_LABELS") ?? "").split(separator: ",").map { pair throws(DomainError) in
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 128 && !$0.contains(where: { $0.isWhitespace }) }),
@@ -246,5 +258,6 @@ extension Configuration {
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
         "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT", "PEON_REGISTRY",
+        "PEON_GAME_EGRESS", "PEON_GAME_EGRESS_ALLOW",
     ]
 }

@@ -76,6 +76,10 @@ public struct ServerSpec: Sendable {
 
     public let uid: ServerUID
     public let name: String
+    /// The Linux name of the server's bridge (`com.docker.network.bridge.name`): `peon` and 11 hex
+    /// digits of a hash of `name`, 15 bytes (the kernel's limit), so Peon's egress rules hold every
+    /// game bridge by one wildcard (`EgressRules.bridgePattern`), those made later too.
+    public let bridgeName: String
     public let hostname: String
     public let image: String
     /// `KEY=value`: port names first, then the plan's settings in plan order.
@@ -99,6 +103,8 @@ public struct ServerSpec: Sendable {
     ) {
         self.uid = uid
         name = uid.containerName
+        let hex = String(Self.fnv1a(name), radix: 16)
+        bridgeName = "peon" + (String(repeating: "0", count: 16 - hex.count) + hex).prefix(11)
         // Linux host names stop at 64 bytes; PEON's long names would make the container fail to start.
         var host = String(uid.containerName.prefix(63))
         while host.hasSuffix(".") || host.hasSuffix("-") { host.removeLast() }
@@ -132,23 +138,27 @@ public struct ServerSpec: Sendable {
             plan.volumes.map { Mount(source: hostPath($0.source), target: $0.target) }
             + plan.files.filter { existingFiles.contains($0.source) }.map { Mount(source: hostPath($0.source), target: $0.target) }
         self.limits = limits
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over everything that shapes the container
+        // Over everything that shapes the container. The bridge's name is in it so that containers
+        // made before bridges had Peon's names are re-created (network included) at their next start.
         let material =
             [self.image, hostname] + environment + ports.map { "\($0.name)=\($0.port)/\($0.proto)" }
             + mounts.map { "\($0.source):\($0.target)" } + [
                 "\(limits.memoryBytes ?? 0)/\(limits.nanoCPUs ?? 0)/\(limits.pids)", capabilities.joined(separator: ","),
+                "bridge=\(bridgeName)", "stop=\(stopGraceSeconds)",
             ]
-            // Only when set: the fingerprints of servers made before stop graces existed stay as they were.
-            + (stopGraceSeconds == Plan.defaultStopGraceSeconds ? [] : ["stop \(stopGraceSeconds)"])
-        for byte in material.joined(separator: "\n").utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        let fingerprint = String(hash, radix: 16)
+        let fingerprint = String(Self.fnv1a(material.joined(separator: "\n")), radix: 16)
         labels =
             [
                 (Self.managedLabel, "true"), (Self.serverLabel, uid.description), (Self.gameLabel, uid.game.rawValue),
                 (Self.fingerprintLabel, fingerprint),
             ] + extraLabels
+    }
+
+    /// FNV-1a, 64 bits: a stable short hash (not a secret, not collision-proof).
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
     }
 
     public var fingerprint: String { labels.first { $0.0 == Self.fingerprintLabel }?.1 ?? "" }

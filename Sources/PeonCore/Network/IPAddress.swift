@@ -2,6 +2,8 @@
     import Glibc
 #endif
 
+public enum IPFamily: String, Sendable { case ipv4, ipv6 }
+
 /// An IPv4 (4 bytes) or IPv6 (16 bytes) address, parsed by `inet_pton` (no shorthand forms such
 /// as `127.1` or `0x7f.0.0.1`).
 public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
@@ -24,6 +26,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var isIPv4: Bool { bytes.count == 4 }
+    public var family: IPFamily { isIPv4 ? .ipv4 : .ipv6 }
 
     public var description: String {
         if isIPv4 { return bytes.map(String.init).joined(separator: ".") }
@@ -58,7 +61,9 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     ].map { CIDR($0)! }
 }
 
-/// An address block, `10.0.0.0/8` or `fd00::/8` (a bare address is a block of one).
+/// An address block, `10.0.0.0/8` or `fd00::/8` (a bare address is a block of one). Its text
+/// (`description`) is the address as `inet_ntop` writes it and the prefix: only digits, hex, `.`,
+/// `:` and `/`, so it is safe as one argument of a firewall rule (`PEON_GAME_EGRESS_ALLOW`).
 public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     public let network: IPAddress
     public let prefix: Int
@@ -88,6 +93,7 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(network)/\(prefix)" }
+    public var family: IPFamily { network.family }
 
     /// A comma-separated list (an environment variable's value); an empty value is an empty list.
     /// `/0` is refused: an operator opens the networks they need, never everything at once.
