@@ -172,6 +172,9 @@ def test_the_stack_runs_as_peon_and_only_the_scheduler_holds_the_socket_group(de
                 holders.add(args.split()[0])
             if args.endswith("/opt/peon/scripts/stack.sh"):
                 assert status["CapEff"] == status["CapBnd"] == SUPERVISOR_CAPS and status["Groups"] == "", (status, args)
+            elif args.startswith("/opt/peon/bin/peon-agent"):
+                # NET_ADMIN (bit 12) alone, ambient only, for the iptables it runs (test_the_agent_... below).
+                assert status["CapEff"] == "0" * 16 and status["CapAmb"] == "0000000000001000", (status, args)
             else:
                 assert status["CapEff"] == status["CapPrm"] == status["CapAmb"] == "0" * 16, (status, args)
             if service == "peon" and not args.endswith("stack.sh"):

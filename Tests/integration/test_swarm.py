@@ -451,6 +451,27 @@ def agent_service(swarm):
     return json.loads(manager(swarm, "service", "inspect", "peon-agent"))[0]
 
 
+def test_a_destroyed_servers_folder_is_erased_by_uid_on_its_node(swarm, sstack):
+    # PEON's web UI destroys without erasing; the erase later finds the folder on the node that
+    # holds it: by the node's label, which a destroy leaves, or, with the label lost, by its manifest.
+    uid = f"peontest.{RUN}we"
+    for lose_label in (False, True):
+        assert create(sstack, uid).status_code == 200
+        node = node_of(swarm, uid)
+        folder = server_dir(swarm, node, uid)
+        assert sstack.request("DELETE", f"/api/v1/server/destroy/{uid}", timeout=120).status_code == 200
+        assert service(swarm, uid) is None and os.path.isdir(folder), "destroy keeps the folder on its node"
+        if lose_label:
+            manager(swarm, "node", "update", "--label-rm", f"peon.server.{uid}", node)
+        r = sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+        assert r.status_code == 200 and "will be purged" in r.json()["info"], r.text
+        assert not os.path.exists(folder)
+        labels = json.loads(manager(swarm, "node", "inspect", node))[0]["Spec"]["Labels"]
+        assert f"peon.server.{uid}" not in labels
+    r = sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+    assert r.status_code == 404 and r.json()["code"] == "server.not_found", r.text
+
+
 def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as_it_is(swarm, sstack):
     # The scheduler deployed it: one global service of Peon's, a running task on every node.
     agent = agent_service(swarm)
@@ -497,25 +518,3 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
         assert again.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120).status_code == 200
     finally:
         again.cleanup()
-
-
-
-def test_a_destroyed_servers_folder_is_erased_by_uid_on_its_node(swarm, sstack):
-    # PEON's web UI destroys without erasing; the erase later finds the folder on the node that
-    # holds it: by the node's label, which a destroy leaves, or, with the label lost, by its manifest.
-    uid = f"peontest.{RUN}we"
-    for lose_label in (False, True):
-        assert create(sstack, uid).status_code == 200
-        node = node_of(swarm, uid)
-        folder = server_dir(swarm, node, uid)
-        assert sstack.request("DELETE", f"/api/v1/server/destroy/{uid}", timeout=120).status_code == 200
-        assert service(swarm, uid) is None and os.path.isdir(folder), "destroy keeps the folder on its node"
-        if lose_label:
-            manager(swarm, "node", "update", "--label-rm", f"peon.server.{uid}", node)
-        r = sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
-        assert r.status_code == 200 and "will be purged" in r.json()["info"], r.text
-        assert not os.path.exists(folder)
-        labels = json.loads(manager(swarm, "node", "inspect", node))[0]["Spec"]["Labels"]
-        assert f"peon.server.{uid}" not in labels
-    r = sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
-    assert r.status_code == 404 and r.json()["code"] == "server.not_found", r.text
