@@ -191,9 +191,16 @@ def main():
             for t, tag in zip(targets, "hcs"):
                 t.setup(tag)
             memory = AgentMemory()
-            for i in range(ROUNDS):
-                for t in targets:
-                    t.round(i)
+            try:
+                for i in range(ROUNDS):
+                    for t in targets:
+                        t.round(i)
+            except AssertionError:
+                # What the schedulers and the swarm's agents said, for the failure above.
+                print(swarm.output()[-4000:], file=sys.stderr)
+                print(subprocess.run(["docker", "-H", "unix://" + env["PEON_SWARM_MANAGER"], "service", "ps", "--no-trunc", "peon-agent"],
+                                     capture_output=True, text=True).stdout, file=sys.stderr)
+                raise
             # The config snapshot: each deployment's scheduler reads its running server's config
             # every 5 s; a quiet minute of them, from the histogram's sum and count.
             before = [t.config_histogram() for t in targets]

@@ -113,6 +113,9 @@ public final class SwarmAgent {
                     // An init as PID 1 passes SIGTERM on, so a drained or updated node's agent ends
                     // at once and frees its port for the next task.
                     "Init": true, "StopGracePeriod": .number(5e9),
+                    // Not the image's check (it asks the API on this node, which the agent is not):
+                    // failing, it would have Swarm kill the agent every two minutes, mid-operation.
+                    "Healthcheck": ["Test": ["NONE"]],
                 ],
                 "Resources": ["Limits": ["MemoryBytes": .number(Double(64 << 20)), "Pids": 128]],
                 "RestartPolicy": ["Condition": "any", "Delay": .number(1e9)],

@@ -343,6 +343,9 @@ extension SwarmPlatformTests {
         let first = try platform()
         try first.ensureAgent(try first.nodes())
         let before = try service(first)
+        // The image's health check asks Peon's API, which an agent's node does not serve: off.
+        let spec = try #require(try first.docker.listServices(labels: ["\(SwarmAgent.label)=true"]).first?["Spec"])
+        #expect(spec["TaskTemplate"]?["ContainerSpec"]?["Healthcheck"]?["Test"] == ["NONE"])
         // Another session (another scheduler thread, a restarted scheduler) with the same keys:
         // the service is left as it is.
         let second = try platform()
