@@ -123,7 +123,10 @@ def test_console_types_a_line_and_answers_the_output(stack):
 def open_follow(stack, uid, key):
     r = stack.request("GET", f"/api/v1/server/logs/{uid}", key=key, params={"follow": "true"}, stream=True, timeout=30)
     if r.status_code == 200:
-        next(r.iter_lines())  # the stream's first comment: it holds its slot now
+        # The stream's first comment: it holds its slot now. The line iterator is kept with the
+        # response: dropped, it would close the connection (and free the slot at the next write).
+        r.lines = r.iter_lines()
+        next(r.lines)
     return r
 
 
