@@ -50,7 +50,8 @@ def test_trusted_proxy_gives_each_client_its_own_bucket_and_log_address(make_sta
     # A client's own X-Forwarded-For entries are skipped: the proxy's last hop names the client.
     r = s.request("PUT", "/api/v1/plans", headers={"X-Forwarded-For": "198.51.100.66, 203.0.113.3"})
     assert r.status_code == 200, r.text
-    log = access_log(s)
+    # The PUT's line is the last one to come (nginx writes it once the answer has gone out).
+    log = access_log(s, last="PUT /api/v1/plans")
     n = len(codes) + 2
     assert [line.split()[0] for line in log[-n:]] == ["203.0.113.1"] * len(codes) + ["203.0.113.2", "203.0.113.3"], log[-n:]
     # Only the fixture's start-up probe, which came without the header, is the proxy's own address.
