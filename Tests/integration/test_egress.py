@@ -128,7 +128,7 @@ def test_games_reach_neither_the_host_nor_link_local_addresses(make_stack, outsi
     with socket.create_connection((host_address(), host_port), timeout=2) as s:
         assert s.recv(100).startswith(ANSWER)
 
-    stack = make_stack()
+    stack = make_stack(env={"PEON_GAME_EGRESS": "restricted"})
     uid, cid, network = game(stack, "eg")
     gateway = network["IPAM"]["Config"][0]["Gateway"]
 
@@ -162,7 +162,7 @@ def test_games_reach_neither_the_host_nor_link_local_addresses(make_stack, outsi
     stack.stop()
 
     # (c) an operator opens the metadata range: the rules are rewritten in place at the scheduler's start.
-    allowed = make_stack(env={"PEON_GAME_EGRESS_ALLOW": f"{METADATA}/32"})
+    allowed = make_stack(env={"PEON_GAME_EGRESS": "restricted", "PEON_GAME_EGRESS_ALLOW": f"{METADATA}/32"})
     _, cid2, _ = game(allowed, "eh")
     assert reach(cid2, METADATA, port) == ANSWER.decode()
     assert reach(cid2, host_address(), host_port) == ""

@@ -63,6 +63,8 @@ def swarm_stack_env(swarm, plans):
         "PEON_PLATFORM": "swarm", "PEON_DOCKER_SOCKET": swarm["PEON_SWARM_MANAGER"], "PEON_SWARM_DATA": swarm["PEON_SWARM_DATA"],
         "PEON_AGENT_IMAGE": swarm["PEON_SWARM_AGENT_IMAGE"], "PEON_SWARM_NODE_SOCKET": swarm["PEON_SWARM_NODE_SOCKET"],
         "PEON_BUNDLED_PLANS": plans, "PEON_PLAYER_POLL_SECONDS": "1", "PEON_REGISTRY": swarm["PEON_SWARM_REGISTRY"],
+        # The nodes' firewalls are the swarm's own (network namespaces): Peon keeps its rules there.
+        "PEON_GAME_EGRESS": "restricted",
     }
 
 
@@ -500,7 +502,8 @@ def test_the_node_agent_refuses_strangers_and_a_restarted_scheduler_leaves_it_as
     version = agent["Version"]["Index"]
     sstack.stop()
     again = Stack(env={**{k: sstack.env[k] for k in ("PEON_PLATFORM", "PEON_DOCKER_SOCKET", "PEON_SWARM_DATA", "PEON_AGENT_IMAGE",
-                                                       "PEON_SWARM_NODE_SOCKET", "PEON_BUNDLED_PLANS", "PEON_REGISTRY", "PEON_DATA_DIR")}})
+                                                       "PEON_SWARM_NODE_SOCKET", "PEON_BUNDLED_PLANS", "PEON_REGISTRY", "PEON_DATA_DIR",
+                                                       "PEON_GAME_EGRESS")}})
     again.data = sstack.data  # its TLS certificate is there too
     try:
         uid = f"peontest.{RUN}wa"

@@ -61,8 +61,9 @@ public struct Configuration: Sendable {
     /// On Swarm: the TCP port Peon's node agent listens on at every node's address.
     public var swarmAgentPort: Int
     /// What game containers may reach: Peon's firewall rules on every node (`PEON_GAME_EGRESS`,
-    /// `restricted` by default, with `PEON_GAME_EGRESS_ALLOW`'s ranges let through) or none (`open`).
-    public var gameEgress: GameEgress
+    /// `restricted` by default, with `PEON_GAME_EGRESS_ALLOW`'s ranges let through) or none (`open`);
+    /// nil (`unmanaged`): the operator keeps the firewall, Peon touches nothing.
+    public var gameEgress: GameEgress?
 
     public enum PlatformKind: String, Sendable { case docker, swarm }
     /// Labels added to every container and network Peon makes (`PEON_LABELS=k=v,k2=v2`).
@@ -236,7 +237,9 @@ public struct Configuration: Sendable {
         switch value("PEON_GAME_EGRESS") ?? "restricted" {
         case "restricted": gameEgress = .restricted(allow: allow)
         case "open": gameEgress = .open
-        default: throw .invalid(field: "PEON_GAME_EGRESS", reason: "PEON_GAME_EGRESS must be restricted or open")
+        // The operator keeps the node's firewall: Peon neither installs nor removes its rules.
+        case "unmanaged": gameEgress = nil
+        default: throw .invalid(field: "PEON_GAME_EGRESS", reason: "PEON_GAME_EGRESS must be restricted, open or unmanaged")
         }
         extraLabels = try (value("PEON_LABELS") ?? "").split(separator: ",").map { pair throws(DomainError) in
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
