@@ -109,11 +109,11 @@ enum Audit {
             result: result)
         do {
             let written = try context.store.write { tx in
-                guard (400..<500).contains(status), let key = principal?.keyID else {
-                    try tx.appendAudit(entry)
-                    return true
+                if (400..<500).contains(status), let key = principal?.keyID,
+                    try tx.auditRefusals(key: key, since: WallClock.iso8601(now - 3600)) >= refusalsPerKeyPerHour
+                {
+                    return false
                 }
-                guard try tx.auditRefusals(key: key, since: WallClock.iso8601(now - 3600)) < refusalsPerKeyPerHour else { return false }
                 try tx.appendAudit(entry)
                 return true
             }

@@ -65,26 +65,34 @@ public final class AgentChannel: NodeChannel {
         let key = AgentConnections.Key(address: name, keys: keys)
         // Streams get a connection of their own; other operations reuse an idle one.
         let streams = operation.readsStream || operation.writesStream
-        if !streams, let idle = AgentConnections.shared.take(key) {
-            switch Result(catching: { () throws(ExchangeError) in try exchange(operation, on: idle, key: key, input: input, output: output)
-            })
-            {
-            case .success(let answer): return answer
-            case .failure(.failed(let error)): throw error
-            // The agent closed it as this query went out: a new connection will do, unless the
-            // operation may have run and running it twice would matter (a console line).
-            case .failure(.stale(let sent)):
-                if sent, !operation.repeatable {
+        if !streams, let idle = AgentConnections.shared.take(key),
+            let answer = try attempt(operation, on: idle, key: key, input: input, output: output, again: true)
+        {
+            return answer
+        }
+        if let answer = try attempt(operation, on: try connect(keys), key: key, input: input, output: output, again: false) {
+            return answer
+        }
+        throw .unavailable("Peon's node agent at \(name) closed the connection mid-operation")
+    }
+
+    /// The operation's answer over `stream`; nil when the connection ended before any answer and
+    /// `again` allows a new one: the agent closed an idle connection as the query went out, so the
+    /// operation did not run, or it may have and running it twice does no harm (not a console line).
+    func attempt(
+        _ operation: NodeOperation, on stream: TLSStream, key: AgentConnections.Key, input: Int32?, output: Int32?, again: Bool
+    ) throws(PlatformError) -> JSON? {
+        do throws(ExchangeError) {
+            return try exchange(operation, on: stream, key: key, input: input, output: output)
+        } catch {
+            switch error {
+            case .failed(let error): throw error
+            case .stale(let sent):
+                guard again, !sent || operation.repeatable else {
                     throw .unavailable("Peon's node agent at \(name) closed the connection mid-operation")
                 }
+                return nil
             }
-        }
-        let fresh = try connect(keys)
-        switch Result(catching: { () throws(ExchangeError) in try exchange(operation, on: fresh, key: key, input: input, output: output) })
-        {
-        case .success(let answer): return answer
-        case .failure(.failed(let error)): throw error
-        case .failure(.stale): throw .unavailable("Peon's node agent at \(name) closed the connection mid-operation")
         }
     }
 
@@ -111,7 +119,7 @@ public final class AgentChannel: NodeChannel {
             try AgentWire.write(stream, .query, json: operation.json)
             sent = true
             if operation.readsStream {
-                guard let input else { throw PlatformError.refused("\(operation.json["op"]?.stringValue ?? "") needs an input stream") }
+                guard let input else { throw PlatformError.refused("\(operation.name) needs an input stream") }
                 try AgentWire.send(input, to: stream)
             }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: AgentWire.blockSize, alignment: 16)

@@ -67,14 +67,16 @@ public final class AgentServer: Sendable {
             return
         }
         defer { stream.close() }
+        // Between operations: the scheduler closing an idle connection, or its quiet time running
+        // out, is no news.
+        var idle = false
         do {
             // Operations one after another on the same connection (the scheduler keeps a few open:
             // no handshake per operation); one that streams ends it, as does a quiet while.
-            var first = true
             while true {
-                stream.setTimeout(milliseconds: first ? 30_000 : idleMilliseconds)
-                first = false
+                stream.setTimeout(milliseconds: idle ? idleMilliseconds : 30_000)
                 guard let (kind, payload) = try AgentWire.read(stream), kind == .query else { return }
+                idle = false
                 let operation: NodeOperation
                 do {
                     guard let json = try? JSON.parse(payload) else { throw PlatformError.refused("the query is not JSON") }
@@ -97,10 +99,10 @@ public final class AgentServer: Sendable {
                 case .failure(let error): try AgentWire.write(stream, .failure, json: error.json)
                 }
                 if operation.readsStream || operation.writesStream { return }
+                idle = true
             }
         } catch {
-            // The scheduler closing an idle connection, or its quiet time running out, is no news.
-            if !"\(error)".contains("timed out") { log("connection ended: \(error)") }
+            if !idle { log("connection ended: \(error)") }
         }
     }
 

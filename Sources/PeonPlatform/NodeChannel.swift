@@ -135,4 +135,12 @@ extension NodeChannel {
 
     /// Removes Peon's egress rules from the node.
     public func removeEgress() throws(PlatformError) { _ = try run(.egressRemove) }
+
+    /// The node's rules as `egress` means them: installed (`restricted`) or removed (`open`).
+    public func apply(_ egress: GameEgress, defaultBridge: Bool) throws(PlatformError) {
+        switch egress {
+        case .restricted(let allow): try self.egress(allow: allow, defaultBridge: defaultBridge)
+        case .open: try removeEgress()
+        }
+    }
 }

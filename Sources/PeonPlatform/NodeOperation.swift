@@ -64,7 +64,6 @@ public enum NodeOperation: Sendable, Equatable {
         }
     }
 
-    /// Whether the operation reads a stream from the caller (`input`) or writes one (`output`).
     /// Running it twice leaves the node as running it once (reads, idempotent writes): a caller
     /// may send it again when it cannot know whether it ran.
     public var repeatable: Bool {
@@ -74,6 +73,7 @@ public enum NodeOperation: Sendable, Equatable {
         }
     }
 
+    /// Whether the operation reads a stream from the caller (`input`) or writes one (`output`).
     public var readsStream: Bool { if case .restoreStage = self { true } else { false } }
     public var writesStream: Bool { if case .archive = self { true } else { false } }
 }

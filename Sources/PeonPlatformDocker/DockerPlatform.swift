@@ -303,11 +303,7 @@ extension DockerPlatform {
     public func channels() throws(PlatformError) -> [any NodeChannel] { [node] }
 
     public func ensureEgress() throws(PlatformError) {
-        switch egress {
-        case .restricted(let allow): _ = try node.egress(allow: allow, defaultBridge: false)
-        case .open: try node.removeEgress()
-        case nil: break
-        }
+        if let egress { try node.apply(egress, defaultBridge: false) }
     }
 
     /// The folder as this host's engine mounts it: this process knows it (`PEON_HOST_DIR`), an

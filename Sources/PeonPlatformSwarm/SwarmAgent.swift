@@ -242,10 +242,7 @@ extension SwarmPlatform {
         var failure: PlatformError?
         for channel in try channels() {
             do throws(PlatformError) {
-                switch egress {
-                case .restricted(let allow): try channel.egress(allow: allow, defaultBridge: true)
-                case .open: try channel.removeEgress()
-                }
+                try channel.apply(egress, defaultBridge: true)
             } catch {
                 failure = failure ?? error
             }

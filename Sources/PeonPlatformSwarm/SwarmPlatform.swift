@@ -320,17 +320,15 @@ public final class SwarmPlatform: ServerPlatform {
 
     public func start(_ ref: ServerRef) throws(PlatformError) {
         let service = try engine { () throws(DockerError) in try docker.inspectService(ref.raw) }
-        if let node = Self.pinnedNode(service), let holder = try nodes().first(where: { $0.name == node }), !holder.usable {
-            throw .unavailable("node \(node) is \(holder.ready ? holder.availability : "down")")
+        var holder: Node?
+        if let node = Self.pinnedNode(service) { holder = try nodes().first(where: { $0.name == node }) }
+        if let holder, !holder.usable {
+            throw .unavailable("node \(holder.name) is \(holder.ready ? holder.availability : "down")")
         }
         let before = try latestTask(ref)
         if before?.state == .running { return }
         // The node's egress rules first (its agent, a few milliseconds): a game never runs without them.
-        if case .restricted(let allow) = egress, let node = Self.pinnedNode(service),
-            let holder = try nodes().first(where: { $0.name == node })
-        {
-            try channel(holder).egress(allow: allow, defaultBridge: true)
-        }
+        if case .restricted(let allow) = egress, let holder { try channel(holder).egress(allow: allow, defaultBridge: true) }
         let previous = before?.task["ID"]?.stringValue
         try scale(ref, replicas: 1, restart: true)
         // Swarm schedules asynchronously: wait for the new task to run or end.

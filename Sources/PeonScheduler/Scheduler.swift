@@ -321,15 +321,18 @@ public struct Scheduler: Sendable {
         var samples: [ServerUID: StatsSample] = [:]
         var records: [(ServerUID, StatsRecord, JSON)] = []
         let now = clock()
-        for server in try store.read({ tx in try tx.servers() }) where server.observedState == "running" && !Self.stopping {
+        // The running servers and the config each one showed last, in one read.
+        let running = try store.read { tx in
+            try tx.servers().filter { $0.observedState == "running" }.map { ($0, try tx.configSnapshot($0.uid)) }
+        }
+        for (server, shown) in running where !Self.stopping {
             guard let id = server.containerID, let sample = try? platform.sample(ServerRef(id)) else { continue }
             samples[server.uid] = sample
             let record = StatsRecord(
                 at: now, cpuPercent: sample.cpuPercent(since: previous[server.uid]), memory: sample.memory, memoryLimit: sample.memoryLimit,
                 networkRx: sample.networkRx, networkTx: sample.networkTx, uptime: sample.startedAt > 0 ? max(0, now - sample.startedAt) : 0)
             // Listings show this snapshot, so `GET /servers` never reads a file per server.
-            let previous = (try? store.read { tx in try tx.configSnapshot(server.uid) }) ?? .object([])
-            let config = (try? platform.configSnapshot(server.uid, keeping: previous)) ?? previous
+            let config = (try? platform.configSnapshot(server.uid, keeping: shown)) ?? shown
             records.append((server.uid, record, config))
         }
         try store.write { tx in

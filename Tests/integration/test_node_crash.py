@@ -5,11 +5,11 @@ half-written backup stays (`.partial`), no staged or set-aside folder stays on t
 server's files are the backup's. PEON_TEST_CRASH_ON_NODE_OP kills it the first time only."""
 import glob
 import os
-import time
 
 import pytest
 
 from conftest import RUN
+from test_service import wait_until
 
 SETTINGS = {"SERVER_NAME": "Crash", "PASSWORD": "pw"}
 
@@ -24,12 +24,7 @@ def leftovers(stack, uid):
 
 
 def eventually(predicate, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
+    return wait_until(predicate, timeout, step=0.2) or predicate()
 
 
 @pytest.mark.parametrize("step", ["prepare", "archive", "restore-stage", "restore-swap", "remove"])

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conftest import ROOT, RUN, Stack
+from test_service import wait_until
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
@@ -29,12 +30,15 @@ def logs(stack, uid):
     return stack.request("GET", f"/api/v1/server/logs/{uid}").json().get("logs", [])
 
 
+def create(stack, uid, **settings):
+    r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Slow", "PASSWORD": "pw", **settings}, timeout=120)
+    assert r.status_code == 200, r.text
+
+
 def test_a_server_still_loading_is_stopped_without_waiting(slow_stack):
     uid = f"peonslow.{RUN}load"
     try:
-        r = slow_stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Slow", "PASSWORD": "pw", "START_SECONDS": "60"},
-                               timeout=120)
-        assert r.status_code == 200, r.text
+        create(slow_stack, uid, START_SECONDS="60")
         # Still loading (it ignores SIGTERM): a restart kills it at once instead of waiting 20 s.
         r, took = timed(lambda: slow_stack.request("PUT", f"/api/v1/server/restart/{uid}", timeout=120))
         assert r.status_code == 200, r.text
@@ -47,12 +51,8 @@ def test_a_server_still_loading_is_stopped_without_waiting(slow_stack):
 def test_a_ready_server_gets_its_plans_grace(slow_stack):
     uid = f"peonslow.{RUN}save"
     try:
-        r = slow_stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "Slow", "PASSWORD": "pw", "STOP_SECONDS": "60"},
-                               timeout=120)
-        assert r.status_code == 200, r.text
-        deadline = time.time() + 20
-        while time.time() < deadline and not any("listening" in line for line in logs(slow_stack, uid)):
-            time.sleep(0.2)
+        create(slow_stack, uid, STOP_SECONDS="60")
+        wait_until(lambda: any("listening" in line for line in logs(slow_stack, uid)), 20, step=0.2)
         assert any("listening" in line for line in logs(slow_stack, uid))
         # It takes 60 s to save: the plan's 20 s grace (not the default 30 s) ends the stop.
         r, took = timed(lambda: slow_stack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120))

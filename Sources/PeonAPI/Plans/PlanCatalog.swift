@@ -57,7 +57,7 @@ public enum PlanCatalog {
         defer { if let staged { try? Files.removeTree(staged.scratch) } }
         if let plansURL {
             let remote: PlanSource.Scan
-            if PlanSource.isArchive(plansURL) {
+            if Plan.isArchiveURL(plansURL) {
                 let workDir = dataDir + "/tmp"
                 let fetched: (root: String, scratch: String)
                 do {

@@ -148,12 +148,6 @@ enum PlanSource {
         return scan
     }
 
-    /// Whether `url` names a `.tar.gz` (or `.tgz`) archive rather than a mirror folder.
-    static func isArchive(_ url: String) -> Bool {
-        let path = String(url.prefix { $0 != "?" && $0 != "#" }).lowercased()
-        return path.hasSuffix(".tar.gz") || path.hasSuffix(".tgz")
-    }
-
     /// Downloads an archive of a warplans tree and extracts it into a new folder under `workDir`;
     /// returns the tree's root (the folder holding `plans.json`: the archive's one top folder, as
     /// in a GitHub archive, or the extraction itself). The caller removes the returned `scratch`.
@@ -162,10 +156,7 @@ enum PlanSource {
     ) {
         let bytes = try curl.get(url, limits: TransferLimits(totalTimeoutMilliseconds: 120_000, maximumBytes: archiveLimit))
         if let pin {
-            let digest = SHA256.hash(data: bytes).map {
-                String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16)
-            }
-            .joined()
+            let digest = APIKeys.hex(SHA256.hash(data: bytes))
             guard digest == pin else { throw PlanError(["the archive's SHA-256 is \(digest), not the \(pin) PEON_PLANS_SHA256 pins"]) }
         }
         let scratch = try Files.makeTemporaryDirectory(in: workDir, prefix: "plans-")

@@ -75,6 +75,8 @@ enum LogRoutes {
     static func stream(_ server: String, after resume: Int64?, tail: Int, key: String, request: Request, context: APIContext) throws
         -> Response
     {
+        // Where it starts, before anything is taken that a failure would have to give back.
+        var last = try resume ?? context.store.read { tx in try tx.logPosition(server: server).seq - Int64(tail) }
         let now = WallClock.now()
         guard
             let follow = try context.store.write({ tx in
@@ -95,15 +97,6 @@ enum LogRoutes {
                 status: 503, code: "stream.busy", message: "Too many streams are open on this worker; try again shortly.",
                 headers: [("Retry-After", "5")])
         }
-        let opened: Int64
-        do {
-            opened = try resume ?? context.store.read { tx in try tx.logPosition(server: server).seq - Int64(tail) }
-        } catch {
-            context.waits.release()
-            try? context.store.write { tx in try tx.closeLogFollow(follow) }
-            throw error
-        }
-        var last = opened
         let headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")]
         return Response(status: 200, headers: headers) { write in
             defer {

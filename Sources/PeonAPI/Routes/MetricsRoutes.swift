@@ -37,19 +37,14 @@ enum MetricsRoutes {
         out.family("peon_build_info", "gauge", "Peon's version.")
         out.sample("peon_build_info", [("version", context.configuration.version)], 1)
 
-        for name in ["peon_http_requests_total", "peon_auth_failures_total"] {
-            let help =
-                name == "peon_http_requests_total"
-                ? "API requests by route (as registered), method and status."
-                : "Requests refused for a missing, invalid, revoked or expired key, by client address."
+        for (name, help) in [
+            ("peon_http_requests_total", "API requests by route (as registered), method and status."),
+            ("peon_auth_failures_total", "Requests refused for a missing, invalid, revoked or expired key, by client address."),
+            ("peon_audit_refusals_dropped_total", "Refused requests left out of the audit trail (over 60 per key per hour)."),
+        ] {
             out.family(name, "counter", help)
             for (key, value) in try tx.counters(named: name) { out.sample(name, rendered: key.labels, Double(value)) }
         }
-        out.family(
-            "peon_audit_refusals_dropped_total", "counter", "Refused requests left out of the audit trail (over 60 per key per hour).")
-        out.sample(
-            "peon_audit_refusals_dropped_total", [],
-            Double(try tx.counters(named: "peon_audit_refusals_dropped_total").reduce(0) { $0 + $1.1 }))
         out.histograms(
             try tx.histograms(named: "peon_http_request_duration_seconds"), "Time to answer API requests, in the worker.")
         out.histograms(try tx.histograms(named: "peon_docker_api_duration_seconds"), "Docker Engine API calls made by the scheduler.")

@@ -146,7 +146,7 @@ public struct Configuration: Sendable {
         runUser = value("PEON_USER")
         plansURL = value("PEON_PLANS_URL")
         // Plans carry the scripts game containers run: fetched over TLS, or from this machine.
-        if let url = plansURL, WebURL(url).map({ $0.scheme == "https" || $0.isLoopback }) != true {
+        if let url = plansURL, WebURL(url)?.isPrivateTransport != true {
             throw .invalid(
                 field: "PEON_PLANS_URL",
                 reason: "PEON_PLANS_URL must be an https:// URL without credentials (plain http:// only for 127.0.0.1, [::1] or localhost)")
@@ -156,8 +156,7 @@ public struct Configuration: Sendable {
             guard pin.utf8.count == 64, pin.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
                 throw .invalid(field: "PEON_PLANS_SHA256", reason: "PEON_PLANS_SHA256 must be 64 hex digits (sha256sum of the archive)")
             }
-            let path = String((plansURL ?? "").prefix { $0 != "?" && $0 != "#" }).lowercased()
-            guard path.hasSuffix(".tar.gz") || path.hasSuffix(".tgz") else {
+            guard plansURL.map(Plan.isArchiveURL) == true else {
                 throw .invalid(field: "PEON_PLANS_SHA256", reason: "PEON_PLANS_SHA256 pins an archive: PEON_PLANS_URL must name a .tar.gz")
             }
         }

@@ -38,6 +38,10 @@ public struct WebURL: Sendable, Equatable {
         }
     }
 
+    /// Encrypted, or plain http that never leaves this machine: what may carry a secret (a webhook's
+    /// signed body) or code (plans).
+    public var isPrivateTransport: Bool { scheme == "https" || isLoopback }
+
     /// The host without IPv6 brackets, as a resolver takes it.
     public var bareHost: String { host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host }
 

@@ -81,8 +81,7 @@ public struct WebhookRequest: Sendable, Equatable {
     public static func validate(url: String) throws(DomainError) {
         let reason =
             "url must be an https URL of at most \(maximumURLBytes) bytes without credentials (http only for 127.0.0.1, [::1] or localhost)."
-        guard let parsed = WebURL(url, maximumBytes: maximumURLBytes) else { throw .invalid(field: "url", reason: reason) }
-        guard parsed.scheme == "https" || parsed.isLoopback else { throw .invalid(field: "url", reason: reason) }
+        guard WebURL(url, maximumBytes: maximumURLBytes)?.isPrivateTransport == true else { throw .invalid(field: "url", reason: reason) }
     }
 
     /// Discord's webhook endpoints take `{"content", "embeds"}`.

@@ -33,6 +33,13 @@ public struct Plan: Sendable, Equatable {
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
 
+    /// Whether a plans URL (`PEON_PLANS_URL`) names a `.tar.gz` (or `.tgz`) archive of a warplans
+    /// tree rather than a mirror folder.
+    public static func isArchiveURL(_ url: String) -> Bool {
+        let path = String(url.prefix { $0 != "?" && $0 != "#" }).lowercased()
+        return path.hasSuffix(".tar.gz") || path.hasSuffix(".tgz")
+    }
+
     public static let defaultStopGraceSeconds = 30
     public static let stopGraceRange: ClosedRange<Int> = 1...600
 
