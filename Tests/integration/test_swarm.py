@@ -47,6 +47,7 @@ def plans():
     shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(folder, "peontest"))
     shutil.copytree(os.path.join(PLANS, "peonrcon"), os.path.join(folder, "peonrcon"))
     shutil.copytree(os.path.join(ROOT, "plans", "luanti"), os.path.join(folder, "luanti"))
+    shutil.copytree(os.path.join(PLANS, "peonslow"), os.path.join(folder, "peonslow"))
     shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(folder, "peonlog"))
     with open(os.path.join(ROOT, "plans", "peontest", "plan.json")) as f:
         plan = json.load(f)
@@ -204,6 +205,20 @@ def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack
 
 def node_of_gone(nodes, uids, uid):
     return nodes[uids.index(uid)]
+
+
+def test_a_server_still_loading_is_killed_on_its_node_without_waiting(swarm, sstack):
+    """A Swarm task stops with the grace it was made with (here the plan's 20 s): one stopped
+    before its ready line is killed by its node's agent instead (Tests/fixtures/plans/peonslow)."""
+    uid = f"peonslow.{RUN}wk"
+    try:
+        assert create(sstack, uid, {"START_SECONDS": "60"}).status_code == 200
+        started = time.time()
+        r = sstack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120)
+        assert r.status_code == 200 and r.json()["container_state"] != "running", r.text
+        assert time.time() - started < 15
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
 
 def test_every_node_holds_the_egress_rules_and_a_game_cannot_reach_its_node(swarm, sstack):
