@@ -25,6 +25,11 @@ for n in PEON_RATE_LIMIT PEON_RATE_BURST PEON_CONN_LIMIT; do
   [[ "${!n}" =~ ^[1-9][0-9]{0,6}$ ]] || { echo "$n must be a whole number from 1 to 9999999" >&2; exit 2; }
 done
 
+# PEON_FILE_MAX: the files API's largest upload (bytes; the workers check it again).
+export PEON_FILE_MAX=${PEON_FILE_MAX:-16777216}
+[[ "$PEON_FILE_MAX" =~ ^[1-9][0-9]{0,7}$ ]] && [ "$PEON_FILE_MAX" -le 33554432 ] \
+  || { echo "PEON_FILE_MAX must be a number of bytes from 1 to 33554432 (32 MiB)" >&2; exit 2; }
+
 # PEON_TRUSTED_PROXIES: the proxies whose X-Forwarded-For names the client (CIDRs or addresses,
 # comma- or space-separated). Unset, the header is ignored: a client cannot pick its address.
 ipv4='((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])'
@@ -119,6 +124,6 @@ if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
 } > "$PEON_NGINX_DIR/metrics-allow.conf"
 
 vars='${PEON_NGINX_USER} ${PEON_NGINX_WORKERS} ${PEON_NGINX_DIR} ${PEON_LOG_DIR} ${PEON_RATE_LIMIT} ${PEON_RATE_BURST} ${PEON_CONN_LIMIT}
-${PEON_BIND} ${PEON_HTTP_PORT} ${PEON_HTTPS_PORT} ${PEON_TLS_CERT} ${PEON_TLS_KEY} ${PEON_SOCKET} ${PEON_DOCS_DIR}'
+${PEON_BIND} ${PEON_HTTP_PORT} ${PEON_HTTPS_PORT} ${PEON_TLS_CERT} ${PEON_TLS_KEY} ${PEON_SOCKET} ${PEON_DOCS_DIR} ${PEON_FILE_MAX}'
 envsubst "$vars" < "$peon_root/nginx/peon.conf.template" > "$PEON_NGINX_DIR/nginx.conf"
 echo "$PEON_NGINX_DIR/nginx.conf"

@@ -14,6 +14,8 @@ let responder: RouterResponder<Void> = {
     for (method, path) in [
         ("GET", "/api/v1/orchestrator"), ("GET", "/api/v1/plans"), ("PUT", "/api/v1/plans"), ("GET", "/api/v1/plan/:game_uid"),
         ("GET", "/api/v1/servers"), ("PUT", "/api/v1/servers"), ("GET", "/api/v1/jobs/:id"), ("POST", "/api/v1/server/create"),
+        ("GET", "/api/v1/server/files/:uid"), ("GET", "/api/v1/server/file/:uid"), ("PUT", "/api/v1/server/file/:uid"),
+        ("DELETE", "/api/v1/server/file/:uid"),
         ("GET", "/api/v1/server/:action/:uid"), ("PUT", "/api/v1/server/:action/:uid"), ("DELETE", "/api/v1/server/:action/:uid"),
     ] {
         router.on(method, path) { request, _, parameters in
@@ -39,6 +41,8 @@ func validate(_ request: Request, _ parameters: Parameters) throws {
     if !parameters["game_uid"].isEmpty { _ = try GameUID(validating: parameters["game_uid"]) }
     if !parameters["id"].isEmpty { _ = CheckedNumber.integer(parameters["id"], in: 1...Int64.max) }
     if !parameters["uid"].isEmpty { _ = try? ServerUID(validating: parameters["uid"]) }
+    if let text = request.queryItem("path") { checkFilePath(text) }
+    checkFilePath(String(decoding: request.body.prefix(2048), as: UTF8.self))
     let body = try request.jsonObject()
     _ = try? ScheduledTime.parse(body, now: 1_800_000_000)
     _ = try? ResourceLimits.parse(body["limits"], over: plan.limits)
@@ -48,6 +52,20 @@ func validate(_ request: Request, _ parameters: Parameters) throws {
     if let schedule = try? CronScheduleRequest(body) { _ = schedule.cron.next(after: 1_800_000_000, in: berlin) }
     _ = try? WebhookRequest(body)
     _ = try? IdleStop.parse(body["idle_stop"])
+}
+
+/// The files API's path rules: what parses is plain names below an area, and parses again the same.
+func checkFilePath(_ text: String) {
+    guard let path = try? ServerFilePath(validating: text) else { return }
+    let description = path.description
+    precondition(!description.hasPrefix("/") && description.unicodeScalars.count <= ServerFilePath.maximumLength, "absolute or long: \(description)")
+    precondition(path.components.count <= ServerFilePath.maximumDepth, "too deep")
+    for name in path.components {
+        precondition(!name.isEmpty && name != "." && name != ".." && !name.contains("/"), "bad name \(name)")
+        precondition(!name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }, "control character")
+    }
+    precondition(ServerFilePath.Area(rawValue: path.components[0]) != nil, "outside the areas")
+    precondition((try? ServerFilePath(validating: description)) == path, "does not parse again the same")
 }
 
 /// A zone with daylight saving, for next-run computations of fuzzed expressions.

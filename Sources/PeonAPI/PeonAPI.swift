@@ -15,6 +15,7 @@ public struct PeonAPI: Sendable {
         OrchestratorRoutes.register(on: &router)
         NodeRoutes.register(on: &router)
         PlanRoutes.register(on: &router)
+        FileRoutes.register(on: &router)
         ServerRoutes.register(on: &router)
         KeyRoutes.register(on: &router)
         AuditRoutes.register(on: &router)

@@ -40,11 +40,12 @@ final class FCGXRequest {
 
     func readBody(limit: Int) -> [UInt8]? {
         var body: [UInt8] = []
-        var chunk = [CChar](repeating: 0, count: 16384)
+        let chunk = UnsafeMutableBufferPointer<CChar>.allocate(capacity: 65536)
+        defer { chunk.deallocate() }
         while true {
-            let n = FCGX_GetStr(&chunk, Int32(chunk.count), raw.pointee.in)
+            let n = FCGX_GetStr(chunk.baseAddress, Int32(chunk.count), raw.pointee.in)
             if n <= 0 { break }
-            body.append(contentsOf: chunk[..<Int(n)].map { UInt8(bitPattern: $0) })
+            body.append(contentsOf: UnsafeRawBufferPointer(start: chunk.baseAddress, count: Int(n)))
             if body.count > limit { return nil }
         }
         return body
@@ -89,8 +90,20 @@ extension FCGXRequest: Sendable {}
 /// Threads let a request that waits (a synchronous action, later a log stream) hold one thread
 /// instead of the whole process, so reads keep being answered while actions are in flight.
 public enum FastCGIWorker {
-    /// Bodies above this are refused here too (nginx already limits them to 1 MiB).
+    /// Bodies above this are refused here too (nginx already limits them to 1 MiB), but for the
+    /// paths `serve`'s `largeBodies` names.
     public static let maximumBody = 1 << 20
+
+    /// Paths (prefixes of the request URI) whose bodies may be larger, and how large: the files
+    /// API's uploads (`PEON_FILE_MAX`).
+    public struct LargeBodies: Sendable {
+        public let prefix: String
+        public let limit: Int
+        public init(prefix: String, limit: Int) {
+            self.prefix = prefix
+            self.limit = limit
+        }
+    }
 
     /// Serves until SIGTERM or until the supervisor goes away; returns the process's exit code.
     /// - Parameter makeHandler: called once on each thread; nil means the thread cannot serve
@@ -99,7 +112,8 @@ public enum FastCGIWorker {
     ///   others queue for a slot, and a request that waits (`Request.idle`) gives its slot up, so
     ///   dozens of threads never time-slice the CPU against each other (that tripled read p99).
     public static func serve(
-        socket: Int32, threads: Int, running: Int, logger: Logger, makeHandler: @escaping @Sendable () -> ((Request) -> Response)?
+        socket: Int32, threads: Int, running: Int, logger: Logger, largeBodies: LargeBodies? = nil,
+        makeHandler: @escaping @Sendable () -> ((Request) -> Response)?
     ) -> Int32 {
         let failed = Flag()
         let parent = getppid()
@@ -109,7 +123,8 @@ public enum FastCGIWorker {
             ThreadHandle {
                 guard let handle = makeHandler() else { return failed.set() }
                 if !acceptLoop(
-                    socket: socket, parent: parent, failed: failed, slots: slots, accepting: accepting, logger: logger, handle: handle)
+                    socket: socket, parent: parent, failed: failed, slots: slots, accepting: accepting, logger: logger,
+                    largeBodies: largeBodies, handle: handle)
                 {
                     failed.set()
                 }
@@ -122,7 +137,7 @@ public enum FastCGIWorker {
     /// Accepts and answers requests one at a time; false when accepting failed for good.
     static func acceptLoop(
         socket: Int32, parent: pid_t, failed: Flag, slots: DispatchSemaphore, accepting: DispatchSemaphore, logger: Logger,
-        handle: (Request) -> Response
+        largeBodies: LargeBodies? = nil, handle: (Request) -> Response
     ) -> Bool {
         let request = FCGXRequest(socket: socket)
         // Each idle accept tick (SO_RCVTIMEO) checks for SIGTERM, a failed sibling and a vanished supervisor.
@@ -144,14 +159,16 @@ public enum FastCGIWorker {
             let slot = RunSlot(holding: slots)
             let response: Response
             let params = request.parameters
-            if let body = request.readBody(limit: maximumBody) {
+            var limit = maximumBody
+            if let largeBodies, (params["REQUEST_URI"] ?? "").hasPrefix(largeBodies.prefix) { limit = max(limit, largeBodies.limit) }
+            if let body = request.readBody(limit: limit) {
                 var incoming = Request(cgiParameters: params, body: body)
                 let connection = request.raw.pointee.ipcFd
                 incoming.clientGone = { FCGXRequest.peerClosed(connection) }
                 incoming.idle = { seconds in slot.idle(seconds) }
                 response = handle(incoming)
             } else {
-                response = HTTPError(status: 413, code: "request.too_large", message: "The request body exceeds 1 MiB.").response
+                response = HTTPError(status: 413, code: "request.too_large", message: "The request body exceeds \(limit) bytes.").response
             }
             // A stream mostly waits for its client and for new lines: it runs without a slot.
             if response.stream != nil { slot.release() }

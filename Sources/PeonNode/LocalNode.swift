@@ -82,6 +82,31 @@ public final class LocalNode: NodeChannel {
             try ServerRestore(files: files, uid: uid).swap(backup: id)
         case .restoreDiscard(let uid, let id):
             ServerRestore(files: files, uid: uid).discard(backup: id)
+        case .listFiles(let uid, let path, let limit):
+            return Self.answer { () throws(ServerFileError) in
+                let (entries, truncated) = try ServerFileAccess(files: files, uid: uid).list(path, limit: limit)
+                let items: [JSON] = entries.map {
+                    [
+                        "name": .string($0.name), "type": .string($0.kind.rawValue), "size": .int(Int($0.size)),
+                        "modified": .int(Int($0.modified)),
+                    ]
+                }
+                return ["entries": .array(items), "truncated": .bool(truncated)]
+            }
+        case .readFile(let uid, let path, let limit):
+            return Self.answer { () throws(ServerFileError) in
+                ["bytes": .string(Base64.encode(try ServerFileAccess(files: files, uid: uid).read(path, limit: limit)))]
+            }
+        case .writeFile(let uid, let path, let bytes):
+            return Self.answer { () throws(ServerFileError) in
+                let (size, sha256) = try ServerFileAccess(files: files, uid: uid).write(path, bytes)
+                return ["size": .int(size), "sha256": .string(sha256)]
+            }
+        case .deleteFile(let uid, let path):
+            return Self.answer { () throws(ServerFileError) in
+                try ServerFileAccess(files: files, uid: uid).delete(path)
+                return ["deleted": true]
+            }
         case .tail(let uid, let path, let limit):
             return ["text": Files.tail(uid.relativeDirectory + "/" + path, in: files.serversDir, limit: limit).map(JSON.string) ?? .null]
         case .consoleLine(let container, let line):
@@ -175,5 +200,16 @@ public final class LocalNode: NodeChannel {
         }
         guard let info = reply.flatMap(PlayerQuery.a2sInfo) else { return [:] }
         return ["players": .int(info.players), "max": .int(info.max)]
+    }
+}
+
+extension LocalNode {
+    /// A file operation's answer, or the request's refusal as `{"file_error"}` (not a node failure).
+    static func answer(_ body: () throws(ServerFileError) -> JSON) -> JSON {
+        do {
+            return try body()
+        } catch {
+            return error.json
+        }
     }
 }

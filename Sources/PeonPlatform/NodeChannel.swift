@@ -120,6 +120,50 @@ extension NodeChannel {
         return RconResponse(text: a["text"]?.stringValue ?? "", truncated: a["truncated"]?.boolValue ?? false)
     }
 
+    // MARK: Files (the request's refusals throw `ServerFileError`, the node's failures `PlatformError`)
+
+    /// A folder's entries (nil: the server's areas) and whether there were more than `limit`.
+    public func listFiles(_ uid: ServerUID, path: ServerFilePath?, limit: Int) throws -> (entries: [ServerFileEntry], truncated: Bool) {
+        let a = try Self.refusal(try run(.listFiles(uid, path: path, limit: limit)))
+        let entries: [ServerFileEntry] = (a["entries"]?.arrayValue ?? []).compactMap { item in
+            guard let name = item["name"]?.stringValue, let kind = item["type"]?.stringValue.flatMap(ServerFileEntry.Kind.init(rawValue:))
+            else { return nil }
+            return ServerFileEntry(
+                name: name, kind: kind, size: CheckedNumber.integer(item["size"], in: 0...Int64.max) ?? 0,
+                modified: CheckedNumber.integer(item["modified"], in: 0...Int64.max) ?? 0)
+        }
+        return (Array(entries.prefix(limit)), a["truncated"]?.boolValue ?? false)
+    }
+
+    public func readFile(_ uid: ServerUID, path: ServerFilePath, limit: Int) throws -> [UInt8] {
+        let a = try Self.refusal(try run(.readFile(uid, path: path, limit: limit)))
+        guard let bytes = a["bytes"]?.stringValue.flatMap({ Base64.decode(Substring($0)) }), bytes.count <= limit else {
+            throw PlatformError.refused("the node answered no file")
+        }
+        return bytes
+    }
+
+    /// Answers the size and the SHA-256 the node wrote.
+    public func writeFile(_ uid: ServerUID, path: ServerFilePath, bytes: [UInt8]) throws -> (size: Int, sha256: String) {
+        let a = try Self.refusal(try run(.writeFile(uid, path: path, bytes: bytes)))
+        guard let size = CheckedNumber.int(a["size"], in: 0...Int.max), let sha = a["sha256"]?.stringValue else {
+            throw PlatformError.refused("the node did not say what it wrote")
+        }
+        return (size, sha)
+    }
+
+    public func deleteFile(_ uid: ServerUID, path: ServerFilePath) throws {
+        _ = try Self.refusal(try run(.deleteFile(uid, path: path)))
+    }
+
+    static func refusal(_ answer: JSON) throws(ServerFileError) -> JSON {
+        if let code = answer["file_error"]?.stringValue {
+            throw ServerFileError(code: code, detail: answer["detail"]?.stringValue ?? "")
+                ?? .refused(answer["detail"]?.stringValue ?? "the node refused the file operation")
+        }
+        return answer
+    }
+
     public func a2sInfo(port: Int) throws(PlatformError) -> PlayerCount? {
         let a = try run(.a2sInfo(port: port))
         guard let players = CheckedNumber.int(a["players"], in: 0...1_000_000) else { return nil }

@@ -53,6 +53,15 @@ public enum NodeOperation: Sendable, Equatable {
     case egress(allow: [CIDR], defaultBridge: Bool)
     /// Removes Peon's egress rules from the node (nothing else); idempotent.
     case egressRemove
+    /// A folder of the server's (nil: its areas), at most `limit` entries, never through a link.
+    case listFiles(ServerUID, path: ServerFilePath?, limit: Int)
+    /// One regular file of the server's, refused over `limit` bytes.
+    case readFile(ServerUID, path: ServerFilePath, limit: Int)
+    /// Writes a file of the server's: a fresh temporary name (`O_CREAT|O_EXCL`) renamed over the
+    /// path, missing folders made for the game's user.
+    case writeFile(ServerUID, path: ServerFilePath, bytes: [UInt8])
+    /// Removes a file, a link (not what it points to) or a folder with everything in it.
+    case deleteFile(ServerUID, path: ServerFilePath)
 
     /// How long the operation may take on the node, in seconds (the channel's deadline).
     public var seconds: Int {
@@ -68,7 +77,7 @@ public enum NodeOperation: Sendable, Equatable {
     /// may send it again when it cannot know whether it ran.
     public var repeatable: Bool {
         switch self {
-        case .consoleLine, .rcon, .restoreSwap, .archive, .restoreStage: false
+        case .consoleLine, .rcon, .restoreSwap, .archive, .restoreStage, .deleteFile: false
         default: true
         }
     }
@@ -132,6 +141,10 @@ extension NodeOperation {
         case .a2sInfo: "a2s"
         case .egress: "egress"
         case .egressRemove: "egress-remove"
+        case .listFiles: "files"
+        case .readFile: "file-read"
+        case .writeFile: "file-write"
+        case .deleteFile: "file-delete"
         }
     }
 
@@ -172,6 +185,13 @@ extension NodeOperation {
         case .egress(let allow, let defaultBridge):
             return ["op": .string(name), "allow": .array(allow.map { .string($0.description) }), "default_bridge": .bool(defaultBridge)]
         case .egressRemove: return ["op": .string(name)]
+        case .listFiles(let u, let path, let limit):
+            return ["op": .string(name), "uid": uid(u), "path": path.map { .string($0.description) } ?? .null, "limit": .int(limit)]
+        case .readFile(let u, let path, let limit):
+            return ["op": .string(name), "uid": uid(u), "path": .string(path.description), "limit": .int(limit)]
+        case .writeFile(let u, let path, let bytes):
+            return ["op": .string(name), "uid": uid(u), "path": .string(path.description), "bytes": .string(Base64.encode(bytes))]
+        case .deleteFile(let u, let path): return ["op": .string(name), "uid": uid(u), "path": .string(path.description)]
         }
     }
 
@@ -200,6 +220,12 @@ extension NodeOperation {
                 throw .refused("bad container id")
             }
             return id
+        }
+        func filePath() throws(PlatformError) -> ServerFilePath {
+            guard let path = try? ServerFilePath(validating: try string("path", max: ServerFilePath.maximumLength * 4)) else {
+                throw .refused("bad field path")
+            }
+            return path
         }
         func relative(_ text: String) -> Bool {
             !text.isEmpty && !text.hasPrefix("/")
@@ -284,6 +310,14 @@ extension NodeOperation {
             }
             self = .egress(allow: allow, defaultBridge: defaultBridge)
         case "egress-remove": self = .egressRemove
+        case "files":
+            let path: ServerFilePath? = json["path"]?.isNull ?? true ? nil : try filePath()
+            self = .listFiles(try uid(), path: path, limit: Int(try int("limit", 1...100_000)))
+        case "file-read":
+            self = .readFile(try uid(), path: try filePath(), limit: Int(try int("limit", 0...Int64(ServerFilePath.maximumFileBytes))))
+        case "file-write":
+            self = .writeFile(try uid(), path: try filePath(), bytes: try bytes("bytes", max: ServerFilePath.maximumFileBytes))
+        case "file-delete": self = .deleteFile(try uid(), path: try filePath())
         default: throw .refused("no such operation")
         }
     }

@@ -19,6 +19,10 @@ public final class JobRunner {
     var logger: Logger
     /// The running job's progress (nil between jobs).
     var progress: JobProgress?
+    /// The bytes a files API read leaves for the API, stored with the job's end.
+    var payload: [UInt8]?
+    /// The jobs this runner claims: the servers' actions, or the files API's.
+    public var lane: Transaction.Lane = .actions
 
     /// When this scheduler last started each server (unix milliseconds): a stop checks whether the
     /// game printed its plan's ready line since. Forgotten across restarts (then the grace applies).
@@ -50,7 +54,7 @@ public final class JobRunner {
         while !Signals.stopRequested.load(ordering: .relaxed) {
             let claimed: JobRecord?
             do {
-                claimed = try store.write { tx in try tx.claimNextJob(now: clock()) }
+                claimed = try store.write { tx in try tx.claimNextJob(now: clock(), lane: lane) }
             } catch {
                 logger.warning("cannot claim a job", metadata: ["error": "\(error)"])
                 return count
@@ -112,7 +116,14 @@ public final class JobRunner {
             }
         }
         do {
-            try store.write { tx in try tx.finishJob(job.id, state: state, error: message, result: result, now: clock()) }
+            let output = payload
+            payload = nil
+            try store.write { tx in
+                // A write's bytes go once used; a read's come with its end.
+                if job.kind.isFileAccess { _ = try tx.jobPayload(job.id, take: true) }
+                if let output, state == .succeeded { try tx.setJobPayload(job.id, output) }
+                try tx.finishJob(job.id, state: state, error: message, result: result, now: clock())
+            }
         } catch {
             logger.error("cannot record a job's end", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
         }
@@ -150,6 +161,7 @@ public final class JobRunner {
         case .restore(let id): try restore(uid, backup: id)
         case .deleteBackup(let id): try deleteBackup(uid, id: id)
         case .pruneBackups: return ["deleted": .array(try applyRetention(uid).map { .number(Double($0)) })]
+        case .listFiles, .readFile, .writeFile, .deleteFile: return try files(job, uid, try job.request)
         }
         return nil
     }

@@ -99,7 +99,9 @@ public struct Scheduler: Sendable {
         }
 
         var threads: [ThreadHandle] = []
-        for n in 0..<runners { threads.append(ThreadHandle { self.runnerLoop(n) }) }
+        for n in 0..<runners { threads.append(ThreadHandle { self.runnerLoop("\(n)", lane: .actions) }) }
+        // The files API's jobs: two runners of their own, so a file read waits for no backup.
+        for n in 0..<2 { threads.append(ThreadHandle { self.runnerLoop("files-\(n)", lane: .files) }) }
         threads.append(ThreadHandle { self.eventLoop() })
         logger.info("scheduler started", metadata: ["runners": "\(runners)", "version": "\(configuration.version)"])
 
@@ -201,7 +203,7 @@ public struct Scheduler: Sendable {
         }
     }
 
-    func runnerLoop(_ n: Int) {
+    func runnerLoop(_ n: String, lane: Transaction.Lane) {
         var logger = self.logger
         logger[metadataKey: "runner"] = "\(n)"
         // Retried: the engine may be restarting when the runner starts.
@@ -212,6 +214,7 @@ public struct Scheduler: Sendable {
                     store: Store(path: configuration.databasePath), platform: makePlatform(), configuration: configuration, logger: logger,
                     clock: clock)
                 runner.crashOnJob = crashOnJob
+                runner.lane = lane
                 while !Self.stopping {
                     if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
                 }

@@ -6,14 +6,20 @@
 public struct FileError: Error, Sendable, Equatable, CustomStringConvertible {
     public let path: String
     public let reason: String
+    /// The system's error number behind it (`ENOENT`, `ELOOP`, ...), 0 when Peon refused.
+    public let code: Int32
     public var description: String { "\(path): \(reason)" }
 
-    public init(path: String, reason: String) {
+    public init(path: String, reason: String, code: Int32 = 0) {
         self.path = path
         self.reason = reason
+        self.code = code
     }
 
-    static func errno(_ path: String) -> FileError { FileError(path: path, reason: String(cString: strerror(Glibc.errno))) }
+    static func errno(_ path: String) -> FileError {
+        let code = Glibc.errno
+        return FileError(path: path, reason: String(cString: strerror(code)), code: code)
+    }
 }
 
 /// Bounded, symlink-aware file access for data Peon reads from disk (plans, certificates).
@@ -29,9 +35,9 @@ public enum Files {
         return try readRegular(fd, path: path, limit: limit)
     }
 
-    static let readFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
+    public static let readFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY
 
-    static func readRegular(_ fd: Int32, path: String, limit: Int) throws(FileError) -> [UInt8] {
+    public static func readRegular(_ fd: Int32, path: String, limit: Int) throws(FileError) -> [UInt8] {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .errno(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "not a regular file") }
@@ -64,7 +70,7 @@ public enum Files {
     }
 
     /// Writes every byte to `fd` (retrying short writes and EINTR).
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(FileError) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -88,7 +94,7 @@ public enum Files {
     }
 
     /// Reads up to `limit` names from an open directory; the descriptor stays open and is not moved.
-    static func names(in fd: Int32, path: String, limit: Int = .max) throws(FileError) -> [String] {
+    public static func names(in fd: Int32, path: String, limit: Int = .max) throws(FileError) -> [String] {
         let copy = dup(fd)
         guard copy >= 0 else { throw .errno(path) }
         guard let dir = fdopendir(copy) else {
@@ -238,9 +244,10 @@ public enum Files {
                 }
             }
             if next < 0 {
+                let code = Glibc.errno
                 let failed: FileError =
-                    Glibc.errno == ELOOP || Glibc.errno == ENOTDIR
-                    ? FileError(path: path, reason: "not a directory (a symlink or a file)") : .errno(path)
+                    code == ELOOP || code == ENOTDIR
+                    ? FileError(path: path, reason: "not a directory (a symlink or a file)", code: code) : .errno(path)
                 close(fd)
                 throw failed
             }
@@ -366,7 +373,9 @@ public enum Files {
     /// Removes the entry `name` of the open folder `parent`: a folder is opened with
     /// `O_NOFOLLOW | O_DIRECTORY` and emptied by descriptor; anything else, symlinks included, is
     /// unlinked itself. A folder swapped for a symlink meanwhile loses the link, never its target.
-    static func removeEntry(_ name: String, in parent: Int32, path: String, depth: Int, willOpen: ((String) -> Void)?) throws(FileError) {
+    public static func removeEntry(_ name: String, in parent: Int32, path: String, depth: Int, willOpen: ((String) -> Void)? = nil)
+        throws(FileError)
+    {
         guard !name.isEmpty, name != ".", name != ".." else { throw FileError(path: path, reason: "not a removable name") }
         willOpen?(path)
         let fd = openat(parent, name, directoryFlags)

@@ -63,7 +63,8 @@ enum PeonAPIMain {
             defer { flusher.stop() }
             let threadLogger = workerLogger
             return FastCGIWorker.serve(
-                socket: socket, threads: configuration.workerThreads, running: max(2, ProcessEnvironment.onlineCores), logger: workerLogger
+                socket: socket, threads: configuration.workerThreads, running: max(2, ProcessEnvironment.onlineCores), logger: workerLogger,
+                largeBodies: .init(prefix: "/api/v1/server/file/", limit: configuration.fileMax)
             ) {
                 // Each thread opens its own connection: SQLite handles never cross threads.
                 let store: Store

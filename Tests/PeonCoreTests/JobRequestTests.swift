@@ -11,6 +11,9 @@ import Testing
         .destroy(eradicate: true, deleteBackups: true), .destroy(eradicate: false, deleteBackups: false),
         .eradicate(deleteBackups: false), .eradicate(deleteBackups: true), .adopt, .console(command: "say `hi`; rm -rf /"),
         .backup(.tarZstd), .backup(.zip), .restore(backup: 7), .deleteBackup(backup: 8), .pruneBackups,
+        .listFiles(path: nil), .listFiles(path: try! ServerFilePath(validating: "user/mods")),
+        .readFile(path: try! ServerFilePath(validating: "config/a b.cfg")), .writeFile(path: try! ServerFilePath(validating: "user/x")),
+        .deleteFile(path: try! ServerFilePath(validating: "config/old")),
     ]
 
     @Test(arguments: all) func survivesItsStoredForm(_ request: JobRequest) throws {
@@ -27,6 +30,8 @@ import Testing
             (.stop, ["reason": "bored"]), (.start, ["now": true]), (.create, ["start": "true"]), (.adopt, ["all": true]),
             (.pruneBackups, ["keep": 1]), (.start, .array([])), (.destroy, ["eradicate": false, "delete_backups": true]),
             (.eradicate, ["delete_backups": "yes"]), (.eradicate, ["eradicate": true]),
+            (.readFile, [:]), (.readFile, ["path": "../etc/passwd"]), (.writeFile, ["path": "/etc/passwd"]),
+            (.deleteFile, ["path": "data/world"]), (.listFiles, ["path": 5]), (.readFile, ["path": "config/x", "mode": "raw"]),
         ]
         for (kind, arguments) in refused {
             #expect(throws: DomainError.self, "\(kind) \(arguments.text)") { try JobRequest(kind: kind, arguments: arguments) }

@@ -26,6 +26,38 @@ import Testing
         #expect(try store.read { tx in try tx.job(a1) }?.state == .succeeded)
     }
 
+    /// A file read waits for no backup of its server, and holds up none of its actions; its bytes
+    /// go with the job and are taken once.
+    @Test func fileJobsRunBesideTheServersActions() throws {
+        let store = try store()
+        let config = try ServerFilePath(validating: "config/server.cfg")
+        let (backup, start, write, read) = try store.write { tx in
+            let ids = (
+                try tx.enqueueJob(server: "g.a", .backup(.tarZstd), now: 1),
+                try tx.enqueueJob(server: "g.a", .start, now: 1),
+                try tx.enqueueJob(server: "g.a", .writeFile(path: config), now: 1),
+                try tx.enqueueJob(server: "g.a", .readFile(path: config), now: 1)
+            )
+            try tx.setJobPayload(ids.2, [1, 2, 3])
+            return ids
+        }
+        #expect(try store.write { tx in try tx.claimNextJob(now: 2) }?.id == backup)
+        #expect(try store.write { tx in try tx.claimNextJob(now: 2, lane: .files) }?.id == write, "a write runs while the backup does")
+        #expect(try store.write { tx in try tx.claimNextJob(now: 2, lane: .files) }?.id == read)
+        #expect(try store.write { tx in try tx.claimNextJob(now: 2, lane: .files) } == nil)
+        try store.write { tx in try tx.finishJob(backup, state: .succeeded, now: 3) }
+        #expect(try store.write { tx in try tx.claimNextJob(now: 3) }?.id == start, "running file jobs hold up no action")
+        #expect(try store.write { tx in try tx.jobPayload(write, take: true) } == [1, 2, 3])
+        #expect(try store.read { tx in try tx.jobPayload(write) } == nil)
+        // Bytes nobody took go with retention, ten minutes after their job ended.
+        try store.write { tx in
+            try tx.setJobPayload(read, [4])
+            try tx.finishJob(read, state: .succeeded, now: 3)
+            try tx.prune(Retention(), now: 3 + 601)
+        }
+        #expect(try store.read { tx in try tx.jobPayload(read) } == nil)
+    }
+
     @Test func interruptedJobsAreRequeuedNotLost() throws {
         let store = try store()
         let id = try store.write { tx in try tx.enqueueJob(server: "g.a", .create(start: false, noclean: false), now: 1) }

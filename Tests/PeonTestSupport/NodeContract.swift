@@ -120,6 +120,97 @@ public struct NodeContract {
             let log = open(dir + "/user/huge.log", O_WRONLY | O_CREAT, 0o644)
             _ = ftruncate(log, 2 << 30)
             close(log)
+            // The files API: what a game left is listed as it is, read only when it is a regular
+            // file, replaced (never written through) when written, removed itself when deleted.
+            func path(_ text: String) throws -> ServerFilePath { try ServerFilePath(validating: text) }
+            func refusal(_ body: () throws -> Void) -> ServerFileError? {
+                do {
+                    try body()
+                    return nil
+                } catch let error as ServerFileError {
+                    return error
+                } catch {
+                    return .refused("not a file refusal: \(error)")
+                }
+            }
+            func isRefused(_ error: ServerFileError?) -> Bool { if case .refused = error { true } else { false } }
+            let listed = try node.listFiles(uid, path: try path("config"), limit: 100)
+            let kinds = Dictionary(listed.entries.map { ($0.name, $0.kind) }, uniquingKeysWith: { a, _ in a })
+            check(
+                kinds["server_name"] == .file && kinds["password"] == .link && kinds["motd"] == .fifo && kinds["huge"] == .file
+                    && !listed.truncated, "files lists each entry as what it is: \(kinds)")
+            check(
+                Set((try node.listFiles(uid, path: nil, limit: 100)).entries.map(\.name)) == ["actions", "config", "user"],
+                "files without a path lists the server's areas only")
+            check(
+                (try node.readFile(uid, path: try path("config/server_name"), limit: 1 << 20)) == Array("Contract".utf8),
+                "file-read reads a regular file")
+            let fileStart = Monotonic.now()
+            check(
+                isRefused(refusal { _ = try node.readFile(uid, path: try path("config/password"), limit: 1 << 20) }),
+                "file-read refuses a link")
+            check(
+                isRefused(refusal { _ = try node.readFile(uid, path: try path("config/motd"), limit: 1 << 20) }), "file-read refuses a FIFO"
+            )
+            check(Monotonic.now() - fileStart < 5, "file-read does not block on a FIFO")
+            check(
+                refusal { _ = try node.readFile(uid, path: try path("config/huge"), limit: 1 << 20) }
+                    == .tooLarge(
+                        "config/huge is \(2 << 30) bytes, more than the \(1 << 20) allowed"), "file-read refuses a 2 GiB file at once")
+            check(
+                refusal { _ = try node.readFile(uid, path: try path("config/absent"), limit: 1 << 20) }.map {
+                    if case .notFound = $0 { true } else { false }
+                } == true, "file-read of nothing says not found")
+            check(
+                isRefused(refusal { _ = try node.readFile(uid, path: try path("user/logs/stolen"), limit: 1 << 20) }),
+                "file-read follows no link in the path")
+            // A write at a linked name replaces the link; below a linked folder it is refused.
+            let written = try node.writeFile(uid, path: try path("config/password"), bytes: Array("new".utf8))
+            check(
+                read(secret) == "keep me" && isRegular(dir + "/config/password") && read(dir + "/config/password") == "new"
+                    && written.size == 3
+                    && written.sha256 == "11507a0e2f5e69d5dfa40a62a1bd7b6ee57e6bcd85c67c9b8431b36fff21c437",
+                "file-write replaces a link, never writes through it")
+            check(
+                isRefused(refusal { _ = try node.writeFile(uid, path: try path("user/logs/planted"), bytes: [1]) })
+                    && access(secret + ".d/planted", F_OK) != 0, "file-write refuses a folder that is a link")
+            check(
+                isRefused(refusal { _ = try node.writeFile(uid, path: try path("config/motd"), bytes: [1]) }) == false
+                    && isRegular(dir + "/config/motd"), "file-write replaces a FIFO without opening it")
+            _ = try node.writeFile(uid, path: try path("user/mods/new/a.txt"), bytes: Array("mod".utf8))
+            check(read(dir + "/user/mods/new/a.txt") == "mod", "file-write makes the folders on the way")
+            check(
+                isRefused(refusal { _ = try node.writeFile(uid, path: try path("actions/server_start"), bytes: [1]) })
+                    && read(dir + "/actions/server_start") == "#!/bin/sh\necho v2\n", "file-write leaves actions/ alone")
+            // A delete removes a link itself, a folder with what it holds, never an area.
+            try node.deleteFile(uid, path: try path("user/logs"))
+            check(
+                access(dir + "/user/logs", F_OK) != 0 && read(secret + ".d/stolen") == "secret log",
+                "file-delete removes a link, not its target")
+            try node.deleteFile(uid, path: try path("user/mods"))
+            check(access(dir + "/user/mods", F_OK) != 0, "file-delete removes a folder and what it holds")
+            check(
+                isRefused(refusal { try node.deleteFile(uid, path: try path("config")) }) && access(dir + "/config", F_OK) == 0,
+                "file-delete keeps an area")
+            // The config folder swapped for a link while it is read and written: never through the link.
+            _ = write(secret + ".d/server_name", "stolen")
+            let fileSwapper = Swapper(dir + "/config", link: secret + ".d")
+            var fileLeaked = false
+            let fileRaceEnd = Monotonic.now() + 2
+            while Monotonic.now() < fileRaceEnd {
+                if let bytes = try? node.readFile(uid, path: try path("config/server_name"), limit: 64), bytes == Array("stolen".utf8) {
+                    fileLeaked = true
+                }
+                _ = try? node.writeFile(uid, path: try path("config/raced"), bytes: [1])
+                if access(secret + ".d/raced", F_OK) == 0 { fileLeaked = true }
+            }
+            fileSwapper.stop()
+            check(
+                !fileLeaked && fileSwapper.swaps > 0,
+                "a folder swapped for a link is never read or written through (\(fileSwapper.swaps) swaps)")
+            unlink(secret + ".d/server_name")
+            unlink(secret + ".d/raced")
+
             let bigStart = Monotonic.now()
             check(!(try node.config(uid)).contains { $0.0 == "huge" }, "config skips a 2 GiB file")
             check((try node.tail(uid, path: "user/huge.log", limit: 4096))?.utf8.count == 4096, "tail reads only the end of a 2 GiB log")
@@ -134,6 +225,11 @@ public struct NodeContract {
             let before = Monotonic.now()
             let crowded = try node.config(uid)
             check(crowded.count <= 64 && Monotonic.now() - before < 10, "config reads a bounded number of files (\(crowded.count))")
+            let listStart = Monotonic.now()
+            let crowdedListing = try node.listFiles(uid, path: try path("config"), limit: 10_000)
+            check(
+                crowdedListing.truncated && crowdedListing.entries.count <= 10_000 && Monotonic.now() - listStart < 10,
+                "files lists a bounded number of entries (\(crowdedListing.entries.count))")
 
             // A bind source swapped for a link is refused before a start.
             rename(dir + "/user", dir + "/user.real")

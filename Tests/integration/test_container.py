@@ -302,6 +302,16 @@ def test_rcon_backups_config_and_logs_work_in_the_container(deployment):
         assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/get/{uid}").json()["server_config"].get("world.txt")
                           == "before", 15)
         assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/logs/{uid}").json()["logs"], 15)
+        # The files API through the agent: an edit lands on the host's disk, a planted link is refused.
+        r = deployment.request("PUT", f"/api/v1/server/file/{uid}", params={"path": "config/world.txt"}, data=b"edited")
+        assert r.status_code == 200 and r.json()["size"] == 6, r.text
+        assert open(os.path.join(home, "config", "world.txt")).read() == "edited"
+        assert deployment.request("GET", f"/api/v1/server/file/{uid}", params={"path": "config/world.txt"}).content == b"edited"
+        os.symlink("/etc/shadow", os.path.join(home, "config", "shadow"))
+        r = deployment.request("GET", f"/api/v1/server/file/{uid}", params={"path": "config/shadow"})
+        assert r.status_code == 422 and r.json()["code"] == "file.refused", r.text
+        names = {e["name"] for e in deployment.request("GET", f"/api/v1/server/files/{uid}", params={"path": "config"}).json()["entries"]}
+        assert {"world.txt", "shadow"} <= names, names
         # Rotating the agent's keys on demand: the scheduler and the agent take the new ones, RCON goes on.
         before = open(os.path.join(deployment.dir, "var", "agent", "peon-agent-cert.pem")).read()
         out = deployment.run("exec", "-T", "-u", "peon", "peon", "peon", "agent-keys", "rotate")

@@ -361,6 +361,32 @@ def test_backups_restore_save_and_config_work_on_any_node(swarm, sstack):
         sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
 
+def test_the_files_api_works_on_the_servers_node(swarm, sstack):
+    """Files are read and written on the node that holds the server, by its agent; what a game
+    planted on that node's disk is refused there."""
+    uid = f"peontest.{RUN}wf"
+    r = create(sstack, uid, {"SERVER_NAME": "Filed"})
+    assert r.status_code == 200, r.text
+    home = server_dir(swarm, r.json()["node"], uid)
+    try:
+        r = sstack.request("PUT", f"/api/v1/server/file/{uid}", params={"path": "user/notes/hello.txt"}, data=b"from the api")
+        assert r.status_code == 200, r.text
+        assert open(os.path.join(home, "user", "notes", "hello.txt"), "rb").read() == b"from the api"
+        r = sstack.request("GET", f"/api/v1/server/file/{uid}", params={"path": "user/notes/hello.txt"})
+        assert r.status_code == 200 and r.content == b"from the api", r.text
+        entries = sstack.request("GET", f"/api/v1/server/files/{uid}", params={"path": "user/notes"}).json()["entries"]
+        assert [(e["name"], e["type"], e["size"]) for e in entries] == [("hello.txt", "file", 12)]
+        os.symlink("/etc/hostname", os.path.join(home, "config", "planted"))
+        os.mkfifo(os.path.join(home, "config", "pipe"))
+        for path in ["config/planted", "config/pipe"]:
+            r = sstack.request("GET", f"/api/v1/server/file/{uid}", params={"path": path})
+            assert r.status_code == 422 and r.json()["code"] == "file.refused", (path, r.text)
+        assert sstack.request("DELETE", f"/api/v1/server/file/{uid}", params={"path": "user/notes"}).status_code == 200
+        assert not os.path.exists(os.path.join(home, "user", "notes"))
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
 def test_console_over_rcon_and_players_from_the_log_on_a_node(swarm, sstack):
     """RCON goes from the server's node to the container (the port is never published); a log
     player count is read on the node, and idle auto-stop acts on it."""

@@ -486,10 +486,12 @@ enum ServerRoutes {
             throw HTTPError(
                 status: 503, code: "node.unavailable", message: job.error ?? "The server's node is unavailable.", extra: [("job", job.json)]
             )
-        case let code? where code.isConsole:
-            // A console job the game's state refused: not running (any more), RCON refused or unreachable.
+        case let code? where code.isConsole || code.status != 409:
+            // A console job the game's state refused (not running any more, RCON refused or
+            // unreachable), a file operation the path refused.
             throw HTTPError(
-                status: 409, code: code.rawValue, message: job.error ?? "The console command failed.", extra: [("job", job.json)])
+                status: code.status, code: code.rawValue, message: job.error ?? "The \(job.kind.rawValue) failed.",
+                extra: [("job", job.json)])
         default:
             break
         }

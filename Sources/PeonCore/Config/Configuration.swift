@@ -85,6 +85,8 @@ public struct Configuration: Sendable {
     public var backupDir: String
     /// Backups kept per server; older ones are removed when a new one is made.
     public var backupKeep: Int
+    /// The largest file the files API reads or writes (`PEON_FILE_MAX`, bytes).
+    public var fileMax: Int
 
     public var databasePath: String { dataDir + "/peon.db" }
     public var plansDir: String { dataDir + "/plans" }
@@ -135,6 +137,7 @@ public struct Configuration: Sendable {
         playerPollSeconds = try number("PEON_PLAYER_POLL_SECONDS", 1...3600, 30)
         workerThreads = try number("PEON_WORKER_THREADS", 1...256, 32)
         backupKeep = try number("PEON_BACKUP_KEEP", 1...10_000, 10)
+        fileMax = try number("PEON_FILE_MAX", 1...ServerFilePath.maximumFileBytes, 16 << 20)
         schedulerRunners = try number("PEON_SCHEDULER_RUNNERS", 1...128, 16)
         backupDir = value("PEON_BACKUP_DIR") ?? dataDir + "/backups"
         while backupDir.count > 1, backupDir.hasSuffix("/") { backupDir.removeLast() }
@@ -258,7 +261,7 @@ extension Configuration {
         "PEON_BUNDLED_PLANS", "PEON_VERSION", "VERSION", "PEON_LOG_LEVEL", "DEV_MODE", "PEON_DOCKER_SOCKET", "PEON_HOST_DIR",
         "PEON_PORT_RANGE", "PEON_GAME_BIND", "PEON_LABELS", "PEON_IMAGES_DIR", "PEON_IMAGE_BUILD_ARGS", "PEON_MAX_PENDING_JOBS",
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
-        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
+        "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_FILE_MAX", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
         "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT", "PEON_REGISTRY",
         "PEON_GAME_EGRESS", "PEON_GAME_EGRESS_ALLOW",
     ]

@@ -14,11 +14,23 @@ public enum JobKind: String, Sendable, CaseIterable {
     case deleteBackup = "delete_backup"
     /// Apply the server's backup retention policy now (it changed).
     case pruneBackups = "prune_backups"
+    /// The files API: list a folder, read, write or delete a file of the server's (`arguments.path`).
+    case listFiles = "files"
+    case readFile = "file_read"
+    case writeFile = "file_write"
+    case deleteFile = "file_delete"
+
+    /// The files API's kinds: short, run by a runner of their own beside the server's actions
+    /// (a file read does not wait out a backup), never setting a state.
+    public static let fileKinds: [JobKind] = [.listFiles, .readFile, .writeFile, .deleteFile]
+    public var isFileAccess: Bool { Self.fileKinds.contains(self) }
 
     /// The desired state a job leaves behind, when it sets one.
     public var desiredState: String? {
         switch self {
-        case .create, .update, .destroy, .eradicate, .adopt, .console, .backup, .restore, .deleteBackup, .pruneBackups: nil
+        case .create, .update, .destroy, .eradicate, .adopt, .console, .backup, .restore, .deleteBackup, .pruneBackups, .listFiles,
+            .readFile, .writeFile, .deleteFile:
+            nil
         case .start, .restart: "running"
         case .stop: "stopped"
         }

@@ -31,6 +31,13 @@ public enum JobRequest: Sendable, Equatable {
     case deleteBackup(backup: Int64)
     /// Apply the server's backup retention policy now (it changed).
     case pruneBackups
+    /// A folder's entries (nil: the server's areas).
+    case listFiles(path: ServerFilePath?)
+    /// A file's bytes (the job's payload once it succeeded).
+    case readFile(path: ServerFilePath)
+    /// Writes the job's payload (stored with the job) at `path`.
+    case writeFile(path: ServerFilePath)
+    case deleteFile(path: ServerFilePath)
 
     public enum StopReason: String, Sendable { case idle }
 
@@ -56,6 +63,10 @@ public enum JobRequest: Sendable, Equatable {
         case .restore: .restore
         case .deleteBackup: .deleteBackup
         case .pruneBackups: .pruneBackups
+        case .listFiles: .listFiles
+        case .readFile: .readFile
+        case .writeFile: .writeFile
+        case .deleteFile: .deleteFile
         }
     }
 
@@ -71,6 +82,8 @@ public enum JobRequest: Sendable, Equatable {
         case .backup(let format): ["format": .string(format.rawValue)]
         case .restore(let id), .deleteBackup(let id): ["id": .number(Double(id))]
         case .start, .restart, .adopt, .pruneBackups: [:]
+        case .listFiles(let path): path.map { ["path": .string($0.description)] } ?? [:]
+        case .readFile(let path), .writeFile(let path), .deleteFile(let path): ["path": .string(path.description)]
         }
     }
 
@@ -86,6 +99,10 @@ public enum JobRequest: Sendable, Equatable {
             guard let value = arguments[key] else { return false }
             guard let bool = value.boolValue else { throw refuse("\(key) must be true or false") }
             return bool
+        }
+        func path() throws(DomainError) -> ServerFilePath {
+            guard let text = arguments["path"]?.stringValue else { throw refuse("path must be text") }
+            return try ServerFilePath(validating: text)
         }
         func backupID() throws(DomainError) -> Int64 {
             guard let id = CheckedNumber.integer(arguments["id"], in: 1...Int64(Int32.max)) else { throw refuse("id must be a backup id") }
@@ -145,6 +162,18 @@ public enum JobRequest: Sendable, Equatable {
         case .pruneBackups:
             try only([])
             self = .pruneBackups
+        case .listFiles:
+            try only(["path"])
+            self = .listFiles(path: arguments["path"] == nil ? nil : try path())
+        case .readFile:
+            try only(["path"], required: ["path"])
+            self = .readFile(path: try path())
+        case .writeFile:
+            try only(["path"], required: ["path"])
+            self = .writeFile(path: try path())
+        case .deleteFile:
+            try only(["path"], required: ["path"])
+            self = .deleteFile(path: try path())
         }
     }
 }
@@ -170,8 +199,34 @@ public enum JobFailureCode: String, Sendable, CaseIterable {
     /// request): its files are not leftovers (409).
     case serverExists = "server.exists"
 
+    /// The files API refused the path: nothing there (404), a link, a FIFO, a device, a folder
+    /// where a file was asked for (422), over `PEON_FILE_MAX` (413).
+    case fileNotFound = "file.not_found"
+    case fileRefused = "file.refused"
+    case fileTooLarge = "file.too_large"
+
     /// A console failure, answered 409 with its code.
-    public var isConsole: Bool { ![.portsExhausted, .nodeUnavailable, .serverExists].contains(self) }
+    public var isConsole: Bool { rawValue.hasPrefix("rcon.") || self == .serverNotRunning }
+
+    /// The status the API answers a job that failed with this code.
+    public var status: Int {
+        switch self {
+        case .nodeUnavailable: 503
+        case .fileNotFound: 404
+        case .fileRefused: 422
+        case .fileTooLarge: 413
+        default: 409
+        }
+    }
+
+    /// The files API's refusal.
+    public init(_ error: ServerFileError) {
+        switch error {
+        case .notFound: self = .fileNotFound
+        case .refused: self = .fileRefused
+        case .tooLarge: self = .fileTooLarge
+        }
+    }
 
     /// The failure of the game's RCON.
     public init(_ error: RconError) {

@@ -18,7 +18,9 @@ public enum WebhookEvent: String, Sendable, CaseIterable {
         case .stop: self = .stopped
         case .update: self = .updateDone
         case .backup: self = .backupDone
-        case .destroy, .eradicate, .adopt, .console, .restore, .deleteBackup, .pruneBackups: return nil
+        case .destroy, .eradicate, .adopt, .console, .restore, .deleteBackup, .pruneBackups, .listFiles, .readFile, .writeFile,
+            .deleteFile:
+            return nil
         }
     }
 

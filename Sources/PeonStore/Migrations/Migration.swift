@@ -28,8 +28,19 @@ public enum Migrator {
 
 extension Migration {
     public static let all: [Migration] = [
-        core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies, logFollows,
+        core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies, logFollows, jobPayloads,
     ]
+
+    /// The files API's bytes: a write's file, stored with its job by the API; a read's, stored by
+    /// the scheduler as the job ends. Deleted once taken (and by retention when nobody took them).
+    static let jobPayloads = Migration(
+        id: "0014_job_payloads",
+        sql: """
+            CREATE TABLE job_payloads (
+                job_id INTEGER PRIMARY KEY,
+                bytes  BLOB NOT NULL
+            ) STRICT;
+            """)
 
     /// Plans, API keys, audit and process metadata: what the API stack needs.
     static let core = Migration(

@@ -48,21 +48,49 @@ extension Transaction {
         return rows.first?.first?.integer ?? 0
     }
 
-    /// Claims the oldest due job whose server has no job running.
+    /// Which runner claims a job: the server's actions, one at a time per server in order, or the
+    /// files API's short reads and writes, which wait for no action.
+    public enum Lane: Sendable { case actions, files }
+
+    /// Claims the oldest due job of `lane`: for actions, the oldest whose server has no action
+    /// running and no older one queued; for files, the oldest.
     ///
-    /// Runs inside the caller's BEGIN IMMEDIATE, so two schedulers never claim the same job, and
-    /// one server's jobs run one at a time, in order.
-    public func claimNextJob(now: Int64) throws(StoreError) -> JobRecord? {
-        try query(
+    /// Runs inside the caller's BEGIN IMMEDIATE, so two schedulers never claim the same job.
+    public func claimNextJob(now: Int64, lane: Lane = .actions) throws(StoreError) -> JobRecord? {
+        let files = "(" + JobKind.fileKinds.map { "'\($0.rawValue)'" }.joined(separator: ", ") + ")"
+        let pick: String
+        switch lane {
+        case .actions:
+            pick = """
+                SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.not_before <= ? AND j.kind NOT IN \(files)
+                  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.server_uid = j.server_uid AND r.state = 'running'
+                                    AND r.kind NOT IN \(files))
+                  AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.server_uid = j.server_uid AND e.state = 'queued' AND e.id < j.id
+                                    AND e.kind NOT IN \(files))
+                ORDER BY j.id LIMIT 1
+                """
+        case .files:
+            pick = "SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.not_before <= ? AND j.kind IN \(files) ORDER BY j.id LIMIT 1"
+        }
+        return try query(
             """
             UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1
-            WHERE id = (SELECT j.id FROM jobs j WHERE j.state = 'queued' AND j.not_before <= ?
-                          AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.server_uid = j.server_uid AND r.state = 'running')
-                          AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.server_uid = j.server_uid AND e.state = 'queued' AND e.id < j.id)
-                        ORDER BY j.id LIMIT 1)
+            WHERE id = (\(pick))
             RETURNING \(Self.jobColumns)
             """, [.integer(now), .integer(now)]
         ).first.flatMap(Self.job)
+    }
+
+    /// Stores the bytes of a files API job (a write's input, a read's output).
+    public func setJobPayload(_ id: Int64, _ bytes: [UInt8]) throws(StoreError) {
+        try query("INSERT OR REPLACE INTO job_payloads (job_id, bytes) VALUES (?, ?)", [.integer(id), .blob(bytes)])
+    }
+
+    /// A job's stored bytes, nil when there are none; `take` deletes them.
+    public func jobPayload(_ id: Int64, take: Bool = false) throws(StoreError) -> [UInt8]? {
+        let bytes = try query("SELECT bytes FROM job_payloads WHERE job_id = ?", [.integer(id)]).first.map { $0[0].blob ?? [] }
+        if take, bytes != nil { try query("DELETE FROM job_payloads WHERE job_id = ?", [.integer(id)]) }
+        return bytes
     }
 
     public func finishJob(_ id: Int64, state: JobState, error: String? = nil, result: JSON? = nil, now: Int64) throws(StoreError) {

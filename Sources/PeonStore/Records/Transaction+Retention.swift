@@ -44,6 +44,13 @@ extension Transaction {
                 """, [.integer(rows)]
             ),
             ("DELETE FROM api_processes WHERE updated_at < ?", [.integer(now - 3600)]),
+            // A files API job's bytes nobody took (the request gave up waiting), and an orphan's.
+            (
+                """
+                DELETE FROM job_payloads WHERE job_id NOT IN (SELECT id FROM jobs)
+                OR job_id IN (SELECT id FROM jobs WHERE \(finished) AND finished_at < ?)
+                """, [.integer(now - 600)]
+            ),
             // Finished webhook deliveries; pending ones are never touched.
             ("DELETE FROM webhook_deliveries WHERE state != 'pending' AND created_at < ?", [.integer(cutoff)]),
             (
