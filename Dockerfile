@@ -50,6 +50,7 @@ COPY nginx nginx
 COPY plans plans
 COPY images images
 COPY docs docs
+COPY web web
 COPY README.md ./
 ENV PEON_DATA_DIR=/srv/peon/var PEON_BIND=0.0.0.0 PEON_BIN=/opt/peon/bin PEON_HOST_DIR=auto \
     PEON_BUNDLED_PLANS=/opt/peon/plans PEON_IMAGES_DIR=/opt/peon/images

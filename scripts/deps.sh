@@ -10,7 +10,8 @@ case "${1:-run}" in
   # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml;
   # docker-registry is the test swarm's registry (runtime images reach the nodes through it).
   # gcc and libc6-dev (static libc) build the test game's RCON stand-in (scripts/docker.sh image).
-  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc docker-registry:docker-registry)
+  # chromium and its driver: the console's tests drive a real headless browser (Selenium).
+  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc docker-registry:docker-registry chromium:chromium chromedriver:chromium-driver)
     libraries+=(libc6-dev) ;;
   bench) commands+=(wrk:wrk zstd:zstd) ;;
 esac

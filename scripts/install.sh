@@ -38,9 +38,12 @@ install -d -m 0755 "$DESTDIR$lib/bin" "$DESTDIR$lib/scripts" "$DESTDIR$lib/nginx
   "$DESTDIR$UNITDIR" "$DESTDIR$SYSCONFDIR/peon"
 for b in peon-api peon-scheduler peon; do install -m 0755 "$bin/$b" "$DESTDIR$lib/bin/$b"; done
 install -m 0755 "$root/scripts/env.sh" "$root/scripts/render-nginx.sh" "$DESTDIR$lib/scripts/"
-install -m 0644 "$root/nginx/peon.conf.template" "$DESTDIR$lib/nginx/"
+install -m 0644 "$root/nginx/peon.conf.template" "$root/nginx/api.conf.template" "$DESTDIR$lib/nginx/"
 install -m 0644 "$root/docs/openapi.json" "$DESTDIR$lib/docs/"
 install -m 0644 "$root/README.md" "$DESTDIR$lib/"
+rm -rf "$DESTDIR$lib/web"
+cp -R "$root/web" "$DESTDIR$lib/web"
+chmod -R u=rwX,go=rX "$DESTDIR$lib/web"
 rm -rf "$DESTDIR$lib/plans"
 cp -R "$root/plans" "$DESTDIR$lib/plans"
 chmod -R u=rwX,go=rX "$DESTDIR$lib/plans"

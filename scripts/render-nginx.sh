@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 export PEON_NGINX_DIR=$PEON_DATA_DIR/nginx
 export PEON_DOCS_DIR=${PEON_DOCS_DIR:-$peon_root/docs}
+export PEON_WEB_DIR=${PEON_WEB_DIR:-$peon_root/web}
 export PEON_NGINX_WORKERS=${PEON_NGINX_WORKERS:-auto}
 mkdir -p "$PEON_NGINX_DIR/tmp" "$PEON_NGINX_DIR/extra" "$PEON_LOG_DIR"
 
@@ -55,18 +56,39 @@ if [ -s "$PEON_NGINX_DIR/realip.conf" ]; then
   printf 'real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n' >> "$PEON_NGINX_DIR/realip.conf"
 fi
 
-# PEON_HTTP_MODE: redirect (308 keeps the method and body: Python requests resends a PUT's body) or off.
+# PEON_HTTP_MODE, on PEON_HTTP_BIND (default PEON_BIND) and PEON_HTTP_PORT:
+# - redirect: a 308 to HTTPS, which keeps the method and body (Python requests resends a PUT's body);
+# - serve: the API and the console in plain HTTP, for clients on this host or a private network
+#   (PEON's own web UI and bot talk to their orchestrator this way): only on a loopback or private
+#   address, never on every interface;
+# - off: no plain HTTP listener.
+http_bind=${PEON_HTTP_BIND:-$PEON_BIND}
 case "${PEON_HTTP_MODE:-redirect}" in
   redirect)
     cat > "$PEON_NGINX_DIR/http.conf" <<CONF
 server {
-    listen $PEON_BIND:$PEON_HTTP_PORT;
+    listen $http_bind:$PEON_HTTP_PORT;
     location / { return 308 https://\$host:$PEON_HTTPS_PORT\$request_uri; }
 }
 CONF
     ;;
+  serve)
+    octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+    if [[ "$http_bind" =~ ^(127\.$octet|10\.$octet|172\.(1[6-9]|2[0-9]|3[01])|192\.168)(\.$octet){1,2}$ && "$http_bind" =~ ^[0-9]+(\.[0-9]+){3}$ ]] \
+      || [ "$http_bind" = "::1" ] || [ "$http_bind" = "[::1]" ] || [[ "$http_bind" =~ ^\[?[fF][cdCD][0-9a-fA-F:]*\]?$ ]]; then
+      cat > "$PEON_NGINX_DIR/http.conf" <<CONF
+server {
+    listen $http_bind:$PEON_HTTP_PORT;
+    include $PEON_NGINX_DIR/api.conf;
+}
+CONF
+    else
+      echo "PEON_HTTP_MODE=serve answers in plain HTTP: only on a loopback or private address (PEON_HTTP_BIND or PEON_BIND is $http_bind)" >&2
+      exit 2
+    fi
+    ;;
   off) : > "$PEON_NGINX_DIR/http.conf" ;;
-  *) echo "PEON_HTTP_MODE must be redirect or off" >&2; exit 2 ;;
+  *) echo "PEON_HTTP_MODE must be redirect, serve or off" >&2; exit 2 ;;
 esac
 
 # Headers of every HTTPS answer, nginx's own errors included. HSTS: PEON_HSTS_MAX_AGE seconds, 0 off.
@@ -77,6 +99,14 @@ hsts=${PEON_HSTS_MAX_AGE:-31536000}
   echo 'add_header Cache-Control no-store always;'
   [ "$hsts" -eq 0 ] || echo "add_header Strict-Transport-Security \"max-age=$hsts\" always;"
 } > "$PEON_NGINX_DIR/headers.conf"
+# The console's page and files: the same, and a policy that lets it run only its own script and
+# style and talk only to this origin (no inline code, no frame, no other host).
+{
+  cat "$PEON_NGINX_DIR/headers.conf"
+  echo "add_header Content-Security-Policy \"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\" always;"
+  echo 'add_header Referrer-Policy no-referrer always;'
+  echo 'add_header X-Frame-Options DENY always;'
+} > "$PEON_NGINX_DIR/console-headers.conf"
 
 # nginx drops to www-data when started as root; the API socket is then group www-data.
 export PEON_NGINX_USER=""
@@ -124,6 +154,7 @@ if [ "$(id -u)" -eq 0 ]; then PEON_NGINX_USER="user www-data www-data;"; fi
 } > "$PEON_NGINX_DIR/metrics-allow.conf"
 
 vars='${PEON_NGINX_USER} ${PEON_NGINX_WORKERS} ${PEON_NGINX_DIR} ${PEON_LOG_DIR} ${PEON_RATE_LIMIT} ${PEON_RATE_BURST} ${PEON_CONN_LIMIT}
-${PEON_BIND} ${PEON_HTTP_PORT} ${PEON_HTTPS_PORT} ${PEON_TLS_CERT} ${PEON_TLS_KEY} ${PEON_SOCKET} ${PEON_DOCS_DIR} ${PEON_FILE_MAX}'
+${PEON_BIND} ${PEON_HTTP_PORT} ${PEON_HTTPS_PORT} ${PEON_TLS_CERT} ${PEON_TLS_KEY} ${PEON_SOCKET} ${PEON_DOCS_DIR} ${PEON_FILE_MAX} ${PEON_WEB_DIR}'
+envsubst "$vars" < "$peon_root/nginx/api.conf.template" > "$PEON_NGINX_DIR/api.conf"
 envsubst "$vars" < "$peon_root/nginx/peon.conf.template" > "$PEON_NGINX_DIR/nginx.conf"
 echo "$PEON_NGINX_DIR/nginx.conf"

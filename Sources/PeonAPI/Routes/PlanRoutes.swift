@@ -12,13 +12,26 @@ enum PlanRoutes {
             return .json(.array(entries.map(\.json)))
         }
 
-        router.on("GET", "/api/v1/plan/:game_uid", scope: .read) { _, context, parameters, _ in
+        router.on("GET", "/api/v1/plan/:game_uid", scope: .read) { request, context, parameters, _ in
             let uid = try GameUID(validating: parameters["game_uid"])
             guard let text = try context.store.read({ tx in try tx.planDocument(uid) }) else {
                 throw HTTPError(status: 404, code: "plan.not_found", message: "Could not get the settings for [\(uid)]")
             }
             let plan = try Plan(document: JSON.parse(text), expectedGameUID: uid)
-            return .json(plan.settingsJSON)
+            switch request.queryItem("detail") {
+            case nil, "false": return .json(plan.settingsJSON)
+            case "true":
+                // Additive, for forms (the console's): which settings are required, and null defaults
+                // as null; PEON's flat form cannot say either.
+                return .json([
+                    "game_uid": .string(uid.rawValue), "description": plan.settingsJSON["description"] ?? "",
+                    "settings": .array(
+                        plan.settings.filter { $0.key != "STEAM_ID" }.map {
+                            ["name": .string($0.key), "required": .bool($0.required), "default": $0.defaultValue.map(JSON.string) ?? .null]
+                        }),
+                ])
+            default: throw HTTPError(status: 400, code: "request.invalid", message: "detail must be true or false.")
+            }
         }
 
         router.on("PUT", "/api/v1/plans", scope: .admin) { _, context, _, _ in

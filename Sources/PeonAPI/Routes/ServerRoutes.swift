@@ -37,6 +37,16 @@ enum ServerRoutes {
                 let running = object["container_state"] == "running"
                 let sample = running ? try context.store.read { tx in try tx.latestStats(server: uid.description) } : nil
                 members += statsMembers(sample)
+                // Additive: `?history=<minutes>` (1 to 1440) adds the samples of that span, oldest first.
+                if let text = request.queryItem("history") {
+                    guard let minutes = CheckedNumber.int(text, in: 1...1440) else {
+                        throw HTTPError(status: 400, code: "request.invalid", message: "history must be a number of minutes from 1 to 1440.")
+                    }
+                    let samples = try context.store.read { tx in
+                        try tx.stats(server: uid.description, since: WallClock.now() - Int64(minutes) * 60, limit: 1440)
+                    }
+                    members.append(("history", .array(samples.map(historyPoint))))
+                }
                 object = .object(members)
             }
             return .json(object)
@@ -126,6 +136,11 @@ enum ServerRoutes {
             }
             return try remove(ServerUID(validating: p["uid"]), action: p["action"], body: body, request: request, context: context)
         }
+    }
+
+    /// One sample of `?history`: when, CPU percent, memory bytes.
+    static func historyPoint(_ s: StatsRecord) -> JSON {
+        ["at": .int(Int(s.at)), "cpu_percent": .number((s.cpuPercent * 100).rounded() / 100), "memory_bytes": .int(Int(s.memory))]
     }
 
     /// Top-level `cpu_percent`, `memory_percent`, `uptime` (what the web UI shows) beside `stats`.

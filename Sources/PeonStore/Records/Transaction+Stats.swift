@@ -33,10 +33,18 @@ extension Transaction {
     }
 
     public func latestStats(server: String) throws(StoreError) -> StatsRecord? {
+        try stats(server: server, since: 0, limit: 1).first
+    }
+
+    /// The newest `limit` samples taken at or after `since` (unix seconds), oldest first.
+    public func stats(server: String, since: Int64, limit: Int) throws(StoreError) -> [StatsRecord] {
         try query(
-            "SELECT at, cpu_percent, memory, memory_limit, net_rx, net_tx, uptime FROM stats WHERE server_uid = ? ORDER BY at DESC LIMIT 1",
-            [.text(server)]
-        ).first.map { r in
+            """
+            SELECT at, cpu_percent, memory, memory_limit, net_rx, net_tx, uptime FROM stats WHERE server_uid = ? AND at >= ?
+            ORDER BY at DESC LIMIT ?
+            """,
+            [.text(server), .integer(since), .integer(Int64(limit))]
+        ).reversed().map { r in
             var cpu = 0.0
             if case .real(let v) = r[1] { cpu = v } else if let i = r[1].integer { cpu = Double(i) }
             return StatsRecord(
