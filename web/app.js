@@ -204,6 +204,10 @@ async function serversView() {
       if (body) body.replaceChildren(...rows);
       const empty = $('servers-empty');
       if (empty) empty.hidden = servers.length > 0;
+      // For bench/console.py: when the first list reached the screen (the frame after it was built).
+      if (!performance.getEntriesByName('peon-servers-painted').length) {
+        requestAnimationFrame(() => performance.mark('peon-servers-painted'));
+      }
     } catch (e) { fail(e); }
   });
 }
@@ -234,6 +238,7 @@ function serverView(uid) {
   const chart = h('div', { class: 'charts', id: 'charts' });
   const tabs = tabbed(uid, [
     ['Log', () => logPanel(uid)], ['Files', () => filesPanel(uid)], ['Backups', () => backupsPanel(uid)],
+    ['Schedules', () => schedulesPanel(uid)],
   ]);
   show(h('p', {}, h('a', { href: '#/servers' }, '← Servers')), title, status, actions, jobLine, chart, tabs);
   async function refresh() {
@@ -508,6 +513,30 @@ function backupsPanel(uid) {
   return box;
 }
 
+// ---- Schedules ------------------------------------------------------------------------------
+
+function schedulesPanel(uid) {
+  const box = h('div', {});
+  async function load() {
+    try {
+      const list = await api('GET', `/server/schedule/${uid}`);
+      const schedules = Array.isArray(list) ? list : list.schedules || [];
+      box.replaceChildren(schedules.length
+        ? h('table', {}, h('thead', {}, h('tr', {}, ['Cron', 'Zone', 'Action', 'Next run (UTC)', 'Last result', ''].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, schedules.map((c) => h('tr', {},
+            h('td', { class: 'mono' }, c.cron || ''), h('td', {}, c.tz || ''), h('td', {}, c.action + (c.command ? `: ${c.command}` : '')),
+            h('td', {}, when(c.next_run)), h('td', {}, c.last_result || '–'),
+            h('td', {}, state.scope === 'admin' && c.id !== undefined ? h('button', { type: 'button', class: 'danger small', onclick: async () => {
+              if (!(await confirmAction(`Remove the schedule ${c.cron} ${c.action}?`))) return;
+              try { await api('DELETE', `/server/schedule/${uid}`, { json: { id: c.id } }); load(); } catch (e) { fail(e); }
+            } }, 'Remove') : null)))))
+        : h('p', {}, 'No schedules. Timed actions are made through the API (PUT /api/v1/server/schedule/<uid>).'));
+    } catch (e) { fail(e); }
+  }
+  load();
+  return box;
+}
+
 // ---- Create from a plan ---------------------------------------------------------------------
 
 async function createView() {
@@ -537,9 +566,23 @@ async function createView() {
       fields.append(h('p', { class: 'hint' }, plan.description));
       for (const s of settings) {
         const id = `setting-${s.name}`;
-        const input = h('input', { id, name: s.name, required: s.required, placeholder: s.default === null ? '' : s.default,
-          'aria-describedby': `${id}-error`, autocomplete: 'off' });
-        fields.append(h('label', { for: id }, s.name, s.required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null,
+        const common = { id, name: s.name, required: s.required, 'aria-describedby': `${id}-error`, autocomplete: 'off' };
+        let input;
+        if (s.type === 'select' && s.options.length) {
+          // A null default offers no preselected choice; the plan's default is selected.
+          input = h('select', common, h('option', { value: '' }, s.required ? 'Choose…' : `Default${s.default ? ' (' + s.default + ')' : ''}`),
+            s.options.map((o) => h('option', { value: o }, o)));
+        } else if (s.type === 'boolean') {
+          input = h('select', common, h('option', { value: '' }, `Default${s.default ? ' (' + s.default + ')' : ''}`),
+            h('option', { value: 'true' }, 'yes'), h('option', { value: 'false' }, 'no'));
+        } else if (s.type === 'textarea') {
+          input = h('textarea', { ...common, rows: '3', placeholder: s.default || '' });
+        } else {
+          input = h('input', { ...common, type: s.type === 'password' ? 'password' : s.type === 'number' ? 'number' : 'text',
+            placeholder: s.default === null ? '' : s.default });
+        }
+        fields.append(h('label', { for: id }, s.label || s.name, s.label ? h('span', { class: 'hint' }, ` ${s.name}`) : null,
+          s.required ? h('span', { class: 'req', 'aria-hidden': 'true' }, ' *') : null,
           s.required ? h('span', { class: 'sr' }, ' (required)') : null),
           input, h('p', { class: 'error', id: `${id}-error`, 'aria-live': 'polite' }));
       }

@@ -39,6 +39,16 @@ let valheimPlan = """
                 == #"{"SERVER_NAME":"","STEAM_GSLT":"","PW":"","CSGO_MAP":"de_dust2","MAX":"16","BOT":"false","description":"A PEON game server for csgo."}"#
         )
         #expect(plan.portGroups[0][0].proto == .both)
+        // The rich form's hints reach forms; odd ones are left out, never refused.
+        let pw = plan.settings.first { $0.key == "PW" }
+        let bot = plan.settings.first { $0.key == "BOT" }
+        #expect(pw?.label == "Password" && pw?.inputType == nil && bot?.inputType == "boolean" && bot?.options == [])
+        let odd = try Plan(
+            document: JSON.parse(
+                #"{"metadata": {"game_uid": "csgo", "image": "x"}, "environment": {"M": {"default": "a", "type": "<script>", "label": 5, "options": ["a", 1, {"x": 1}]}}, "volumes": {}}"#
+            ), expectedGameUID: GameUID(validating: "csgo"))
+        let m = odd.settings.first { $0.key == "M" }
+        #expect(m?.inputType == nil && m?.label == nil && m?.options == ["a", "1"])
     }
 
     @Test(arguments: [

@@ -67,7 +67,10 @@ class Console:
 
     def problems(self):
         """Console errors, and requests to anything but this origin (or the page's own blobs)."""
-        errors = [e["message"] for e in self.driver.get_log("browser") if e["level"] == "SEVERE"]
+        # Chromium aborts requests in flight when the machine's interfaces change (each new game
+        # container adds one): ERR_NETWORK_CHANGED is the host's doing; the log stream resumes.
+        errors = [e["message"] for e in self.driver.get_log("browser")
+                  if e["level"] == "SEVERE" and "net::ERR_NETWORK_CHANGED" not in e["message"]]
         foreign = []
         for entry in self.driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]

@@ -27,7 +27,12 @@ enum PlanRoutes {
                     "game_uid": .string(uid.rawValue), "description": plan.settingsJSON["description"] ?? "",
                     "settings": .array(
                         plan.settings.filter { $0.key != "STEAM_ID" }.map {
-                            ["name": .string($0.key), "required": .bool($0.required), "default": $0.defaultValue.map(JSON.string) ?? .null]
+                            [
+                                "name": .string($0.key), "required": .bool($0.required),
+                                "default": $0.defaultValue.map(JSON.string) ?? .null,
+                                "label": $0.label.map(JSON.string) ?? .null, "type": .string($0.inputType ?? "text"),
+                                "options": .array($0.options.map(JSON.string)),
+                            ]
                         }),
                 ])
             default: throw HTTPError(status: 400, code: "request.invalid", message: "detail must be true or false.")

@@ -40,7 +40,8 @@ enum ServerRoutes {
                 // Additive: `?history=<minutes>` (1 to 1440) adds the samples of that span, oldest first.
                 if let text = request.queryItem("history") {
                     guard let minutes = CheckedNumber.int(text, in: 1...1440) else {
-                        throw HTTPError(status: 400, code: "request.invalid", message: "history must be a number of minutes from 1 to 1440.")
+                        throw HTTPError(
+                            status: 400, code: "request.invalid", message: "history must be a number of minutes from 1 to 1440.")
                     }
                     let samples = try context.store.read { tx in
                         try tx.stats(server: uid.description, since: WallClock.now() - Int64(minutes) * 60, limit: 1440)

@@ -250,7 +250,14 @@ extension Plan {
                     continue
                 }
                 let required = v["required"]?.boolValue ?? (defaultText ?? "").isEmpty
-                settings.append(Setting(key: key, defaultValue: defaultText, required: required))
+                var setting = Setting(key: key, defaultValue: defaultText, required: required)
+                // Hints only, bounded; anything odd is left out rather than refused (PEON's UI reads more fields).
+                setting.label = v["label"]?.stringValue.flatMap { $0.utf8.count <= 200 ? $0 : nil }
+                setting.inputType = v["type"]?.stringValue.flatMap {
+                    ["text", "password", "number", "boolean", "select", "textarea"].contains($0) ? $0 : nil
+                }
+                setting.options = Array((v["options"]?.arrayValue ?? []).compactMap(scalarText).filter { $0.utf8.count <= 200 }.prefix(100))
+                settings.append(setting)
             case .array:
                 problems.append("environment.\(key) must be null, a string, a number, a boolean or an object")
             }

@@ -84,4 +84,9 @@ public struct Setting: Sendable, Equatable {
     public let key: String
     public let defaultValue: String?
     public let required: Bool
+    /// The rich form's hints for a form (the console's): a label, an input type (`text`,
+    /// `password`, `number`, `boolean`, `select`, `textarea`) and a select's options.
+    public var label: String? = nil
+    public var inputType: String? = nil
+    public var options: [String] = []
 }
