@@ -33,9 +33,10 @@ RUN set -eu; mkdir -p /out/bin /out/lib; \
 FROM debian:bookworm-slim
 # nginx-light has the realip and http2 modules; tini reaps orphans and forwards SIGTERM/SIGHUP;
 # curl and jq let the entrypoint ask the engine where the data dir is mounted from; iptables is the
-# node agent's, for the games' egress rules.
+# node agent's, for the games' egress rules; certbot obtains and renews PEON_ACME_DOMAIN's certificate.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx-light \
     libfcgi0ldbl libsqlite3-0 libcurl4 libarchive13 libssl3 openssl gettext-base ca-certificates procps curl jq tini tzdata iptables \
+    certbot \
     && rm -rf /var/lib/apt/lists/* \
     # uid 1000 is also the game servers' user: the files it makes are theirs without chown.
     && useradd --uid 1000 --user-group --home-dir /opt/peon --no-create-home --shell /usr/sbin/nologin peon

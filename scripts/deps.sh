@@ -5,13 +5,16 @@ set -euo pipefail
 commands=(nginx:nginx-light openssl:openssl envsubst:gettext-base pkg-config:pkg-config curl:curl)
 # tzdata: the zones of cron schedules (/usr/share/zoneinfo).
 libraries=(libfcgi-dev libcurl4-openssl-dev libsqlite3-dev libarchive-dev libssl-dev ca-certificates tzdata)
+# certbot obtains and renews the certificate of PEON_ACME_DOMAIN (scripts/acme.sh): only when it is set.
+if [ -n "${PEON_ACME_DOMAIN:-}" ]; then commands+=(certbot:certbot); fi
 case "${1:-run}" in
   # The service tests: unit verification, the units' users and capabilities, a private dockerd's netns;
   # mmdebstrap makes the Debian base image of the runtime images; docker-compose (1.29) runs compose.yaml;
   # docker-registry is the test swarm's registry (runtime images reach the nodes through it).
   # gcc and libc6-dev (static libc) build the test game's RCON stand-in (scripts/docker.sh image).
   # chromium and its driver: the console's tests drive a real headless browser (Selenium).
-  test) commands+=(fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc docker-registry:docker-registry chromium:chromium chromedriver:chromium-driver)
+  # certbot against pebble, a real ACME server (and its mock DNS, pebble-challtestsrv): test_acme.py.
+  test) commands+=(certbot:certbot pebble:pebble pebble-challtestsrv:pebble fail2ban-regex:fail2ban mmdebstrap:mmdebstrap systemd-analyze:systemd setpriv:util-linux nsenter:util-linux ip:iproute2 docker-compose:docker-compose gcc:gcc docker-registry:docker-registry chromium:chromium chromedriver:chromium-driver)
     libraries+=(libc6-dev) ;;
   bench) commands+=(wrk:wrk zstd:zstd) ;;
 esac

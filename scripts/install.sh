@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 PREFIX=${PREFIX:-/usr/local} SYSCONFDIR=${SYSCONFDIR:-/etc} UNITDIR=${UNITDIR:-/etc/systemd/system}
 STATEDIR=${STATEDIR:-/var/lib/peon} DESTDIR=${DESTDIR:-}
 lib=$PREFIX/lib/peon
-units=(peon-api.service peon-scheduler.service peon-nginx.service peon.target)
+units=(peon-api.service peon-scheduler.service peon-nginx.service peon-acme.service peon-acme.timer peon.target)
 systemd_runs() { [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; }
 
 if [ "${1:-install}" = uninstall ]; then
@@ -37,7 +37,7 @@ fi
 install -d -m 0755 "$DESTDIR$lib/bin" "$DESTDIR$lib/scripts" "$DESTDIR$lib/nginx" "$DESTDIR$lib/docs" "$DESTDIR$PREFIX/bin" \
   "$DESTDIR$UNITDIR" "$DESTDIR$SYSCONFDIR/peon"
 for b in peon-api peon-scheduler peon; do install -m 0755 "$bin/$b" "$DESTDIR$lib/bin/$b"; done
-install -m 0755 "$root/scripts/env.sh" "$root/scripts/render-nginx.sh" "$DESTDIR$lib/scripts/"
+install -m 0755 "$root/scripts/env.sh" "$root/scripts/render-nginx.sh" "$root/scripts/acme.sh" "$DESTDIR$lib/scripts/"
 install -m 0644 "$root/nginx/peon.conf.template" "$root/nginx/api.conf.template" "$DESTDIR$lib/nginx/"
 install -m 0644 "$root/docs/openapi.json" "$DESTDIR$lib/docs/"
 install -m 0644 "$root/README.md" "$DESTDIR$lib/"

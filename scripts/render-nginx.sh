@@ -9,6 +9,52 @@ export PEON_WEB_DIR=${PEON_WEB_DIR:-$peon_root/web}
 export PEON_NGINX_WORKERS=${PEON_NGINX_WORKERS:-auto}
 mkdir -p "$PEON_NGINX_DIR/tmp" "$PEON_NGINX_DIR/extra" "$PEON_LOG_DIR"
 
+# PEON_ACME_DOMAIN: a certificate from an ACME server, obtained and renewed by certbot
+# (scripts/acme.sh, run by stack.sh) through the plain HTTP port's /.well-known/acme-challenge/.
+# nginx names certbot's files once they exist; until then the self-signed pair below, so nginx
+# starts and its HTTP port can answer the first challenge (acme.sh renders again and reloads).
+acme_domain=${PEON_ACME_DOMAIN:-}
+acme_webroot=$PEON_DATA_DIR/acme/webroot
+if [ -z "$acme_domain" ]; then
+  # A setting that would do nothing is a mistake: say so rather than serve without it.
+  for n in PEON_ACME_EMAIL PEON_ACME_SERVER PEON_ACME_CA; do
+    [ -z "${!n:-}" ] || { echo "$n is set but PEON_ACME_DOMAIN is not: no certificate would be requested" >&2; exit 2; }
+  done
+else
+  label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+  # One name, no wildcard (http-01 cannot prove one), no IP address (the last label has a letter).
+  if ! [[ "$acme_domain" =~ ^($label\.)+$label$ && ${#acme_domain} -le 253 && "${acme_domain##*.}" =~ [A-Za-z] ]]; then
+    echo "PEON_ACME_DOMAIN must be one domain name such as peon.example.com (no wildcard, no address): $acme_domain" >&2; exit 2
+  fi
+  if [ -n "${PEON_ACME_EMAIL:-}" ] && ! [[ "$PEON_ACME_EMAIL" =~ ^[A-Za-z0-9._%+-]+@($label\.)+[A-Za-z]{2,}$ ]]; then
+    echo "PEON_ACME_EMAIL must be one e-mail address (the ACME server's expiry notices go there)" >&2; exit 2
+  fi
+  # The account key signs every request, but the orders and certificates would still travel in
+  # clear: plain http:// only for a server on this host.
+  url_path='(/[^[:space:]]*)?'
+  if [ -n "${PEON_ACME_SERVER:-}" ] && ! [[ "$PEON_ACME_SERVER" =~ ^https://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(:[0-9]{1,5})?$url_path$ \
+      || "$PEON_ACME_SERVER" =~ ^http://(127(\.[0-9]{1,3}){3}|localhost|\[::1\])(:[0-9]{1,5})?$url_path$ ]]; then
+    echo "PEON_ACME_SERVER must be an ACME directory's https:// URL (http:// only on 127.0.0.1, [::1] or localhost): $PEON_ACME_SERVER" >&2; exit 2
+  fi
+  if [ -n "${PEON_ACME_CA:-}" ] && ! { [ -f "$PEON_ACME_CA" ] && [ -r "$PEON_ACME_CA" ] && openssl x509 -in "$PEON_ACME_CA" -noout 2>/dev/null; }; then
+    echo "PEON_ACME_CA must be a readable PEM certificate file (the CA of the ACME server's own TLS): $PEON_ACME_CA" >&2; exit 2
+  fi
+  if [ -n "$PEON_TLS_CERT$PEON_TLS_KEY" ]; then
+    echo "PEON_ACME_DOMAIN and PEON_TLS_CERT/PEON_TLS_KEY both name the certificate: set only one" >&2; exit 2
+  fi
+  if [ "${PEON_HTTP_MODE:-redirect}" = off ]; then
+    echo "PEON_ACME_DOMAIN needs the plain HTTP port (PEON_HTTP_MODE redirect or serve): the ACME server checks the domain there (http-01)" >&2; exit 2
+  fi
+  if ! command -v certbot >/dev/null 2>&1; then
+    echo "PEON_ACME_DOMAIN needs certbot (Debian: apt-get install certbot; scripts/deps.sh installs it when PEON_ACME_DOMAIN is set)" >&2; exit 2
+  fi
+  mkdir -p "$acme_webroot"
+  live=$PEON_DATA_DIR/acme/config/live/$acme_domain
+  if [ -s "$live/fullchain.pem" ] && [ -s "$live/privkey.pem" ]; then
+    export PEON_TLS_CERT=$live/fullchain.pem PEON_TLS_KEY=$live/privkey.pem
+  fi
+fi
+
 if [ -z "$PEON_TLS_CERT" ] || [ -z "$PEON_TLS_KEY" ]; then
   tls=$PEON_DATA_DIR/tls
   export PEON_TLS_CERT=$tls/cert.pem PEON_TLS_KEY=$tls/key.pem
@@ -63,25 +109,39 @@ fi
 #   address, never on every interface;
 # - off: no plain HTTP listener.
 http_bind=${PEON_HTTP_BIND:-$PEON_BIND}
-case "${PEON_HTTP_MODE:-redirect}" in
-  redirect)
-    cat > "$PEON_NGINX_DIR/http.conf" <<CONF
+# ACME http-01 (PEON_ACME_DOMAIN): the challenge tokens certbot writes, in both modes; nothing else
+# of that folder (no listing, no other path).
+acme_location=""
+if [ -n "$acme_domain" ]; then
+  acme_location="    location ^~ /.well-known/acme-challenge/ { root $acme_webroot; default_type text/plain; try_files \$uri =404; }
+"
+fi
+# A 308 to HTTPS on one address.
+redirect_server() {
+  cat <<CONF
 server {
-    listen $http_bind:$PEON_HTTP_PORT;
-    location / { return 308 https://\$host:$PEON_HTTPS_PORT\$request_uri; }
+    listen $1:$PEON_HTTP_PORT;
+$acme_location    location / { return 308 https://\$host:$PEON_HTTPS_PORT\$request_uri; }
 }
 CONF
-    ;;
+}
+case "${PEON_HTTP_MODE:-redirect}" in
+  redirect) redirect_server "$http_bind" > "$PEON_NGINX_DIR/http.conf" ;;
   serve)
     octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
     if [[ "$http_bind" =~ ^(127\.$octet|10\.$octet|172\.(1[6-9]|2[0-9]|3[01])|192\.168)(\.$octet){1,2}$ && "$http_bind" =~ ^[0-9]+(\.[0-9]+){3}$ ]] \
       || [ "$http_bind" = "::1" ] || [ "$http_bind" = "[::1]" ] || [[ "$http_bind" =~ ^\[?[fF][cdCD][0-9a-fA-F:]*\]?$ ]]; then
-      cat > "$PEON_NGINX_DIR/http.conf" <<CONF
+      {
+        cat <<CONF
 server {
     listen $http_bind:$PEON_HTTP_PORT;
-    include $PEON_NGINX_DIR/api.conf;
+$acme_location    include $PEON_NGINX_DIR/api.conf;
 }
 CONF
+        # Served on a private address of its own (compose.yaml's clients network): the HTTP port
+        # on PEON_BIND goes on redirecting everyone else to HTTPS.
+        if [ "$http_bind" != "$PEON_BIND" ]; then redirect_server "$PEON_BIND"; fi
+      } > "$PEON_NGINX_DIR/http.conf"
     else
       echo "PEON_HTTP_MODE=serve answers in plain HTTP: only on a loopback or private address (PEON_HTTP_BIND or PEON_BIND is $http_bind)" >&2
       exit 2

@@ -5,6 +5,9 @@
 # the others keep serving; only SIGTERM or Ctrl-C stop everything, cleanly (each child waited for,
 # killed after 30 s; more signals do not cut the stop short). SIGHUP reloads nginx
 # (`nginx -s reload`: new TLS certificate files, new workers; requests in flight finish on the old).
+# With PEON_ACME_DOMAIN, scripts/acme.sh runs beside them (certbot: the certificate obtained in the
+# background, renewed every 12 h, nginx reloaded after each new one), supervised and stopped the same
+# way; an ACME server that cannot be reached never holds the stack's start.
 # Binaries come from $PEON_BIN (default .build/release).
 #
 # PEON_SCHEDULER_GROUPS (set by scripts/container.sh, which runs this script as peon with only
@@ -51,6 +54,9 @@ start() {
     peon-scheduler) "${with_socket[@]}" "$bin/$1" & ;;
     # Its own process group: when the master dies, its orphaned workers (holding the ports) go with it.
     nginx) setsid "${drop[@]}" nginx -p "$PEON_DATA_DIR/nginx" -c "$conf" -e stderr -g 'daemon off;' & ;;
+    # As nginx's configuration was rendered: no group, no capability (it only runs certbot and
+    # reloads nginx, both as this user).
+    acme) "${drop[@]}" "$peon_root/scripts/acme.sh" --loop & ;;
   esac
   pid[$1]=$!
   since[$1]=$SECONDS
@@ -70,7 +76,7 @@ stop() {
   for p in "${pid[@]}"; do children+=("$p"); done
   # nginx by its group too: a master that died leaves workers that still hold the ports.
   [ -z "$n" ] || kill -QUIT -- "$n" "${group[@]}" 2>/dev/null || true
-  for p in "${pid[peon-api]:-}" "${pid[peon-scheduler]:-}"; do
+  for p in "${pid[peon-api]:-}" "${pid[peon-scheduler]:-}" "${pid[acme]:-}"; do
     [ -z "$p" ] || kill -TERM "$p" 2>/dev/null || true
   done
   sleep "$grace" &
@@ -112,9 +118,12 @@ fi
 # PEON_START_SCHEDULER=0 leaves the scheduler to someone else (tests that kill and restart it).
 [ "${PEON_START_SCHEDULER:-1}" != 0 ] && start peon-scheduler
 start nginx
+# After nginx: the ACME server's challenge comes to its HTTP port.
+[ -z "${PEON_ACME_DOMAIN:-}" ] || start acme
 http="HTTP :$PEON_HTTP_PORT redirects"
 [ "${PEON_HTTP_MODE:-redirect}" = off ] && http="no plain HTTP"
-echo "Peon is running: https://$PEON_BIND:$PEON_HTTPS_PORT/api/v1/orchestrator ($http; data in $PEON_DATA_DIR)"
+[ "${PEON_HTTP_MODE:-redirect}" = serve ] && http="HTTP :$PEON_HTTP_PORT serves the API on ${PEON_HTTP_BIND:-$PEON_BIND}"
+echo "Peon is running: open https://$PEON_BIND:$PEON_HTTPS_PORT/ in a browser (the console) and log in with an admin API key; the API is under /api/v1 ($http; data in $PEON_DATA_DIR)"
 
 # Supervise until a signal: restart whatever exits, with back-off.
 while [ "$asked" -eq 0 ]; do

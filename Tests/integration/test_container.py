@@ -112,7 +112,8 @@ def deployed(bin_dir, compose):
     agent["labels"] = {"peon.test": RUN}
     agent["environment"]["PEON_GAME_BIND"] = "127.0.0.1"
     service["healthcheck"] = {"interval": "1s"}  # the image's own check, tried every second here
-    spec["networks"] = {"default": {"labels": {"peon.test": RUN}}}
+    spec["networks"]["default"] = {"labels": {"peon.test": RUN}}
+    spec["networks"]["clients"]["labels"] = {"peon.test": RUN}
     with open(os.path.join(project_dir, "compose.yaml"), "w") as f:
         yaml.safe_dump(spec, f)
     # ./var as an earlier image that ran as root left it: the entrypoint hands it to peon.
@@ -340,6 +341,19 @@ def test_players_are_counted_and_an_idle_server_stops_in_the_container(deploymen
     finally:
         stand_in.close()
         deployment.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def test_a_client_on_the_internal_network_talks_plain_http_and_nobody_else_does(deployment):
+    """compose.yaml's `clients` network: a container there (PEON's web UI or bot; a busybox
+    stand-in here) reaches the API in plain HTTP, without a certificate; the published HTTP port
+    still only redirects."""
+    network = f"{PROJECT}_clients"
+    out = subprocess.run(["docker", "run", "--rm", "--network", network, "--label", f"peon.test={RUN}", "--entrypoint", "busybox",
+                          "peon-test-game:latest", "wget", "-q", "-O", "-", "--header", f"X-Api-Key: {KEY}",
+                          f"http://172.31.250.2:{deployment.http_port}/api/v1/servers"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip().startswith("["), out.stdout + out.stderr
+    r = requests.get(f"http://127.0.0.1:{deployment.http_port}/api/v1/servers", headers={"X-Api-Key": KEY}, allow_redirects=False, timeout=10)
+    assert r.status_code == 308, r.text
 
 
 def test_http_redirect_and_clean_stop(deployment):

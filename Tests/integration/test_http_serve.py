@@ -44,3 +44,5 @@ def test_serve_is_allowed_on_loopback_and_private_addresses(tmp_path, bind):
     assert code == 0, err
     conf = open(tmp_path / "var" / "nginx" / "http.conf").read()
     assert f"listen {bind}:" in conf and "api.conf" in conf, conf
+    # On an address of its own, the HTTP port on PEON_BIND still redirects everyone else.
+    assert ("return 308" in conf) == (bind != os.environ.get("PEON_BIND", "127.0.0.1")), conf

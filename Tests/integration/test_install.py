@@ -15,7 +15,7 @@ import requests
 from conftest import BIN, ROOT, RUN, free_port
 from test_servers import SETTINGS
 
-UNITS = ["peon-api.service", "peon-scheduler.service", "peon-nginx.service", "peon.target"]
+UNITS = ["peon-api.service", "peon-scheduler.service", "peon-nginx.service", "peon.target", "peon-acme.service", "peon-acme.timer"]
 
 
 def make(target, dirs):

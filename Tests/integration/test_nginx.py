@@ -55,7 +55,8 @@ def test_cors_star_when_asked(make_stack):
 
 
 def test_unknown_routes_and_methods_are_json(stack):
-    for path in ("/api/v1/nope", "/api/v1/", "/", "/index.html", "/api/v2/plans"):
+    # "/" is the web console's page (test_console.py); every other unknown path is a JSON 404.
+    for path in ("/api/v1/nope", "/api/v1/", "/index.html", "/api/v2/plans", "/console", "/favicon.ico"):
         r = stack.request("GET", path)
         assert r.status_code == 404, path
         assert r.json()["status"] == "error", path
