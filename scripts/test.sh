@@ -11,8 +11,8 @@ venv=$root/.build-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv --system-site-packages "$venv"
 fi
-if ! "$venv/bin/python" -c 'import pytest, requests, yaml, openapi_spec_validator, schemathesis, jsonschema, prometheus_client, selenium' 2>/dev/null; then
-  "$venv/bin/pip" install -q --disable-pip-version-check pytest requests pyyaml openapi-spec-validator schemathesis jsonschema prometheus-client selenium
+if ! "$venv/bin/python" -c 'import pytest, requests, yaml, openapi_spec_validator, schemathesis, jsonschema, prometheus_client, selenium, cryptography' 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check pytest requests pyyaml openapi-spec-validator schemathesis jsonschema prometheus-client selenium cryptography
 fi
 
 # A real Docker engine (started here when it is not running) and the busybox test game image.
