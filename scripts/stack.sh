@@ -123,7 +123,7 @@ start nginx
 http="HTTP :$PEON_HTTP_PORT redirects"
 [ "${PEON_HTTP_MODE:-redirect}" = off ] && http="no plain HTTP"
 [ "${PEON_HTTP_MODE:-redirect}" = serve ] && http="HTTP :$PEON_HTTP_PORT serves the API on ${PEON_HTTP_BIND:-$PEON_BIND}"
-echo "Peon is running: open https://$PEON_BIND:$PEON_HTTPS_PORT/ in a browser (the console) and log in with an admin API key; the API is under /api/v1 ($http; data in $PEON_DATA_DIR)"
+echo "Peon is running: open https://$PEON_BIND:$PEON_HTTPS_PORT/ in a browser (the console; log in with a key); the API is under /api/v1 ($http; data in $PEON_DATA_DIR)"
 
 # Supervise until a signal: restart whatever exits, with back-off.
 while [ "$asked" -eq 0 ]; do

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import time
 import zipfile
 from urllib.parse import urlsplit
@@ -81,6 +82,31 @@ class Console:
         return errors, foreign
 
 
+def api_workers(stack):
+    """The peon-api worker processes of this stack (children of its supervisor)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+            parent = os.readlink(f"/proc/{ppid}/exe")
+        except (OSError, ValueError, IndexError):
+            continue
+        if exe.endswith("/peon-api") and parent.endswith("/peon-api") and f"PEON_DATA_DIR={stack.data}".encode() in environ:
+            found.append(int(pid))
+    return found
+
+
+def wait_for(check, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
+
+
 @pytest.fixture
 def console(stack, tmp_path):
     out = os.environ.get("PEON_TEST_OUTPUT") or os.path.join(stack.dir, "console-screenshots")
@@ -151,7 +177,11 @@ def test_a_person_runs_a_server_from_the_console(stack, console):
         console.find("#setting-SERVER_NAME").send_keys("From the console")
         console.find("#setting-PASSWORD").send_keys("secret1")
         console.click("#create-submit")
-        console.wait.until(EC.url_contains(f"#/server/{uid}"))
+        try:
+            WebDriverWait(console.driver, 120).until(EC.url_contains(f"#/server/{uid}"))  # a create under load
+        except Exception:
+            console.shot("create-failed")
+            raise AssertionError(console.driver.execute_script("return document.body.innerText"))
         console.text_in("#server-status", "running", seconds=120)
         console.shot("server")
 
@@ -185,6 +215,17 @@ def test_a_person_runs_a_server_from_the_console(stack, console):
             time.sleep(0.2)
         assert open(os.path.join(home, "config", "console.cfg")).read() == "motd=edited in the browser\n"
 
+        # An upload from the browser lands in the folder shown.
+        upload_source = os.path.join(console.downloads, "..", "mod-pack.txt")
+        with open(upload_source, "w") as f:
+            f.write("a mod\n")
+        console.click("#tab-files")
+        console.wait.until(EC.element_to_be_clickable((By.XPATH, "//button[text()='user/']"))).click()
+        console.find("#upload").send_keys(os.path.abspath(upload_source))
+        assert wait_for(lambda: os.path.isfile(os.path.join(home, "user", "mod-pack.txt")), 20)
+        assert open(os.path.join(home, "user", "mod-pack.txt")).read() == "a mod\n"
+        console.wait.until(EC.element_to_be_clickable((By.XPATH, "//button[text()='mod-pack.txt']")))
+
         # A backup downloaded as PEON's save zip.
         console.click("#tab-backups")
         console.click("#download-save")
@@ -205,13 +246,29 @@ def test_a_person_runs_a_server_from_the_console(stack, console):
         console.shot("servers-phone")
         console.driver.set_window_size(1280, 900)
 
+        errors, foreign = console.problems()
+        assert errors == [], errors
+        assert foreign == [], foreign
+
+        # The live log resumes after a drop: every API worker killed mid-stream (the supervisor
+        # starts new ones); a new line reaches the page once, and nothing shown before comes again.
+        console.driver.get(stack.url(f"/#/server/{uid}"))
+        console.text_in("#log", "peon test game got: hello from chromium")
+        shown = console.find("#log").text.count("peon test game got: hello from chromium")
+        workers = api_workers(stack)
+        assert workers
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: stack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "after the drop"}).status_code == 200, 30)
+        console.text_in("#log", "peon test game got: after the drop", seconds=60)
+        log = console.find("#log").text
+        assert log.count("peon test game got: after the drop") == 1, log
+        assert log.count("peon test game got: hello from chromium") == shown, log
+        console.shot("log-resumed")
+
         console.click("#logout")
         console.find("#login-form")
         assert console.driver.execute_script("return sessionStorage.getItem('peon.key')") is None
         console.shot("logged-out")
-
-        errors, foreign = console.problems()
-        assert errors == [], errors
-        assert foreign == [], foreign
     finally:
         stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=60)

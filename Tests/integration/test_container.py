@@ -310,7 +310,7 @@ def test_rcon_backups_config_and_logs_work_in_the_container(deployment):
         assert deployment.request("GET", f"/api/v1/server/file/{uid}", params={"path": "config/world.txt"}).content == b"edited"
         os.symlink("/etc/shadow", os.path.join(home, "config", "shadow"))
         r = deployment.request("GET", f"/api/v1/server/file/{uid}", params={"path": "config/shadow"})
-        assert r.status_code == 422 and r.json()["code"] == "file.refused", r.text
+        assert r.status_code == 409 and r.json()["code"] == "file.refused", r.text
         names = {e["name"] for e in deployment.request("GET", f"/api/v1/server/files/{uid}", params={"path": "config"}).json()["entries"]}
         assert {"world.txt", "shadow"} <= names, names
         # Rotating the agent's keys on demand: the scheduler and the agent take the new ones, RCON goes on.

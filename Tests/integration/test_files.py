@@ -113,10 +113,10 @@ def test_what_a_game_planted_is_refused_never_followed(stack, server):
         for path in ["config/linked", "config/fifo", "user/escape/stolen", "user/escape"]:
             started = time.time()
             r = get(stack, server, path)
-            assert r.status_code == 422 and r.json()["code"] == "file.refused", (path, r.text)
+            assert r.status_code == 409 and r.json()["code"] == "file.refused", (path, r.text)
             assert time.time() - started < 10
         r = listing(stack, server, "user/escape")
-        assert r.status_code == 422 and r.json()["code"] == "file.refused", r.text
+        assert r.status_code == 409 and r.json()["code"] == "file.refused", r.text
         r = get(stack, server, "user/huge")
         assert r.status_code == 413 and r.json()["code"] == "file.too_large", r.text
 
@@ -124,7 +124,7 @@ def test_what_a_game_planted_is_refused_never_followed(stack, server):
         assert put(stack, server, "config/linked", b"mine").status_code == 200
         assert open(secret).read() == "keep me" and not os.path.islink(os.path.join(home, "config", "linked"))
         r = put(stack, server, "user/escape/planted", b"x")
-        assert r.status_code == 422 and not os.path.exists(os.path.join(secret_dir, "planted")), r.text
+        assert r.status_code == 409 and not os.path.exists(os.path.join(secret_dir, "planted")), r.text
         # A delete removes the link itself, never what it points at.
         assert stack.request("DELETE", f"/api/v1/server/file/{server}", params={"path": "user/escape"}).status_code == 200
         assert open(os.path.join(secret_dir, "stolen")).read() == "secret"
@@ -155,7 +155,7 @@ def test_limits_and_scopes(stack, server):
     r = put(stack, server, "actions/server_start", b"#!/bin/sh\nrm -rf /\n")
     assert r.status_code == 403 and r.json()["code"] == "file.read_only", r.text
     r = stack.request("DELETE", f"/api/v1/server/file/{server}", params={"path": "config"})
-    assert r.status_code == 422 and r.json()["code"] == "file.refused", r.text
+    assert r.status_code == 409 and r.json()["code"] == "file.refused", r.text
 
     operate = stack.request("POST", "/api/v1/keys", json={"scope": "operate"}).json()["key"]
     read = stack.request("POST", "/api/v1/keys", json={"scope": "read"}).json()["key"]

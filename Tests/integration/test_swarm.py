@@ -380,7 +380,7 @@ def test_the_files_api_works_on_the_servers_node(swarm, sstack):
         os.mkfifo(os.path.join(home, "config", "pipe"))
         for path in ["config/planted", "config/pipe"]:
             r = sstack.request("GET", f"/api/v1/server/file/{uid}", params={"path": path})
-            assert r.status_code == 422 and r.json()["code"] == "file.refused", (path, r.text)
+            assert r.status_code == 409 and r.json()["code"] == "file.refused", (path, r.text)
         assert sstack.request("DELETE", f"/api/v1/server/file/{uid}", params={"path": "user/notes"}).status_code == 200
         assert not os.path.exists(os.path.join(home, "user", "notes"))
     finally:

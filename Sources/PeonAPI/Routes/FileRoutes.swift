@@ -109,12 +109,12 @@ enum FileRoutes {
                 status: 403, code: "file.read_only", message: "actions/ is read-only: an update reinstalls the plan's actions.")
         }
         guard reading || !path.isArea else {
-            throw HTTPError(status: 422, code: "file.refused", message: "\(path) is one of the server's folders.")
+            throw HTTPError(status: 409, code: "file.refused", message: "\(path) is one of the server's folders.")
         }
     }
 
     /// Queues the job (with the bytes of a write), waits for it, and answers it finished and
-    /// succeeded, or its failure as its status (404, 413, 422, 503).
+    /// succeeded, or its failure as its status (404, 409, 413, 503).
     static func run(_ uid: ServerUID, _ request: JobRequest, payload: [UInt8]? = nil, context: APIContext, request http: Request) throws
         -> JobRecord
     {

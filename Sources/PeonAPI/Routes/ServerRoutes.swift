@@ -502,7 +502,7 @@ enum ServerRoutes {
             throw HTTPError(
                 status: 503, code: "node.unavailable", message: job.error ?? "The server's node is unavailable.", extra: [("job", job.json)]
             )
-        case let code? where code.isConsole || code.status != 409:
+        case let code?:
             // A console job the game's state refused (not running any more, RCON refused or
             // unreachable), a file operation the path refused.
             throw HTTPError(

@@ -200,20 +200,17 @@ public enum JobFailureCode: String, Sendable, CaseIterable {
     case serverExists = "server.exists"
 
     /// The files API refused the path: nothing there (404), a link, a FIFO, a device, a folder
-    /// where a file was asked for (422), over `PEON_FILE_MAX` (413).
+    /// where a file was asked for: the tree as it is now conflicts with the request (409), over
+    /// `PEON_FILE_MAX` (413).
     case fileNotFound = "file.not_found"
     case fileRefused = "file.refused"
     case fileTooLarge = "file.too_large"
-
-    /// A console failure, answered 409 with its code.
-    public var isConsole: Bool { rawValue.hasPrefix("rcon.") || self == .serverNotRunning }
 
     /// The status the API answers a job that failed with this code.
     public var status: Int {
         switch self {
         case .nodeUnavailable: 503
         case .fileNotFound: 404
-        case .fileRefused: 422
         case .fileTooLarge: 413
         default: 409
         }
