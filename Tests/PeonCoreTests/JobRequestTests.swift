@@ -41,8 +41,10 @@ import Testing
     @Test func failureCodesAreTheAPIsCodes() {
         #expect(JobFailureCode(RconError.authFailed).rawValue == RconError.authFailed.code)
         #expect(JobFailureCode(RconError.timeout).rawValue == RconError.timeout.code)
-        #expect(JobFailureCode(RconError.unreachable("x")).isConsole && !JobFailureCode.nodeUnavailable.isConsole)
-        #expect(!JobFailureCode.serverExists.isConsole)
+        // The status the API answers each with: a game's or a path's refusal is a conflict, a node away 503.
+        #expect(JobFailureCode(RconError.unreachable("x")).status == 409 && JobFailureCode.nodeUnavailable.status == 503)
+        #expect(JobFailureCode(ServerFileError.refused("x")).status == 409 && JobFailureCode(ServerFileError.notFound("x")).status == 404)
+        #expect(JobFailureCode(ServerFileError.tooLarge("x")).status == 413 && JobFailureCode.serverExists.status == 409)
     }
 
     /// A destroy queued before `delete_backups` existed still runs, keeping the backups.
