@@ -73,7 +73,18 @@ async function api(method, path, options = {}) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(options.json);
   }
-  const response = await fetch('/api/v1' + path, { method, headers, body, cache: 'no-store', credentials: 'omit' });
+  // A read that failed in the network (a phone between cells, the browser's own host adding an
+  // interface) is tried again twice; a change is never repeated: it may have arrived.
+  let response;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      response = await fetch('/api/v1' + path, { method, headers, body, cache: 'no-store', credentials: 'omit' });
+      break;
+    } catch (error) {
+      if (method !== 'GET' || attempt >= 2) throw error;
+      await sleep(300 * (attempt + 1));
+    }
+  }
   if (options.raw && response.ok) return response;
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
