@@ -128,8 +128,8 @@ CONF
 case "${PEON_HTTP_MODE:-redirect}" in
   redirect) redirect_server "$http_bind" > "$PEON_NGINX_DIR/http.conf" ;;
   serve)
-    octet='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
-    if [[ "$http_bind" =~ ^(127\.$octet|10\.$octet|172\.(1[6-9]|2[0-9]|3[01])|192\.168)(\.$octet){1,2}$ && "$http_bind" =~ ^[0-9]+(\.[0-9]+){3}$ ]] \
+    o='(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+    if [[ "$http_bind" =~ ^(127\.$o|10\.$o|172\.(1[6-9]|2[0-9]|3[01])|192\.168)\.$o\.$o$ ]] \
       || [ "$http_bind" = "::1" ] || [ "$http_bind" = "[::1]" ] || [[ "$http_bind" =~ ^\[?[fF][cdCD][0-9a-fA-F:]*\]?$ ]]; then
       {
         cat <<CONF
@@ -159,6 +159,19 @@ hsts=${PEON_HSTS_MAX_AGE:-31536000}
   echo 'add_header Cache-Control no-store always;'
   [ "$hsts" -eq 0 ] || echo "add_header Strict-Transport-Security \"max-age=$hsts\" always;"
 } > "$PEON_NGINX_DIR/headers.conf"
+# CORS preflights, answered by nginx (rewrite phase: before limit_req, never reaching a worker):
+# included by /api/v1/ and by the files API's nested location, which does not inherit an `if`.
+cat > "$PEON_NGINX_DIR/preflight.conf" <<CONF
+if (\$request_method = OPTIONS) {
+    add_header Access-Control-Allow-Origin \$peon_cors_origin always;
+    add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS" always;
+    add_header Access-Control-Allow-Headers "X-Api-Key, Content-Type" always;
+    add_header Access-Control-Max-Age 600 always;
+    add_header Vary Origin always;
+    include $PEON_NGINX_DIR/headers.conf;
+    return 204;
+}
+CONF
 # The console's page and files: the same, and a policy that lets it run only its own script and
 # style and talk only to this origin (no inline code, no frame, no other host).
 {

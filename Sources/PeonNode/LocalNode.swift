@@ -85,13 +85,7 @@ public final class LocalNode: NodeChannel {
         case .listFiles(let uid, let path, let limit):
             return Self.answer { () throws(ServerFileError) in
                 let (entries, truncated) = try ServerFileAccess(files: files, uid: uid).list(path, limit: limit)
-                let items: [JSON] = entries.map {
-                    [
-                        "name": .string($0.name), "type": .string($0.kind.rawValue), "size": .int(Int($0.size)),
-                        "modified": .int(Int($0.modified)),
-                    ]
-                }
-                return ["entries": .array(items), "truncated": .bool(truncated)]
+                return ["entries": .array(entries.map(\.json)), "truncated": .bool(truncated)]
             }
         case .readFile(let uid, let path, let limit):
             return Self.answer { () throws(ServerFileError) in

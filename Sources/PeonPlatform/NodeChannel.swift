@@ -125,13 +125,7 @@ extension NodeChannel {
     /// A folder's entries (nil: the server's areas) and whether there were more than `limit`.
     public func listFiles(_ uid: ServerUID, path: ServerFilePath?, limit: Int) throws -> (entries: [ServerFileEntry], truncated: Bool) {
         let a = try Self.refusal(try run(.listFiles(uid, path: path, limit: limit)))
-        let entries: [ServerFileEntry] = (a["entries"]?.arrayValue ?? []).compactMap { item in
-            guard let name = item["name"]?.stringValue, let kind = item["type"]?.stringValue.flatMap(ServerFileEntry.Kind.init(rawValue:))
-            else { return nil }
-            return ServerFileEntry(
-                name: name, kind: kind, size: CheckedNumber.integer(item["size"], in: 0...Int64.max) ?? 0,
-                modified: CheckedNumber.integer(item["modified"], in: 0...Int64.max) ?? 0)
-        }
+        let entries = (a["entries"]?.arrayValue ?? []).compactMap(ServerFileEntry.init(json:))
         return (Array(entries.prefix(limit)), a["truncated"]?.boolValue ?? false)
     }
 

@@ -14,16 +14,7 @@ extension JobRunner {
             switch request {
             case .listFiles(let path):
                 let (entries, truncated) = try node.listFiles(uid, path: path, limit: Self.maximumListing)
-                return [
-                    "entries": .array(
-                        entries.map {
-                            [
-                                "name": .string($0.name), "type": .string($0.kind.rawValue), "size": .int(Int($0.size)),
-                                "modified": .int(Int($0.modified)),
-                            ]
-                        }),
-                    "truncated": .bool(truncated),
-                ]
+                return ["entries": .array(entries.map(\.json)), "truncated": .bool(truncated)]
             case .readFile(let path):
                 let bytes = try node.readFile(uid, path: path, limit: configuration.fileMax)
                 payload = bytes

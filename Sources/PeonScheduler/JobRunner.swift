@@ -120,7 +120,7 @@ public final class JobRunner {
             payload = nil
             try store.write { tx in
                 // A write's bytes go once used; a read's come with its end.
-                if job.kind.isFileAccess { _ = try tx.jobPayload(job.id, take: true) }
+                if job.kind.isFileAccess { try tx.deleteJobPayload(job.id) }
                 if let output, state == .succeeded { try tx.setJobPayload(job.id, output) }
                 try tx.finishJob(job.id, state: state, error: message, result: result, now: clock())
             }

@@ -13,18 +13,12 @@ import requests
 from cryptography import x509
 
 from conftest import ROOT, BIN, free_port
+from test_service import wait_until
+from test_stack_script import sessions
 
 DOMAIN = "acme.peon.test"
 
 
-def wait_until(check, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    return check()
 
 
 def openssl(*args):
@@ -65,7 +59,7 @@ class Pebble:
         env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
         self.procs.append(subprocess.Popen(["pebble", "-config", config, "-dnsserver", f"127.0.0.1:{dns}"], env=env,
                                            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder))
-        if not wait_until(self.up, 30):
+        if not wait_until(self.up, 30, step=0.2):
             self.close()
             raise RuntimeError("pebble did not start: " + self.output())
 
@@ -126,18 +120,7 @@ def served(port, cafile=None):
 
 def session_processes(sid):
     """Processes (not zombies) of the session `sid`: what the stack script started."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{name}/stat").read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.append(int(name))
-    return out
+    return sorted(pid for pid, (session, state) in sessions().items() if session == sid and state != "Z")
 
 
 def acme_loop_running(s):
@@ -153,7 +136,7 @@ def test_certificate_obtained_served_and_renewed_without_dropping_a_request(acme
         f.write(pebble.pem("/roots/0"))
 
     # Obtained in the background, then served in place of the self-signed pair.
-    first = wait_until(lambda: (c := served(s.https_port)).issuer == intermediate.subject and c, 90)
+    first = wait_until(lambda: (c := served(s.https_port)).issuer == intermediate.subject and c, 90, step=0.2)
     assert first, s.output() + pebble.output()
     # The whole chain verifies against pebble's root, for the domain.
     assert served(s.https_port, cafile=root).serial_number == first.serial_number
@@ -188,7 +171,7 @@ def test_certificate_obtained_served_and_renewed_without_dropping_a_request(acme
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr + pebble.output()
     assert "nginx reloaded" in out.stderr, out.stderr
-    second = wait_until(lambda: (c := served(s.https_port, cafile=root)).serial_number != first.serial_number and c, 15)
+    second = wait_until(lambda: (c := served(s.https_port, cafile=root)).serial_number != first.serial_number and c, 15, step=0.2)
     assert second and second.issuer == intermediate.subject, s.output()
 
     # The old connection finishes its request.
@@ -212,7 +195,7 @@ def test_unreachable_acme_server_leaves_the_stack_up_and_self_signed(make_stack)
     s = make_stack(env={"PEON_START_SCHEDULER": "0", "PEON_ACME_DOMAIN": DOMAIN,
                         "PEON_ACME_SERVER": f"https://127.0.0.1:{free_port()}/dir"})
     assert s.request("GET", "/api/v1/orchestrator").status_code == 200  # verified against tls/cert.pem
-    assert wait_until(lambda: "acme: no certificate for " + DOMAIN in s.output(), 60), s.output()
+    assert wait_until(lambda: "acme: no certificate for " + DOMAIN in s.output(), 60, step=0.2), s.output()
     # It tries again later; the stack keeps serving.
     assert acme_loop_running(s) and s.proc.poll() is None, s.output()
     assert s.request("GET", "/api/v1/orchestrator").status_code == 200

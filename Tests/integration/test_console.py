@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import RUN
+from test_service import wait_until
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
@@ -98,13 +99,6 @@ def api_workers(stack):
     return found
 
 
-def wait_for(check, seconds):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return check()
 
 
 @pytest.fixture
@@ -222,7 +216,7 @@ def test_a_person_runs_a_server_from_the_console(stack, console):
         console.click("#tab-files")
         console.wait.until(EC.element_to_be_clickable((By.XPATH, "//button[text()='user/']"))).click()
         console.find("#upload").send_keys(os.path.abspath(upload_source))
-        assert wait_for(lambda: os.path.isfile(os.path.join(home, "user", "mod-pack.txt")), 20)
+        assert wait_until(lambda: os.path.isfile(os.path.join(home, "user", "mod-pack.txt")), 20, step=0.2)
         assert open(os.path.join(home, "user", "mod-pack.txt")).read() == "a mod\n"
         console.wait.until(EC.element_to_be_clickable((By.XPATH, "//button[text()='mod-pack.txt']")))
 
@@ -259,7 +253,7 @@ def test_a_person_runs_a_server_from_the_console(stack, console):
         assert workers
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
-        assert wait_for(lambda: stack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "after the drop"}).status_code == 200, 30)
+        assert wait_until(lambda: stack.request("PUT", f"/api/v1/server/console/{uid}", json={"command": "after the drop"}).status_code == 200, 30, step=0.2)
         console.text_in("#log", "peon test game got: after the drop", seconds=60)
         log = console.find("#log").text
         assert log.count("peon test game got: after the drop") == 1, log

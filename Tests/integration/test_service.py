@@ -30,10 +30,12 @@ def scheduler_running(stack):
 
 
 def wait_until(predicate, timeout, step=0.05):
+    """The predicate's first true value within `timeout` seconds, else False."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if predicate():
-            return True
+        value = predicate()
+        if value:
+            return value
         time.sleep(step)
     return False
 

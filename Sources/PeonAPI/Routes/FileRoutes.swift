@@ -25,17 +25,16 @@ enum FileRoutes {
             try authorize(path, reading: true, principal)
             let job = try run(uid, .listFiles(path: path), context: context, request: request)
             let showActions = principal.scope.allows(.admin)
-            let entries = (job.result?["entries"]?.arrayValue ?? []).filter {
-                path != nil || showActions || $0["name"]?.stringValue != ServerFilePath.Area.actions.rawValue
+            let entries = (job.result?["entries"]?.arrayValue ?? []).compactMap(ServerFileEntry.init(json:)).filter {
+                path != nil || showActions || $0.name != ServerFilePath.Area.actions.rawValue
             }
             return .json([
                 "status": "success", "server_uid": .string(uid.description), "path": .string(path?.description ?? ""),
                 "entries": .array(
-                    entries.map { entry in
-                        let modified = CheckedNumber.integer(entry["modified"], in: 0...Int64.max) ?? 0
-                        return [
-                            "name": entry["name"] ?? "", "type": entry["type"] ?? "other", "size": entry["size"] ?? 0,
-                            "modified": .string(WallClock.iso8601(modified)),
+                    entries.map {
+                        [
+                            "name": .string($0.name), "type": .string($0.kind.rawValue), "size": .int(Int($0.size)),
+                            "modified": .string(WallClock.iso8601($0.modified)),
                         ]
                     }),
                 "truncated": job.result?["truncated"] ?? false,

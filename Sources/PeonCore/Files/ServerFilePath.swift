@@ -1,3 +1,5 @@
+public import PeonJSON
+
 /// A path inside a server's folder that the files API may reach: relative, below one of the areas
 /// (`config/`, `user/`, `actions/`), made of plain names. Parsed the same way at the API (the
 /// request's `path`) and again on the node (the operation's), so a node never takes a path the
@@ -85,6 +87,19 @@ public struct ServerFileEntry: Sendable, Equatable {
         self.kind = kind
         self.size = size
         self.modified = modified
+    }
+
+    /// The node's answer and the job's result: `name`, `type`, `size`, `modified` (unix seconds).
+    public var json: JSON {
+        ["name": .string(name), "type": .string(kind.rawValue), "size": .int(Int(size)), "modified": .int(Int(modified))]
+    }
+
+    /// Read back from `json`; nil for anything else.
+    public init?(json: JSON) {
+        guard let name = json["name"]?.stringValue, let kind = json["type"]?.stringValue.flatMap(Kind.init(rawValue:)) else { return nil }
+        self.init(
+            name: name, kind: kind, size: CheckedNumber.integer(json["size"], in: 0...Int64.max) ?? 0,
+            modified: CheckedNumber.integer(json["modified"], in: 0...Int64.max) ?? 0)
     }
 }
 

@@ -86,10 +86,15 @@ extension Transaction {
         try query("INSERT OR REPLACE INTO job_payloads (job_id, bytes) VALUES (?, ?)", [.integer(id), .blob(bytes)])
     }
 
+    /// Deletes a job's stored bytes (a write's, once used), without reading them.
+    public func deleteJobPayload(_ id: Int64) throws(StoreError) {
+        try query("DELETE FROM job_payloads WHERE job_id = ?", [.integer(id)])
+    }
+
     /// A job's stored bytes, nil when there are none; `take` deletes them.
     public func jobPayload(_ id: Int64, take: Bool = false) throws(StoreError) -> [UInt8]? {
         let bytes = try query("SELECT bytes FROM job_payloads WHERE job_id = ?", [.integer(id)]).first.map { $0[0].blob ?? [] }
-        if take, bytes != nil { try query("DELETE FROM job_payloads WHERE job_id = ?", [.integer(id)]) }
+        if take, bytes != nil { try deleteJobPayload(id) }
         return bytes
     }
 
