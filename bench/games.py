@@ -5,6 +5,8 @@
   (same entry, mounts, user and init) until the same handshake, in the same run, rounds interleaved:
   on Docker's default bridge, and after `docker network create` (Peon gives each server its own
   network, which costs the engine 70-100 ms here);
+- create-to-ready and start-to-ready: until the API says `ready` (Peon's own Luanti probe,
+  metadata.ready), polled every 20 ms, beside the client's own handshake;
 - the image step of a create, cold (the image is built: apt installs minetest-server) and cached
   (the tag, a hash of the inputs, exists: one inspect), both from the create call until the job's
   progress enters `starting`.
@@ -111,6 +113,18 @@ def main():
                      if t.startswith("peon/runtime-debian-luanti:"))
 
         peon, direct, direct_net = [], [], []
+        # Joinable as Peon's probe reports it (`ready` in the API), against the client's handshake.
+        ready, start_playable, start_ready = [], [], []
+
+        def ready_at(uid, timeout=120.0):
+            """Polls the server object every 20 ms until `ready`; the time it said so."""
+            deadline = time.perf_counter() + timeout
+            while time.perf_counter() < deadline:
+                if s.get(f"{base}/api/v1/server/get/{uid}").json().get("ready"):
+                    return time.perf_counter()
+                time.sleep(0.02)
+            raise RuntimeError(f"{uid} never ready")
+
         for i in range(ROUNDS):
             # Peon: the API call until the handshake is answered.
             name = f"{RUN}p{i}"
@@ -120,6 +134,13 @@ def main():
             info = docker("GET", f"/containers/peon.warcamp.luanti.{name}/json")
             game_port = int(next(iter(info["HostConfig"]["PortBindings"].values()))[0]["HostPort"])
             peon.append(playable(game_port) - started)
+            ready.append(ready_at(f"luanti.{name}") - started)
+            # A start of the stopped server: until the client's handshake, and until Peon says ready.
+            s.put(f"{base}/api/v1/server/stop/luanti.{name}").raise_for_status()
+            started = time.perf_counter()
+            s.put(f"{base}/api/v1/server/start/luanti.{name}").raise_for_status()
+            start_playable.append(playable(game_port) - started)
+            start_ready.append(ready_at(f"luanti.{name}") - started)
             s.delete(f"{base}/api/v1/server/eradicate/luanti.{name}").raise_for_status()
 
             # Docker: `docker run` of the same image, same entry, mounts, user and init, until the same
@@ -159,6 +180,10 @@ def main():
         print(f"create-to-playable  Peon {ms(peon):6.0f}   docker run {ms(direct):6.0f} (ratio {ms(peon) / ms(direct):.2f}x)"
               f"   docker network create + run {ms(direct_net):6.0f} (ratio {ms(peon) / ms(direct_net):.2f}x)")
         print(f"  Peon rounds           {[round(v * 1000) for v in peon]}")
+        print(f"create-to-ready (the API's `ready`, Peon's Luanti probe) {ms(ready):6.0f}, {ms(ready) - ms(peon):+.0f} after the client's handshake")
+        print(f"start-to-playable (a stopped server, the client's handshake) {ms(start_playable):6.0f}, start-to-ready {ms(start_ready):6.0f}")
+        print(f"  ready rounds {[round(v * 1000) for v in ready]}, start-to-playable {[round(v * 1000) for v in start_playable]}, "
+              f"start-to-ready {[round(v * 1000) for v in start_ready]}")
         print(f"  docker run rounds     {[round(v * 1000) for v in direct]}")
         print(f"  own network rounds    {[round(v * 1000) for v in direct_net]}")
         print(f"image step of a create  cold {cold * 1000:8.0f}   cached {ms(cached):8.0f}   ratio {cold / statistics.median(cached):.0f}x")

@@ -38,3 +38,10 @@ static inline void peon_OPENSSL_free(void *p) { OPENSSL_free(p); }
 extern int accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags);
 #endif
 static inline int peon_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+/* The uid of a unix socket's peer, as the kernel recorded it at connect (SO_PEERCRED), or -1. */
+static inline long long peon_peer_uid(int fd) {
+    struct { int pid; unsigned int uid; unsigned int gid; } cred;
+    socklen_t size = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0 || size != sizeof cred) return -1;
+    return cred.uid;
+}

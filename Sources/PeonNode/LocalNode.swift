@@ -109,6 +109,9 @@ public final class LocalNode: NodeChannel {
             return try rcon(container, port: port, password: password, command: command)
         case .a2sInfo(let port):
             return a2s(port)
+        case .probe(let kind, let container, let port):
+            guard let host = try? address(container) else { return ["ready": false] }
+            return ["ready": .bool(answers(kind, host: host, port: port))]
         case .egress(let allow, let defaultBridge):
             var interfaces = [EgressRules.bridgePattern]
             if defaultBridge { interfaces.append(try defaultBridgeName()) }
@@ -184,13 +187,33 @@ public final class LocalNode: NodeChannel {
         }
     }
 
+    /// Whether the game answers at `host`:`port` now, asked as a client would: A2S_INFO, a Luanti
+    /// connection (closed again at once), or a TCP connection accepted. A second or two at most.
+    func answers(_ kind: NetworkProbe, host: String, port: Int) -> Bool {
+        switch kind {
+        case .a2s:
+            return a2s(port, host: host)["players"] != nil
+        case .luanti:
+            let wait: Int32 = 1000
+            let reply = UDPQuery.exchange(host: host, port: port, payload: LuantiPacket.probe, timeoutMilliseconds: wait) { reply in
+                LuantiPacket.assignedPeer(reply).map(LuantiPacket.disconnect)
+            }
+            return reply.map(LuantiPacket.isServerPacket) ?? false
+        case .tcp:
+            guard let fd = try? TCPConnect.open(host: host, port: port, timeoutMilliseconds: 1000) else { return false }
+            close(fd)
+            return true
+        }
+    }
+
     /// A2S_INFO (with the challenge some games ask for first): players and maximum, or nothing.
-    func a2s(_ port: Int) -> JSON {
+    func a2s(_ port: Int, host: String? = nil) -> JSON {
         let wait: Int32 = 1000
-        var reply = UDPQuery.exchange(host: gameHost, port: port, payload: PlayerQuery.a2sRequest(), timeoutMilliseconds: wait)
+        let host = host ?? gameHost
+        var reply = UDPQuery.exchange(host: host, port: port, payload: PlayerQuery.a2sRequest(), timeoutMilliseconds: wait)
         if let challenge = reply.flatMap(PlayerQuery.a2sChallenge) {
             reply = UDPQuery.exchange(
-                host: gameHost, port: port, payload: PlayerQuery.a2sRequest(challenge: challenge), timeoutMilliseconds: wait)
+                host: host, port: port, payload: PlayerQuery.a2sRequest(challenge: challenge), timeoutMilliseconds: wait)
         }
         guard let info = reply.flatMap(PlayerQuery.a2sInfo) else { return [:] }
         return ["players": .int(info.players), "max": .int(info.max)]

@@ -20,28 +20,13 @@ public enum RconClient {
         let deadline = Monotonic.seconds() + Double(totalMilliseconds) / 1000
         func remaining(_ cap: Int32) -> Int32 { Int32(max(0, min(Double(cap), (deadline - Monotonic.seconds()) * 1000))) }
 
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw .unreachable("no socket (errno \(errno))") }
+        let fd: Int32
+        do {
+            fd = try TCPConnect.open(host: host, port: port, timeoutMilliseconds: remaining(connectMilliseconds))
+        } catch {
+            throw .unreachable(error.description)
+        }
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
-        guard (1...65535).contains(port), inet_pton(AF_INET, host, &addr.sin_addr) == 1 else {
-            throw .unreachable("\(host):\(port) is not an IPv4 address and port")
-        }
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if connected != 0 {
-            guard errno == EINPROGRESS else { throw .unreachable("\(host):\(port): \(String(cString: strerror(errno)))") }
-            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            guard poll(&pfd, 1, remaining(connectMilliseconds)) == 1 else { throw .unreachable("\(host):\(port) did not accept in time") }
-            var failure: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length) == 0, failure == 0 else {
-                throw .unreachable("\(host):\(port): \(String(cString: strerror(failure)))")
-            }
-        }
 
         func write(_ bytes: [UInt8]) throws(RconError) {
             var sent = 0

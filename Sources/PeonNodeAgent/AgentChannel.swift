@@ -7,7 +7,8 @@ public import PeonTLS
     import Glibc
 #endif
 
-/// The scheduler's way to a node it does not share: Peon's node agent there, over mutual TLS.
+/// The scheduler's way to a node it does not share: Peon's node agent there, over mutual TLS (or
+/// the agent's unix socket, when it runs beside the scheduler in the `compose.yaml` deployment).
 ///
 /// An operation reuses an idle connection when there is one (`AgentConnections`), and a connection
 /// that failed halfway is closed, never resynchronised. An agent that cannot be reached is `unavailable` (the job
@@ -48,10 +49,12 @@ public final class AgentChannel: NodeChannel {
 
     var name: String { host.hasPrefix("unix:") ? host : "\(host):\(port)" }
 
-    func connect(_ context: TLSContext) throws(PlatformError) -> TLSStream {
+    /// Mutual TLS to an agent's address; a plain `UnixStream` to an agent's unix socket on this host.
+    func connect(_ context: TLSContext) throws(PlatformError) -> any ByteStream {
         let deadline = Monotonic.seconds() + patienceSeconds
         while true {
-            do {
+            do throws(TLSError) {
+                if host.hasPrefix("unix:") { return try UnixStream.connect(host, timeoutMilliseconds: connectMilliseconds) }
                 return try TLSStream.connect(host: host, port: port, context: context, timeoutMilliseconds: connectMilliseconds)
             } catch {
                 guard Monotonic.seconds() < deadline else { throw .unavailable("Peon's node agent at \(name) does not answer: \(error)") }
@@ -80,7 +83,7 @@ public final class AgentChannel: NodeChannel {
     /// `again` allows a new one: the agent closed an idle connection as the query went out, so the
     /// operation did not run, or it may have and running it twice does no harm (not a console line).
     func attempt(
-        _ operation: NodeOperation, on stream: TLSStream, key: AgentConnections.Key, input: Int32?, output: Int32?, again: Bool
+        _ operation: NodeOperation, on stream: any ByteStream, key: AgentConnections.Key, input: Int32?, output: Int32?, again: Bool
     ) throws(PlatformError) -> JSON? {
         do throws(ExchangeError) {
             return try exchange(operation, on: stream, key: key, input: input, output: output)
@@ -105,7 +108,7 @@ public final class AgentChannel: NodeChannel {
 
     /// One operation over `stream`: closed after it, or kept idle when the answer came whole and
     /// nothing streamed.
-    func exchange(_ operation: NodeOperation, on stream: TLSStream, key: AgentConnections.Key, input: Int32?, output: Int32?)
+    func exchange(_ operation: NodeOperation, on stream: any ByteStream, key: AgentConnections.Key, input: Int32?, output: Int32?)
         throws(ExchangeError) -> JSON
     {
         var keep = false

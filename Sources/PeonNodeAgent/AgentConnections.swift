@@ -19,7 +19,7 @@ final class AgentConnections: Sendable {
     }
 
     private struct Idle {
-        let stream: Handoff<TLSStream>
+        let stream: Handoff<any ByteStream>
         let keys: TLSContext
         let since: Double
     }
@@ -27,10 +27,10 @@ final class AgentConnections: Sendable {
     private let idle = Mutex<[String: [Idle]]>([:])
 
     /// The most recently used connection to `key` that is still quiet; stale ones are closed.
-    func take(_ key: Key) -> TLSStream? {
+    func take(_ key: Key) -> (any ByteStream)? {
         let now = Monotonic.seconds()
-        var stale: [Handoff<TLSStream>] = []
-        let found: Handoff<TLSStream>? = idle.withLock { all in
+        var stale: [Handoff<any ByteStream>] = []
+        let found: Handoff<any ByteStream>? = idle.withLock { all in
             var list = all[key.address] ?? []
             defer { all[key.address] = list.isEmpty ? nil : list }
             while let last = list.popLast() {
@@ -43,8 +43,8 @@ final class AgentConnections: Sendable {
         return found?.value
     }
 
-    func put(_ key: Key, _ stream: TLSStream) {
-        let extra: Handoff<TLSStream>? = idle.withLock { all in
+    func put(_ key: Key, _ stream: any ByteStream) {
+        let extra: Handoff<any ByteStream>? = idle.withLock { all in
             var list = all[key.address] ?? []
             list.append(Idle(stream: Handoff(stream), keys: key.keys, since: Monotonic.seconds()))
             let dropped = list.count > Self.perAgent ? list.removeFirst().stream : nil

@@ -9,7 +9,8 @@ import Synchronization
 #endif
 
 /// The agent's side: accepts mutual-TLS connections from the scheduler (only a certificate of
-/// Peon's CA with the client role gets past the handshake) and runs each one's operation on this
+/// Peon's CA with the client role gets past the handshake), or on a unix socket connections from
+/// root or the agent's own user (the kernel's word, `SO_PEERCRED`), and runs each one's operation on this
 /// node through `node`, one thread per connection, at most `maximumConnections` at once (one more
 /// is closed at once, before any TLS work).
 public final class AgentServer: Sendable {
@@ -59,9 +60,13 @@ public final class AgentServer: Sendable {
     }
 
     func handle(_ fd: Int32) {
-        let stream: TLSStream
+        let stream: any ByteStream
         do {
-            stream = try TLSStream.accept(fd, context: context(), timeoutMilliseconds: 5000)
+            if listener.unix {
+                stream = try UnixStream.accept(fd, users: [0, geteuid()], timeoutMilliseconds: 5000)
+            } else {
+                stream = try TLSStream.accept(fd, context: context(), timeoutMilliseconds: 5000)
+            }
         } catch {
             log("handshake refused: \(error)")
             return
@@ -108,7 +113,7 @@ public final class AgentServer: Sendable {
 
     /// The operation reads the scheduler's `D` frames through a pipe, fed by a thread of its own.
     /// Frames that arrive after the operation stopped reading are drained, so the answer still follows.
-    func receiving(_ operation: NodeOperation, from stream: TLSStream) throws(TLSError) -> Result<JSON, PlatformError> {
+    func receiving(_ operation: NodeOperation, from stream: any ByteStream) throws(TLSError) -> Result<JSON, PlatformError> {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return .failure(.unavailable("no pipe: \(String(cString: strerror(errno)))")) }
         let (reader, writer) = (fds[0], fds[1])
@@ -142,7 +147,7 @@ public final class AgentServer: Sendable {
     }
 
     /// The operation writes into a pipe whose bytes a thread of its own sends as `D` frames.
-    func sending(_ operation: NodeOperation, to stream: TLSStream) throws(TLSError) -> Result<JSON, PlatformError> {
+    func sending(_ operation: NodeOperation, to stream: any ByteStream) throws(TLSError) -> Result<JSON, PlatformError> {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { return .failure(.unavailable("no pipe: \(String(cString: strerror(errno)))")) }
         let (reader, writer) = (fds[0], fds[1])

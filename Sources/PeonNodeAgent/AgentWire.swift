@@ -6,7 +6,8 @@ import PeonTLS
     import Glibc
 #endif
 
-/// Peon's node agent protocol, inside one mutual-TLS connection per operation: frames of
+/// Peon's node agent protocol, inside one connection (mutual TLS, or a unix socket beside the
+/// scheduler) per operation or a few in turn: frames of
 /// `kind (1 byte) · length (4 bytes, big-endian) · payload`.
 ///
 /// The scheduler sends `Q` (the operation's JSON), then, for an operation that reads a stream,
@@ -27,7 +28,7 @@ enum AgentWire {
     /// Stream blocks.
     static let blockSize = 256 << 10
 
-    static func write(_ stream: TLSStream, _ kind: Kind, _ payload: UnsafeRawBufferPointer) throws(TLSError) {
+    static func write(_ stream: any ByteStream, _ kind: Kind, _ payload: UnsafeRawBufferPointer) throws(TLSError) {
         try stream.write(header(kind, payload.count))
         if payload.count > 0 { try stream.write(payload) }
     }
@@ -37,16 +38,16 @@ enum AgentWire {
         return [kind.rawValue, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
     }
 
-    static func write(_ stream: TLSStream, _ kind: Kind, _ payload: [UInt8]) throws(TLSError) {
+    static func write(_ stream: any ByteStream, _ kind: Kind, _ payload: [UInt8]) throws(TLSError) {
         try stream.write(header(kind, payload.count))
         if !payload.isEmpty { try stream.write(payload) }
     }
 
-    static func write(_ stream: TLSStream, _ kind: Kind, json: JSON) throws(TLSError) { try write(stream, kind, json.bytes) }
+    static func write(_ stream: any ByteStream, _ kind: Kind, json: JSON) throws(TLSError) { try write(stream, kind, json.bytes) }
 
     /// The next frame's kind and its payload's length, the payload left to read; nil when the peer
     /// closed the connection between frames.
-    static func header(_ stream: TLSStream) throws(TLSError) -> (Kind, Int)? {
+    static func header(_ stream: any ByteStream) throws(TLSError) -> (Kind, Int)? {
         let first = UnsafeMutableRawBufferPointer.allocate(byteCount: 5, alignment: 1)
         defer { first.deallocate() }
         if try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: first[0..<1])) == 0 { return nil }
@@ -63,14 +64,15 @@ enum AgentWire {
     }
 
     /// The next frame's kind and payload; nil when the peer closed the connection between frames.
-    static func read(_ stream: TLSStream) throws(TLSError) -> (Kind, [UInt8])? {
+    static func read(_ stream: any ByteStream) throws(TLSError) -> (Kind, [UInt8])? {
         guard let (kind, length) = try header(stream) else { return nil }
         return (kind, length == 0 ? [] : try stream.read(exactly: length))
     }
 
     /// Copies a payload of `length` bytes from the stream to `fd` through `buffer` (no allocation
     /// per frame); false when `fd` is closed for writing (the payload is still read to its end).
-    static func copy(_ length: Int, from stream: TLSStream, to fd: Int32, through buffer: UnsafeMutableRawBufferPointer) throws(TLSError)
+    static func copy(_ length: Int, from stream: any ByteStream, to fd: Int32, through buffer: UnsafeMutableRawBufferPointer)
+        throws(TLSError)
         -> Bool
     {
         var left = length
@@ -100,7 +102,7 @@ enum AgentWire {
     }
 
     /// Copies `fd` to its end as `D` frames (header and data in one TLS record), then `E`.
-    static func send(_ fd: Int32, to stream: TLSStream) throws(TLSError) {
+    static func send(_ fd: Int32, to stream: any ByteStream) throws(TLSError) {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize + 5, alignment: 16)
         defer { buffer.deallocate() }
         while true {

@@ -158,6 +158,11 @@ extension NodeChannel {
         return answer
     }
 
+    /// Whether the game in `container` answers `kind` on its `port` now.
+    public func probe(_ kind: NetworkProbe, container: String, port: Int) throws(PlatformError) -> Bool {
+        try run(.probe(kind, container: container, port: port))["ready"]?.boolValue == true
+    }
+
     public func a2sInfo(port: Int) throws(PlatformError) -> PlayerCount? {
         let a = try run(.a2sInfo(port: port))
         guard let players = CheckedNumber.int(a["players"], in: 0...1_000_000) else { return nil }

@@ -47,6 +47,11 @@ public enum NodeOperation: Sendable, Equatable {
     case rcon(container: String, port: Int, password: String, command: String)
     /// An A2S_INFO query to a game port published on the node.
     case a2sInfo(port: Int)
+    /// Whether the game in a container on the node accepts players (`ReadyCheck`) on one of its
+    /// ports: its answer to a client's first packet (A2S_INFO, a Luanti handshake) or an accepted
+    /// TCP connection. Asked at the container's own address: the engine's proxy on a published
+    /// TCP port accepts connections before the game listens.
+    case probe(NetworkProbe, container: String, port: Int)
     /// Installs (or rewrites) Peon's egress rules on the node (`EgressRules`): games on Peon's
     /// bridges, and on the engine's default bridge with `defaultBridge` (Swarm's tasks run there),
     /// reach neither the node nor link-local addresses, except the `allow` ranges. Idempotent.
@@ -67,7 +72,7 @@ public enum NodeOperation: Sendable, Equatable {
     public var seconds: Int {
         switch self {
         case .remove, .archive, .restoreStage, .restoreSwap, .restoreDiscard: 3600
-        case .rcon, .a2sInfo, .stats, .consoleLine, .kill: 15
+        case .rcon, .a2sInfo, .probe, .stats, .consoleLine, .kill: 15
         case .egress, .egressRemove: 30
         default: 120
         }
@@ -139,6 +144,7 @@ extension NodeOperation {
         case .consoleLine: "console"
         case .rcon: "rcon"
         case .a2sInfo: "a2s"
+        case .probe: "probe"
         case .egress: "egress"
         case .egressRemove: "egress-remove"
         case .listFiles: "files"
@@ -182,6 +188,8 @@ extension NodeOperation {
                 "command": .string(command),
             ]
         case .a2sInfo(let port): return ["op": .string(name), "port": .int(port)]
+        case .probe(let kind, let c, let port):
+            return ["op": .string(name), "kind": .string(kind.rawValue), "container": .string(c), "port": .int(port)]
         case .egress(let allow, let defaultBridge):
             return ["op": .string(name), "allow": .array(allow.map { .string($0.description) }), "default_bridge": .bool(defaultBridge)]
         case .egressRemove: return ["op": .string(name)]
@@ -297,6 +305,9 @@ extension NodeOperation {
                 container: try container(), port: Int(try int("port", 1...65535)), password: try string("password", max: 512),
                 command: try string("command", max: 4096))
         case "a2s": self = .a2sInfo(port: Int(try int("port", 1...65535)))
+        case "probe":
+            guard let kind = NetworkProbe(rawValue: try string("kind", max: 16)) else { throw .refused("bad field kind") }
+            self = .probe(kind, container: try container(), port: Int(try int("port", 1...65535)))
         case "egress":
             guard let items = json["allow"]?.arrayValue, items.count <= 64, let defaultBridge = json["default_bridge"]?.boolValue else {
                 throw .refused("bad field allow")

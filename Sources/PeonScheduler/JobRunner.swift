@@ -24,9 +24,6 @@ public final class JobRunner {
     /// The jobs this runner claims: the servers' actions, or the files API's.
     public var lane: Transaction.Lane = .actions
 
-    /// When this scheduler last started each server (unix milliseconds): a stop checks whether the
-    /// game printed its plan's ready line since. Forgotten across restarts (then the grace applies).
-    static let startedAt = Mutex<[ServerUID: Int64]>([:])
     /// Held while a runtime image builds (process-wide: runners are threads of one scheduler).
     static let builds = Mutex(())
     public static let engineRetrySeconds: Int64 = 2
@@ -223,6 +220,20 @@ public final class JobRunner {
 
     /// Ports in use by anything but this server: other servers' groups, and what the platform
     /// says is taken on the server's node (workloads, the node's listeners).
+    /// Held from looking at the ports taken to saving the ones chosen (process-wide: runners are
+    /// threads of one scheduler, and only one scheduler runs), so runners creating or starting at
+    /// once never choose the same free ports.
+    static let portChoice = Mutex(())
+
+    /// Chooses ports for `server` against what is taken and saves them, under `portChoice`.
+    func choosePorts(_ server: inout ServerRecord, plan: Plan) throws {
+        try Self.portChoice.withLock { _ in
+            server.ports = try PortAllocator.allocate(
+                groups: plan.portGroups, taken: takenPorts(except: server.uid), range: configuration.portRange)
+            try save(server)
+        }
+    }
+
     func takenPorts(except uid: ServerUID) throws -> Set<PortKey> {
         var taken = try platform.takenPorts(for: uid)
         for other in try store.read({ tx in try tx.servers() }) where other.uid != uid {
@@ -332,11 +343,7 @@ public final class JobRunner {
                 server.node = node
             }
             let portsChosen = server.ports.isEmpty
-            if portsChosen {
-                server.ports = try PortAllocator.allocate(
-                    groups: plan.portGroups, taken: takenPorts(except: uid), range: configuration.portRange)
-                try save(server)
-            }
+            if portsChosen { try choosePorts(&server, plan: plan) }
             let files = try prepareFiles(uid, plan: plan, reinstallActions: true)
             let image = try prepareImage(plan)
             let facts = try platform.imageFacts(image.reference)
@@ -377,9 +384,9 @@ public final class JobRunner {
         if justCreated == nil {
             let taken = try takenPorts(except: uid)
             if server.ports.isEmpty || server.ports.flatMap(\.keys).contains(where: taken.contains) {
-                server.ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: configuration.portRange)
                 try platform.remove(uid)
                 server.containerID = nil
+                try choosePorts(&server, plan: plan)
             }
         }
         // After a run, the bind sources are checked again (a game may have swapped a folder it
@@ -405,7 +412,8 @@ public final class JobRunner {
         progress?.enter(.starting)
         let starting = WallClock.milliseconds()
         try platform.start(ref)
-        Self.startedAt.withLock { $0[uid] = starting }
+        // Not ready again until the plan's probe answers (`readinessLoop`).
+        try store.write { tx in try tx.setStarted(server: uid.description, at: starting) }
         server.observedState = try platform.details(ref).state.name
         try save(server)
         // The answer shows the config as it is now (the sampler refreshes it every 5 s after).
@@ -415,13 +423,12 @@ public final class JobRunner {
         }
     }
 
-    /// The plan's stop grace, or none for a game that has not printed its ready line since this
-    /// scheduler started it: still loading, it has nothing to save (and may ignore SIGTERM).
+    /// The plan's stop grace, or none for a game its probe has not found ready since its start:
+    /// still loading, it has nothing to save (and may ignore SIGTERM).
     func stopGrace(_ uid: ServerUID) throws -> Int {
         let plan = try plan(uid.game)
-        guard let line = plan.readyLine, let since = Self.startedAt.withLock({ $0[uid] }) else { return plan.stopGraceSeconds }
-        let ready = try store.read { tx in try tx.logsContain(server: uid.description, text: line, sinceMilliseconds: since - 1000) }
-        if !ready { logger.info("stopped before its ready line: no grace", metadata: ["server.uid": "\(uid)"]) }
+        let ready = try store.read { tx in try tx.readiness(server: uid.description) }?.isReady ?? true
+        if !ready { logger.info("stopped before it was ready: no grace", metadata: ["server.uid": "\(uid)"]) }
         return ready ? plan.stopGraceSeconds : 0
     }
 

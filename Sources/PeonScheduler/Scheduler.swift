@@ -106,6 +106,7 @@ public struct Scheduler: Sendable {
         logger.info("scheduler started", metadata: ["runners": "\(runners)", "version": "\(configuration.version)"])
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
+        threads.append(ThreadHandle { self.readinessLoop() })
         threads.append(ThreadHandle { LogCollector(scheduler: self).run() })
         for n in 0..<Self.webhookSenders { threads.append(ThreadHandle { self.webhookLoop(n) }) }
         // This loop only beats and fires timed actions: nothing slow may delay either.

@@ -5,8 +5,11 @@
 /// One UDP request and its reply, bounded in time: game status queries (A2S) from the scheduler.
 public enum UDPQuery {
     /// Sends `payload` to `host:port` (IPv4 literal) and returns the first reply, or nil after
-    /// `timeoutMilliseconds` or on any error. Replies over 1400 bytes are cut there.
-    public static func exchange(host: String, port: Int, payload: [UInt8], timeoutMilliseconds: Int32) -> [UInt8]? {
+    /// `timeoutMilliseconds` or on any error. Replies over 1400 bytes are cut there. `then` may
+    /// answer the reply with one more datagram from the same address (a goodbye), not waited on.
+    public static func exchange(
+        host: String, port: Int, payload: [UInt8], timeoutMilliseconds: Int32, then: ([UInt8]) -> [UInt8]? = { _ in nil }
+    ) -> [UInt8]? {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -22,7 +25,10 @@ public enum UDPQuery {
         guard poll(&pfd, 1, timeoutMilliseconds) == 1 else { return nil }
         var buffer = [UInt8](repeating: 0, count: 1400)
         let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-        return n > 0 ? Array(buffer[..<n]) : nil
+        guard n > 0 else { return nil }
+        let reply = Array(buffer[..<n])
+        if let last = then(reply) { _ = send(fd, last, last.count, 0) }
+        return reply
     }
 }
 

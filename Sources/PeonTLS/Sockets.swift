@@ -128,7 +128,8 @@ public final class TCPListener: @unchecked Sendable {
     private let descriptor: Atomic<Int32>
     /// The bound port (useful with port 0 in tests).
     public let port: Int
-    let unix: Bool
+    /// A unix socket (`unix:<path>`): its connections are `UnixStream`s, not TLS.
+    public let unix: Bool
 
     public init(host: String, port: Int) throws(TLSError) {
         let address = try SocketAddress(host: host, port: port)

@@ -12,7 +12,7 @@ internal import COpenSSL
 /// instead of dying.
 ///
 /// After any error (a timeout included) the connection is unusable: close it.
-public final class TLSStream {
+public final class TLSStream: ByteStream {
     private var ssl: OpaquePointer?
     private var fd: Int32
     /// True from a completed handshake until the first failure or timeout. Only then does close send
@@ -221,13 +221,6 @@ public final class TLSStream {
         }
     }
 
-    public func write(_ bytes: [UInt8]) throws(TLSError) {
-        let result: Result<Void, TLSError> = bytes.withUnsafeBytes { raw in
-            do throws(TLSError) { return .success(try write(raw)) } catch { return .failure(error) }
-        }
-        try result.get()
-    }
-
     /// Up to `buffer.count` bytes; 0 when the peer closed the connection cleanly (close_notify or EOF).
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(TLSError) -> Int {
         guard let ssl, usable else { throw TLSError("read: the stream is closed or failed earlier") }
@@ -250,24 +243,6 @@ public final class TLSStream {
                 throw failure(code, savedErrno, what: "read")
             }
         }
-    }
-
-    /// Exactly `count` bytes, or throws (an early end is an error).
-    public func read(exactly count: Int) throws(TLSError) -> [UInt8] {
-        guard count > 0 else { return [] }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let result: Result<Int, TLSError> = bytes.withUnsafeMutableBytes { raw in
-                do throws(TLSError) {
-                    return .success(try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...])))
-                } catch { return .failure(error) }
-            }
-            let got = try result.get()
-            guard got > 0 else { throw TLSError("the peer closed the connection after \(filled) of \(count) bytes") }
-            filled += got
-        }
-        return bytes
     }
 
     /// Nothing waits to be read, in the socket or in OpenSSL's buffer, and the peer has not closed

@@ -92,6 +92,8 @@ let valheimPlan = """
         for entry in entries {
             let doc = try JSON.parse(Array(readFile("/\(root)/plans/\(entry.gameUID)/plan.json").utf8))
             #expect(throws: Never.self) { try Plan(document: doc, expectedGameUID: entry.gameUID) }
+            // Every bundled plan says how to tell that its game accepts players.
+            #expect(doc["metadata"]?["ready"]?.objectValue != nil, "\(entry.gameUID) declares no metadata.ready")
         }
     }
 }

@@ -16,7 +16,8 @@ import Testing
     import Glibc
 #endif
 
-/// One node's data folder for a test, and an agent serving it on loopback over mutual TLS.
+/// One node's data folder for a test, and an agent serving it on loopback over mutual TLS, or on
+/// a unix socket in the data folder (`unix: true`, as beside the scheduler in `compose.yaml`).
 final class TestNode: @unchecked Sendable {
     let data: String
     let files: LocalServerFiles
@@ -28,24 +29,29 @@ final class TestNode: @unchecked Sendable {
 
     var server: AgentServer!
 
-    init(connections: Int = 16, idleMilliseconds: Int32 = 15_000) throws {
+    /// `fixedAddress`: every container's address (probes and RCON reach loopback stand-ins).
+    init(connections: Int = 16, idleMilliseconds: Int32 = 15_000, unix: Bool = false, fixedAddress: String? = nil) throws {
         var template = Array("/tmp/peon-node-XXXXXX".utf8CString)
         data = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
         try Files.makeDirectories(data + "/servers")
         files = LocalServerFiles(dataDir: data, hostDataDir: "/host" + data)
+        self.fixedAddress = fixedAddress
         let authority = try Certificates.makeAuthority(commonName: "test CA")
         keys = (
             authority,
             try Certificates.issue(commonName: "peon-agent", dnsNames: ["peon-agent"], role: .server, by: authority),
             try Certificates.issue(commonName: "peon-scheduler", dnsNames: ["peon-scheduler"], role: .client, by: authority)
         )
-        listener = try TCPListener(host: "127.0.0.1", port: 0)
+        listener = try unix ? TCPListener(host: "unix:" + data + "/agent.sock", port: 0) : TCPListener(host: "127.0.0.1", port: 0)
         let server = AgentServer(
             listener: listener,
             context: { [context = try TLSContext(role: .server, identity: keys.agent, authority: authority.certificate)] in context },
             maximumConnections: connections, idleMilliseconds: idleMilliseconds,
             node: { [files] in
-                LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
+                let node = LocalNode(
+                    files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
+                node.fixedAddress = fixedAddress
+                return node
             },
             log: { _ in })
         let running = running
@@ -60,14 +66,19 @@ final class TestNode: @unchecked Sendable {
         try? Files.removeTree(data)
     }
 
+    let fixedAddress: String?
+
     var local: LocalNode {
-        LocalNode(files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
+        let node = LocalNode(
+            files: files, gameHost: "127.0.0.1", engine: { () throws(DockerError) in throw .badResponse("no engine here") })
+        node.fixedAddress = fixedAddress
+        return node
     }
 
     /// The scheduler's channel to this node's agent, with `identity` (default: the scheduler's keys).
     func remote(identity: PEMPair? = nil, authority: String? = nil) throws -> AgentChannel {
         AgentChannel(
-            host: "127.0.0.1", port: listener.port,
+            host: listener.unix ? "unix:" + data + "/agent.sock" : "127.0.0.1", port: listener.port,
             context: try TLSContext(
                 role: .client, identity: identity ?? keys.scheduler, authority: authority ?? keys.authority.certificate,
                 expectedPeerName: "peon-agent"))
@@ -85,6 +96,54 @@ final class TestNode: @unchecked Sendable {
     @Test func theAgentKeepsTheContractOverMutualTLS() throws {
         let node = try TestNode()
         #expect(NodeContract(node: try node.remote(), data: node.data, run: run).check() == [])
+    }
+
+    @Test func theAgentKeepsTheContractOverItsUnixSocket() throws {
+        let node = try TestNode(unix: true)
+        #expect(NodeContract(node: try node.remote(), data: node.data, run: run).check() == [])
+    }
+
+    /// On a unix socket the socket file is owner-only, and the agent itself serves only root and
+    /// its own user, as the kernel names the peer: another user that gets through a wider mode is
+    /// closed on before any operation runs.
+    @Test func theUnixSocketServesOnlyRootAndTheAgentsUser() throws {
+        let node = try TestNode(unix: true)
+        let socket = node.data + "/agent.sock"
+        var st = stat()
+        #expect(stat(socket, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        let uid = try ServerUID(validating: "peontest.\(run)u")
+        _ = try node.remote().prepare(uid, BindSources(volumes: ["data"], files: []), actions: [], reinstallActions: false)
+        let python = try #require(Command.find("python3"))
+        let setpriv = try #require(Command.find("setpriv"))
+        let json = Array(NodeOperation.remove(uid).json.bytes)
+        let frame = AgentWire.header(.query, json.count) + json
+        let script = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(sys.argv[1])
+            except OSError as e:
+                print("refused", e.errno); sys.exit(0)
+            try:
+                s.sendall(bytes.fromhex(sys.argv[2]))
+                print("answered" if s.recv(5) else "closed")
+            except ConnectionError:
+                print("closed")
+            """
+        let hex = frame.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let asStranger = [setpriv, "--reuid=4242", "--regid=4242", "--clear-groups", python, "-c", script, socket, hex]
+        // The socket file's mode: the stranger cannot even connect.
+        let denied = Command.run(asStranger[0], Array(asStranger.dropFirst()))
+        #expect(denied.output.hasPrefix("refused"), "\(denied.output)")
+        // Past a wider mode (a mistake on the host), the agent's own check closes the connection.
+        chmod(node.data, 0o755)
+        chmod(socket, 0o666)
+        let closed = Command.run(asStranger[0], Array(asStranger.dropFirst()))
+        #expect(closed.output.hasPrefix("closed"), "\(closed.output)")
+        #expect(Files.kind(node.data + "/servers/peontest/\(run)u") == .directory)
+        // Root, as the scheduler in Peon's container may be, is served.
+        let served = Command.run(python, ["-c", script, socket, hex])
+        #expect(served.output.hasPrefix("answered"), "\(served.output)")
     }
 
     /// A caller without a certificate of Peon's CA, or with the agent's own (server-role)
@@ -144,6 +203,78 @@ final class TestNode: @unchecked Sendable {
         try stream.write([AgentWire.Kind.query.rawValue, 0x7f, 0xff, 0xff, 0xff])
         #expect((try? AgentWire.read(stream)) ?? nil == nil)
         stream.close()
+    }
+
+    /// The readiness probes ask as a client would, in-process and through the agent: a TCP
+    /// connection accepted, a Luanti server's answer (and a goodbye to the peer it made, from the
+    /// same address), nothing for a port where nobody answers.
+    @Test func probesAskTheGameAsAClientWould() throws {
+        let node = try TestNode(fixedAddress: "127.0.0.1")
+        let container = String(repeating: "ab", count: 32)
+        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer {
+            close(tcp)
+            close(udp)
+        }
+        func bindLoopback(_ fd: Int32) -> Int {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
+            return Int(UInt16(bigEndian: addr.sin_port))
+        }
+        let tcpPort = bindLoopback(tcp)
+        listen(tcp, 8)
+        let udpPort = bindLoopback(udp)
+        // A Luanti stand-in: answers each probe with SET_PEER_ID 0x0042 and keeps what follows.
+        final class Seen: @unchecked Sendable { let datagrams = Mutex<[([UInt8], UInt16)]>([]) }
+        let seen = Seen()
+        let server = ThreadHandle {
+            var buffer = [UInt8](repeating: 0, count: 64)
+            var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(udp, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            for _ in 0..<40 where seen.datagrams.withLock({ $0.count }) < 4 {
+                var from = sockaddr_in()
+                var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+                let n = withUnsafeMutablePointer(to: &from) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(udp, &buffer, buffer.count, 0, $0, &size) }
+                }
+                guard n > 0 else { continue }
+                let datagram = Array(buffer[..<n])
+                seen.datagrams.withLock { $0.append((datagram, UInt16(bigEndian: from.sin_port))) }
+                if datagram == LuantiPacket.probe {
+                    let reply: [UInt8] = LuantiPacket.protocolID + [0x00, 0x01, 0x00, 0x03, 0xFF, 0xDC, 0x00, 0x01, 0x00, 0x42]
+                    _ = withUnsafePointer(to: &from) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(udp, reply, reply.count, 0, $0, size) }
+                    }
+                }
+            }
+        }
+        for channel in [node.local as any NodeChannel, try node.remote()] {
+            #expect(try channel.probe(.tcp, container: container, port: tcpPort))
+            #expect(try channel.probe(.luanti, container: container, port: udpPort))
+        }
+        server.join()
+        let datagrams = seen.datagrams.withLock { $0 }
+        let probes = datagrams.filter { $0.0 == LuantiPacket.probe }
+        let goodbyes = datagrams.filter { $0.0 == LuantiPacket.disconnect(peer: 0x42) }
+        #expect(probes.count == 2 && goodbyes.count == 2)
+        #expect(Set(probes.map(\.1)) == Set(goodbyes.map(\.1)), "the goodbye comes from the probe's own address")
+        // A closed port: no connection, no answer.
+        let closed = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let closedPort = bindLoopback(closed)
+        close(closed)
+        #expect(try !(node.local as any NodeChannel).probe(.tcp, container: container, port: closedPort))
+        // No container address (not running): not ready, asked nothing.
+        #expect(try !(try TestNode().local as any NodeChannel).probe(.tcp, container: container, port: tcpPort))
+        let op = NodeOperation.probe(.luanti, container: container, port: 30000)
+        #expect(try NodeOperation(json: op.json) == op)
+        #expect(throws: PlatformError.self) {
+            try NodeOperation(json: ["op": "probe", "kind": "http", "container": .string(container), "port": 80])
+        }
     }
 
     /// The egress operations cross the wire unchanged and reach the node's firewall as one

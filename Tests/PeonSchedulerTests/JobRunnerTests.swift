@@ -5,6 +5,7 @@ import PeonJSON
 import PeonPlatform
 import PeonStore
 import PeonSystem
+import Synchronization
 import Testing
 
 @testable import PeonNode
@@ -49,7 +50,12 @@ final class RecordingPlatform: ServerPlatform {
     func details(_ ref: ServerRef) throws(PlatformError) -> ObservedWorkload {
         ObservedWorkload(ref: ref, uid: nil, state: state, labels: [:])
     }
-    func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> { [] }
+    /// How long asking the node for its ports takes (a real node answers in milliseconds).
+    var portsDelay = 0.0
+    func takenPorts(for uid: ServerUID) throws(PlatformError) -> Set<PortKey> {
+        Monotonic.sleep(portsDelay)
+        return []
+    }
     func imageFacts(_ image: String) throws(PlatformError) -> ImageFacts? { ImageFacts(containerType: "test", buildVersion: "1") }
     func pull(_ image: String, progress: (String) -> Void) throws(PlatformError) {}
     func imageID(_ reference: String) throws(PlatformError) -> String? { "sha256:test" }
@@ -101,6 +107,43 @@ final class RecordingPlatform: ServerPlatform {
     }
 
     var serverDir: String { dataDir + "/servers/fuzz/one" }
+
+    /// Runners creating servers at once never choose the same ports: each looks at what is taken
+    /// and saves its choice before the next looks (the scheduler's 16 runners, each with its own
+    /// store and platform, as here). Without that, every one of these saw the same free ports.
+    @Test func runnersCreatingAtOnceChooseDistinctPorts() throws {
+        defer { try? Files.removeTree(dataDir) }
+        let setup = try runner(RecordingPlatform(dataDir: dataDir))
+        let uids = try (0..<6).map { try ServerUID(validating: "fuzz.p\($0)") }
+        try setup.store.write { tx in
+            for uid in uids {
+                try tx.insertServer(
+                    ServerRecord(uid: uid, description: "", settings: [("SERVER_NAME", "x")], desiredState: "running", createdAt: 0), now: 0
+                )
+            }
+        }
+        final class Failures: Sendable { let list = Mutex<[String]>([]) }
+        let failures = Failures()
+        let threads = uids.map { uid in
+            ThreadHandle { [dataDir] in
+                do {
+                    let platform = RecordingPlatform(dataDir: dataDir)
+                    platform.portsDelay = 0.05
+                    let configuration = try Configuration(environment: ["PEON_DATA_DIR": dataDir], defaultWorkers: 1)
+                    let runner = JobRunner(
+                        store: try Store(path: configuration.databasePath), platform: platform, configuration: configuration,
+                        logger: Logger(label: "test"))
+                    try runner.create(uid, start: false, noclean: true)
+                } catch {
+                    failures.list.withLock { $0.append("\(uid): \(error)") }
+                }
+            }
+        }
+        for thread in threads { thread.join() }
+        #expect(failures.list.withLock { $0 } == [])
+        let ports = try setup.store.read { tx in try uids.map { try tx.server($0)?.ports.map(\.port) ?? [] } }
+        #expect(Set(ports.flatMap { $0 }).count == uids.count, "\(ports)")
+    }
 
     @Test func reinitStopsTheContainerBeforeDeletingItsFiles() throws {
         defer { try? Files.removeTree(dataDir) }

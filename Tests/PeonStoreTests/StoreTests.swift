@@ -1,6 +1,7 @@
 import PeonCore
 import PeonStore
 import PeonSystem
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -55,17 +56,29 @@ final class TemporaryDirectory {
 
     @Test func immediateWritersWaitInsteadOfFailing() throws {
         let path = temporaryDirectory() + "/peon.db"
-        let a = try Store(path: path)
-        let b = try Store(path: path)
-        // b waits on busy_timeout while a holds the write lock briefly; both commit.
-        try a.write { tx in
-            try tx.setMeta("n", "1")
+        final class Holder: @unchecked Sendable {  // a's store: used by its thread alone until joined
+            let store: Store
+            let holding = Atomic<Bool>(false)
+            init(_ store: Store) { self.store = store }
         }
+        let a = Holder(try Store(path: path))
+        let b = try Store(path: path)
+        // a holds the write lock (its transaction open) while b asks for it: b waits on
+        // busy_timeout instead of failing with SQLITE_BUSY, then reads what a committed.
+        let thread = ThreadHandle {
+            try? a.store.write { tx in
+                try tx.setMeta("n", "1")
+                a.holding.store(true, ordering: .releasing)
+                Monotonic.sleep(0.3)
+            }
+        }
+        while !a.holding.load(ordering: .acquiring) { usleep(1000) }
         try b.write { tx in
             let n = Int(try tx.meta("n") ?? "0")!
             try tx.setMeta("n", "\(n + 1)")
         }
-        #expect(try a.read { tx in try tx.meta("n") } == "2")
+        thread.join()
+        #expect(try b.read { tx in try tx.meta("n") } == "2")
     }
 
     @Test func failedWriteRollsBack() throws {

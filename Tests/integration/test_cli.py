@@ -115,7 +115,8 @@ def test_help_lists_exit_codes():
     assert "Exit codes: 0 done; 1 the API refused or the job failed; 2 not supported by\nthis server; 3" in out.stdout
     out = subprocess.run([os.path.join(BIN, "peon"), "start", "--help"], capture_output=True, text=True)
     assert out.stdout.startswith("OVERVIEW: Start a server.\n\nUSAGE: peon start [--url <url>] [--key <key>] [--cacert <cacert>] "
-                                 "[--insecure] [--allow-http] [--data-dir <data-dir>] [--json] <server>\n")
+                                 "[--insecure] [--allow-http] [--data-dir <data-dir>] [--json] <server> [--wait] "
+                                 "[--wait-timeout <wait-timeout>]\n")
 
 
 def test_progress_bar_on_a_terminal(stack, existing):

@@ -205,6 +205,8 @@ def test_a_game_server_lives_on_the_hosts_engine_with_files_in_the_host_dir(depl
     assert mounts["/home/steam/config"] == os.path.join(server_dir, "config"), mounts
     state = os.path.join(server_dir, "config", "state")
     assert wait_until(lambda: os.path.exists(state) and open(state).read() == "STARTED\n", 10)
+    # Joinable: the agent beside the stack found the game accepting on its port (the plan's tcp probe).
+    assert wait_until(lambda: deployment.request("GET", f"/api/v1/server/get/{uid}").json()["ready"], 20)
     assert os.stat(server_dir).st_uid == 1000
     r = deployment.request("PUT", f"/api/v1/server/stop/{uid}")
     assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text

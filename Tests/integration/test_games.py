@@ -124,6 +124,12 @@ def test_luanti_plays_saves_keeps_its_world_and_goes_away(games):
         int(next(iter(info["HostConfig"]["PortBindings"].values()))[0]["HostPort"])
     reply = handshake(port)
     assert reply is not None and reply[:4] == HANDSHAKE[:4], reply
+    # The plan's Luanti probe found it joinable as well (and left no peer behind).
+    deadline = time.time() + 30
+    while time.time() < deadline and not games.request("GET", f"/api/v1/server/get/{uid}").json()["ready"]:
+        time.sleep(0.25)
+    obj = games.request("GET", f"/api/v1/server/get/{uid}").json()
+    assert obj["ready"] and obj["server_state"] == "running" and obj["ready_at"], obj
     home = directory(games, uid)
     assert read(os.path.join(home, "config", "state")) == "STARTED\n"
     conf = read(os.path.join(home, "config", "minetest.conf"))

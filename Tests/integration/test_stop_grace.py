@@ -52,7 +52,8 @@ def test_a_ready_server_gets_its_plans_grace(slow_stack):
     uid = f"peonslow.{RUN}save"
     try:
         create(slow_stack, uid, STOP_SECONDS="60")
-        wait_until(lambda: any("listening" in line for line in logs(slow_stack, uid)), 20, step=0.2)
+        # Ready (its ready line, the log probe of a plan without metadata.ready, was seen).
+        assert wait_until(lambda: slow_stack.request("GET", f"/api/v1/server/get/{uid}").json()["ready"], 20, step=0.2)
         assert any("listening" in line for line in logs(slow_stack, uid))
         # It takes 60 s to save: the plan's 20 s grace (not the default 30 s) ends the stop.
         r, took = timed(lambda: slow_stack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120))

@@ -162,6 +162,12 @@ def test_three_servers_land_on_three_nodes_and_the_lifecycle_works(swarm, sstack
         on_disk = [n for n in ("n1", "n2", "n3")
                    if os.path.isdir(os.path.join(swarm["PEON_SWARM_ROOT"], n, "data", "servers", "peontest", uid.split(".")[1]))]
         assert on_disk == ["n" + node[-1]], on_disk
+    # Joinable: each node's agent found its game accepting on its port (the plan's tcp probe).
+    deadline = time.time() + 30
+    while time.time() < deadline and not all(sstack.request("GET", f"/api/v1/server/get/{u}").json()["ready"] for u in uids):
+        time.sleep(0.25)
+    states = [sstack.request("GET", f"/api/v1/server/get/{u}").json() for u in uids]
+    assert all(s["ready"] and s["server_state"] == "running" and s["ready_at"] for s in states), states
 
     # Resource figures come from each server's node (its agent asks its node's engine).
     for uid in uids:
@@ -469,6 +475,11 @@ def test_a_real_game_built_by_peon_plays_on_a_worker_node(swarm, sstack):
         assert service(swarm, uid)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].startswith(pushed)
         port = next(p["port"] for p in obj["ports"] if p["name"] == "PORT")
         assert luanti_answers(obj["address"], port), "Luanti answers a client's handshake on the worker's address"
+        # The plan's Luanti probe, asked by the worker's agent, found it joinable too.
+        deadline = time.time() + 60
+        while time.time() < deadline and not sstack.request("GET", f"/api/v1/server/get/{uid}").json()["ready"]:
+            time.sleep(0.5)
+        assert sstack.request("GET", f"/api/v1/server/get/{uid}").json()["server_state"] == "running"
     finally:
         manager(swarm, "node", "update", "--availability", "active", "peonsw-n1")
         sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)

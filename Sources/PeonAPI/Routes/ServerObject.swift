@@ -1,6 +1,7 @@
 import PeonCore
 import PeonJSON
 import PeonStore
+import PeonSystem
 
 /// PEON's server object (contract §1.3): exact keys, in PEON's order, with PEON's types.
 enum ServerObject {
@@ -8,6 +9,12 @@ enum ServerObject {
     /// connect when the server's node does not.
     static func json(_ server: ServerSummary, publicAddress: String? = nil, gameBind: String = "0.0.0.0") -> JSON {
         let state = dockerState(server.observedState)
+        let ready = state == "running" && Readiness.isReady(startedAt: server.startedAt, readyAt: server.readyAt)
+        // `starting` until the plan's probe says the game accepts players, `start_failed` when its
+        // start_timeout passed first (contract: a string; the bot lowercases it).
+        let serverState = Readiness.serverState(
+            containerState: state, startedAt: server.startedAt, readyAt: server.readyAt, failed: server.startFailed)
+        let readyAt: JSON = ready ? server.readyAt.map { .string(WallClock.iso8601($0 / 1000)) } ?? .null : .null
         // Where game clients connect: PEON_PUBLIC_ADDRESS, else the node's address, else the
         // address game ports are published on (null when that is every address of this host).
         let address: String? = publicAddress ?? server.nodeAddress ?? (gameBind == "0.0.0.0" ? nil : gameBind)
@@ -20,7 +27,7 @@ enum ServerObject {
             ("container_type", .string(state == "running" ? server.containerType : "unknown")),
             ("build_version", .string(state == "running" ? server.buildVersion : "unknown")),
             ("container_state", .string(state)),
-            ("server_state", .string(state)),
+            ("server_state", .string(serverState)),
             ("server_config", state == "running" ? server.config : .object([])),
             ("description", .string(server.description.isEmpty ? "None - Please add a description" : server.description)),
             ("time", server.time ?? .null),
@@ -32,6 +39,9 @@ enum ServerObject {
             ("node", server.node.map(JSON.string) ?? .null),
             ("address", address.map(JSON.string) ?? .null),
             ("ports", .array(ports)),
+            // Not in PEON: joinable, and since when (null while starting or stopped).
+            ("ready", .bool(ready)),
+            ("ready_at", readyAt),
         ])
     }
 

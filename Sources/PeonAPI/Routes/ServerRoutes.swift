@@ -178,6 +178,9 @@ enum ServerRoutes {
             if let players = try tx.playerState(server: uid.description) {
                 (summary.players, summary.maxPlayers, summary.idleStop) = (players.players, players.maxPlayers, players.idleStop)
             }
+            if let readiness = try tx.readiness(server: uid.description) {
+                (summary.startedAt, summary.readyAt, summary.startFailed) = (readiness.startedAt, readiness.readyAt, readiness.startFailed)
+            }
             summary.nodeAddress = try server.node.flatMap { try tx.nodeAddress($0) }
             return ServerObject.json(summary, publicAddress: context.configuration.publicAddress, gameBind: context.configuration.gameBind)
         }

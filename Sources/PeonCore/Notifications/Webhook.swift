@@ -9,6 +9,10 @@ public enum WebhookEvent: String, Sendable, CaseIterable {
     case backupFailed = "backup_failed"
     case updateDone = "update_done"
     case idleStop = "idle_stop"
+    /// The plan's probe answered after a start: the game accepts players.
+    case ready
+    /// The plan's `start_timeout` passed after a start with no answer from the probe.
+    case startFailed = "start_failed"
 
     /// The event a succeeded job of `kind` means, if any.
     public init?(succeeded kind: JobKind) {
@@ -36,6 +40,8 @@ public enum WebhookEvent: String, Sendable, CaseIterable {
         case .backupFailed: "Backup of \(server) failed."
         case .updateDone: "Server \(server) was updated."
         case .idleStop: "Server \(server) had no players and is being stopped."
+        case .ready: "Server \(server) is ready for players."
+        case .startFailed: "Server \(server) started but does not accept players."
         }
     }
 }

@@ -85,6 +85,13 @@ extension Plan {
             }
         }
 
+        var ready = ReadyCheck(probe: .running)
+        do {
+            ready = try ReadyCheck.parse(metadata?["ready"], portGroups: portGroups, hasRcon: rcon != nil, readyLine: readyLine)
+        } catch {
+            if case .invalid(_, let reason) = error { problems.append(reason) }
+        }
+
         var limits = ResourceLimits()
         do {
             limits = try ResourceLimits.parse(document["limits"])
@@ -108,6 +115,7 @@ extension Plan {
         self.rcon = rcon
         self.stopGraceSeconds = stopGrace
         self.readyLine = readyLine
+        self.ready = ready
         self.document = document
     }
 

@@ -30,6 +30,8 @@ public struct Plan: Sendable, Equatable {
     /// a server stopped before printing it has nothing to save and is killed at once (a game
     /// that ignores SIGTERM while it loads would otherwise hold a restart for the whole grace).
     public let readyLine: String?
+    /// How to tell that the game accepts players, and how long a start may take (`metadata.ready`).
+    public let ready: ReadyCheck
     /// The document as validated, stored and served again verbatim.
     public let document: JSON
 

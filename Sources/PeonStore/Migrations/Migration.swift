@@ -28,8 +28,19 @@ public enum Migrator {
 
 extension Migration {
     public static let all: [Migration] = [
-        core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies, logFollows, jobPayloads,
+        core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies, logFollows, jobPayloads, readiness,
     ]
+
+    /// Joinable, not just running: when the server was last started, when its plan's probe first
+    /// answered after that, and whether `start_timeout` passed first. Servers running already
+    /// count as ready (both unknown).
+    static let readiness = Migration(
+        id: "0015_readiness",
+        sql: """
+            ALTER TABLE servers ADD COLUMN started_at INTEGER;
+            ALTER TABLE servers ADD COLUMN ready_at INTEGER;
+            ALTER TABLE servers ADD COLUMN start_failed INTEGER NOT NULL DEFAULT 0;
+            """)
 
     /// The files API's bytes: a write's file, stored with its job by the API; a read's, stored by
     /// the scheduler as the job ends. Deleted once taken (and by retention when nobody took them).

@@ -64,6 +64,11 @@ public struct ServerSummary: Sendable {
     public var players: Int? = nil
     public var maxPlayers: Int? = nil
     public var idleStop: Int? = nil
+    /// Its last start, when its plan's probe found it ready since, and whether its start timed out
+    /// (`Readiness`); milliseconds.
+    public var startedAt: Int64? = nil
+    public var readyAt: Int64? = nil
+    public var startFailed = false
     /// The node that holds it (multi-node platforms), nil on one machine, and that node's address.
     public let node: String?
     public var nodeAddress: String? = nil
@@ -106,7 +111,8 @@ extension Transaction {
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
                    (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config,
-                   s.players, s.max_players, s.idle_stop, s.node, (SELECT n.address FROM nodes n WHERE n.name = s.node), s.ports
+                   s.players, s.max_players, s.idle_stop, s.node, (SELECT n.address FROM nodes n WHERE n.name = s.node), s.ports,
+                   s.started_at, s.ready_at, s.start_failed
             FROM servers s ORDER BY s.game_uid, s.servername
             """
         ).compactMap { r in
@@ -120,6 +126,9 @@ extension Transaction {
             summary.idleStop = r[9].integer.map { Int($0) }
             summary.nodeAddress = r[11].text
             summary.ports = (try? JSON.parse(r[12].text ?? "[]")) ?? .array([])
+            summary.startedAt = r[13].integer
+            summary.readyAt = r[14].integer
+            summary.startFailed = r[15].integer == 1
             return summary
         }
     }

@@ -81,8 +81,10 @@ extension Peon {
         @Option(name: .customLong("set"), help: "A plan setting, KEY=VALUE (repeatable).") var settings: [String] = []
         @Option(help: "A description of the server.") var description: String?
         @Flag(help: "Create the files but do not start the server.") var startLater = false
+        @OptionGroup var wait: WaitOptions
 
         func validate() throws {
+            if wait.wait, startLater { throw ValidationError("--wait needs a start: not with --start-later") }
             for s in settings where !s.contains("=") || s.hasPrefix("=") {
                 throw ValidationError("--set takes KEY=VALUE (got \(s.prefix(60)))")
             }
@@ -97,6 +99,7 @@ extension Peon {
             if startLater { body.append(("start_later", .bool(true))) }
             try JobFollower(client: client, json: remote.json).run(
                 "PUT", "/api/v1/server/create/\(target.server)?async=true", body: .object(body))
+            if wait.wait { try ReadyWaiter(client: client, server: target.server, json: remote.json).wait(seconds: wait.waitTimeout) }
         }
     }
 
@@ -117,8 +120,13 @@ extension Peon {
         @OptionGroup var remote: RemoteOptions
         @OptionGroup var target: ServerArgument
 
-        func run(_ action: String, _ client: APIClient) throws {
+        func run(_ action: String, _ client: APIClient, wait: WaitOptions? = nil) throws {
             let answer = try client.expect("PUT", "/api/v1/server/\(action)/\(target.server)")
+            if let wait, wait.wait {
+                // A start the API answered before it ended (202) is followed to its end first.
+                if answer.status == 202 { try JobFollower(client: client, json: remote.json).follow(answer) }
+                return try ReadyWaiter(client: client, server: target.server, json: remote.json).wait(seconds: wait.waitTimeout)
+            }
             if remote.json { return ProcessEnvironment.writeOut(String(decoding: answer.raw, as: UTF8.self) + "\n") }
             if answer.status == 202, let id = answer.body?["id"] {
                 ProcessEnvironment.writeOut("\(action) of \(target.server) is still running: job \(id.text)\n")
@@ -131,8 +139,9 @@ extension Peon {
     struct Start: RemoteCommand {
         static let configuration = CommandConfiguration(abstract: "Start a server.")
         @OptionGroup var power: Power
+        @OptionGroup var wait: WaitOptions
         var remote: RemoteOptions { power.remote }
-        func run(_ client: APIClient) throws { try power.run("start", client) }
+        func run(_ client: APIClient) throws { try power.run("start", client, wait: wait) }
     }
 
     struct Stop: RemoteCommand {
@@ -145,8 +154,9 @@ extension Peon {
     struct Restart: RemoteCommand {
         static let configuration = CommandConfiguration(abstract: "Restart a server.")
         @OptionGroup var power: Power
+        @OptionGroup var wait: WaitOptions
         var remote: RemoteOptions { power.remote }
-        func run(_ client: APIClient) throws { try power.run("restart", client) }
+        func run(_ client: APIClient) throws { try power.run("restart", client, wait: wait) }
     }
 
     struct Logs: RemoteCommand {
@@ -224,6 +234,51 @@ extension Peon {
 
 /// Starts a job with `?async=true` and follows `GET /api/v1/jobs/<id>` to its end: a progress
 /// bar on a terminal, one line per phase change otherwise (logs and pipes).
+/// `--wait`: after a start, until the game accepts players.
+struct WaitOptions: ParsableArguments {
+    @Flag(help: "Wait until the game accepts players (its plan's ready probe answers), not just until it runs.") var wait = false
+    @Option(help: "Give up waiting after this many seconds (the plan's own start_timeout fails it sooner).") var waitTimeout = 7200
+
+    func validate() throws {
+        guard (1...86_400).contains(waitTimeout) else { throw ValidationError("--wait-timeout must be from 1 to 86400 seconds") }
+    }
+}
+
+/// Polls a started server until it is ready (exit 0), its plan's start_timeout passed or it is no
+/// longer starting (exit 1), or `seconds` passed (exit 1).
+struct ReadyWaiter {
+    let client: APIClient
+    let server: String
+    let json: Bool
+
+    func wait(seconds: Int) throws {
+        let deadline = Monotonic.seconds() + Double(seconds)
+        let started = Monotonic.seconds()
+        if !json { ProcessEnvironment.writeError("waiting for \(server) to accept players\n") }
+        while true {
+            let answer = try client.expect("GET", "/api/v1/server/get/\(server)")
+            guard let body = answer.body, let ready = body["ready"]?.boolValue else {
+                throw Failure(
+                    "--wait is not supported by this server (its server object says nothing of ready)", code: ExitCodes.unsupported)
+            }
+            let state = body["server_state"]?.stringValue ?? "unknown"
+            if ready {
+                if json { return ProcessEnvironment.writeOut(String(decoding: answer.raw, as: UTF8.self) + "\n") }
+                let took = (Monotonic.seconds() - started).rounded()
+                return ProcessEnvironment.writeOut("\(server): ready (\(Int(took)) s)\n")
+            }
+            if state == "start_failed" {
+                throw Failure("\(server) runs but does not accept players: its plan's start_timeout passed", code: ExitCodes.refused)
+            }
+            guard state == "starting" else { throw Failure("\(server) is \(state), not starting", code: ExitCodes.refused) }
+            guard Monotonic.seconds() < deadline else {
+                throw Failure("\(server) was not ready after \(seconds) s (--wait-timeout)", code: ExitCodes.refused)
+            }
+            Monotonic.sleep(1)
+        }
+    }
+}
+
 struct JobFollower {
     let client: APIClient
     let json: Bool
