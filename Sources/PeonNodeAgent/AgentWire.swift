@@ -28,19 +28,15 @@ enum AgentWire {
     /// Stream blocks.
     static let blockSize = 256 << 10
 
-    static func write(_ stream: any ByteStream, _ kind: Kind, _ payload: UnsafeRawBufferPointer) throws(TLSError) {
-        try stream.write(header(kind, payload.count))
-        if payload.count > 0 { try stream.write(payload) }
-    }
-
     static func header(_ kind: Kind, _ count: Int) -> [UInt8] {
         let n = UInt32(count)
         return [kind.rawValue, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)]
     }
 
+    /// Header and payload in one write (one TLS record, one system call each side for a query
+    /// or an answer).
     static func write(_ stream: any ByteStream, _ kind: Kind, _ payload: [UInt8]) throws(TLSError) {
-        try stream.write(header(kind, payload.count))
-        if !payload.isEmpty { try stream.write(payload) }
+        try stream.write(header(kind, payload.count) + payload)
     }
 
     static func write(_ stream: any ByteStream, _ kind: Kind, json: JSON) throws(TLSError) { try write(stream, kind, json.bytes) }

@@ -3,6 +3,7 @@ answers, then `ready` with `ready_at` and the webhook event `ready`; a start tha
 plan's start_timeout is `start_failed` (webhook `start_failed`); `peon start --wait` and `peon
 create --wait` return when the game accepts players, or fail. The games are the test game with
 START_SECONDS of loading (it listens on its TCP port only after), as plans of their own."""
+import contextlib
 import json
 import os
 import shutil
@@ -51,14 +52,22 @@ def server(stack, uid):
     return stack.request("GET", f"/api/v1/server/get/{uid}").json()
 
 
+@contextlib.contextmanager
+def erased(stack, uid):
+    """The server `uid`, erased (container and files) when the test ends, whatever happened."""
+    try:
+        yield uid
+    finally:
+        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
 def events(receiver, uid):
     return [json.loads(b) for _, b, _ in receiver.received if json.loads(b).get("server") == uid]
 
 
 def test_a_server_is_starting_until_its_game_accepts_players(ready_stack):
     stack, receiver = ready_stack
-    uid = f"peonready.{RUN}s"
-    try:
+    with erased(stack, f"peonready.{RUN}s") as uid:
         began = time.time()
         r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "R", "PASSWORD": "pw", "START_SECONDS": "4"},
                           timeout=120)
@@ -83,14 +92,11 @@ def test_a_server_is_starting_until_its_game_accepts_players(ready_stack):
         r = stack.request("PUT", f"/api/v1/server/start/{uid}", timeout=120)
         assert r.status_code == 200 and r.json()["server_state"] == "starting", r.text
         assert wait_until(lambda: server(stack, uid)["ready"], 30, step=0.2)
-    finally:
-        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
 
 def test_a_start_that_outlives_its_start_timeout_is_reported(ready_stack):
     stack, receiver = ready_stack
-    uid = f"peonnever.{RUN}f"
-    try:
+    with erased(stack, f"peonnever.{RUN}f") as uid:
         r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "F", "PASSWORD": "pw"}, timeout=120)
         assert r.status_code == 200 and r.json()["server_state"] == "starting", r.text
         assert wait_until(lambda: server(stack, uid)["server_state"] == "start_failed", 20, step=0.5), server(stack, uid)
@@ -102,14 +108,11 @@ def test_a_start_that_outlives_its_start_timeout_is_reported(ready_stack):
         # The CLI's --wait says so and fails.
         out = peon(stack, "restart", uid, "--wait")
         assert out.returncode == 1 and "start_timeout" in out.stderr, (out.stdout, out.stderr)
-    finally:
-        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
 
 def test_the_cli_waits_until_the_game_accepts_players(ready_stack):
     stack, _ = ready_stack
-    uid = f"peonready.{RUN}w"
-    try:
+    with erased(stack, f"peonready.{RUN}w") as uid:
         began = time.time()
         out = peon(stack, "create", uid, "--set", "SERVER_NAME=W", "--set", "PASSWORD=pw", "--set", "START_SECONDS=3", "--wait")
         assert out.returncode == 0, (out.stdout, out.stderr)
@@ -126,5 +129,3 @@ def test_the_cli_waits_until_the_game_accepts_players(ready_stack):
         for bad in (["--wait-timeout", "0"], ["--wait-timeout", "x"]):
             assert peon(stack, "start", uid, "--wait", *bad).returncode == 64
         assert peon(stack, "create", f"peonready.{RUN}z", "--start-later", "--wait").returncode == 64
-    finally:
-        stack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
