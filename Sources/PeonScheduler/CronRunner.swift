@@ -20,8 +20,11 @@ struct ZoneCache {
 extension Scheduler {
     /// Fires the cron schedules due by `now`, inside the tick's transaction: each due run is
     /// decided by `DueRun.decide` (the missed-run rule), enqueues the job the API's action would,
-    /// and records its outcome and the next run in the same transaction.
-    func fireCronSchedules(in tx: Transaction, now: Int64, zones: inout ZoneCache) throws {
+    /// and records its outcome and the next run in the same transaction. Answers how many jobs it
+    /// queued.
+    @discardableResult
+    func fireCronSchedules(in tx: Transaction, now: Int64, zones: inout ZoneCache) throws -> Int {
+        var queued = 0
         for schedule in try tx.dueCronSchedules(now: now) {
             guard let due = schedule.nextRun else { continue }
             guard let cron = try? CronExpression(schedule.cron), let zone = zones.rules(schedule.tz) else {
@@ -40,10 +43,12 @@ extension Scheduler {
                     nextRun: next)
             case .fire(let next):
                 let (result, error, job) = try enqueue(schedule, in: tx, now: now)
+                if result == "queued" { queued += 1 }
                 logger.info("schedule fired", metadata: metadata.merging(["job.outcome": "\(result)"]) { $1 })
                 try tx.recordCronRun(schedule.id, at: now, result: result, error: error, job: job, nextRun: next)
             }
         }
+        return queued
     }
 
     /// The job of the schedule's action, as the API enqueues it (desired state, capacity, one

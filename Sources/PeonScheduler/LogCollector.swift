@@ -28,14 +28,21 @@ struct LogCollector: Sendable {
         while !Scheduler.stopping {
             do {
                 let store = try Store(path: scheduler.configuration.databasePath)
+                var seen: (version: String?, at: Double) = (nil, 0)
                 while !Scheduler.stopping {
-                    let running = try store.read { tx in try tx.servers() }.filter {
-                        $0.observedState == "running" && $0.containerID != nil
-                    }
-                    for server in running where following.servers.withLock({ $0.insert(server.uid).inserted }) {
-                        let (uid, id) = (server.uid, server.containerID!)
-                        // Followers end with their container's run (or at SIGTERM): nobody joins them.
-                        ThreadHandle.detach { self.follow(uid, container: id) }
+                    // The servers are read again when they changed (the trigger-maintained
+                    // `servers.version`), and every 5 s for a follower that ended on its own.
+                    let version = try store.read { tx in try tx.meta("servers.version") }
+                    if version != seen.version || Monotonic.seconds() - seen.at > 5 {
+                        seen = (version, Monotonic.seconds())
+                        let running = try store.read { tx in try tx.servers() }.filter {
+                            $0.observedState == "running" && $0.containerID != nil
+                        }
+                        for server in running where following.servers.withLock({ $0.insert(server.uid).inserted }) {
+                            let (uid, id) = (server.uid, server.containerID!)
+                            // Followers end with their container's run (or at SIGTERM): nobody joins them.
+                            ThreadHandle.detach { self.follow(uid, container: id) }
+                        }
                     }
                     Monotonic.sleep(0.25)
                 }

@@ -112,19 +112,26 @@ public struct Scheduler: Sendable {
         // This loop only beats and fires timed actions: nothing slow may delay either.
         var failing = false
         var zones = ZoneCache()
+        var lastTick = clock()
         while !Self.stopping {
             let now = clock()
             do {
-                try store.write { tx in
+                let wake = try store.write { tx in
                     try tx.setMeta("scheduler.heartbeat", "\(now)")
+                    var queued = 0
                     for due in try tx.takeDueSchedules(now: now) {
                         // Timed actions are PEON's start, stop and restart, which take no arguments.
                         guard let request = try? JobRequest(kind: due.action, arguments: [:]) else { continue }
                         try tx.enqueueJob(server: due.server, request, now: now)
+                        queued += 1
                     }
-                    try fireCronSchedules(in: tx, now: now, zones: &zones)
+                    queued += try fireCronSchedules(in: tx, now: now, zones: &zones)
+                    let cameDue = try tx.jobsCameDue(after: lastTick, upTo: now)
+                    return queued > 0 || cameDue
                 }
-                Wakeup.notify(directory: configuration.wakeupDir)
+                lastTick = now
+                // Runners sleep until told (or 2 s): only when there is something for them.
+                if wake { Wakeup.notify(directory: configuration.wakeupDir) }
                 if failing { logger.info("scheduler tick works again") }
                 failing = false
             } catch {
@@ -217,7 +224,9 @@ public struct Scheduler: Sendable {
                 runner.crashOnJob = crashOnJob
                 runner.lane = lane
                 while !Self.stopping {
-                    if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 250) }
+                    // Woken by whoever queues a job (API workers, this scheduler's own ticks); the
+                    // time-out is only a safety net, so idle runners do not poll the store.
+                    if runner.drain() == 0 { wake.wait(timeoutMilliseconds: 2000) }
                 }
             } catch {
                 logger.warning("job runner cannot start, retrying", metadata: ["error": "\(error)"])

@@ -48,6 +48,14 @@ extension Transaction {
         return rows.first?.first?.integer ?? 0
     }
 
+    /// Whether a queued job's delay (`not_before`, a crash restart's back-off) ended in
+    /// (`after`, `upTo`]: runners asleep must look again.
+    public func jobsCameDue(after: Int64, upTo: Int64) throws(StoreError) -> Bool {
+        try !query(
+            "SELECT 1 FROM jobs WHERE state = 'queued' AND not_before > ? AND not_before <= ? LIMIT 1", [.integer(after), .integer(upTo)]
+        ).isEmpty
+    }
+
     /// Which runner claims a job: the server's actions, one at a time per server in order, or the
     /// files API's short reads and writes, which wait for no action.
     public enum Lane: Sendable { case actions, files }
