@@ -423,13 +423,16 @@ public final class JobRunner {
         }
     }
 
-    /// The plan's stop grace, or none for a game its probe has not found ready since its start:
-    /// still loading, it has nothing to save (and may ignore SIGTERM).
+    /// The plan's stop grace, or none for a game still `starting` when its plan says that means
+    /// it has nothing to save (`ReadyCheck.stopsAtOnceWhileStarting`; some ignore SIGTERM while
+    /// they load). A start that timed out gets the grace: its probe may be what is wrong.
     func stopGrace(_ uid: ServerUID) throws -> Int {
         let plan = try plan(uid.game)
-        let ready = try store.read { tx in try tx.readiness(server: uid.description) }?.isReady ?? true
-        if !ready { logger.info("stopped before it was ready: no grace", metadata: ["server.uid": "\(uid)"]) }
-        return ready ? plan.stopGraceSeconds : 0
+        let state = try store.read { tx in try tx.readiness(server: uid.description) }
+        let starting = state.map { !$0.isReady && !$0.startFailed } ?? false
+        guard starting, plan.ready.stopsAtOnceWhileStarting else { return plan.stopGraceSeconds }
+        logger.info("stopped while starting: no grace", metadata: ["server.uid": "\(uid)"])
+        return 0
     }
 
     func stop(_ uid: ServerUID, keepDesired: Bool = false) throws {

@@ -26,6 +26,18 @@ import Testing
         #expect(try parse(#"{"probe": "a2s", "port": "QUERY"}"#).startTimeoutSeconds == ReadyCheck.defaultStartTimeout)
     }
 
+    /// A stop while starting kills at once only where the probe asks as a client would, or where the
+    /// plan's author set `stop.ready_line`; a `metadata.ready` log line keeps the grace.
+    @Test func onlyClientProbesAndTheReadyLineStopAtOnceWhileStarting() throws {
+        #expect(try parse(#"{"probe": "a2s", "port": "QUERY"}"#).stopsAtOnceWhileStarting)
+        #expect(try parse(#"{"probe": "tcp", "port": "WEB"}"#).stopsAtOnceWhileStarting)
+        #expect(try parse(#"{"probe": "rcon"}"#, rcon: true).stopsAtOnceWhileStarting)
+        #expect(try !parse(#"{"probe": "log", "line": "Game server connected"}"#).stopsAtOnceWhileStarting)
+        #expect(try !parse(#"{"probe": "running"}"#).stopsAtOnceWhileStarting)
+        #expect(try ReadyCheck.parse(nil, portGroups: groups, hasRcon: false, readyLine: "listening on").stopsAtOnceWhileStarting)
+        #expect(try !ReadyCheck.parse(nil, portGroups: groups, hasRcon: false, readyLine: nil).stopsAtOnceWhileStarting)
+    }
+
     /// No `metadata.ready`: the stop's ready line is the probe when there is one, else none.
     @Test func withoutReadyTheReadyLineOrNothing() throws {
         #expect(try ReadyCheck.parse(nil, portGroups: groups, hasRcon: false, readyLine: "listening on").probe == .log("listening on"))

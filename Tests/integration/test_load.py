@@ -12,10 +12,15 @@ SLOW = {"SERVER_NAME": "Slow", "PASSWORD": "pw", "STOP_SECONDS": "8"}
 
 
 def make_servers(stack, prefix, count):
+    """Running and ready: a stop gets the plan's grace (a server still starting is killed at once)."""
     uids = [f"peontest.{RUN}{prefix}{i}" for i in range(count)]
     for uid in uids:
         r = stack.request("PUT", f"/api/v1/server/create/{uid}", json=SLOW)
         assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30
+    while not all(stack.request("GET", f"/api/v1/server/get/{uid}").json()["ready"] for uid in uids):
+        assert time.monotonic() < deadline, "not ready"
+        time.sleep(0.2)
     return uids
 
 

@@ -29,13 +29,22 @@ public struct ReadyCheck: Sendable, Equatable {
     public let probe: Probe
     /// Seconds from a start to ready before the start is reported as failed (`start_timeout`).
     public let startTimeoutSeconds: Int
+    /// A stop while the server is `starting` kills it at once: its probe asks as a client would
+    /// (nobody can have joined a game that answers no client, so it has nothing to save), or the
+    /// plan's author said so with `stop.ready_line`. Not for a `metadata.ready` log line: a game
+    /// update that changes the line must not cost a world its save at every stop.
+    public let stopsAtOnceWhileStarting: Bool
 
     public static let defaultStartTimeout = 600
     public static let startTimeoutRange: ClosedRange<Int> = 5...7200
 
-    public init(probe: Probe, startTimeoutSeconds: Int = ReadyCheck.defaultStartTimeout) {
+    public init(probe: Probe, startTimeoutSeconds: Int = ReadyCheck.defaultStartTimeout, stopsAtOnceWhileStarting: Bool? = nil) {
         self.probe = probe
         self.startTimeoutSeconds = startTimeoutSeconds
+        switch probe {
+        case .a2s, .luanti, .tcp, .rcon: self.stopsAtOnceWhileStarting = stopsAtOnceWhileStarting ?? true
+        case .log, .running: self.stopsAtOnceWhileStarting = stopsAtOnceWhileStarting ?? false
+        }
     }
 
     /// The name of the probe's kind, as a plan and the API say it.
@@ -64,7 +73,9 @@ public struct ReadyCheck: Sendable, Equatable {
     /// the plan's `metadata.rcon`.
     public static func parse(_ value: JSON?, portGroups: [[PortSpec]], hasRcon: Bool, readyLine: String?) throws(DomainError) -> ReadyCheck
     {
-        guard let value, !value.isNull else { return ReadyCheck(probe: readyLine.map(Probe.log) ?? .running) }
+        guard let value, !value.isNull else {
+            return readyLine.map { ReadyCheck(probe: .log($0), stopsAtOnceWhileStarting: true) } ?? ReadyCheck(probe: .running)
+        }
         let shape =
             "metadata.ready must be {\"probe\": \"a2s\"|\"luanti\"|\"tcp\", \"port\": \"<port name>\"}, {\"probe\": \"rcon\"}, "
             + "{\"probe\": \"log\", \"line\": \"<text>\"} or {\"probe\": \"running\"}, with an optional \"start_timeout\" (seconds, 5 to 7200)."
