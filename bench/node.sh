@@ -4,12 +4,6 @@
 # run (bench/node.py). Release binaries built as the Dockerfile builds them (PEON_BIN overrides).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/docker.sh" image
-if [ -z "${PEON_BIN:-}" ]; then
-  (cd "$root" && swift build -c release --static-swift-stdlib --scratch-path .build-static >/dev/null)
-  export PEON_BIN=$root/.build-static/release
-fi
+source "$root/bench/release.sh"
 "$root/scripts/image.sh" peon:test "$PEON_BIN" >/dev/null
-python=$root/.build-venv/bin/python
-[ -x "$python" ] || python=python3
 "$python" "$root/bench/node.py"

@@ -131,25 +131,23 @@ def test_the_cli_waits_until_the_game_accepts_players(ready_stack):
         assert peon(stack, "create", f"peonready.{RUN}z", "--start-later", "--wait").returncode == 64
 
 
+def stop_while_starting(stack, uid, settings):
+    """Creates `uid` with `settings`, stops it while it is still `starting`; how long the stop took."""
+    r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "S", "PASSWORD": "pw", **settings}, timeout=120)
+    assert r.status_code == 200 and r.json()["server_state"] == "starting", r.text
+    began = time.time()
+    r = stack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120)
+    assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
+    return time.time() - began
+
+
 def test_a_stop_while_starting_kills_only_when_the_probe_asks_as_a_client(ready_stack):
     stack, _ = ready_stack
     # A game still loading (and deaf to SIGTERM meanwhile) that answers no client: killed at once,
     # not after the plan's 20 s grace.
     with erased(stack, f"peonready.{RUN}k") as uid:
-        r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "K", "PASSWORD": "pw", "START_SECONDS": "60"},
-                          timeout=120)
-        assert r.status_code == 200 and r.json()["server_state"] == "starting", r.text
-        began = time.time()
-        r = stack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120)
-        assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
-        assert time.time() - began < 10
+        assert stop_while_starting(stack, uid, {"START_SECONDS": "60"}) < 10
     # A log-line probe proves nothing about players: its game gets the grace and saves (3 s here).
     with erased(stack, f"peonnever.{RUN}g") as uid:
-        r = stack.request("PUT", f"/api/v1/server/create/{uid}", json={"SERVER_NAME": "G", "PASSWORD": "pw", "STOP_SECONDS": "3"},
-                          timeout=120)
-        assert r.status_code == 200 and r.json()["server_state"] == "starting", r.text
-        began = time.time()
-        r = stack.request("PUT", f"/api/v1/server/stop/{uid}", timeout=120)
-        assert r.status_code == 200 and r.json()["container_state"] == "exited", r.text
-        assert time.time() - began >= 2.5
+        assert stop_while_starting(stack, uid, {"STOP_SECONDS": "3"}) >= 2.5
         assert any("stopping" in line for line in stack.request("GET", f"/api/v1/server/logs/{uid}").json()["logs"])
