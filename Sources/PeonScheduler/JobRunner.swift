@@ -218,22 +218,26 @@ public final class JobRunner {
         return try Plan(document: JSON.parse(text), expectedGameUID: game)
     }
 
-    /// Ports in use by anything but this server: other servers' groups, and what the platform
-    /// says is taken on the server's node (workloads, the node's listeners).
     /// Held from looking at the ports taken to saving the ones chosen (process-wide: runners are
     /// threads of one scheduler, and only one scheduler runs), so runners creating or starting at
     /// once never choose the same free ports.
     static let portChoice = Mutex(())
 
-    /// Chooses ports for `server` against what is taken and saves them, under `portChoice`.
-    func choosePorts(_ server: inout ServerRecord, plan: Plan) throws {
+    /// Chooses ports for `server` against what is taken and saves them, under `portChoice`; with
+    /// `keepingFree`, ports it has that nothing else took stay. Answers whether they changed.
+    @discardableResult
+    func choosePorts(_ server: inout ServerRecord, plan: Plan, keepingFree: Bool = false) throws -> Bool {
         try Self.portChoice.withLock { _ in
-            server.ports = try PortAllocator.allocate(
-                groups: plan.portGroups, taken: takenPorts(except: server.uid), range: configuration.portRange)
+            let taken = try takenPorts(except: server.uid)
+            if keepingFree, !server.ports.isEmpty, !server.ports.flatMap(\.keys).contains(where: taken.contains) { return false }
+            server.ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: configuration.portRange)
             try save(server)
+            return true
         }
     }
 
+    /// Ports in use by anything but this server: other servers' groups, and what the platform
+    /// says is taken on the server's node (workloads, the node's listeners).
     func takenPorts(except uid: ServerUID) throws -> Set<PortKey> {
         var taken = try platform.takenPorts(for: uid)
         for other in try store.read({ tx in try tx.servers() }) where other.uid != uid {
@@ -381,13 +385,10 @@ public final class JobRunner {
             return
         }
         // Ports are checked again at every start: something else may have taken one meanwhile.
-        if justCreated == nil {
-            let taken = try takenPorts(except: uid)
-            if server.ports.isEmpty || server.ports.flatMap(\.keys).contains(where: taken.contains) {
-                try platform.remove(uid)
-                server.containerID = nil
-                try choosePorts(&server, plan: plan)
-            }
+        if justCreated == nil, try choosePorts(&server, plan: plan, keepingFree: true) {
+            // The container still publishes the old ports.
+            try platform.remove(uid)
+            server.containerID = nil
         }
         // After a run, the bind sources are checked again (a game may have swapped a folder it
         // could write for a link).

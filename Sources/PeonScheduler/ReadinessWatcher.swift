@@ -20,14 +20,18 @@ struct ReadinessWatcher {
     mutating func pass(stopping: () -> Bool) throws {
         let unready = try store.read { tx in try tx.unready() }
         let now = Monotonic.seconds()
-        due = due.filter { key, _ in unready.contains { $0.uid == key } }
+        let uids = Set(unready.map(\.uid))
+        due = due.filter { uids.contains($0.key) }
+        // Each game's plan parsed once a pass, not once a server.
+        var plans: [GameUID: Plan?] = [:]
         for state in unready where !stopping() {
             guard let startedAt = state.startedAt, due[state.uid].map({ now >= $0 }) ?? true,
                 let uid = try? ServerUID(validating: state.uid),
                 let server = try store.read({ tx in try tx.server(uid) }),
-                server.observedState == "running", server.desiredState == "running",
-                let plan = try? runner.plan(uid.game)
+                server.observedState == "running", server.desiredState == "running"
             else { continue }
+            if plans[uid.game] == nil { plans[uid.game] = .some(try? runner.plan(uid.game)) }
+            guard let plan = plans[uid.game] ?? nil else { continue }
             let ready = probe(plan, server: server, since: startedAt)
             let at = WallClock.milliseconds()
             let age = Double(at - startedAt) / 1000
@@ -72,10 +76,10 @@ struct ReadinessWatcher {
             }
             // A login accepted and a command answered: the game's console is up.
             return (try? runner.rconCommand(server, plan: plan, rcon: rcon, command: "", on: (running.channel, running.container))) != nil
-        case .a2s, .luanti, .tcp:
+        case .network(let kind, _):
             // The container's own port (published under the same number).
-            guard let (kind, _) = plan.ready.network, let port = plan.ready.port(in: server.ports)?.port,
-                let id = server.containerID, let running = try? platform.runningContainer(ServerRef(id))
+            guard let port = plan.ready.port(in: server.ports)?.port, let id = server.containerID,
+                let running = try? platform.runningContainer(ServerRef(id))
             else { return false }
             return (try? running.channel.probe(kind, container: running.container, port: port)) ?? false
         }

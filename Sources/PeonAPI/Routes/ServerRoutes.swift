@@ -169,19 +169,12 @@ enum ServerRoutes {
 
     static func serverObject(_ uid: ServerUID, _ context: APIContext) throws -> JSON {
         try context.store.read { tx in
-            guard let server = try tx.server(uid) else {
+            // As the list shows it, in one query. The config is the scheduler's snapshot, read on the
+            // server's node (every 5 s while it runs, and at the end of each job that starts it): the
+            // API never reads a node's disk.
+            guard let summary = try tx.serverSummary(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
             }
-            // The config is the scheduler's snapshot, read on the server's node (every 5 s while it
-            // runs, and at the end of each job that starts it): the API never reads a node's disk.
-            var summary = ServerSummary(server, time: try tx.scheduledTime(server: uid.description), config: try tx.configSnapshot(uid))
-            if let players = try tx.playerState(server: uid.description) {
-                (summary.players, summary.maxPlayers, summary.idleStop) = (players.players, players.maxPlayers, players.idleStop)
-            }
-            if let readiness = try tx.readiness(server: uid.description) {
-                (summary.startedAt, summary.readyAt, summary.startFailed) = (readiness.startedAt, readiness.readyAt, readiness.startFailed)
-            }
-            summary.nodeAddress = try server.node.flatMap { try tx.nodeAddress($0) }
             return ServerObject.json(summary, publicAddress: context.configuration.publicAddress, gameBind: context.configuration.gameBind)
         }
     }

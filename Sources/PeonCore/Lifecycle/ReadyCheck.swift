@@ -12,12 +12,9 @@ public import PeonJSON
 /// as its container runs.
 public struct ReadyCheck: Sendable, Equatable {
     public enum Probe: Sendable, Equatable {
-        /// Steam's A2S_INFO answered on the named published UDP port (nil: the server's first port).
-        case a2s(port: String?)
-        /// A Luanti connection opened: the game answers a client's first handshake datagram.
-        case luanti(port: String?)
-        /// A connection accepted on the named published TCP port.
-        case tcp(port: String?)
+        /// The game answers as it would a client on the named port (nil: the server's first port):
+        /// A2S_INFO or a Luanti handshake over UDP, a connection accepted over TCP.
+        case network(NetworkProbe, port: String?)
         /// A Source RCON login accepted (the plan's `metadata.rcon`).
         case rcon
         /// A line of the game's output containing this text since the start.
@@ -42,7 +39,7 @@ public struct ReadyCheck: Sendable, Equatable {
         self.probe = probe
         self.startTimeoutSeconds = startTimeoutSeconds
         switch probe {
-        case .a2s, .luanti, .tcp, .rcon: self.stopsAtOnceWhileStarting = stopsAtOnceWhileStarting ?? true
+        case .network, .rcon: self.stopsAtOnceWhileStarting = stopsAtOnceWhileStarting ?? true
         case .log, .running: self.stopsAtOnceWhileStarting = stopsAtOnceWhileStarting ?? false
         }
     }
@@ -50,9 +47,7 @@ public struct ReadyCheck: Sendable, Equatable {
     /// The name of the probe's kind, as a plan and the API say it.
     public var kind: String {
         switch probe {
-        case .a2s: "a2s"
-        case .luanti: "luanti"
-        case .tcp: "tcp"
+        case .network(let kind, _): kind.rawValue
         case .rcon: "rcon"
         case .log: "log"
         case .running: "running"
@@ -61,11 +56,8 @@ public struct ReadyCheck: Sendable, Equatable {
 
     /// The port the probe asks, by name, among a server's published ports (nil name: the first).
     public func port(in ports: [PortSpec]) -> PortSpec? {
-        switch probe {
-        case .a2s(let name), .luanti(let name), .tcp(let name):
-            name.flatMap { n in ports.first { $0.name == n } } ?? ports.first
-        case .rcon, .log, .running: nil
-        }
+        guard case .network(_, let name) = probe else { return nil }
+        return name.flatMap { n in ports.first { $0.name == n } } ?? ports.first
     }
 
     /// `metadata.ready` of a plan. `readyLine` (`metadata.stop.ready_line`) stands in when it is
@@ -117,9 +109,9 @@ public struct ReadyCheck: Sendable, Equatable {
         }
         let probe: Probe
         switch kind {
-        case "a2s": probe = .a2s(port: try portName(udp: true))
-        case "luanti": probe = .luanti(port: try portName(udp: true))
-        case "tcp": probe = .tcp(port: try portName(udp: false))
+        case "a2s", "luanti", "tcp":
+            let network = NetworkProbe(rawValue: kind)!
+            probe = .network(network, port: try portName(udp: network != .tcp))
         case "rcon":
             guard hasRcon else { throw .invalid(field: "metadata.ready", reason: "metadata.ready's rcon probe needs metadata.rcon.") }
             probe = .rcon
@@ -134,21 +126,9 @@ public struct ReadyCheck: Sendable, Equatable {
     }
 }
 
-/// The probes a node runs against a published port (`NodeOperation.probe`).
+/// The probes a node runs at a game's port (`NodeOperation.probe`).
 public enum NetworkProbe: String, Sendable, Equatable, CaseIterable {
     case a2s, luanti, tcp
-}
-
-extension ReadyCheck {
-    /// The node's part of the probe, when it asks the network: which kind, on which named port.
-    public var network: (kind: NetworkProbe, port: String?)? {
-        switch probe {
-        case .a2s(let port): (.a2s, port)
-        case .luanti(let port): (.luanti, port)
-        case .tcp(let port): (.tcp, port)
-        case .rcon, .log, .running: nil
-        }
-    }
 }
 
 /// Where a server is between its start and its first player (`server_state`), from what the

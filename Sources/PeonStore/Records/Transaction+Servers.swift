@@ -75,20 +75,6 @@ public struct ServerSummary: Sendable {
     /// The published ports (raw JSON, as stored).
     public var ports: JSON = .array([])
 
-    public init(_ s: ServerRecord, time: JSON?, config: JSON = .object([])) {
-        uid = s.uid
-        description = s.description
-        observedState = s.observedState
-        containerType = s.containerType
-        buildVersion = s.buildVersion
-        self.time = time
-        self.config = config
-        node = s.node
-        ports = (try? JSON.parse(Self.portsText(s.ports))) ?? .array([])
-    }
-
-    static func portsText(_ ports: [PortSpec]) -> String { Transaction.portsText(ports) }
-
     init(
         uid: ServerUID, description: String, observedState: String, containerType: String, buildVersion: String, time: JSON?, config: JSON,
         node: String? = nil
@@ -107,14 +93,23 @@ public struct ServerSummary: Sendable {
 extension Transaction {
     /// Every server with its next timed action, sorted by game and name, in one query.
     public func serverSummaries() throws(StoreError) -> [ServerSummary] {
+        try summaries("ORDER BY s.game_uid, s.servername", [])
+    }
+
+    /// One server as the list shows it (the same query), nil when there is none.
+    public func serverSummary(_ uid: ServerUID) throws(StoreError) -> ServerSummary? {
+        try summaries("WHERE s.uid = ?", [.text(uid.description)]).first
+    }
+
+    private func summaries(_ clause: String, _ parameters: [SQLValue]) throws(StoreError) -> [ServerSummary] {
         try query(
             """
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
                    (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config,
                    s.players, s.max_players, s.idle_stop, s.node, (SELECT n.address FROM nodes n WHERE n.name = s.node), s.ports,
                    s.started_at, s.ready_at, s.start_failed
-            FROM servers s ORDER BY s.game_uid, s.servername
-            """
+            FROM servers s \(clause)
+            """, parameters
         ).compactMap { r in
             guard let uid = try? ServerUID(validating: r[0].text ?? "") else { return nil }
             var summary = ServerSummary(
