@@ -2,7 +2,7 @@
 # Makes sure a Docker engine answers on $PEON_DOCKER_SOCKET (default /var/run/docker.sock):
 # installs Debian's docker.io when dockerd is missing and starts dockerd when it is not running.
 # With `image`, also builds the test game image (peon-test-game:latest) through the Engine API
-# (static busybox and the RCON stand-in, compiled with gcc: scripts/deps.sh test installs it).
+# (static busybox and the RCON and UDP stand-ins, compiled with gcc: scripts/deps.sh test installs it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 socket=${PEON_DOCKER_SOCKET:-/var/run/docker.sock}
@@ -42,6 +42,9 @@ if [ "${1:-}" = image ]; then
   # The RCON stand-in, static like busybox (the image has no libc).
   gcc -static -Os -Wall -Werror -o "$ctx/peon-rcon" "$root/Tests/fixtures/test-game/rcon.c"
   rm "$ctx/rcon.c"
+  # The UDP stand-in (A2S_INFO and an echo), static too.
+  gcc -static -Os -Wall -Werror -o "$ctx/peon-udp" "$root/Tests/fixtures/test-game/udp.c"
+  rm "$ctx/udp.c"
   # Also tagged :rcon, which the RCON tests use: a checkout whose script predates the stand-in
   # moves :latest only.
   labels=$(printf '{"peon.test":"image","peon.test.rcon":"1"}' | od -An -tx1 | tr -d ' \n' | sed 's/../%&/g')

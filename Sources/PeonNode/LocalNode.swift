@@ -20,6 +20,9 @@ public final class LocalNode: NodeChannel {
     public let files: LocalServerFiles
     /// Where game ports are published on this node (A2S queries go there).
     public let gameHost: String
+    /// The address game ports are published on (`PEON_GAME_BIND`): a sleeping server's ports are
+    /// held there.
+    public let bindAddress: String
     /// This node's Docker engine (stats, stdin, a container's address), made on first use.
     let engine: () throws(DockerError) -> DockerClient
     /// Tests whose game runs in-process: every container's address (no engine asked).
@@ -30,6 +33,7 @@ public final class LocalNode: NodeChannel {
     public init(files: LocalServerFiles, gameHost: String, engine: @escaping () throws(DockerError) -> DockerClient) {
         self.files = files
         self.gameHost = gameHost == "0.0.0.0" || gameHost.isEmpty ? "127.0.0.1" : gameHost
+        self.bindAddress = gameHost.isEmpty ? "0.0.0.0" : gameHost
         self.engine = engine
     }
 
@@ -121,6 +125,15 @@ public final class LocalNode: NodeChannel {
             return ["families": .array(try firewall.install(rules).map { .string($0.rawValue) })]
         case .egressRemove:
             try firewall.remove()
+        case .hold(let holds):
+            return PortHolder.shared.apply(holds, bind: bindAddress).json
+        case .holds:
+            return PortHolder.shared.current().json
+        case .release(let uid):
+            return ["held": .array(PortHolder.shared.release(uid).map { .string($0.description) })]
+        case .handoff(let uid, let container):
+            guard let host = try address(container) else { throw .refused("the server's container is not running") }
+            PortHolder.shared.handoff(uid, host: host)
         }
         return [:]
     }

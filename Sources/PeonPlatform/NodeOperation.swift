@@ -67,12 +67,24 @@ public enum NodeOperation: Sendable, Equatable {
     case writeFile(ServerUID, path: ServerFilePath, bytes: [UInt8])
     /// Removes a file, a link (not what it points to) or a folder with everything in it.
     case deleteFile(ServerUID, path: ServerFilePath)
+    /// Sleeping servers (`wake_on_connect`): the node holds their published ports, exactly these
+    /// (holds not listed are let go), and answers `PortHoldState`: what it holds, and which holds
+    /// a client woke since they were set.
+    case hold([PortHold])
+    /// The holds' state without changing them (a cheap poll for wakes).
+    case holds
+    /// Lets a woken server's ports go right before its start; the connections it held wait for
+    /// `handoff`.
+    case release(ServerUID)
+    /// The game is ready: the connections held while it slept are relayed to it, at the
+    /// container's own address.
+    case handoff(ServerUID, container: String)
 
     /// How long the operation may take on the node, in seconds (the channel's deadline).
     public var seconds: Int {
         switch self {
         case .remove, .archive, .restoreStage, .restoreSwap, .restoreDiscard: 3600
-        case .rcon, .a2sInfo, .probe, .stats, .consoleLine, .kill: 15
+        case .rcon, .a2sInfo, .probe, .stats, .consoleLine, .kill, .hold, .holds, .release, .handoff: 15
         case .egress, .egressRemove: 30
         default: 120
         }
@@ -151,6 +163,10 @@ extension NodeOperation {
         case .readFile: "file-read"
         case .writeFile: "file-write"
         case .deleteFile: "file-delete"
+        case .hold: "hold"
+        case .holds: "holds"
+        case .release: "release"
+        case .handoff: "handoff"
         }
     }
 
@@ -200,6 +216,10 @@ extension NodeOperation {
         case .writeFile(let u, let path, let bytes):
             return ["op": .string(name), "uid": uid(u), "path": .string(path.description), "bytes": .string(Base64.encode(bytes))]
         case .deleteFile(let u, let path): return ["op": .string(name), "uid": uid(u), "path": .string(path.description)]
+        case .hold(let holds): return ["op": .string(name), "holds": .array(holds.map(\.json))]
+        case .holds: return ["op": .string(name)]
+        case .release(let u): return ["op": .string(name), "uid": uid(u)]
+        case .handoff(let u, let c): return ["op": .string(name), "uid": uid(u), "container": .string(c)]
         }
     }
 
@@ -329,6 +349,17 @@ extension NodeOperation {
         case "file-write":
             self = .writeFile(try uid(), path: try filePath(), bytes: try bytes("bytes", max: ServerFilePath.maximumFileBytes))
         case "file-delete": self = .deleteFile(try uid(), path: try filePath())
+        case "hold":
+            guard let items = json["holds"]?.arrayValue, items.count <= PortHold.maximumHolds else { throw .refused("bad field holds") }
+            var holds: [PortHold] = []
+            for item in items {
+                guard let hold = PortHold(json: item) else { throw .refused("bad hold") }
+                holds.append(hold)
+            }
+            self = .hold(holds)
+        case "holds": self = .holds
+        case "release": self = .release(try uid())
+        case "handoff": self = .handoff(try uid(), container: try container())
         default: throw .refused("no such operation")
         }
     }

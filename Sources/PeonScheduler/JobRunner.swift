@@ -224,11 +224,12 @@ public final class JobRunner {
     static let portChoice = Mutex(())
 
     /// Chooses ports for `server` against what is taken and saves them, under `portChoice`; with
-    /// `keepingFree`, ports it has that nothing else took stay. Answers whether they changed.
+    /// `keepingFree`, ports it has that nothing else took stay (`ours`: held for it until now).
+    /// Answers whether they changed.
     @discardableResult
-    func choosePorts(_ server: inout ServerRecord, plan: Plan, keepingFree: Bool = false) throws -> Bool {
+    func choosePorts(_ server: inout ServerRecord, plan: Plan, keepingFree: Bool = false, ours: Set<PortKey> = []) throws -> Bool {
         try Self.portChoice.withLock { _ in
-            let taken = try takenPorts(except: server.uid)
+            let taken = try takenPorts(except: server.uid).subtracting(ours)
             if keepingFree, !server.ports.isEmpty, !server.ports.flatMap(\.keys).contains(where: taken.contains) { return false }
             server.ports = try PortAllocator.allocate(groups: plan.portGroups, taken: taken, range: configuration.portRange)
             try save(server)
@@ -384,8 +385,11 @@ public final class JobRunner {
             try save(server)
             return
         }
+        // A sleeping server's node holds its ports: let go before they are checked and published
+        // (its players come back to the same ones).
+        let held = try releaseHeldPorts(uid)
         // Ports are checked again at every start: something else may have taken one meanwhile.
-        if justCreated == nil, try choosePorts(&server, plan: plan, keepingFree: true) {
+        if justCreated == nil, try choosePorts(&server, plan: plan, keepingFree: true, ours: held) {
             // The container still publishes the old ports.
             try platform.remove(uid)
             server.containerID = nil

@@ -36,6 +36,8 @@ extension Scheduler {
                 fresh.desiredState = "stopped"
                 try tx.updateServer(fresh, now: now)
                 try tx.enqueueJob(server: uid, .stop(reason: .idle), now: now)
+                // With wake_on_connect, its node holds its ports once it stopped (`SleepWatcher`).
+                try tx.setSleeping(server: uid, true)
                 try tx.emitEvent(.idleStop, server: uid, detail: ["idle_minutes": .int(state.idleStop ?? 0)], now: now)
                 logger.info("server idle, stopping", metadata: ["server.uid": "\(uid)", "idle.minutes": "\(state.idleStop ?? 0)"])
             }

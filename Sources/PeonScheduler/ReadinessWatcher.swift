@@ -41,6 +41,7 @@ struct ReadinessWatcher {
                     try tx.emitEvent(.ready, server: state.uid, detail: ["seconds": .number((age * 10).rounded() / 10)], now: at / 1000)
                 }
                 logger.info("server ready", metadata: ["server.uid": "\(uid)", "seconds": "\(age)", "probe": "\(plan.ready.kind)"])
+                handOff(server)
                 due[state.uid] = nil
                 continue
             }
@@ -56,6 +57,18 @@ struct ReadinessWatcher {
             }
             // Often while a game loads (a wake waits on this), less after a minute, rarely once failed.
             due[state.uid] = Monotonic.seconds() + (state.startFailed ? 30 : age < 60 ? 0.25 : 2)
+        }
+    }
+
+    /// A woken server is ready: the connections its node held while it slept go to the game.
+    func handOff(_ server: ServerRecord) {
+        guard (try? store.read({ tx in try tx.sleepState(server: server.uid.description) }))??.wakeOnConnect == true,
+            let id = server.containerID, let running = try? platform.runningContainer(ServerRef(id))
+        else { return }
+        do {
+            try running.channel.handoff(server.uid, container: running.container)
+        } catch {
+            logger.warning("held connections not handed to the game", metadata: ["server.uid": "\(server.uid)", "error": "\(error)"])
         }
     }
 

@@ -107,6 +107,7 @@ public struct Scheduler: Sendable {
 
         threads.append(ThreadHandle { self.housekeepingLoop() })
         threads.append(ThreadHandle { self.readinessLoop() })
+        threads.append(ThreadHandle { self.sleepLoop() })
         threads.append(ThreadHandle { LogCollector(scheduler: self).run() })
         for n in 0..<Self.webhookSenders { threads.append(ThreadHandle { self.webhookLoop(n) }) }
         // This loop only beats and fires timed actions: nothing slow may delay either.

@@ -277,6 +277,100 @@ final class TestNode: @unchecked Sendable {
         }
     }
 
+    /// A sleeping server's ports, held by its node, in-process and through the agent: A2S is
+    /// answered for the game, a stray datagram and a connect scan wake nothing, a second datagram
+    /// or a connection that speaks does; a release frees the port, and the connection held
+    /// meanwhile reaches the game, with what it sent first.
+    @Test func heldPortsWakeOnAClientAndHandTheConnectionOver() throws {
+        let node = try TestNode(fixedAddress: "127.0.0.1")
+        let container = String(repeating: "cd", count: 32)
+        func freePort(_ type: __socket_type) -> Int {
+            let fd = socket(AF_INET, Int32(type.rawValue), 0)
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
+            return Int(UInt16(bigEndian: addr.sin_port))
+        }
+        func address(_ port: Int) -> sockaddr_in {
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return addr
+        }
+        for (n, channel) in [node.local as any NodeChannel, try node.remote()].enumerated() {
+            let uid = try ServerUID(validating: "sleepy.\(run)\(n)")
+            let (tcp, udp) = (freePort(SOCK_STREAM), freePort(SOCK_DGRAM))
+            let hold = PortHold(
+                uid: uid, ports: [PortKey(tcp, .tcp), PortKey(udp, .udp)],
+                rule: WakeRule(client: .a2s, ignore: [], name: "Sleepy", maxPlayers: 8))
+            #expect(try NodeOperation(json: NodeOperation.hold([hold]).json) == .hold([hold]))
+            #expect(try channel.hold([hold]) == PortHoldState())
+            // A2S, with its challenge.
+            let client = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var to = address(udp)
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            func exchange(_ bytes: [UInt8]) -> [UInt8] {
+                _ = withUnsafePointer(to: &to) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(client, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                var buffer = [UInt8](repeating: 0, count: 1500)
+                let got = recv(client, &buffer, buffer.count, 0)
+                return got > 0 ? Array(buffer[..<got]) : []
+            }
+            let challenge = try #require(PlayerQuery.a2sChallenge(exchange(PlayerQuery.a2sRequest())))
+            #expect(PlayerQuery.a2sInfo(exchange(PlayerQuery.a2sRequest(challenge: challenge))).map { [$0.players, $0.max] } == [0, 8])
+            // A stray datagram, a connect scan: nothing wakes.
+            _ = withUnsafePointer(to: &to) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(client, [1], 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            if let scan = try? TCPConnect.open(host: "127.0.0.1", port: tcp, timeoutMilliseconds: 1000) { close(scan) }
+            Monotonic.sleep(0.4)
+            #expect(try channel.holdState().woken.isEmpty)
+            // A connection that speaks wakes it, and is reported until the ports are let go.
+            let player = try TCPConnect.open(host: "127.0.0.1", port: tcp, timeoutMilliseconds: 1000)
+            defer { close(player) }
+            _ = send(player, "hello", 5, 0)
+            var woken: [PortHoldState.Wake] = []
+            for _ in 0..<30 where woken.isEmpty {
+                Monotonic.sleep(0.1)
+                woken = try channel.holdState().woken
+            }
+            #expect(woken.map(\.uid) == [uid] && woken.first?.port == PortKey(tcp, .tcp) && woken.first?.from == "127.0.0.1")
+            // Released: the port is free for the game; the game (an echo here) gets the held connection.
+            #expect(try channel.release(uid) == [PortKey(tcp, .tcp), PortKey(udp, .udp)])
+            let game = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(game) }
+            var one: Int32 = 1
+            setsockopt(game, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            var at = address(tcp)
+            let bound = withUnsafePointer(to: &at) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(game, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(bound == 0 && listen(game, 4) == 0, "errno \(errno)")
+            #expect(try channel.holdState() == PortHoldState())
+            try channel.handoff(uid, container: container)
+            let accepted = accept(game, nil, nil)
+            defer { close(accepted) }
+            var buffer = [UInt8](repeating: 0, count: 16)
+            #expect(recv(accepted, &buffer, 5, Int32(MSG_WAITALL)) == 5 && Array(buffer[..<5]) == Array("hello".utf8))
+            _ = send(accepted, "world", 5, 0)
+            var answer = pollfd(fd: player, events: Int16(POLLIN), revents: 0)
+            #expect(poll(&answer, 1, 2000) == 1 && recv(player, &buffer, 16, 0) == 5 && Array(buffer[..<5]) == Array("world".utf8))
+            close(client)
+            #expect(try channel.hold([]) == PortHoldState())
+        }
+    }
+
     /// The egress operations cross the wire unchanged and reach the node's firewall as one
     /// restore per family (recorded here: a unit test never touches the host's firewall).
     @Test func egressRulesReachTheFirewall() throws {

@@ -11,9 +11,11 @@ enum ServerObject {
         let state = dockerState(server.observedState)
         let ready = state == "running" && Readiness.isReady(startedAt: server.startedAt, readyAt: server.readyAt)
         // `starting` until the plan's probe says the game accepts players, `start_failed` when its
-        // start_timeout passed first (contract: a string; the bot lowercases it).
+        // start_timeout passed first, `sleeping` while its ports wait for a player (contract: a
+        // string; the bot lowercases it).
         let serverState = Readiness.serverState(
-            containerState: state, startedAt: server.startedAt, readyAt: server.readyAt, failed: server.startFailed)
+            containerState: state, startedAt: server.startedAt, readyAt: server.readyAt, failed: server.startFailed,
+            sleeping: server.sleeping)
         let readyAt: JSON = ready ? server.readyAt.map { .string(WallClock.iso8601($0 / 1000)) } ?? .null : .null
         // Where game clients connect: PEON_PUBLIC_ADDRESS, else the node's address, else the
         // address game ports are published on (null when that is every address of this host).
@@ -35,6 +37,8 @@ enum ServerObject {
             ("players", state == "running" ? server.players.map { .int($0) } ?? .null : .null),
             ("max_players", server.maxPlayers.map { .int($0) } ?? .null),
             ("idle_stop", server.idleStop.map { .int($0) } ?? .null),
+            // Not in PEON: an idle stop puts it to sleep, and the first player's packet starts it.
+            ("wake_on_connect", .bool(server.wakeOnConnect)),
             // Not in PEON: the node that holds it on Swarm (null on one machine).
             ("node", server.node.map(JSON.string) ?? .null),
             ("address", address.map(JSON.string) ?? .null),

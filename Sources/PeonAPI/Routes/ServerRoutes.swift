@@ -214,6 +214,7 @@ enum ServerRoutes {
         _ = try CrashPolicy.parse(body["crash_policy"])
         let crashPolicy = body["crash_policy"].flatMap { $0.isNull ? nil : $0 } ?? .object([])
         let idleStop = try IdleStop.parse(body["idle_stop"])
+        let wakeOnConnect = try WakeOnConnect.parse(body["wake_on_connect"])
         try requireScheduler(context)
         let now = WallClock.now()
         // Flags are true or false (PEON's clients also send "true"/"false"); anything else is a 400,
@@ -246,6 +247,7 @@ enum ServerRoutes {
                     limits: limits, crashPolicy: crashPolicy, createdAt: now),
                 now: now)
             if let idleStop { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
+            if wakeOnConnect == true { try tx.setWakeOnConnect(server: uid.description, true) }
             let id = try tx.enqueueJob(server: uid.description, .create(start: !startLater, noclean: noclean), now: now)
             return (uid, try tx.job(id)!)
         }
@@ -355,6 +357,7 @@ enum ServerRoutes {
     static func modify(_ uid: ServerUID, body: JSON, context: APIContext) throws -> Response {
         let description = try text(body["description"], field: "description")
         let idleStop = try IdleStop.parse(body["idle_stop"])
+        let wakeOnConnect = try WakeOnConnect.parse(body["wake_on_connect"])
         try context.store.write { tx in
             guard var server = try tx.server(uid) else {
                 throw HTTPError(status: 404, code: "server.not_found", message: "There was an issue getting the server.")
@@ -375,7 +378,10 @@ enum ServerRoutes {
             }
             try tx.updateServer(server, now: WallClock.now())
             if body["idle_stop"] != nil { try tx.setIdleStop(server: uid.description, minutes: idleStop) }
+            if let wakeOnConnect { try tx.setWakeOnConnect(server: uid.description, wakeOnConnect) }
         }
+        // Turned off while asleep: the scheduler lets the ports go.
+        if wakeOnConnect == false { Wakeup.notify(directory: context.configuration.wakeupDir) }
         return .json(try serverObject(uid, context))
     }
 

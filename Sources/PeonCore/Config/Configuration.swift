@@ -26,6 +26,8 @@ public struct Configuration: Sendable {
     public var plansSHA256: String?
     /// Networks webhooks may be delivered to besides public addresses (`PEON_WEBHOOK_ALLOW`).
     public var webhookAllow: [CIDR] = []
+    /// Addresses whose packets never wake a sleeping server (`PEON_WAKE_IGNORE`: monitoring).
+    public var wakeIgnore: [CIDR] = []
     /// Plans shipped with Peon, copied into `dataDir/plans` when that folder is empty.
     public var bundledPlansDir: String
     /// Peon's runtime image definitions (`common/`, `steamcmd/`, `debian/`; the scheduler only).
@@ -164,6 +166,8 @@ public struct Configuration: Sendable {
             }
         }
         webhookAllow = try CIDR.list(value("PEON_WEBHOOK_ALLOW") ?? "", field: "PEON_WEBHOOK_ALLOW")
+        wakeIgnore = try CIDR.list(value("PEON_WAKE_IGNORE") ?? "", field: "PEON_WAKE_IGNORE")
+        guard wakeIgnore.count <= 64 else { throw .invalid(field: "PEON_WAKE_IGNORE", reason: "PEON_WAKE_IGNORE takes at most 64 ranges") }
         bundledPlansDir = value("PEON_BUNDLED_PLANS") ?? "./plans"
         imagesDir = value("PEON_IMAGES_DIR") ?? "./images"
         imageBuildArgs = try (value("PEON_IMAGE_BUILD_ARGS") ?? "").split(separator: ",").map { pair throws(DomainError) in
@@ -263,6 +267,6 @@ extension Configuration {
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_FILE_MAX", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
         "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT", "PEON_REGISTRY",
-        "PEON_GAME_EGRESS", "PEON_GAME_EGRESS_ALLOW",
+        "PEON_GAME_EGRESS", "PEON_GAME_EGRESS_ALLOW", "PEON_WAKE_IGNORE",
     ]
 }

@@ -41,6 +41,16 @@ public enum JobRequest: Sendable, Equatable {
 
     public enum StopReason: String, Sendable { case idle }
 
+    /// Whether the job decides the server's state, so a sleeping server no longer sleeps: a start
+    /// (a wake's too), a user's stop, a restart, a removal. An idle stop is what puts it to sleep.
+    public var endsSleep: Bool {
+        switch self {
+        case .start, .restart, .destroy, .eradicate: true
+        case .stop(let reason): reason == nil
+        default: false
+        }
+    }
+
     public enum BackupFormat: String, Sendable {
         /// Peon's backups.
         case tarZstd = "tar.zst"

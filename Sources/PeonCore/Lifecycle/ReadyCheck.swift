@@ -135,9 +135,12 @@ public enum NetworkProbe: String, Sendable, Equatable, CaseIterable {
 /// store knows: the container's state, when it was started and when it was found ready.
 public enum Readiness {
     /// Peon's `server_state` for a container state: `starting` from a start until the plan's probe
-    /// answers, `start_failed` when `start_timeout` passed first, else Docker's word.
-    public static func serverState(containerState: String, startedAt: Int64?, readyAt: Int64?, failed: Bool) -> String {
-        guard containerState == "running" else { return containerState }
+    /// answers, `start_failed` when `start_timeout` passed first, `sleeping` while stopped with its
+    /// ports held (`wake_on_connect`), else Docker's word.
+    public static func serverState(containerState: String, startedAt: Int64?, readyAt: Int64?, failed: Bool, sleeping: Bool = false)
+        -> String
+    {
+        guard containerState == "running" else { return sleeping ? "sleeping" : containerState }
         if isReady(startedAt: startedAt, readyAt: readyAt) { return "running" }
         return failed ? "start_failed" : "starting"
     }

@@ -13,6 +13,8 @@ public enum WebhookEvent: String, Sendable, CaseIterable {
     case ready
     /// The plan's `start_timeout` passed after a start with no answer from the probe.
     case startFailed = "start_failed"
+    /// A sleeping server's held port saw a client: the server is starting.
+    case wake
 
     /// The event a succeeded job of `kind` means, if any.
     public init?(succeeded kind: JobKind) {
@@ -42,6 +44,7 @@ public enum WebhookEvent: String, Sendable, CaseIterable {
         case .idleStop: "Server \(server) had no players and is being stopped."
         case .ready: "Server \(server) is ready for players."
         case .startFailed: "Server \(server) started but does not accept players."
+        case .wake: "A player is joining \(server): it is waking up."
         }
     }
 }

@@ -1,5 +1,5 @@
 /// The first datagrams of Luanti's (Minetest's) UDP protocol, as a client opens a connection:
-/// enough to ask whether a server accepts players.
+/// enough to ask whether a server accepts players, and to tell a client from a scan.
 ///
 /// Every packet starts with the protocol id `4F 45 74 03`, the sender's peer id (u16, big-endian;
 /// 0 before the server assigned one, the server is 1) and the channel (u8), then a type: 0 control
@@ -29,5 +29,12 @@ public enum LuantiPacket {
     /// waiting for its time-out on the server.
     public static func disconnect(peer: UInt16) -> [UInt8] {
         protocolID + [UInt8(peer >> 8), UInt8(peer & 0xFF), 0x00, 0x00, 0x03]
+    }
+
+    /// Whether a datagram opens a connection as a real client's first packet does: the protocol id
+    /// from peer 0, reliable (sequence 65500) around an original packet. Any bytes are not.
+    public static func isClientHello(_ datagram: [UInt8]) -> Bool {
+        datagram.count >= 11 && datagram.starts(with: protocolID) && datagram[4] == 0 && datagram[5] == 0 && datagram[7] == 0x03
+            && datagram[8] == 0xFF && datagram[9] == 0xDC && datagram[10] == 0x01
     }
 }

@@ -5,7 +5,7 @@ public enum ServerSettings {
     /// Request keys that are not settings (PEON clients send them in the same object).
     public static let reservedKeys: Set<String> = [
         "description", "start_later", "noclean", "game_uid", "servername", "warcamp", "interval", "epoch_time", "mode",
-        "eradicate", "limits", "crash_policy", "idle_stop",
+        "eradicate", "limits", "crash_policy", "idle_stop", "wake_on_connect",
     ]
     public static let maximumValueBytes = 4096
 

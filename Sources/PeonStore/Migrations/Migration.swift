@@ -29,7 +29,17 @@ public enum Migrator {
 extension Migration {
     public static let all: [Migration] = [
         core, lifecycle, plans, runtime, harden, swarm, api, day2, logs, backups, backupPolicies, logFollows, jobPayloads, readiness,
+        sleep,
     ]
+
+    /// Sleep and wake: whether an idle stop puts the server to sleep (its node holds its ports and
+    /// the first player's packet starts it), and whether it sleeps now.
+    static let sleep = Migration(
+        id: "0016_sleep",
+        sql: """
+            ALTER TABLE servers ADD COLUMN wake_on_connect INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE servers ADD COLUMN sleeping INTEGER NOT NULL DEFAULT 0;
+            """)
 
     /// Joinable, not just running: when the server was last started, when its plan's probe first
     /// answered after that, and whether `start_timeout` passed first. Servers running already

@@ -45,6 +45,8 @@ extension Transaction {
         let rows = try query(
             "INSERT INTO jobs (server_uid, kind, arguments, created_at, not_before) VALUES (?, ?, ?, ?, ?) RETURNING id",
             [.text(server), .text(request.kind.rawValue), .text(request.arguments.text), .integer(now), .integer(notBefore)])
+        // Someone chose the server's state: it no longer sleeps (its node lets its ports go).
+        if request.endsSleep { try setSleeping(server: server, false) }
         return rows.first?.first?.integer ?? 0
     }
 

@@ -69,6 +69,9 @@ public struct ServerSummary: Sendable {
     public var startedAt: Int64? = nil
     public var readyAt: Int64? = nil
     public var startFailed = false
+    /// `wake_on_connect`, and whether the server sleeps now (its node holds its ports).
+    public var wakeOnConnect = false
+    public var sleeping = false
     /// The node that holds it (multi-node platforms), nil on one machine, and that node's address.
     public let node: String?
     public var nodeAddress: String? = nil
@@ -107,7 +110,7 @@ extension Transaction {
             SELECT s.uid, s.description, s.observed_state, s.container_type, s.build_version,
                    (SELECT c.wire_time FROM schedules c WHERE c.server_uid = s.uid ORDER BY c.due_at LIMIT 1), s.config,
                    s.players, s.max_players, s.idle_stop, s.node, (SELECT n.address FROM nodes n WHERE n.name = s.node), s.ports,
-                   s.started_at, s.ready_at, s.start_failed
+                   s.started_at, s.ready_at, s.start_failed, s.wake_on_connect, s.sleeping
             FROM servers s \(clause)
             """, parameters
         ).compactMap { r in
@@ -124,6 +127,8 @@ extension Transaction {
             summary.startedAt = r[13].integer
             summary.readyAt = r[14].integer
             summary.startFailed = r[15].integer == 1
+            summary.wakeOnConnect = r[16].integer == 1
+            summary.sleeping = r[17].integer == 1
             return summary
         }
     }

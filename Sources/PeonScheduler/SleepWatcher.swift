@@ -1,0 +1,159 @@
+import Logging
+import PeonCore
+import PeonPlatform
+import PeonStore
+import PeonSystem
+import Synchronization
+
+/// Sleep and wake: the ports of every sleeping server (`wake_on_connect`, stopped by its idle
+/// stop) are held by its node (`PortHold`); this thread keeps each node's holds equal to what the
+/// store says, and turns a node's wake into the server's start (`wake` webhook).
+///
+/// A start lets the server's ports go first (`JobRunner.releaseHeldPorts`); both happen under
+/// `holds`, and this pass reads the store inside it, so a pass never takes back ports a start has
+/// just let go.
+struct SleepWatcher {
+    let store: Store
+    let platform: any ServerPlatform
+    let runner: JobRunner
+    let configuration: Configuration
+    let logger: Logger
+
+    /// Held from reading the sleeping servers to the node's answer, and by a start's release.
+    static let holds = Mutex(())
+    /// Sent to the nodes again this often even unchanged (an agent that restarted forgot them).
+    static let resendSeconds = 10.0
+
+    /// What each node was last told (by node name; "" for this host), and when.
+    var sent: [String: (holds: [PortHold], at: Double)] = [:]
+    var failures: [ServerUID: [String]] = [:]
+
+    /// One pass; answers whether anything is held (the thread then asks more often).
+    mutating func pass() throws -> Bool {
+        let woken = try Self.holds.withLock { _ throws -> [PortHoldState.Wake] in
+            let wanted = try wantedHolds()
+            var woken: [PortHoldState.Wake] = []
+            for node in Set(wanted.keys).union(sent.keys) {
+                let holds = wanted[node]?.holds ?? []
+                guard let channel = wanted[node]?.channel ?? (try? sentChannel(node)) else { continue }
+                let now = Monotonic.seconds()
+                let state: PortHoldState
+                do {
+                    if let last = sent[node], last.holds == holds, now - last.at < Self.resendSeconds {
+                        state = try channel.holdState()
+                    } else {
+                        state = try channel.hold(holds)
+                        sent[node] = holds.isEmpty ? nil : (holds, now)
+                    }
+                } catch {
+                    logger.warning("node cannot hold sleeping servers' ports", metadata: ["node": "\(node)", "error": "\(error)"])
+                    continue
+                }
+                for (uid, ports) in state.failed where failures[uid] != ports {
+                    logger.warning(
+                        "a sleeping server's port is taken by another program",
+                        metadata: ["server.uid": "\(uid)", "ports": "\(ports.joined(separator: ", "))"])
+                }
+                let held = Set(holds.map(\.uid))
+                failures = failures.filter { entry in !held.contains(entry.key) }.merging(state.failed) { $1 }
+                woken += state.woken
+            }
+            return woken
+        }
+        for wake in woken { try self.wake(wake) }
+        return !sent.isEmpty
+    }
+
+    /// The holds the store asks for, by node.
+    func wantedHolds() throws -> [String: (channel: any NodeChannel, holds: [PortHold])] {
+        let sleeping = try store.read { tx in try tx.sleepingServers() }
+        var plans: [GameUID: Plan?] = [:]
+        var wanted: [String: (channel: any NodeChannel, holds: [PortHold])] = [:]
+        for state in sleeping {
+            guard let uid = try? ServerUID(validating: state.uid), let server = try store.read({ tx in try tx.server(uid) }),
+                server.desiredState == "stopped", !["running", "restarting", "paused"].contains(server.observedState),
+                !server.ports.isEmpty
+            else { continue }
+            if plans[uid.game] == nil { plans[uid.game] = .some(try? runner.plan(uid.game)) }
+            guard let plan = plans[uid.game] ?? nil, let channel = try? platform.channel(for: uid) else { continue }
+            let players = try store.read { tx in try tx.playerState(server: state.uid) }
+            let setting = { (key: String) in server.settings.first { $0.0 == key }?.1 }
+            let rule = WakeRule(
+                client: plan.ready.networkKind, ignore: configuration.wakeIgnore,
+                name: setting("SERVER_NAME") ?? (server.description.isEmpty ? uid.name : server.description),
+                maxPlayers: players?.maxPlayers ?? setting("MAX_PLAYERS").flatMap { Int($0) } ?? 0)
+            let node = server.node ?? ""
+            wanted[node, default: (channel, [])].holds.append(PortHold(uid: uid, ports: server.ports.flatMap(\.keys), rule: rule))
+        }
+        return wanted
+    }
+
+    /// A node that held something and holds nothing now: told so through any server's channel
+    /// there (on one host, every server's).
+    func sentChannel(_ node: String) throws -> any NodeChannel {
+        guard let uid = sent[node]?.holds.first?.uid else { throw PlatformError.refused("no server on node \(node)") }
+        return try platform.channel(for: uid)
+    }
+
+    /// A client showed up at a sleeping server: it starts (the start lets the ports go first).
+    func wake(_ wake: PortHoldState.Wake) throws {
+        let now = WallClock.now()
+        let woke = try store.write { tx -> Bool in
+            guard try tx.sleepState(server: wake.uid.description)?.sleeping == true, var server = try tx.server(wake.uid) else {
+                return false
+            }
+            server.desiredState = "running"
+            try tx.updateServer(server, now: now)
+            try tx.enqueueJob(server: wake.uid.description, .start, now: now)
+            try tx.emitEvent(
+                .wake, server: wake.uid.description,
+                detail: ["port": .int(wake.port.port), "transport": .string(wake.port.transport.rawValue), "from": .string(wake.from)],
+                now: now)
+            return true
+        }
+        guard woke else { return }
+        logger.info(
+            "a client woke a sleeping server", metadata: ["server.uid": "\(wake.uid)", "port": "\(wake.port)", "from": "\(wake.from)"])
+        Wakeup.notify(directory: configuration.wakeupDir)
+    }
+}
+
+extension ReadyCheck {
+    /// The network probe a client's first packet looks like, if the plan's probe is one.
+    var networkKind: NetworkProbe? {
+        if case .network(let kind, _) = probe { kind } else { nil }
+    }
+}
+
+extension JobRunner {
+    /// A start of a server that may sleep lets its node's hold on its ports go first, so the
+    /// engine can publish them; its held connections wait for the game to be ready. Answers the
+    /// ports that were held: the server's own, though a held connection still uses them.
+    func releaseHeldPorts(_ uid: ServerUID) throws -> Set<PortKey> {
+        guard try store.read({ tx in try tx.sleepState(server: uid.description) })?.wakeOnConnect == true else { return [] }
+        return try SleepWatcher.holds.withLock { _ in try platform.channel(for: uid).release(uid) }
+    }
+}
+
+extension Scheduler {
+    /// The sleep watcher's thread: a pass every 100 ms while anything is held (a wake waits on
+    /// it), else when the store changes or every 2 s.
+    func sleepLoop() {
+        while !Self.stopping {
+            do {
+                let wake = try WakeupSocket(path: "\(configuration.wakeupDir)/wake-sleep.sock")
+                let store = try Store(path: configuration.databasePath)
+                let platform = try makePlatform()
+                let runner = JobRunner(store: store, platform: platform, configuration: configuration, logger: logger, clock: clock)
+                var watcher = SleepWatcher(store: store, platform: platform, runner: runner, configuration: configuration, logger: logger)
+                while !Self.stopping {
+                    let holding = try watcher.pass()
+                    wake.wait(timeoutMilliseconds: holding ? 100 : 2000)
+                }
+            } catch {
+                logger.warning("sleep watcher failed, retrying", metadata: ["error": "\(error)"])
+                Monotonic.sleep(1)
+            }
+        }
+    }
+}
