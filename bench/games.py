@@ -9,10 +9,20 @@
   metadata.ready), polled every 20 ms, beside the client's own handshake;
 - the image step of a create, cold (the image is built: apt installs minetest-server) and cached
   (the tag, a hash of the inputs, exists: one inspect), both from the create call until the job's
-  progress enters `starting`.
+  progress enters `starting`;
+- wake-to-joinable (sleep and wake), WAKE_ROUNDS rounds: a server made with `idle_stop` 1 and
+  `wake_on_connect` is left to fall asleep (zero players for a minute, counted from its log every
+  second: the stack runs with PEON_PLAYER_POLL_SECONDS=1), then, once Peon holds its port, the
+  client sends its handshake every 50 ms from one socket: from the first datagram (the hello that
+  wakes it) until the game answers. In the same round, against a container of the same image made
+  as the `docker run` baseline is (on a network of its own, as Peon's), answered once, stopped
+  through the Engine API, then `POST /containers/<id>/start` over the engine's socket and the same
+  handshake loop: from the start call until the answer.
 
-Run: bench/games.sh (ROUNDS=5 by default). Only images made by Peon's tests and benchmarks
-(label peon.test) are removed to make the cold build cold."""
+Run: bench/games.sh (ROUNDS=5, WAKE_ROUNDS=3 by default; WAKE_ROUNDS=0 skips the wake section,
+about 75 s a round). STACK_LOG=<path> keeps the stack's log (the scheduler's `job.ms` and "a client
+woke" lines). Only images made by Peon's tests and benchmarks (label peon.test) are removed to make
+the cold build cold."""
 import json
 import os
 import shutil
@@ -34,11 +44,65 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 RUN = "bench" + os.urandom(3).hex()
 KEY = "bench-key-" + os.urandom(6).hex()
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
+WAKE_ROUNDS = int(os.environ.get("WAKE_ROUNDS", "3"))
 HANDSHAKE = bytes.fromhex("4f4574030000" "00" "03" "ffdc" "01" "0000")
 
 
+def direct_home(home):
+    """A server's four folders for a container made outside Peon, as Peon lays them out."""
+    for sub in ("actions", "config", "data", "user"):
+        os.makedirs(f"{home}/{sub}")
+    shutil.copy(f"{ROOT}/plans/luanti/actions/server_start", f"{home}/actions/server_start")
+    subprocess.run(["chown", "-R", "1000:1000", home], check=True)
+    return home
 
 
+def docker_run(name, home, image, game_port, network=()):
+    """`docker run` of the Luanti image with Peon's entry, mounts, user, init and port."""
+    return subprocess.run(["docker", "run", "-d", "--name", name, "--label", f"peon.test={RUN}", "--init", *network,
+                           "--user", "1000:1000", "-p", f"127.0.0.1:{game_port}:{game_port}/udp", "-e", f"PORT={game_port}",
+                           "-e", "SERVER_NAME=Bench", "-v", f"{home}/actions:/actions",
+                           "-v", f"{home}/data:/home/steam/steamcmd/data", "-v", f"{home}/config:/home/steam/config",
+                           "-v", f"{home}/user:/home/steam/user", image], capture_output=True, text=True)
+
+
+def engine_post(path):
+    """A POST to the Docker Engine API on its socket, as Peon makes it (no client process in
+    between); returns the status."""
+    with socket.socket(socket.AF_UNIX) as u:
+        u.connect("/var/run/docker.sock")
+        u.sendall(f"POST /v1.41{path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := u.recv(4096):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def engine_steps(container, since):
+    """What the engine did to `container` (name) after `since` (wall clock, s), from its events:
+    seconds after `since` of the container's network `connect` (the start has begun: its endpoint
+    is made) and of its `start` event (sent once the process runs)."""
+    cid = docker("GET", f"/containers/{container}/json")["Id"]
+    query = urllib.parse.urlencode({"since": int(since) - 1, "until": int(time.time()) + 1})
+    out = subprocess.run(["curl", "-s", "--unix-socket", "/var/run/docker.sock", f"http://docker/v1.41/events?{query}"],
+                         capture_output=True, text=True).stdout
+    steps = {}
+    for event in (json.loads(line) for line in out.splitlines() if line.strip()):
+        at = event["timeNano"] / 1e9 - since
+        ours = event["Actor"]["ID"] == cid or event["Actor"].get("Attributes", {}).get("container") == cid
+        if ours and at >= 0 and event["Action"] in ("connect", "start"):
+            steps.setdefault(event["Action"], at)
+    return steps
+
+
+def held(port):
+    """Whether something holds UDP `port` on 127.0.0.1 (a sleeping server's: Peon)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        try:
+            u.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
 
 
 def playable(port, timeout=120.0):
@@ -65,6 +129,8 @@ def main():
            "PEON_API_KEY": KEY, "PEON_WORKERS": "2", "PEON_BIN": binaries, "PEON_RATE_LIMIT": "1000000",
            "PEON_RATE_BURST": "1000000", "PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1",
            "PEON_PORT_RANGE": "43000-43999"}
+    if WAKE_ROUNDS > 0:
+        env["PEON_PLAYER_POLL_SECONDS"] = "1"  # the zero players of an idle minute, seen within a second
     log = open(f"{tmp}/stack.log", "w")
     stack = subprocess.Popen([f"{ROOT}/scripts/stack.sh"], env=env, stdout=log, stderr=log, start_new_session=True)
     base = f"https://127.0.0.1:{port}"
@@ -146,11 +212,7 @@ def main():
             # Docker: `docker run` of the same image, same entry, mounts, user and init, until the same
             # handshake; once on the default bridge, once on a network of its own as Peon gives each server.
             for variant, results in (("bridge", direct), ("own network", direct_net)):
-                home = f"{tmp}/direct{i}{len(results)}{variant[0]}"
-                for sub in ("actions", "config", "data", "user"):
-                    os.makedirs(f"{home}/{sub}")
-                shutil.copy(f"{ROOT}/plans/luanti/actions/server_start", f"{home}/actions/server_start")
-                subprocess.run(["chown", "-R", "1000:1000", home], check=True)
+                home = direct_home(f"{tmp}/direct{i}{len(results)}{variant[0]}")
                 game_port = free_port(socket.SOCK_DGRAM)
                 name = f"{RUN}-direct{i}{variant[0]}"
                 started = time.perf_counter()
@@ -158,11 +220,7 @@ def main():
                 if variant == "own network":
                     subprocess.run(["docker", "network", "create", "--label", f"peon.test={RUN}", name], check=True, capture_output=True)
                     network = ["--network", name]
-                run = subprocess.run(["docker", "run", "-d", "--name", name, "--label", f"peon.test={RUN}", "--init", *network,
-                                      "--user", "1000:1000", "-p", f"127.0.0.1:{game_port}:{game_port}/udp", "-e", f"PORT={game_port}",
-                                      "-e", "SERVER_NAME=Bench", "-v", f"{home}/actions:/actions",
-                                      "-v", f"{home}/data:/home/steam/steamcmd/data", "-v", f"{home}/config:/home/steam/config",
-                                      "-v", f"{home}/user:/home/steam/user", image], capture_output=True, text=True)
+                run = docker_run(name, home, image, game_port, network)
                 if run.returncode == 0:
                     results.append(playable(game_port) - started)
                 elif variant == "bridge":  # an engine without docker0 (--bridge=none, or lost): that baseline is skipped
@@ -172,6 +230,46 @@ def main():
                 subprocess.run(["docker", "rm", "-f", name], capture_output=True)
                 if network:
                     subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+        # Sleep and wake: Peon's woken server against the engine's start of a stopped container.
+        wake_peon, wake_ready, wake_direct = [], [], []
+        # Where the time goes, from the engine's events: until its network connect, until its `start`.
+        steps_peon, steps_direct = [], []
+        for i in range(WAKE_ROUNDS):
+            uid = f"luanti.{RUN}w{i}"
+            s.put(f"{base}/api/v1/server/create/{uid}", json={"SERVER_NAME": "Bench", "idle_stop": 1,
+                                                               "wake_on_connect": True}).raise_for_status()
+            server = s.get(f"{base}/api/v1/server/get/{uid}").json()
+            game_port = next(p["port"] for p in server["ports"] if p["name"] == "PORT")
+            deadline = time.time() + 240
+            while s.get(f"{base}/api/v1/server/get/{uid}").json()["server_state"] != "sleeping" or not held(game_port):
+                if time.time() > deadline:
+                    raise RuntimeError(f"{uid} never slept: {s.get(f'{base}/api/v1/server/get/{uid}').json()}")
+                time.sleep(0.2)
+            time.sleep(1)
+            wall, started = time.time(), time.perf_counter()  # the loop's first datagram is the hello that wakes it
+            wake_peon.append(playable(game_port) - started)
+            wake_ready.append(ready_at(uid) - started)
+            steps_peon.append(engine_steps(f"peon.warcamp.{uid}", wall))
+            s.delete(f"{base}/api/v1/server/eradicate/{uid}").raise_for_status()
+
+            # The engine alone: the same image's container (its own network, as Peon's), once up, stopped, started.
+            home = direct_home(f"{tmp}/wake{i}")
+            game_port = free_port(socket.SOCK_DGRAM)
+            name = f"{RUN}-wake{i}"
+            subprocess.run(["docker", "network", "create", "--label", f"peon.test={RUN}", name], check=True, capture_output=True)
+            run = docker_run(name, home, image, game_port, ["--network", name])
+            if run.returncode != 0:
+                raise RuntimeError(run.stderr)
+            playable(game_port)
+            assert engine_post(f"/containers/{name}/stop?t=30") == 204
+            time.sleep(1)
+            wall, started = time.time(), time.perf_counter()
+            assert engine_post(f"/containers/{name}/start") == 204
+            wake_direct.append(playable(game_port) - started)
+            steps_direct.append(engine_steps(name, wall))
+            subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+            subprocess.run(["docker", "network", "rm", name], capture_output=True)
 
         def ms(values):
             return statistics.median(values) * 1000 if values else float("nan")
@@ -188,6 +286,15 @@ def main():
         print(f"  own network rounds    {[round(v * 1000) for v in direct_net]}")
         print(f"image step of a create  cold {cold * 1000:8.0f}   cached {ms(cached):8.0f}   ratio {cold / statistics.median(cached):.0f}x")
         print(f"  cached rounds {[round(v * 1000) for v in cached]}")
+        if WAKE_ROUNDS > 0:
+            print(f"wake-to-joinable ({WAKE_ROUNDS} rounds)  Peon (the hello wakes it) {ms(wake_peon):6.0f}   "
+                  f"Engine API start of a stopped container {ms(wake_direct):6.0f} (ratio {ms(wake_peon) / ms(wake_direct):.2f}x)"
+                  f"   wake-to-ready (the API's `ready`) {ms(wake_ready):6.0f}")
+            print(f"  Peon rounds {[round(v * 1000) for v in wake_peon]}, engine start rounds {[round(v * 1000) for v in wake_direct]}, "
+                  f"wake-to-ready rounds {[round(v * 1000) for v in wake_ready]}")
+            for label, steps, totals in (("Peon", steps_peon, wake_peon), ("engine start", steps_direct, wake_direct)):
+                print(f"  {label}: the engine's network connect, its `start` event, the answer (ms after the first datagram "
+                      f"or the start call): {[tuple(round(x * 1000) if x is not None else None for x in (st.get('connect'), st.get('start'), t)) for st, t in zip(steps, totals)]}")
     except Exception:
         print(open(f"{tmp}/stack.log").read()[-4000:])
         raise
@@ -199,6 +306,8 @@ def main():
             print(f"stack did not stop cleanly: {error}")
             os.killpg(stack.pid, signal.SIGKILL)
         remove_labelled(RUN)
+        if os.environ.get("STACK_LOG"):
+            shutil.copy(f"{tmp}/stack.log", os.environ["STACK_LOG"])
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -145,7 +145,11 @@ public final class JobRunner {
         switch try job.request {
         case .create(let start, let noclean): try create(uid, start: start, noclean: noclean)
         case .start: try start(uid)
-        case .stop: try stop(uid)
+        case .stop(let reason):
+            try stop(uid)
+            // An idle stop may put the server to sleep: its node holds its ports now, not at the
+            // sleep watcher's next look.
+            if reason == .idle { Wakeup.notify(directory: configuration.wakeupDir) }
         case .restart:
             try stop(uid, keepDesired: true)
             try start(uid)

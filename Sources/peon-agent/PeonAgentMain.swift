@@ -26,7 +26,8 @@ import Synchronization
 /// `PEON_AGENT_NODES` + `PEON_NODE_ID` (Swarm: `id=address` pairs and this node's id),
 /// `PEON_AGENT_TLS` (the folder of `peon-agent-ca.pem`, `-cert.pem`, `-key.pem`; waited for up to a
 /// minute, since a scheduler beside it writes them at its start), `PEON_DOCKER_SOCKET` (the node's
-/// engine), `PEON_GAME_BIND` (where game ports are published: A2S queries go there),
+/// engine), `PEON_GAME_BIND` (where game ports are published, 0.0.0.0 by default: A2S queries go
+/// there, to loopback for 0.0.0.0, and sleeping servers' ports are held there),
 /// `PEON_AGENT_CONNECTIONS` (16).
 @main
 enum PeonAgentMain {
@@ -112,7 +113,9 @@ enum PeonAgentMain {
         logger.info("listening", metadata: ["address": "\(address):\(port)", "data": "\(data)", "uid": "\(geteuid())"])
 
         let files = LocalServerFiles(dataDir: data, hostDataDir: hostData)
-        let gameHost = env["PEON_GAME_BIND"] ?? "127.0.0.1"
+        // Where games publish their ports (every address by default, as the scheduler and Swarm
+        // publish them): queries go to its loopback, a sleeping server's ports are held there.
+        let gameHost = env["PEON_GAME_BIND"] ?? "0.0.0.0"
         // Keys rotated beside a scheduler on this host (its files are this user's): taken within 5 s.
         // (On Swarm, rotated keys come with a new task: the secrets are root's and unreadable now.)
         let reload = ThreadHandle {

@@ -21,6 +21,7 @@ import yaml
 from conftest import BIN, ROOT, RUN, free_port
 from test_players import A2S, a2s_plan
 from test_servers import SETTINGS, container
+from test_sleep import a2s_info, echoed, host_ports, sleep_plan, udp
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
@@ -94,6 +95,7 @@ def deployed(bin_dir, compose):
     shutil.copytree(os.path.join(ROOT, "plans", "peontest"), os.path.join(plans, "peontest"))
     shutil.copytree(os.path.join(PLANS, "peonrcon"), os.path.join(plans, "peonrcon"))
     a2s_plan(plans)
+    sleep_plan(plans)
     # compose.yaml as shipped; only what would collide with the machine or other runs changes.
     spec = yaml.safe_load(open(os.path.join(ROOT, "compose.yaml")))
     service = spec["services"]["peon"]
@@ -342,6 +344,49 @@ def test_players_are_counted_and_an_idle_server_stops_in_the_container(deploymen
         assert wait_until(lambda: server()["container_state"] == "exited", 90), server()
     finally:
         stand_in.close()
+        deployment.request("DELETE", f"/api/v1/server/eradicate/{uid}")
+
+
+def socket_answers(port):
+    try:
+        a2s_info(port)
+        return True
+    except OSError:
+        return False
+
+
+def test_an_idle_server_sleeps_and_a_client_wakes_it_in_the_container(deployment):
+    """Sleep and wake through the compose agent (it holds the ports on the host's network): the
+    sleeping server answers A2S_INFO marked sleeping, a connect scan does not wake it, a TCP
+    connection that speaks does and gets the game's answer; a UDP client's retry then gets the
+    game's own echo on the same port."""
+    uid = f"sleepgame.{RUN}cz"
+    r = deployment.request("PUT", f"/api/v1/server/create/{uid}", json={**SETTINGS, "idle_stop": 1, "wake_on_connect": True})
+    assert r.status_code == 200 and r.json()["wake_on_connect"] is True, r.text
+    server = lambda: deployment.request("GET", f"/api/v1/server/get/{uid}").json()
+    try:
+        tcp_port, udp_port = host_ports(server())
+        assert wait_until(lambda: server()["server_state"] == "sleeping", 150, step=1), server()
+        # The agent holds the ports once the container stopped (a moment after `sleeping` shows).
+        assert wait_until(lambda: socket_answers(udp_port), 10), server()
+        name, players = a2s_info(udp_port)
+        assert name.endswith(" (sleeping)") and players == 0, name
+        socket.create_connection(("127.0.0.1", tcp_port), timeout=3).close()
+        time.sleep(2)
+        assert server()["server_state"] == "sleeping", server()
+        with socket.create_connection(("127.0.0.1", tcp_port), timeout=60) as held:
+            held.sendall(b"awake in the container\n")
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = held.recv(100)
+                assert chunk, (got, server())
+                got += chunk
+            assert got == b"awake in the container\n"
+        assert server()["server_state"] == "running" and server()["ready"], server()
+        assert server()["ports"] == r.json()["ports"], "a wake keeps the server's ports"
+        with udp() as client:
+            assert echoed(client, udp_port, b"after the wake")
+    finally:
         deployment.request("DELETE", f"/api/v1/server/eradicate/{uid}")
 
 

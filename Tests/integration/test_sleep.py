@@ -46,25 +46,25 @@ def udp(source="127.0.0.1"):
     return s
 
 
-def a2s_info(port):
+def a2s_info(port, host="127.0.0.1"):
     """(name, players) as A2S_INFO answers on `port`, asked as a client does (challenge answered)."""
-    with udp() as s:
-        s.sendto(QUERY, ("127.0.0.1", port))
+    with udp("0.0.0.0" if host != "127.0.0.1" else "127.0.0.1") as s:
+        s.sendto(QUERY, (host, port))
         reply = s.recv(1400)
         if reply[:5] == b"\xff\xff\xff\xffA":
-            s.sendto(QUERY + reply[5:9], ("127.0.0.1", port))
+            s.sendto(QUERY + reply[5:9], (host, port))
             reply = s.recv(1400)
     assert reply[:5] == b"\xff\xff\xff\xffI", reply
     name, _map, _folder, _game, rest = reply[6:].split(b"\x00", 4)
     return name.decode(), rest[2]
 
 
-def echoed(sock, port, payload, seconds=20):
-    """Whether the game at 127.0.0.1:`port` echoes `payload` to `sock`, sent again every second as
+def echoed(sock, port, payload, seconds=20, host="127.0.0.1"):
+    """Whether the game at `host`:`port` echoes `payload` to `sock`, sent again every second as
     a client retries (answers to earlier datagrams are skipped)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        sock.sendto(payload, ("127.0.0.1", port))
+        sock.sendto(payload, (host, port))
         until = time.time() + 1
         while time.time() < until:
             sock.settimeout(max(0.05, until - time.time()))
@@ -72,7 +72,7 @@ def echoed(sock, port, payload, seconds=20):
                 data, peer = sock.recvfrom(2048)
             except OSError:
                 continue
-            if data == b"echo:" + payload and peer == ("127.0.0.1", port):
+            if data == b"echo:" + payload and peer == (host, port):
                 return True
     return False
 

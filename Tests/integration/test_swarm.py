@@ -15,6 +15,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT, RUN, Stack, docker
+from test_sleep import a2s_info, echoed, host_ports, sleep_plan, udp
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
@@ -55,6 +56,7 @@ def plans():
                                                                   "file": "user/game.log"}})
     with open(os.path.join(folder, "peonlog", "plan.json"), "w") as f:
         json.dump(plan, f)
+    sleep_plan(folder)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -425,6 +427,47 @@ def test_console_over_rcon_and_players_from_the_log_on_a_node(swarm, sstack):
         assert wait_for(lambda: server()["players"] == 0, 15), server()
         # A minute at zero players: the scheduler stops it.
         assert wait_for(lambda: server()["container_state"] == "exited", 90), server()
+    finally:
+        sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
+
+
+def test_an_idle_server_sleeps_on_its_node_and_a_client_wakes_it(swarm, sstack):
+    """Sleep and wake on Swarm: the server's node agent holds its ports at the node's address,
+    answers A2S_INFO marked sleeping, ignores a connect scan, and a TCP connection that speaks
+    wakes the server on the same node and ports, then gets the game's answer; a UDP client's
+    retry then gets the game's own echo."""
+    uid = f"sleepgame.{RUN}wz"
+    r = create(sstack, uid, {"idle_stop": 1, "wake_on_connect": True})
+    assert r.status_code == 200, r.text
+    server = lambda: sstack.request("GET", f"/api/v1/server/get/{uid}").json()
+    try:
+        node, host = r.json()["node"], r.json()["address"]
+        tcp_port, udp_port = host_ports(r.json())
+        assert wait_for(lambda: server()["server_state"] == "sleeping", 150), server()
+
+        def held():
+            try:
+                return a2s_info(udp_port, host)
+            except OSError:
+                return None
+        assert wait_for(lambda: held() is not None, 15), server()
+        name, players = held()
+        assert name.endswith(" (sleeping)") and players == 0, name
+        socket.create_connection((host, tcp_port), timeout=3).close()
+        time.sleep(2)
+        assert server()["server_state"] == "sleeping", server()
+        with socket.create_connection((host, tcp_port), timeout=90) as connection:
+            connection.sendall(b"awake on the swarm\n")
+            got = b""
+            while not got.endswith(b"\n"):
+                chunk = connection.recv(100)
+                assert chunk, (got, server())
+                got += chunk
+            assert got == b"awake on the swarm\n"
+        now = server()
+        assert now["server_state"] == "running" and now["ready"] and now["node"] == node and now["ports"] == r.json()["ports"], now
+        with udp("0.0.0.0") as client:
+            assert echoed(client, udp_port, b"after the wake", host=host)
     finally:
         sstack.request("DELETE", f"/api/v1/server/eradicate/{uid}", timeout=120)
 
