@@ -56,6 +56,8 @@ public final class PortHolder: Sendable {
     /// closed while a poll holds it stays bound until that poll returns.
     private let interrupt: (read: Int32, write: Int32)
     private let rounds = Atomic<Int>(0)
+    /// Mixed into each address's A2S challenge: random per process.
+    private static let secret = UInt64.random(in: 0...UInt64.max)
 
     init() {
         var ends: [Int32] = [-1, -1]
@@ -264,6 +266,15 @@ public final class PortHolder: Sendable {
         }
     }
 
+    /// An address's A2S challenge: FNV-1a of the secret, the address and its port.
+    static func challenge(for address: IPAddress?, port: in_port_t) -> [UInt8] {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in withUnsafeBytes(of: secret, Array.init) + (address?.bytes ?? []) + withUnsafeBytes(of: port, Array.init) {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return withUnsafeBytes(of: hash.littleEndian) { Array($0.prefix(4)) }
+    }
+
     static func wake(_ held: inout Held, port: PortKey, from: IPAddress?) {
         guard held.woken == nil else { return }
         held.woken = PortHoldState.Wake(uid: held.hold.uid, port: port, from: from?.description ?? "")
@@ -284,7 +295,9 @@ public final class PortHolder: Sendable {
             let from = address(addr)
             let bytes = Array(buffer[..<n])
             let lastSeen = from.flatMap { held.lastSeen[$0] }
-            switch held.hold.rule.datagram(bytes, from: from, lastSeen: lastSeen, now: now) {
+            switch held.hold.rule.datagram(
+                bytes, from: from, lastSeen: lastSeen, now: now, challenge: challenge(for: from, port: addr.sin_port))
+            {
             case .answer(let reply):
                 _ = withUnsafePointer(to: &addr) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, reply, reply.count, Int32(MSG_DONTWAIT), $0, length) }

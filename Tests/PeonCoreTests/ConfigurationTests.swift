@@ -19,6 +19,17 @@ import Testing
                 .bootstrapAPIKey == "bbbbbbbbbbbbbbbb")
     }
 
+    /// `PEON_WAKE_IGNORE`: ranges a scheduler reads (it must be among the keys it reads at all);
+    /// anything else stops it with a clear error.
+    @Test func wakeIgnoreTakesRangesOnly() throws {
+        #expect(Configuration.environmentKeys.contains("PEON_WAKE_IGNORE"))
+        let c = try Configuration(environment: ["PEON_WAKE_IGNORE": "203.0.113.0/24, 127.0.0.2"], defaultWorkers: 1)
+        #expect(c.wakeIgnore == [CIDR("203.0.113.0/24")!, CIDR("127.0.0.2/32")!])
+        for bad in ["0.0.0.0/0", "10.0.0.0/8 -j ACCEPT", "example.com", Array(repeating: "10.0.0.1", count: 65).joined(separator: ",")] {
+            #expect(throws: DomainError.self) { try Configuration(environment: ["PEON_WAKE_IGNORE": bad], defaultWorkers: 1) }
+        }
+    }
+
     @Test func retentionAndJobCapsHaveDefaults() throws {
         let c = try Configuration(environment: [:], defaultWorkers: 1)
         #expect(c.maxPendingJobsPerServer == 16 && c.maxPendingJobs == 256)

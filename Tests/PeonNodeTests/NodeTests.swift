@@ -181,6 +181,7 @@ final class TestNode: @unchecked Sendable {
             guard let (kind, payload) = try AgentWire.read(stream) else { return nil }
             return (kind, try JSON.parse(payload))
         }
+        let rule: JSON = ["client": "a2s", "name": "x", "max_players": 8, "ignore": []]
         let queries: [JSON] = [
             ["op": "sh", "command": "id"], ["op": "remove", "uid": "../etc"], ["op": "remove", "uid": "peontest"],
             ["op": "tail", "uid": "peontest.a", "path": "../../peon.db", "limit": 10],
@@ -193,6 +194,21 @@ final class TestNode: @unchecked Sendable {
             ["op": "egress", "allow": ["10.0.0.0/8 -j ACCEPT"], "default_bridge": false],
             ["op": "egress", "allow": ["10.0.0.0/8\n-F INPUT"], "default_bridge": false],
             ["op": "egress", "allow": "10.0.0.0/8", "default_bridge": false], ["op": "egress", "allow": []],
+            // Holds: exactly servers, ports and rules, nothing more.
+            ["op": "hold", "holds": "all"], ["op": "hold", "holds": [["uid": "../x", "ports": [], "rule": rule]]],
+            ["op": "hold", "holds": [["uid": "peontest.a", "ports": ["0/udp"], "rule": rule]]],
+            ["op": "hold", "holds": [["uid": "peontest.a", "ports": ["27015/sctp"], "rule": rule]]],
+            [
+                "op": "hold",
+                "holds": [
+                    ["uid": "peontest.a", "ports": ["27015/udp"], "rule": ["name": "x", "max_players": 1, "ignore": ["-j ACCEPT"]]]
+                ],
+            ],
+            [
+                "op": "hold",
+                "holds": .array(Array(repeating: ["uid": "peontest.a", "ports": [], "rule": rule], count: PortHold.maximumHolds + 1)),
+            ],
+            ["op": "release", "uid": "peontest"], ["op": "handoff", "uid": "peontest.a", "container": "peon-agent"],
         ]
         for query in queries {
             let answer = try ask(query)

@@ -45,12 +45,16 @@ public struct WakeRule: Sendable, Equatable {
     }
 
     /// What to do with one datagram from `from`; `lastSeen` is when that address last sent one
-    /// (monotonic seconds), `now` the time now.
-    public func datagram(_ bytes: [UInt8], from: IPAddress?, lastSeen: Double?, now: Double) -> Verdict {
+    /// (monotonic seconds), `now` the time now; `challenge` the 4 bytes this address must send
+    /// back before A2S_INFO is answered (the node derives them from the address and a secret, so
+    /// a forged source cannot make it answer anyone else: no reflection).
+    public func datagram(_ bytes: [UInt8], from: IPAddress?, lastSeen: Double?, now: Double, challenge: [UInt8]) -> Verdict {
         if let from, ignore.contains(where: { $0.contains(from) }) { return .ignore }
         if Self.isA2SInfoQuery(bytes) {
             guard client == .a2s else { return .note }
-            return .answer(bytes.count == 25 ? Self.challenge : sleepingInfo)
+            return .answer(
+                bytes.count == 29 && bytes.suffix(4).elementsEqual(challenge)
+                    ? sleepingInfo : [0xFF, 0xFF, 0xFF, 0xFF, 0x41] + challenge.prefix(4))
         }
         if client == .luanti, LuantiPacket.isClientHello(bytes) { return .wake }
         if let lastSeen, now - lastSeen <= Self.confirmSeconds { return .wake }
@@ -68,9 +72,6 @@ public struct WakeRule: Sendable, Equatable {
     public static func isA2SInfoQuery(_ bytes: [UInt8]) -> Bool {
         (bytes.count == 25 || bytes.count == 29) && bytes.starts(with: PlayerQuery.a2sRequest())
     }
-
-    /// The challenge a sleeping server asks for (fixed: it answers no more than a name).
-    static let challenge: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x41, 0x50, 0x45, 0x4F, 0x4E]
 
     /// An A2S_INFO reply: the name marked as sleeping, no players, the known maximum.
     public var sleepingInfo: [UInt8] {
