@@ -127,8 +127,8 @@ public final class LocalNode: NodeChannel {
             try firewall.remove()
         case .hold(let holds):
             return PortHolder.shared.apply(holds, bind: bindAddress).json
-        case .holds:
-            return PortHolder.shared.current().json
+        case .holds(let wait):
+            return PortHolder.shared.current(waitMilliseconds: wait).json
         case .release(let uid):
             return ["held": .array(PortHolder.shared.release(uid).map { .string($0.description) })]
         case .handoff(let uid, let container):

@@ -55,18 +55,24 @@ public final class PortHolder: Sendable {
     /// Interrupts the poll thread (its read end is in every poll), and counts its rounds: a socket
     /// closed while a poll holds it stays bound until that poll returns.
     private let interrupt: (read: Int32, write: Int32)
+    /// Readable once a client woke a server: what a waiting `current` sleeps on.
+    private let woke: (read: Int32, write: Int32)
     private let rounds = Atomic<Int>(0)
     /// Mixed into each address's A2S challenge: random per process.
     private static let secret = UInt64.random(in: 0...UInt64.max)
 
     init() {
-        var ends: [Int32] = [-1, -1]
-        pipe(&ends)
-        for fd in ends {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        func pipeEnds() -> (Int32, Int32) {
+            var ends: [Int32] = [-1, -1]
+            pipe(&ends)
+            for fd in ends {
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            }
+            return (ends[0], ends[1])
         }
-        interrupt = (ends[0], ends[1])
+        interrupt = pipeEnds()
+        woke = pipeEnds()
     }
 
     /// Returns once the poll thread no longer holds sockets closed before this call.
@@ -110,8 +116,22 @@ public final class PortHolder: Sendable {
         return current()
     }
 
-    /// What is held and who woke what (a woken server is reported until its ports are released).
-    public func current() -> PortHoldState {
+    /// What is held and who woke what (a woken server is reported until its ports are released);
+    /// with `waitMilliseconds`, answers once something woke or the time is up.
+    public func current(waitMilliseconds: Int = 0) -> PortHoldState {
+        let deadline = Monotonic.seconds() + Double(waitMilliseconds) / 1000
+        var answer = snapshot()
+        while answer.woken.isEmpty, Monotonic.seconds() < deadline {
+            var p = pollfd(fd: woke.read, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, Int32(max(1, (deadline - Monotonic.seconds()) * 1000)))
+            var drain = [UInt8](repeating: 0, count: 64)
+            while Glibc.read(woke.read, &drain, drain.count) > 0 {}
+            answer = snapshot()
+        }
+        return answer
+    }
+
+    private func snapshot() -> PortHoldState {
         state.withLock { state in
             var answer = PortHoldState()
             for (uid, held) in state.holds {
@@ -237,8 +257,9 @@ public final class PortHolder: Sendable {
             rounds.add(1, ordering: .releasing)
             var drain = [UInt8](repeating: 0, count: 64)
             while Glibc.read(interrupt.read, &drain, drain.count) > 0 {}
-            state.withLock { state in
+            let woken = state.withLock { state -> Bool in
                 let now = Monotonic.seconds()
+                let before = state.holds.values.count { $0.woken != nil }
                 for (i, (uid, fd, key)) in watched.enumerated() where fds[i].revents != 0 {
                     guard var held = state.holds[uid] else { continue }
                     if let key {
@@ -262,6 +283,12 @@ public final class PortHolder: Sendable {
                     }
                     state.holds[uid] = held
                 }
+                return state.holds.values.count { $0.woken != nil } > before
+            }
+            // A scheduler waiting on `current` hears of it now.
+            if woken {
+                var byte: UInt8 = 1
+                _ = Glibc.write(self.woke.write, &byte, 1)
             }
         }
     }

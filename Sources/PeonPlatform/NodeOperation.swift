@@ -71,8 +71,9 @@ public enum NodeOperation: Sendable, Equatable {
     /// (holds not listed are let go), and answers `PortHoldState`: what it holds, and which holds
     /// a client woke since they were set.
     case hold([PortHold])
-    /// The holds' state without changing them (a cheap poll for wakes).
-    case holds
+    /// The holds' state without changing them; with `waitMilliseconds`, answered as soon as a
+    /// client wakes a server (a long poll: a wake costs no polling interval).
+    case holds(waitMilliseconds: Int)
     /// Lets a woken server's ports go right before its start; the connections it held wait for
     /// `handoff`.
     case release(ServerUID)
@@ -217,7 +218,7 @@ extension NodeOperation {
             return ["op": .string(name), "uid": uid(u), "path": .string(path.description), "bytes": .string(Base64.encode(bytes))]
         case .deleteFile(let u, let path): return ["op": .string(name), "uid": uid(u), "path": .string(path.description)]
         case .hold(let holds): return ["op": .string(name), "holds": .array(holds.map(\.json))]
-        case .holds: return ["op": .string(name)]
+        case .holds(let wait): return ["op": .string(name), "wait": .int(wait)]
         case .release(let u): return ["op": .string(name), "uid": uid(u)]
         case .handoff(let u, let c): return ["op": .string(name), "uid": uid(u), "container": .string(c)]
         }
@@ -357,7 +358,7 @@ extension NodeOperation {
                 holds.append(hold)
             }
             self = .hold(holds)
-        case "holds": self = .holds
+        case "holds": self = .holds(waitMilliseconds: Int(try int("wait", 0...Int64(PortHold.longestWait))))
         case "release": self = .release(try uid())
         case "handoff": self = .handoff(try uid(), container: try container())
         default: throw .refused("no such operation")

@@ -9,6 +9,8 @@ public struct PortHold: Sendable, Equatable {
 
     /// Holds on one node (a node holds at most this many servers asleep).
     public static let maximumHolds = 4096
+    /// The longest a `holds` query waits for a wake, in milliseconds (within the operation's time).
+    public static let longestWait = 5000
 
     public init(uid: ServerUID, ports: [PortKey], rule: WakeRule) {
         self.uid = uid
@@ -95,7 +97,10 @@ extension NodeChannel {
     /// Holds exactly `holds` on the node (the others let go); answers what it holds and who woke.
     public func hold(_ holds: [PortHold]) throws(PlatformError) -> PortHoldState { PortHoldState(json: try run(.hold(holds))) }
 
-    public func holdState() throws(PlatformError) -> PortHoldState { PortHoldState(json: try run(.holds)) }
+    /// The node's holds; waits up to `waitMilliseconds` for a wake when none is there yet.
+    public func holdState(waitMilliseconds: Int = 0) throws(PlatformError) -> PortHoldState {
+        PortHoldState(json: try run(.holds(waitMilliseconds: waitMilliseconds)))
+    }
 
     /// Lets the server's held ports go; answers the ones that were held (the server's own).
     public func release(_ uid: ServerUID) throws(PlatformError) -> Set<PortKey> {

@@ -25,7 +25,7 @@ struct SleepWatcher {
     static let resendSeconds = 10.0
 
     /// What each node was last told (by node name; "" for this host), and when.
-    var sent: [String: (holds: [PortHold], at: Double)] = [:]
+    var sent: [String: (channel: any NodeChannel, holds: [PortHold], at: Double)] = [:]
     var failures: [ServerUID: [String]] = [:]
 
     /// One pass; answers whether anything is held (the thread then asks more often).
@@ -35,7 +35,7 @@ struct SleepWatcher {
             var woken: [PortHoldState.Wake] = []
             for node in Set(wanted.keys).union(sent.keys) {
                 let holds = wanted[node]?.holds ?? []
-                guard let channel = wanted[node]?.channel ?? (try? sentChannel(node)) else { continue }
+                guard let channel = wanted[node]?.channel ?? sent[node]?.channel else { continue }
                 let now = Monotonic.seconds()
                 let state: PortHoldState
                 do {
@@ -43,7 +43,7 @@ struct SleepWatcher {
                         state = try channel.holdState()
                     } else {
                         state = try channel.hold(holds)
-                        sent[node] = holds.isEmpty ? nil : (holds, now)
+                        sent[node] = holds.isEmpty ? nil : (channel, holds, now)
                     }
                 } catch {
                     logger.warning("node cannot hold sleeping servers' ports", metadata: ["node": "\(node)", "error": "\(error)"])
@@ -88,11 +88,15 @@ struct SleepWatcher {
         return wanted
     }
 
-    /// A node that held something and holds nothing now: told so through any server's channel
-    /// there (on one host, every server's).
-    func sentChannel(_ node: String) throws -> any NodeChannel {
-        guard let uid = sent[node]?.holds.first?.uid else { throw PlatformError.refused("no server on node \(node)") }
-        return try platform.channel(for: uid)
+    /// Waits for a wake on the one node that holds ports (this host, the compose agent, a swarm
+    /// with its sleepers on one node), up to `milliseconds`, outside the lock a start takes: a
+    /// wake is acted on at once, not at the next pass. nil when several nodes hold ports (they
+    /// are asked at each pass instead).
+    func waitForWakes(milliseconds: Int) throws -> Bool? {
+        guard sent.count == 1, let channel = sent.first?.value.channel else { return nil }
+        let woken = try channel.holdState(waitMilliseconds: milliseconds).woken
+        for wake in woken { try self.wake(wake) }
+        return !woken.isEmpty
     }
 
     /// A client showed up at a sleeping server: it starts (the start lets the ports go first).
@@ -136,8 +140,8 @@ extension JobRunner {
 }
 
 extension Scheduler {
-    /// The sleep watcher's thread: a pass every 100 ms while anything is held (a wake waits on
-    /// it), else when the store changes or every 2 s.
+    /// The sleep watcher's thread: while one node holds ports, a pass every second around a wait
+    /// for its wakes; while several do, a pass every 100 ms; else when the store changes or every 2 s.
     func sleepLoop() {
         while !Self.stopping {
             do {
@@ -148,7 +152,9 @@ extension Scheduler {
                 var watcher = SleepWatcher(store: store, platform: platform, runner: runner, configuration: configuration, logger: logger)
                 while !Self.stopping {
                     let holding = try watcher.pass()
-                    wake.wait(timeoutMilliseconds: holding ? 100 : 2000)
+                    if (try? watcher.waitForWakes(milliseconds: 1000)) == nil {
+                        wake.wait(timeoutMilliseconds: holding ? 100 : 2000)
+                    }
                 }
             } catch {
                 logger.warning("sleep watcher failed, retrying", metadata: ["error": "\(error)"])
