@@ -27,9 +27,22 @@ struct SleepWatcher {
     /// What each node was last told (by node name; "" for this host), and when.
     var sent: [String: (channel: any NodeChannel, holds: [PortHold], at: Double)] = [:]
     var failures: [ServerUID: [String]] = [:]
+    /// The store's `servers.version` at the last look: the holds are worked out again only when a
+    /// server changed (or every `resendSeconds`), so sleeping servers cost no reads.
+    var seen: (version: String?, at: Double) = (nil, 0)
 
     /// One pass; answers whether anything is held (the thread then asks more often).
     mutating func pass() throws -> Bool {
+        let version = try store.read { tx in try tx.meta("servers.version") }
+        if version == seen.version, Monotonic.seconds() - seen.at < Self.resendSeconds {
+            // Nothing changed: only wakes to collect, which a lone node's long poll does.
+            guard sent.count > 1 else { return !sent.isEmpty }
+            var woken: [PortHoldState.Wake] = []
+            for (_, node) in sent { woken += (try? node.channel.holdState().woken) ?? [] }
+            for wake in woken { try self.wake(wake) }
+            return true
+        }
+        seen = (version, Monotonic.seconds())
         let woken = try Self.holds.withLock { _ throws -> [PortHoldState.Wake] in
             let wanted = try wantedHolds()
             var woken: [PortHoldState.Wake] = []
