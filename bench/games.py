@@ -261,7 +261,11 @@ def main():
             run = docker_run(name, home, image, game_port, ["--network", name])
             if run.returncode != 0:
                 raise RuntimeError(run.stderr)
-            playable(game_port)
+            try:
+                playable(game_port)
+            except RuntimeError as error:
+                logs = subprocess.run(["docker", "logs", "--tail", "30", name], capture_output=True, text=True)
+                raise RuntimeError(f"{error}: {docker('GET', f'/containers/{name}/json')['State']}\n{logs.stdout}{logs.stderr}") from None
             assert engine_post(f"/containers/{name}/stop?t=30") == 204
             time.sleep(1)
             wall, started = time.time(), time.perf_counter()

@@ -85,6 +85,17 @@ final class TestNode: @unchecked Sendable {
     }
 }
 
+/// Binds `fd` to a free loopback port; answers the port.
+func bindLoopback(_ fd: Int32) -> Int {
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
 @Suite struct NodeTests {
     let run = "n\(getpid())x\(UInt16.random(in: 0...UInt16.max))"
 
@@ -233,15 +244,6 @@ final class TestNode: @unchecked Sendable {
             close(tcp)
             close(udp)
         }
-        func bindLoopback(_ fd: Int32) -> Int {
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
-            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
-            return Int(UInt16(bigEndian: addr.sin_port))
-        }
         let tcpPort = bindLoopback(tcp)
         listen(tcp, 8)
         let udpPort = bindLoopback(udp)
@@ -303,13 +305,7 @@ final class TestNode: @unchecked Sendable {
         func freePort(_ type: __socket_type) -> Int {
             let fd = socket(AF_INET, Int32(type.rawValue), 0)
             defer { close(fd) }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) } }
-            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) } }
-            return Int(UInt16(bigEndian: addr.sin_port))
+            return bindLoopback(fd)
         }
         func address(_ port: Int) -> sockaddr_in {
             var addr = sockaddr_in()

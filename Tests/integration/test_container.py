@@ -21,7 +21,7 @@ import yaml
 from conftest import BIN, ROOT, RUN, free_port
 from test_players import A2S, a2s_plan
 from test_servers import SETTINGS, container
-from test_sleep import a2s_info, echoed, host_ports, sleep_plan, udp
+from test_sleep import a2s_info, echoed, host_ports, read_line, sleep_plan, udp
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
@@ -376,12 +376,7 @@ def test_an_idle_server_sleeps_and_a_client_wakes_it_in_the_container(deployment
         assert server()["server_state"] == "sleeping", server()
         with socket.create_connection(("127.0.0.1", tcp_port), timeout=60) as held:
             held.sendall(b"awake in the container\n")
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = held.recv(100)
-                assert chunk, (got, server())
-                got += chunk
-            assert got == b"awake in the container\n"
+            assert read_line(held) == b"awake in the container\n", server()
         assert server()["server_state"] == "running" and server()["ready"], server()
         assert server()["ports"] == r.json()["ports"], "a wake keeps the server's ports"
         with udp() as client:

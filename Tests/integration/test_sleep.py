@@ -77,6 +77,17 @@ def echoed(sock, port, payload, seconds=20, host="127.0.0.1"):
     return False
 
 
+def read_line(sock):
+    """What `sock` receives up to a newline (less when the other side closes first)."""
+    got = b""
+    while not got.endswith(b"\n"):
+        chunk = sock.recv(100)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 def free(tcp_port, udp_port):
     """Whether this test can bind both host ports (nothing holds them any more)."""
     try:
@@ -204,12 +215,7 @@ def test_an_idle_server_sleeps_and_a_client_wakes_it(make_stack):
             held.sendall(b"hello through the wake\n")
             woken(uid)
             wake_event(uid, "tcp", port)
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = held.recv(100)
-                assert chunk, got
-                got += chunk
-            assert got == b"hello through the wake\n"
+            assert read_line(held) == b"hello through the wake\n", server(uid)
     finally:
         for uid in uids.values():
             if s:

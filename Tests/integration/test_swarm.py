@@ -15,7 +15,7 @@ import zipfile
 import pytest
 
 from conftest import ROOT, RUN, Stack, docker
-from test_sleep import a2s_info, echoed, host_ports, sleep_plan, udp
+from test_sleep import a2s_info, echoed, host_ports, read_line, sleep_plan, udp
 
 PLANS = os.path.join(ROOT, "Tests", "fixtures", "plans")
 
@@ -458,12 +458,7 @@ def test_an_idle_server_sleeps_on_its_node_and_a_client_wakes_it(swarm, sstack):
         assert server()["server_state"] == "sleeping", server()
         with socket.create_connection((host, tcp_port), timeout=90) as connection:
             connection.sendall(b"awake on the swarm\n")
-            got = b""
-            while not got.endswith(b"\n"):
-                chunk = connection.recv(100)
-                assert chunk, (got, server())
-                got += chunk
-            assert got == b"awake on the swarm\n"
+            assert read_line(connection) == b"awake on the swarm\n", server()
         now = server()
         assert now["server_state"] == "running" and now["ready"] and now["node"] == node and now["ports"] == r.json()["ports"], now
         with udp("0.0.0.0") as client:
