@@ -30,7 +30,9 @@ extension Scheduler {
             let now = WallClock.now()
             try store.write { tx in
                 guard let state = try tx.playerState(server: uid), var fresh = try tx.server(server.uid) else { return }
-                let decision = IdleStop.decide(players: counted?.players, idleSince: state.idleSince, idleMinutes: state.idleStop, now: now)
+                let decision = IdleStop.decide(
+                    players: counted?.players, idleSince: state.idleSince, idleMinutes: state.idleStop, now: now,
+                    minuteSeconds: configuration.idleMinuteSeconds)
                 try tx.setPlayers(server: uid, players: counted?.players, maxPlayers: counted?.max, idleSince: decision.idleSince)
                 guard decision.stop, fresh.desiredState == "running", try tx.pendingJobs(server: uid).isEmpty else { return }
                 fresh.desiredState = "stopped"

@@ -65,6 +65,9 @@ import Testing
         #expect(IdleStop.decide(players: 1, idleSince: 1000, idleMinutes: 10, now: 5000) == (false, nil))
         #expect(IdleStop.decide(players: nil, idleSince: 1000, idleMinutes: 10, now: 5000) == (false, nil), "unknown never stops")
         #expect(IdleStop.decide(players: 0, idleSince: 1000, idleMinutes: nil, now: 5000) == (false, nil))
+        // Tests and demos shorten the minute (PEON_IDLE_MINUTE_SECONDS).
+        #expect(IdleStop.decide(players: 0, idleSince: 1000, idleMinutes: 2, now: 1009, minuteSeconds: 5) == (false, 1000))
+        #expect(IdleStop.decide(players: 0, idleSince: 1000, idleMinutes: 2, now: 1010, minuteSeconds: 5) == (true, nil))
         #expect(try IdleStop.parse(JSON.parse("15")) == 15)
         #expect(try IdleStop.parse(JSON.parse("0")) == nil)
         #expect(try IdleStop.parse(.null) == nil)

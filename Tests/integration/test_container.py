@@ -107,6 +107,7 @@ def deployed(bin_dir, compose):
     service["labels"] = {"peon.test": RUN}
     service["environment"].update({"PEON_LABELS": f"peon.test={RUN}", "PEON_GAME_BIND": "127.0.0.1", "PEON_PORT_RANGE": "43000-43999",
                                    "PEON_WORKERS": "2", "PEON_BUNDLED_PLANS": "/srv/peon/test-plans", "PEON_PLAYER_POLL_SECONDS": "1",
+                                   "PEON_IDLE_MINUTE_SECONDS": "15",
                                    "PEON_HTTPS_PORT": str(https_port), "PEON_HTTP_PORT": str(http_port)})
     service["volumes"].append(f"{plans}:/srv/peon/test-plans:ro")
     agent = spec["services"]["agent"]

@@ -115,7 +115,9 @@ def test_an_idle_server_sleeps_and_a_client_wakes_it(make_stack):
     s = None
     try:
         sleep_plan(folder)
-        s = make_stack(env={"PEON_BUNDLED_PLANS": folder, "PEON_PLAYER_POLL_SECONDS": "1", "PEON_WAKE_IGNORE": "127.0.0.2/32"})
+        # An idle_stop minute of 15 s: the sleep comes without a minute's wait.
+        s = make_stack(env={"PEON_BUNDLED_PLANS": folder, "PEON_PLAYER_POLL_SECONDS": "1", "PEON_WAKE_IGNORE": "127.0.0.2/32",
+                            "PEON_IDLE_MINUTE_SECONDS": "15"})
         # Every event: `wake` is a new name, which an older list would refuse.
         assert s.request("POST", "/api/v1/webhooks", json={"url": receiver.url}).status_code == 201
 

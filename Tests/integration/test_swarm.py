@@ -66,6 +66,8 @@ def swarm_stack_env(swarm, plans):
         "PEON_PLATFORM": "swarm", "PEON_DOCKER_SOCKET": swarm["PEON_SWARM_MANAGER"], "PEON_SWARM_DATA": swarm["PEON_SWARM_DATA"],
         "PEON_AGENT_IMAGE": swarm["PEON_SWARM_AGENT_IMAGE"], "PEON_SWARM_NODE_SOCKET": swarm["PEON_SWARM_NODE_SOCKET"],
         "PEON_BUNDLED_PLANS": plans, "PEON_PLAYER_POLL_SECONDS": "1", "PEON_REGISTRY": swarm["PEON_SWARM_REGISTRY"],
+        # An idle_stop minute of 15 s: idle stops and sleeps without a minute's wait.
+        "PEON_IDLE_MINUTE_SECONDS": "15",
         # The nodes' firewalls are the swarm's own (network namespaces): Peon keeps its rules there.
         "PEON_GAME_EGRESS": "restricted",
     }

@@ -82,6 +82,9 @@ public struct Configuration: Sendable {
     public var statsRetainHours: Int
     /// Seconds between player polls of running servers (`PEON_PLAYER_POLL_SECONDS`).
     public var playerPollSeconds: Int
+    /// How many seconds an `idle_stop` minute lasts (`PEON_IDLE_MINUTE_SECONDS`, 60): shorter only
+    /// for tests and demos, which then see an idle stop in seconds.
+    public var idleMinuteSeconds: Int
 
     /// Where backups are written (`PEON_BACKUP_DIR`, default `dataDir/backups`).
     public var backupDir: String
@@ -137,6 +140,7 @@ public struct Configuration: Sendable {
         retainRows = try number("PEON_RETAIN_ROWS", 100...100_000_000, 100_000)
         statsRetainHours = try number("PEON_STATS_RETAIN_HOURS", 1...87_600, 24)
         playerPollSeconds = try number("PEON_PLAYER_POLL_SECONDS", 1...3600, 30)
+        idleMinuteSeconds = try number("PEON_IDLE_MINUTE_SECONDS", 1...60, 60)
         workerThreads = try number("PEON_WORKER_THREADS", 1...256, 32)
         backupKeep = try number("PEON_BACKUP_KEEP", 1...10_000, 10)
         fileMax = try number("PEON_FILE_MAX", 1...ServerFilePath.maximumFileBytes, 16 << 20)
@@ -267,6 +271,6 @@ extension Configuration {
         "PEON_MAX_PENDING_JOBS_TOTAL", "PEON_RETAIN_DAYS", "PEON_RETAIN_ROWS", "PEON_STATS_RETAIN_HOURS", "PEON_USER",
         "PEON_BACKUP_DIR", "PEON_BACKUP_KEEP", "PEON_FILE_MAX", "PEON_PLAYER_POLL_SECONDS", "PEON_PLATFORM", "PEON_SWARM_DATA",
         "PEON_AGENT_IMAGE", "PEON_SWARM_AGENT_PORT", "PEON_SWARM_NODE_SOCKET", "PEON_PUBLIC_ADDRESS", "PEON_NODE_AGENT", "PEON_REGISTRY",
-        "PEON_GAME_EGRESS", "PEON_GAME_EGRESS_ALLOW", "PEON_WAKE_IGNORE",
+        "PEON_GAME_EGRESS", "PEON_GAME_EGRESS_ALLOW", "PEON_WAKE_IGNORE", "PEON_IDLE_MINUTE_SECONDS",
     ]
 }

@@ -110,10 +110,13 @@ public enum PlayerQuery: Sendable, Equatable {
 public enum IdleStop {
     /// Whether to stop now, and the new `idle_since`: the first poll that saw zero players. An
     /// unknown count never stops a server (a broken query must not take it down).
-    public static func decide(players: Int?, idleSince: Int64?, idleMinutes: Int?, now: Int64) -> (stop: Bool, idleSince: Int64?) {
+    /// `minuteSeconds`: the length of a minute (`PEON_IDLE_MINUTE_SECONDS`).
+    public static func decide(
+        players: Int?, idleSince: Int64?, idleMinutes: Int?, now: Int64, minuteSeconds: Int = 60
+    ) -> (stop: Bool, idleSince: Int64?) {
         guard let players, players == 0, let idleMinutes, idleMinutes > 0 else { return (false, nil) }
         let since = idleSince ?? now
-        return now - since >= Int64(idleMinutes) * 60 ? (true, nil) : (false, since)
+        return now - since >= Int64(idleMinutes) * Int64(minuteSeconds) ? (true, nil) : (false, since)
     }
 
     /// `idle_stop` of a create or modify body: minutes (1-10080), or 0/null to turn it off.
