@@ -184,7 +184,13 @@ function fail(e) {
   toast(e.message || String(e), true);
 }
 
-const stateLabel = (s) => ({ running: 'running', exited: 'stopped', created: 'created', node_down: 'node down' }[s] || s);
+// Peon's server_state: `starting` until the game accepts players, `sleeping` while its ports wait
+// for the first player (wake_on_connect); else Docker's word.
+const stateLabel = (s) => ({
+  running: 'running', exited: 'stopped', created: 'created', node_down: 'node down', starting: 'starting',
+  start_failed: 'start failed', sleeping: 'sleeping (wakes on connect)',
+}[s] || s);
+const stateOf = (s) => s.server_state || s.container_state;
 
 function connectText(server) {
   const host = server.address || location.hostname;
@@ -206,7 +212,7 @@ async function serversView() {
         return h('tr', { 'data-uid': uid },
           h('th', { scope: 'row' }, h('a', { href: `#/server/${enc(uid)}` }, s.servername)),
           h('td', {}, s.game_uid),
-          h('td', {}, h('span', { class: `state ${s.container_state}` }, stateLabel(s.container_state))),
+          h('td', {}, h('span', { class: `state ${stateOf(s)}` }, stateLabel(stateOf(s)))),
           h('td', {}, s.players === null || s.players === undefined ? '–' : `${s.players}${s.max_players ? '/' + s.max_players : ''}`),
           h('td', {}, s.node || 'this host'),
           h('td', { class: 'mono' }, connectText(s)));
@@ -256,7 +262,7 @@ function serverView(uid) {
     try {
       const s = await api('GET', `/server/stats/${uid}?history=60`);
       status.replaceChildren(
-        h('span', { class: `state ${s.container_state}` }, stateLabel(s.container_state)),
+        h('span', { class: `state ${stateOf(s)}` }, stateLabel(stateOf(s))),
         ` · players ${s.players === null || s.players === undefined ? '–' : s.players}${s.max_players ? '/' + s.max_players : ''}`,
         ` · node ${s.node || 'this host'}`, ' · connect to ', h('span', { class: 'mono' }, connectText(s)),
         s.container_state === 'running' ? ` · up ${duration(s.uptime)}` : '');
