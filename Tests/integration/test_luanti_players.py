@@ -88,7 +88,7 @@ def test_luanti_sleeps_and_a_clients_hello_wakes_it(luanti):
         assert wait_for(lambda: server()["ready"], 120), server()
         port = next(p["port"] for p in server()["ports"] if p["name"] == "PORT")
 
-        # Zero players for a minute: asleep, and Peon holds the port.
+        # Zero players for a minute (the log has no joins): asleep.
         assert wait_for(lambda: server()["server_state"] == "sleeping", 150), server()
         assert server()["container_state"] == "exited"
 
