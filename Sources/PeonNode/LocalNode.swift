@@ -201,13 +201,16 @@ public final class LocalNode: NodeChannel {
     }
 
     /// Whether the game answers at `host`:`port` now, asked as a client would: A2S_INFO, a Luanti
-    /// connection (closed again at once), or a TCP connection accepted. A second or two at most.
+    /// connection (closed again at once), or a TCP connection accepted. Each datagram waits
+    /// `probeWait`: the scheduler asks again every quarter second while a game starts, and a game
+    /// still loading may answer nothing at all (its kernel's ICMP replies are rate-limited while
+    /// a woken server's player keeps sending), so a long wait would only delay the answer.
     func answers(_ kind: NetworkProbe, host: String, port: Int) -> Bool {
         switch kind {
         case .a2s:
-            return a2s(port, host: host)["players"] != nil
+            return a2s(port, host: host, wait: Self.probeWait)["players"] != nil
         case .luanti:
-            let wait: Int32 = 1000
+            let wait = Self.probeWait
             let reply = UDPQuery.exchange(host: host, port: port, payload: LuantiPacket.probe, timeoutMilliseconds: wait) { reply in
                 LuantiPacket.assignedPeer(reply).map(LuantiPacket.disconnect)
             }
@@ -219,9 +222,11 @@ public final class LocalNode: NodeChannel {
         }
     }
 
+    /// How long a readiness probe waits for each answer, in milliseconds.
+    static let probeWait: Int32 = 300
+
     /// A2S_INFO (with the challenge some games ask for first): players and maximum, or nothing.
-    func a2s(_ port: Int, host: String? = nil) -> JSON {
-        let wait: Int32 = 1000
+    func a2s(_ port: Int, host: String? = nil, wait: Int32 = 1000) -> JSON {
         let host = host ?? gameHost
         var reply = UDPQuery.exchange(host: host, port: port, payload: PlayerQuery.a2sRequest(), timeoutMilliseconds: wait)
         if let challenge = reply.flatMap(PlayerQuery.a2sChallenge) {
