@@ -39,8 +39,8 @@ def test_lifecycle_through_nginx(stack):
     obj = r.json()
     # PEON's keys in PEON's order, then Peon's additive ones.
     assert list(obj) == ["game_uid", "servername", "container_type", "build_version", "container_state", "server_state",
-                         "server_config", "description", "time", "players", "max_players", "idle_stop", "node", "address", "ports",
-                         "ready", "ready_at"]
+                         "server_config", "description", "time", "players", "max_players", "idle_stop", "wake_on_connect", "node",
+                         "address", "ports", "ready", "ready_at"]
     assert obj["container_state"] == "running" and obj["servername"] == f"{RUN}a"
     assert obj["container_type"] == "peon-test-game" and obj["build_version"] == "1.0.0"
 
