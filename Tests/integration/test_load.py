@@ -17,9 +17,11 @@ def make_servers(stack, prefix, count):
     for uid in uids:
         r = stack.request("PUT", f"/api/v1/server/create/{uid}", json=SLOW)
         assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 30
+    # Setup, not a measure: eight creates on two shared cores in a full suite may take a while.
+    deadline = time.monotonic() + 90
     while not all(stack.request("GET", f"/api/v1/server/get/{uid}").json()["ready"] for uid in uids):
-        assert time.monotonic() < deadline, "not ready"
+        servers = [stack.request("GET", f"/api/v1/server/get/{uid}").json() for uid in uids]
+        assert time.monotonic() < deadline, ("not ready", [(s["servername"], s["server_state"]) for s in servers if not s["ready"]])
         time.sleep(0.2)
     return uids
 
