@@ -43,7 +43,6 @@ public final class PortHolder: Sendable {
     }
 
     struct State {
-        var bind = "0.0.0.0"
         var holds: [ServerUID: Held] = [:]
         /// Woken servers whose ports were let go: the connections waiting for `handoff`, the ports
         /// that were held (the start publishes them again: they are the server's own), and until when.
@@ -88,7 +87,6 @@ public final class PortHolder: Sendable {
     /// Holds exactly `holds` on `bind` (an IPv4 address; 0.0.0.0 for every address).
     public func apply(_ holds: [PortHold], bind: String) -> PortHoldState {
         let (start, closed) = state.withLock { state -> (Bool, Bool) in
-            state.bind = bind
             let wanted = Dictionary(holds.map { ($0.uid, $0) }) { a, _ in a }
             var closed = false
             for (uid, held) in state.holds where wanted[uid] == nil || wanted[uid]?.ports != held.hold.ports {
@@ -158,6 +156,7 @@ public final class PortHolder: Sendable {
     /// `handoff`, others close.
     @discardableResult
     static func drop(_ uid: ServerUID, from state: inout State) -> Bool {
+        expire(&state, now: Monotonic.seconds())
         guard let held = state.holds.removeValue(forKey: uid) else { return false }
         for s in held.sockets { Glibc.close(s.fd) }
         if held.woken != nil {
@@ -224,9 +223,23 @@ public final class PortHolder: Sendable {
 
     /// Whether a poll thread must be started (none runs and there is something to watch).
     static func startPolling(_ state: inout State) -> Bool {
-        guard !state.polling, !state.holds.isEmpty || !state.waiting.isEmpty else { return false }
+        guard !state.polling, watching(state) else { return false }
         state.polling = true
         return true
+    }
+
+    /// Held ports to poll, or held connections to close when their wait ends: a woken server's
+    /// ports alone (kept for `release`) need no thread.
+    static func watching(_ state: State) -> Bool {
+        !state.holds.isEmpty || state.waiting.values.contains { !$0.connections.isEmpty }
+    }
+
+    /// Ends the waits that are over: their connections close.
+    static func expire(_ state: inout State, now: Double) {
+        for (uid, wait) in state.waiting where wait.until < now {
+            for c in wait.connections { Glibc.close(c.fd) }
+            state.waiting[uid] = nil
+        }
     }
 
     private func pollLoop() {
@@ -234,12 +247,8 @@ public final class PortHolder: Sendable {
         while true {
             // The set is rebuilt every round: holds change under other threads' calls.
             let watched: [(ServerUID, Int32, PortKey?)]? = state.withLock { state in
-                let now = Monotonic.seconds()
-                for (uid, wait) in state.waiting where wait.until < now {
-                    for c in wait.connections { Glibc.close(c.fd) }
-                    state.waiting[uid] = nil
-                }
-                guard !state.holds.isEmpty || !state.waiting.isEmpty else {
+                Self.expire(&state, now: Monotonic.seconds())
+                guard Self.watching(state) else {
                     state.polling = false
                     return nil
                 }

@@ -79,17 +79,22 @@ struct SleepWatcher {
 
     /// The holds the store asks for, by node.
     func wantedHolds() throws -> [String: (channel: any NodeChannel, holds: [PortHold])] {
-        let sleeping = try store.read { tx in try tx.sleepingServers() }
+        // The sleeping servers and their last counts, in one read.
+        let sleeping = try store.read { tx in
+            try tx.sleepingServers().compactMap { state throws(StoreError) -> (ServerRecord, PlayerState?)? in
+                guard let uid = try? ServerUID(validating: state.uid), let server = try tx.server(uid) else { return nil }
+                return (server, try tx.playerState(server: state.uid))
+            }
+        }
         var plans: [GameUID: Plan?] = [:]
         var wanted: [String: (channel: any NodeChannel, holds: [PortHold])] = [:]
-        for state in sleeping {
-            guard let uid = try? ServerUID(validating: state.uid), let server = try store.read({ tx in try tx.server(uid) }),
-                server.desiredState == "stopped", !["running", "restarting", "paused"].contains(server.observedState),
+        for (server, players) in sleeping {
+            let uid = server.uid
+            guard server.desiredState == "stopped", !["running", "restarting", "paused"].contains(server.observedState),
                 !server.ports.isEmpty
             else { continue }
             if plans[uid.game] == nil { plans[uid.game] = .some(try? runner.plan(uid.game)) }
             guard let plan = plans[uid.game] ?? nil, let channel = try? platform.channel(for: uid) else { continue }
-            let players = try store.read { tx in try tx.playerState(server: state.uid) }
             let setting = { (key: String) in server.settings.first { $0.0 == key }?.1 }
             let rule = WakeRule(
                 client: plan.ready.networkKind, ignore: configuration.wakeIgnore,
@@ -103,13 +108,12 @@ struct SleepWatcher {
 
     /// Waits for a wake on the one node that holds ports (this host, the compose agent, a swarm
     /// with its sleepers on one node), up to `milliseconds`, outside the lock a start takes: a
-    /// wake is acted on at once, not at the next pass. nil when several nodes hold ports (they
-    /// are asked at each pass instead).
-    func waitForWakes(milliseconds: Int) throws -> Bool? {
-        guard sent.count == 1, let channel = sent.first?.value.channel else { return nil }
-        let woken = try channel.holdState(waitMilliseconds: milliseconds).woken
-        for wake in woken { try self.wake(wake) }
-        return !woken.isEmpty
+    /// wake is acted on at once, not at the next pass. False when it did not wait: several nodes
+    /// hold ports (they are asked at each pass instead), or none.
+    func waitForWakes(milliseconds: Int) throws -> Bool {
+        guard sent.count == 1, let channel = sent.first?.value.channel else { return false }
+        for wake in try channel.holdState(waitMilliseconds: milliseconds).woken { try self.wake(wake) }
+        return true
     }
 
     /// A client showed up at a sleeping server: it starts (the start lets the ports go first).
@@ -165,7 +169,7 @@ extension Scheduler {
                 var watcher = SleepWatcher(store: store, platform: platform, runner: runner, configuration: configuration, logger: logger)
                 while !Self.stopping {
                     let holding = try watcher.pass()
-                    if (try? watcher.waitForWakes(milliseconds: 1000)) == nil {
+                    if (try? watcher.waitForWakes(milliseconds: 1000)) != true {
                         wake.wait(timeoutMilliseconds: holding ? 100 : 2000)
                     }
                 }
